@@ -1,0 +1,129 @@
+"""Chat-completion scoring requests, and replies in every shape the real containers send.
+
+Serving containers disagree on the reply's shape (a dict, records, a list, any of them wrapped
+in a JSON string) and some report errors with HTTP 200, so a reply counts as a success only when
+it holds non-empty text and no ``error`` key, whatever its status code says.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from harness.errors import ScoringError
+
+DEFAULT_PARAMETERS: Mapping[str, Any] = MappingProxyType(
+    {"temperature": 0.6, "top_p": 0.9, "do_sample": True, "max_new_tokens": 200}
+)
+
+_BODY_CHARS = 2000
+_MAX_WRAPPING = 4  # a JSON string holding JSON, at most this deep
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    text: str
+    finish_reason: str | None
+    usage: dict[str, Any] | None
+    raw: Any
+
+
+def build_request(
+    messages: Sequence[Mapping[str, str]],
+    parameters: Mapping[str, Any] | None = None,
+    nested: bool = False,
+) -> dict[str, Any]:
+    """The documented flat request; ``nested`` reproduces the notebook's extra list."""
+    conversation = [dict(m) for m in messages]
+    return {
+        "input_data": {
+            "input_string": [conversation] if nested else conversation,
+            "parameters": {**DEFAULT_PARAMETERS, **(parameters or {})},
+        }
+    }
+
+
+def _shown(text: str) -> str:
+    if len(text) <= _BODY_CHARS:
+        return text
+    return f"{text[:_BODY_CHARS]}... ({len(text)} characters in all)"
+
+
+def _failure(reason: str, text: str, status_code: int) -> ScoringError:
+    return ScoringError(
+        f"scoring reply (HTTP {status_code}) {reason}; body: {_shown(text)!r}; "
+        "check the deployment's logs and the request it was sent"
+    )
+
+
+def _decode(body: str | bytes) -> str:
+    return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+
+
+def _unwrap(text: str) -> Any:
+    """Parse the body, then any JSON string that itself holds JSON (scripts that json.dumps)."""
+    value: Any = json.loads(text)
+    for _ in range(_MAX_WRAPPING):
+        if not isinstance(value, str):
+            break
+        try:
+            value = json.loads(value)
+        except ValueError:
+            break  # a plain string: the reply text itself
+    return value
+
+
+def _has_error(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "error" in value
+    if isinstance(value, list):
+        return any(isinstance(item, dict) and "error" in item for item in value)
+    return False
+
+
+def _text_of(value: Any) -> Any:
+    """The generated text in whichever shape it came; None when there is none."""
+    if isinstance(value, list):
+        return _text_of(value[0]) if value else None
+    if isinstance(value, dict):
+        if "output" in value:
+            return value["output"]
+        if "0" in value:
+            return value["0"]
+        message = value.get("message")
+        return message.get("content") if isinstance(message, dict) else None
+    return value
+
+
+def _result(value: Any, text: str) -> ScoringResult:
+    meta = value if isinstance(value, dict) else {}
+    finish_reason = meta.get("finish_reason")
+    usage = meta.get("usage")
+    return ScoringResult(
+        text=text,
+        finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+        usage=usage if isinstance(usage, dict) else None,
+        raw=value,
+    )
+
+
+def parse_response(body: str | bytes, status_code: int = 200) -> ScoringResult:
+    """Generated text and metadata, or ScoringError showing the status and the body."""
+    text = _decode(body)
+    if not 200 <= status_code < 300:
+        raise _failure("is not a success", text, status_code)
+    if not text.strip():
+        raise _failure("is empty", text, status_code)
+    try:
+        value = _unwrap(text)
+    except (ValueError, RecursionError):
+        raise _failure("is not JSON", text, status_code) from None
+    if _has_error(value):
+        raise _failure("reports an error", text, status_code)
+    generated = _text_of(value)
+    if not isinstance(generated, str) or not generated.strip():
+        raise _failure("holds no generated text", text, status_code)
+    return _result(value, generated)

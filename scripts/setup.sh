@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the harness with the local backend, resolved in ONE pip command
+# against the lock file (constraints.txt): azure-ai-ml and azureml-inference-server-http must
+# resolve together or the inference server breaks (see pip check).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+stamp=.venv/.harness-installed
+want=$(sha256sum constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    -c constraints.txt -e ".[local,dev]"
+  .venv/bin/python -m pip check
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,121 @@
+"""The acceptance suite: one question a user cares about per test, on any backend.
+
+Fixtures come from the harness plugin (``harness/plugin.py``); any of them can be replaced
+in a conftest. The order below is the workflow's order, which is also the cheapest order to
+fail in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness import scoring
+from harness.backends.base import (
+    Backend,
+    Compute,
+    Deployment,
+    Endpoint,
+    JobRun,
+    RegisteredModel,
+    TrainingMetrics,
+)
+from harness.config import HarnessConfig
+from harness.data import PreparedData
+from harness.tags import ModelCard
+
+pytestmark = pytest.mark.e2e
+
+
+def test_foundation_model_resolves_and_its_tags_parse(
+    foundation_model: ModelCard, harness_config: HarnessConfig
+) -> None:
+    assert foundation_model.name == harness_config.model_name
+    if harness_config.model_version.isdigit():
+        assert foundation_model.version == harness_config.model_version
+    assert foundation_model.version and foundation_model.id
+    assert foundation_model.task in (None, "chat-completion")
+    assert foundation_model.inference_allow_list, "no inference_compute_allow_list tag"
+
+
+def test_compute_is_allowed_and_has_its_accelerators(
+    finetune_compute: Compute, foundation_model: ModelCard, backend: Backend
+) -> None:
+    from harness.compute import check_finetune_sku
+
+    check_finetune_sku(foundation_model, finetune_compute.sku)
+    assert finetune_compute.provisioning_state.lower() == "succeeded"
+    if backend.name == "azure":
+        assert finetune_compute.gpus_per_node >= 1, f"{finetune_compute.sku} has no GPU"
+    else:
+        assert finetune_compute.gpus_per_node >= 0
+
+
+def test_training_data_is_valid(training_data: PreparedData) -> None:
+    from harness.data import read_jsonl, validate_row
+
+    for split in ("train_sft", "test_sft", "test_gen"):
+        rows = read_jsonl(training_data.files[split])
+        assert rows, f"{split} is empty"
+        assert [validate_row(row) for row in rows] == [None] * len(rows)
+
+
+def test_finetune_job_completed(finetune_job: JobRun) -> None:
+    assert finetune_job.status == "Completed", f"{finetune_job.status}: {finetune_job.url}"
+
+
+def test_training_loss_went_down(training_metrics: TrainingMetrics) -> None:
+    losses = training_metrics.values("loss")
+    assert len(losses) >= 2, f"too few loss points to judge training: {losses}"
+    assert losses[-1] < losses[0], f"training loss did not go down: {losses}"
+
+
+def test_eval_loss_after_finetuning_is_lower_than_before(
+    training_metrics: TrainingMetrics,
+) -> None:
+    """Quality gate, on every backend that reports eval loss before and after."""
+    eval_losses = training_metrics.values("eval_loss")
+    if len(eval_losses) < 2:
+        pytest.skip(f"the backend reported {len(eval_losses)} eval_loss value(s); need two")
+    assert eval_losses[-1] < eval_losses[0], f"eval loss did not improve: {eval_losses}"
+
+
+def test_model_is_registered_with_lineage_to_the_job(
+    finetuned_model: RegisteredModel, finetune_job: JobRun, foundation_model: ModelCard
+) -> None:
+    assert finetuned_model.name == f"{foundation_model.name}-ultrachat-200k"
+    assert finetuned_model.job_name == finetune_job.name
+
+
+def test_endpoint_is_provisioned_with_key_auth(online_endpoint: Endpoint) -> None:
+    assert online_endpoint.provisioning_state == "Succeeded"
+    assert online_endpoint.auth_mode == "key"
+
+
+def test_deployment_takes_all_traffic(deployment: Deployment, finetuned_model: RegisteredModel
+                                      ) -> None:
+    assert deployment.provisioning_state == "Succeeded"
+    assert deployment.traffic_percent == 100
+    assert deployment.model_id == finetuned_model.id
+
+
+def test_scoring_returns_assistant_text_within_the_timeout(
+    backend: Backend, online_endpoint: Endpoint, deployment: Deployment,
+    scoring_requests: list[dict[str, Any]], harness_config: HarnessConfig,
+) -> None:
+    for request in scoring_requests:
+        reply = backend.invoke(online_endpoint, deployment, request)
+        result = scoring.parse_response(reply.body, reply.status_code)
+        assert result.text.strip(), f"empty answer: {reply.body[:500]}"
+        assert reply.elapsed_s <= deployment.request_timeout_ms / 1000
+        assert reply.elapsed_s <= harness_config.scoring_timeout_s
+
+
+def test_request_without_the_key_is_rejected(
+    backend: Backend, online_endpoint: Endpoint, deployment: Deployment,
+    scoring_requests: list[dict[str, Any]],
+) -> None:
+    for key in (None, "not-the-endpoint-key"):
+        reply = backend.invoke_raw(online_endpoint, scoring_requests[0], key=key)
+        assert reply.status_code in (401, 403), f"key {key!r}: {reply.status_code} {reply.body}"

@@ -1,0 +1,63 @@
+"""Unit tests are offline by construction: any non-loopback connection or DNS lookup fails."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+class NetworkBlocked(RuntimeError):
+    """A unit test tried to reach the network."""
+
+
+def _is_loopback(host: object) -> bool:
+    if not isinstance(host, str):
+        return False
+    if host in {"localhost", ""}:
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guard_connect(original: Any) -> Any:
+    def connect(self: socket.socket, address: Any) -> Any:
+        if self.family != socket.AF_UNIX and not _is_loopback(address[0]):
+            raise NetworkBlocked(f"unit tests must not use the network: connect to {address}")
+        return original(self, address)
+
+    return connect
+
+
+def _guard_getaddrinfo(original: Any) -> Any:
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host is not None and not _is_loopback(host.decode() if isinstance(host, bytes)
+                                                  else host):
+            raise NetworkBlocked(f"unit tests must not use the network: DNS lookup of {host}")
+        return original(host, *args, **kwargs)
+
+    return getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[None]:
+    monkeypatch.setattr(socket.socket, "connect", _guard_connect(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", _guard_connect(socket.socket.connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", _guard_getaddrinfo(socket.getaddrinfo))
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "1")
+    yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/unit is a unit test, whether or not it says so."""
+    for item in items:
+        if "tests/unit/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith("tests/unit"):
+            item.add_marker(pytest.mark.unit)

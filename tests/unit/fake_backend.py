@@ -1,0 +1,162 @@
+"""An in-memory Backend for testing the plugin's fixture chain with pytester.
+
+It records every create/delete as a JSON line in ``HARNESS_FAKE_EVENTS`` so a test can count
+them across processes (xdist workers, a signalled subprocess). ``HARNESS_FAKE_FAIL=<step>``
+makes that step raise after its resource exists (a half-created resource);
+``HARNESS_FAKE_SLEEP=<step>:<seconds>`` makes it slow, to signal the run meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import finetune
+from harness.backends.base import (
+    Compute,
+    Deployment,
+    Endpoint,
+    JobRun,
+    OwnedResource,
+    RegisteredModel,
+    ScoringReply,
+    TrainingMetrics,
+)
+from harness.data import PreparedData
+from harness.errors import HarnessError
+from harness.tags import ModelCard, model_card
+
+TAGS = {
+    "finetune_compute_allow_list": "['Fake_GPU_1']",
+    "inference_compute_allow_list": "['Fake_Infer']",
+    "model_specific_defaults": '{"learning_rate": 0.001, "learning_rate_min": 1e-05}',
+    "task": "chat-completion",
+}
+
+
+@dataclass
+class FakeEndpointPoller:
+    endpoint: Endpoint
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout_s: float) -> Endpoint:
+        return self.endpoint
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self, events: Path | None = None) -> None:
+        self.events = events or Path(os.environ["HARNESS_FAKE_EVENTS"])
+        self.fail = set(os.environ.get("HARNESS_FAKE_FAIL", "").split(",")) - {""}
+        step, _, seconds = os.environ.get("HARNESS_FAKE_SLEEP", "").partition(":")
+        self.sleep = {step: float(seconds)} if step else {}
+
+    def _event(self, event: str, kind: str, name: str) -> None:
+        line = json.dumps({"event": event, "kind": kind, "name": name, "pid": os.getpid()})
+        with self.events.open("a") as out:
+            out.write(line + "\n")
+
+    def _step(self, step: str, undo: tuple[str, str] | None = None) -> None:
+        """Sleep or fail as asked; ``undo`` is what a real backend deletes itself when its
+        own creating call fails half-way (the plugin only learns of what a call returns)."""
+        if step in self.sleep:
+            self._event("sleeping", step, str(os.getpid()))
+            time.sleep(self.sleep[step])
+        if step in self.fail:
+            if undo:
+                self._event("delete", *undo)
+            raise HarnessError(f"fake failure in {step}")
+
+    def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
+        self._step("get_foundation_model")
+        return model_card(name, "1", f"fake://models/{name}/versions/1", TAGS)
+
+    def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
+        return finetune.load_component_inputs()
+
+    def ensure_compute(self, card: ModelCard, name: str, sku: str | None,
+                       tags: Mapping[str, str]) -> Compute:
+        self._event("create", "compute", name)
+        compute = Compute(name, sku or "Fake_GPU_1", 1, created_by_harness=True)
+        self._step("ensure_compute", undo=("compute", name))
+        return compute
+
+    def submit_finetune(self, card: ModelCard, compute: Compute, data: PreparedData,
+                        parameters: Mapping[str, Any], display_name: str,
+                        tags: Mapping[str, str]) -> JobRun:
+        self._event("create", "job", display_name)
+        self._step("submit_finetune", undo=("job", display_name))
+        return JobRun(f"job-{os.getpid()}", display_name, "Running", "fake://job")
+
+    def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
+        self._step("wait_for_job")
+        return JobRun(job.name, job.display_name, "Completed", job.url)
+
+    def cancel_job(self, job: JobRun) -> None:
+        self._event("delete", "job", job.display_name)
+
+    def job_metrics(self, job: JobRun) -> TrainingMetrics:
+        return TrainingMetrics({"loss": [2.0, 1.5, 1.0], "eval_loss": [2.1, 1.2]})
+
+    def register_model(self, card: ModelCard, job: JobRun, tags: Mapping[str, str]
+                       ) -> RegisteredModel:
+        name = f"{card.name}-ultrachat-200k"
+        self._event("create", "model", name)
+        self._step("register_model", undo=("model", name))
+        return RegisteredModel(name, "1", f"fake://{name}/1", job.name, dict(tags))
+
+    def begin_create_endpoint(self, name: str, tags: Mapping[str, str]) -> FakeEndpointPoller:
+        self._event("create", "endpoint", name)
+        self._step("begin_create_endpoint")
+        return FakeEndpointPoller(self.get_endpoint(name))
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return Endpoint(name, f"http://127.0.0.1/{name}/score", "key", "Succeeded", {})
+
+    def deploy(self, endpoint: Endpoint, model: RegisteredModel, name: str, instance_type: str,
+               tags: Mapping[str, str], timeout_s: float) -> Deployment:
+        self._event("create", "deployment", name)
+        self._step("deploy")
+        return Deployment(name, endpoint.name, model.id, instance_type, "Succeeded", 100, 90000)
+
+    def invoke(self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
+               ) -> ScoringReply:
+        self._step("invoke")
+        return ScoringReply(200, json.dumps({"output": "Paris is the capital."}), 0.01)
+
+    def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
+                   ) -> ScoringReply:
+        return ScoringReply(200 if key == "fake-key" else 401, "{}", 0.01)
+
+    def delete_endpoint(self, name: str) -> None:
+        self._event("delete", "endpoint", name)
+        self._step("delete_endpoint")
+
+    def delete_model(self, model: RegisteredModel) -> None:
+        self._event("delete", "model", model.name)
+
+    def delete_compute(self, compute: Compute) -> None:
+        self._event("delete", "compute", compute.name)
+
+    def list_owned_resources(self) -> Sequence[OwnedResource]:
+        return []
+
+    def delete_resource(self, resource: OwnedResource) -> None:
+        self._event("delete", resource.kind, resource.name)
+
+    def close(self) -> None:
+        self._event("close", "backend", str(os.getpid()))
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

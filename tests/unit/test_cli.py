@@ -1,0 +1,304 @@
+"""``python -m harness plan`` and ``sweep``, in-process through ``main(argv)``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import harness.backends
+from harness import naming
+from harness.__main__ import main, parse_duration_h
+from harness.backends.base import OwnedResource
+from harness.config import HarnessConfig
+from harness.errors import CleanupError, ConfigError
+
+pytestmark = pytest.mark.unit
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The developer's HARNESS_* / AZURE_* settings must not leak into these tests."""
+    for name in list(os.environ):
+        if name.startswith(("HARNESS_", "AZURE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def plan(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    code, out, err = run(capsys, "plan", *argv)
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: ")
+    assert "Traceback" not in err
+    return err
+
+
+def write_card(tmp_path: Path, **fields: Any) -> str:
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(fields))
+    return str(path)
+
+
+def test_plan_defaults_to_shipped_phi3(capsys: pytest.CaptureFixture[str]) -> None:
+    result = plan(capsys)
+    assert result["model"] == {
+        "name": "Phi-3-mini-4k-instruct", "version": "latest",
+        "id": "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/latest",
+    }
+    assert result["compute_sku"] == "Standard_NC24ads_A100_v4"
+    assert result["instance_type"] == "Standard_NC6s_v3"
+    assert result["gpus_per_node"] == 1
+    assert result["dropped_parameters"] == {"learning_rate_min": 5e-07, "learning_rate_max": 5e-05}
+    assert result["finetune_parameters"]["deepspeed_stage"] == "2"
+    assert result["finetune_parameters"]["precision"] == "16"
+    assert result["display_name"] == (
+        "Phi-3-mini-4k-instruct-ultrachat-bs1-cosine-ds2-lora-save_limit1-seqlen-1")
+    run_id = result["run_id"]
+    for key in ("endpoint_name", "deployment_name"):
+        assert run_id in result[key]
+        assert naming.NAME_PATTERN.fullmatch(result[key]) and len(result[key]) <= 32
+    assert result["tags"][naming.TAG_RUN_ID] == run_id
+    assert naming.is_owned(result["tags"]) and not naming.is_expired(result["tags"])
+
+
+def test_plan_options(capsys: pytest.CaptureFixture[str]) -> None:
+    result = plan(
+        capsys, "--run-id", "hfixed01", "--compute-sku", "standard_nd96asr_v4",
+        "--gpus-per-node", "8", "--instance-type", "standard_nc24s_v3",
+        "--finetune-param", "num_train_epochs=2", "--finetune-param", "apply_lora=false",
+        "--resource-ttl", "2",
+    )
+    assert result["run_id"] == "hfixed01"
+    assert result["endpoint_name"].startswith("ep-hfixed01-")
+    assert result["compute_sku"] == "standard_nd96asr_v4"
+    assert result["instance_type"] == "standard_nc24s_v3"
+    assert result["finetune_parameters"]["num_train_epochs"] == 2
+    assert result["display_name"].startswith(
+        "Phi-3-mini-4k-instruct-ultrachat-bs8-cosine-ds2-nolora-")
+    created = datetime.fromisoformat(result["tags"][naming.TAG_CREATED])
+    expires = datetime.fromisoformat(result["tags"][naming.TAG_EXPIRES])
+    assert expires - created == timedelta(hours=2)
+
+
+def test_plan_reads_env(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_COMPUTE_SKU", "Standard_ND40rs_v2")
+    err = refused(capsys, "plan")
+    assert "Standard_ND40rs_v2 is not allowed for fine-tuning" in err
+
+
+def test_plan_model_card_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    tags = json.loads((DATA / "phi-3-mini-4k-instruct.tags.json").read_text())["tags"]
+    card = write_card(tmp_path, name="Phi-3-mini-4k-instruct", version="15", tags=tags)
+    result = plan(capsys, "--model-card", card)
+    assert result["model"]["version"] == "15"
+    assert result["model"]["id"].endswith("/Phi-3-mini-4k-instruct/versions/15")
+    card = write_card(tmp_path, name="X", version="2", id="azureml:X:2", tags={
+        "finetune_compute_allow_list": ["Standard_A"], "inference_compute_allow_list": "['I']"})
+    result = plan(capsys, "--model-card", card)
+    assert result["model"] == {"name": "X", "version": "2", "id": "azureml:X:2"}
+    assert (result["compute_sku"], result["instance_type"]) == ("Standard_A", "I")
+    assert result["dropped_parameters"] == {}
+    assert result["finetune_parameters"]["deepspeed_stage"] == "2"
+
+
+def test_plan_without_allow_lists(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    card = write_card(tmp_path, name="Bare", tags={})
+    assert "--compute-sku" in refused(capsys, "plan", "--model-card", card)
+    assert "K80" in refused(capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC6")
+    assert "--instance-type" in refused(
+        capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC6s_v3")
+    result = plan(capsys, "--model-card", card, "--compute-sku", "Standard_NC6s_v3",
+                  "--instance-type", "Standard_NC6s_v3")
+    assert result["model"]["version"] == "latest"
+
+
+def test_plan_custom_component_inputs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "inputs.json"
+    path.write_text(json.dumps({"inputs": {"learning_rate": {"type": "number"}}}))
+    result = plan(capsys, "--component-inputs", str(path))
+    assert result["finetune_parameters"] == {"learning_rate": 5e-06}
+    assert "num_train_epochs" in result["dropped_parameters"]
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["plan", "--compute-sku", "Standard_ND40rs_v2"], "allowed: Standard_NC24ads_A100_v4"),
+        (["plan", "--instance-type", "Standard_DS3_v2"], "--instance-type"),
+        (["plan", "--finetune-param", "deepspeed_stage=4"], "one of 2, 3"),
+        (["plan", "--finetune-param", "train_file_path=x.jsonl"], "wires itself"),
+        (["plan", "--finetune-param", "nonsense"], "key=value"),
+        (["plan", "--gpus-per-node", "0"], "--gpus-per-node"),
+        (["plan", "--gpus-per-node", "two"], "invalid int value"),
+        (["plan", "--no-such-option"], "unrecognized arguments"),
+        (["plan", "--backend", "gcp"], "unknown backend"),
+        (["plan", "--model-card", "/nonexistent/card.json"], "cannot read model card"),
+        (["plan", "--component-inputs", "/nonexistent/inputs.json"], "cannot read component"),
+        ([], "required"),
+    ],
+)
+def test_plan_refusals(capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str) -> None:
+    assert fragment in refused(capsys, *argv)
+
+
+def test_plan_bad_card_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad_tag = write_card(tmp_path, name="M", tags={"finetune_compute_allow_list": "['a',"})
+    err = refused(capsys, "plan", "--model-card", bad_tag)
+    assert "finetune_compute_allow_list" in err and "\"['a',\"" in err
+    assert "'tags'" in refused(capsys, "plan", "--model-card", write_card(tmp_path, name="M"))
+    assert "'name'" in refused(capsys, "plan", "--model-card", write_card(tmp_path, tags={}))
+
+
+def test_module_exits_2_without_traceback_on_bad_sku() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "AZURE_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "plan", "--compute-sku", "Standard_ND40rs_v2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: VM size Standard_ND40rs_v2 is not allowed")
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "text, hours",
+    [("6h", 6.0), ("30m", 0.5), ("2d", 48.0), ("90s", 0.025), ("1.5", 1.5), (" 3H ", 3.0)],
+)
+def test_parse_duration(text: str, hours: float) -> None:
+    assert parse_duration_h(text) == pytest.approx(hours)
+
+
+@pytest.mark.parametrize("text", ["", "h", "-1h", "6w", "six hours"])
+def test_parse_duration_refuses(text: str) -> None:
+    with pytest.raises(ConfigError, match="--older-than"):
+        parse_duration_h(text)
+
+
+# ---- sweep ----------------------------------------------------------------------------------
+
+NOW = datetime.now(timezone.utc)
+
+
+def owned(name: str, created_h_ago: float, ttl_h: float, kind: str = "endpoint") -> OwnedResource:
+    tags = naming.ownership_tags(f"r{name}", ttl_h, now=NOW - timedelta(hours=created_h_ago))
+    return OwnedResource(kind=kind, name=name, tags=tags)
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self, resources: Sequence[OwnedResource], failing: set[str]) -> None:
+        self.resources = list(resources)
+        self.failing = failing
+        self.deleted: list[str] = []
+        self.attempted: list[str] = []
+        self.closed = False
+
+    def list_owned_resources(self) -> list[OwnedResource]:
+        return self.resources
+
+    def delete_resource(self, resource: OwnedResource) -> None:
+        self.attempted.append(resource.name)
+        if resource.name in self.failing:
+            raise CleanupError(f"cannot delete {resource.name}: still in use")
+        self.deleted.append(resource.name)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+RESOURCES = [
+    owned("expired", created_h_ago=8, ttl_h=6),
+    owned("fresh", created_h_ago=1, ttl_h=6, kind="deployment"),
+    owned("old-long-ttl", created_h_ago=10, ttl_h=48, kind="compute"),
+    OwnedResource(kind="endpoint", name="untagged", tags={}),
+    OwnedResource(kind="endpoint", name="foreign", tags={"harness-expires": "2000-01-01T00:00:00"}),
+]
+
+
+@pytest.fixture()
+def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A fake backend behind ``create_backend``; records the config it was made from."""
+    made: dict[str, Any] = {"failing": set()}
+
+    def create(config: HarnessConfig) -> FakeBackend:
+        backend = FakeBackend(RESOURCES, made["failing"])
+        made.update(config=config, backend=backend)
+        return backend
+
+    monkeypatch.setattr(harness.backends, "create_backend", create)
+    return made
+
+
+def test_sweep_deletes_only_owned_expired(
+    capsys: pytest.CaptureFixture[str], fake: dict[str, Any]
+) -> None:
+    code, out, _ = run(capsys, "sweep")
+    assert code == 0
+    backend = fake["backend"]
+    assert backend.deleted == ["expired"]
+    assert backend.closed
+    assert "deleting endpoint expired (run rexpired" in out
+    assert fake["config"].backend == "local"
+
+
+def test_sweep_older_than(capsys: pytest.CaptureFixture[str], fake: dict[str, Any]) -> None:
+    code, out, _ = run(capsys, "sweep", "--older-than", "6h", "--backend", "azure")
+    assert code == 0
+    assert fake["backend"].deleted == ["expired", "old-long-ttl"]
+    assert fake["config"].backend == "azure"
+    assert "untagged" not in out and "foreign" not in out
+
+
+def test_sweep_dry_run(capsys: pytest.CaptureFixture[str], fake: dict[str, Any]) -> None:
+    code, out, _ = run(capsys, "sweep", "--dry-run", "--older-than", "30m")
+    assert code == 0
+    assert fake["backend"].attempted == []
+    assert "would delete endpoint expired" in out
+    assert "would delete deployment fresh" in out
+    assert "would delete compute old-long-ttl" in out
+    assert "untagged" not in out
+
+
+def test_sweep_tries_all_then_fails(
+    capsys: pytest.CaptureFixture[str], fake: dict[str, Any]
+) -> None:
+    fake["failing"].add("expired")
+    code, _, err = run(capsys, "sweep", "--older-than", "30m")
+    assert code == 1
+    backend = fake["backend"]
+    assert backend.attempted == ["expired", "fresh", "old-long-ttl"]
+    assert backend.deleted == ["fresh", "old-long-ttl"]
+    assert "could not delete endpoint expired" in err and "still in use" in err
+    assert backend.closed
+
+
+def test_sweep_bad_duration(capsys: pytest.CaptureFixture[str], fake: dict[str, Any]) -> None:
+    assert "--older-than" in refused(capsys, "sweep", "--older-than", "soon")
+    assert "backend" not in fake

@@ -1,0 +1,192 @@
+"""The plugin itself, driven through pytester with an in-memory fake backend.
+
+What matters to a user: options and their provenance in the header, skip vs. fail without
+Azure settings, and that every resource the chain creates is deleted exactly once, whatever
+happens (a failing fixture, Ctrl-C, SIGTERM, pytest-xdist).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fake_backend import read_events
+
+pytestmark = pytest.mark.unit
+HERE = Path(__file__).resolve().parent
+E2E_SUITE = HERE.parent / "e2e"
+
+CONFTEST = f"""
+import json, sys
+sys.path.insert(0, {str(HERE)!r})
+import pytest
+from fake_backend import FakeBackend
+from harness.data import PreparedData
+
+
+def pytest_harness_create_backend(harness_config):
+    return FakeBackend()
+
+
+@pytest.fixture(scope="session")
+def training_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    row = {{"prompt": "Hi?", "prompt_id": "p1", "messages": [
+        {{"role": "user", "content": "Hi?"}}, {{"role": "assistant", "content": "Hello."}}]}}
+    files = {{}}
+    for split in ("train_sft", "test_sft", "train_gen", "test_gen"):
+        files[split] = str(out / f"{{split}}.jsonl")
+        (out / f"{{split}}.jsonl").write_text((json.dumps(row) + "\\n") * 3)
+    return PreparedData(str(out), files, {{s: 1 for s in files}}, [])
+"""
+
+
+@pytest.fixture
+def events(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with the e2e suite and the fake backend; returns its events file."""
+    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("HARNESS_REQUIRE_LIVE", raising=False)
+    pytester.makeconftest(CONFTEST)
+    suite = pytester.mkdir("e2e")  # the suite under another module name than the original's
+    shutil.copy(E2E_SUITE / "conftest.py", suite / "conftest.py")
+    shutil.copy(E2E_SUITE / "test_workflow.py", suite / "test_acceptance_copy.py")
+    path = pytester.path / "events.jsonl"
+    monkeypatch.setenv("HARNESS_FAKE_EVENTS", str(path))
+    return path
+
+
+def balance(path: Path) -> Counter[str]:
+    """creates minus deletes per kind: all zeros means nothing leaked."""
+    counts: Counter[str] = Counter()
+    for event in read_events(path):
+        if event["kind"] != "deployment":  # deleted with its endpoint
+            counts[event["kind"]] += {"create": 1, "delete": -1}.get(event["event"], 0)
+    return counts
+
+
+def created(path: Path) -> Counter[str]:
+    return Counter(e["kind"] for e in read_events(path) if e["event"] == "create")
+
+
+def test_header_shows_each_value_and_its_source(pytester: pytest.Pytester,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_MODEL_NAME", "Phi-4")
+    pytester.makeini("[pytest]\nharness_scoring_samples = 7\n")
+    result = pytester.runpytest("--dataset-percent", "12.5", "--finetune-param", "seed=3")
+    result.stdout.fnmatch_lines([
+        "harness: model_name=Phi-4 (env HARNESS_MODEL_NAME)",
+        "harness: dataset_percent=12.5 (option --dataset-percent)",
+        "harness: finetune_params=seed=3 (option --finetune-param)",
+        "harness: run_id=* (generated)",
+        "harness: scoring_samples=7 (ini harness_scoring_samples)",
+        "harness defaults (local backend): backend=local, *",
+    ])
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--dataset-percent", "0"], "--dataset-percent"),
+    (["--backend", "gcp"], "--backend"),
+    (["--job-timeout", "-5"], "--job-timeout"),
+    (["--finetune-param", "learning_rate"], "--finetune-param"),
+])
+def test_impossible_values_are_refused_at_startup(pytester: pytest.Pytester, args: list[str],
+                                                  named: str) -> None:
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{named}*"])
+
+
+def test_azure_without_settings_skips_with_the_reason(pytester: pytest.Pytester,
+                                                      events: Path) -> None:
+    result = pytester.runpytest("--backend", "azure", "-rs")
+    result.assert_outcomes(skipped=11)
+    result.stdout.fnmatch_lines(["*--backend azure needs*--azure-subscription-id*"])
+
+
+def test_azure_without_settings_fails_when_live_is_required(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_REQUIRE_LIVE", "1")
+    result = pytester.runpytest("--backend", "azure")
+    result.assert_outcomes(errors=11)
+    result.stdout.fnmatch_lines(["*HARNESS_REQUIRE_LIVE is set*"])
+
+
+def test_the_whole_chain_creates_and_deletes_each_resource_once(
+    pytester: pytest.Pytester, events: Path
+) -> None:
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=11)
+    assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
+                               "deployment": 1}
+    assert set(balance(events).values()) == {0}
+
+
+def test_under_xdist_resources_are_created_once_and_deleted_once(
+    pytester: pytest.Pytester, events: Path
+) -> None:
+    result = pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=11)
+    assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
+                               "deployment": 1}
+    assert set(balance(events).values()) == {0}
+    workers = {e["pid"] for e in read_events(events) if e["event"] == "close"}
+    assert len(workers) == 3  # two workers used the backend; the coordinator cleaned up
+
+
+@pytest.mark.parametrize("step", ["ensure_compute", "begin_create_endpoint", "submit_finetune",
+                                  "wait_for_job", "register_model", "deploy", "invoke"])
+def test_a_failing_fixture_still_tears_everything_down(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    monkeypatch.setenv("HARNESS_FAKE_FAIL", step)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert created(events), "the failure came before anything was created"
+    assert set(balance(events).values()) == {0}, read_events(events)
+
+
+def test_a_teardown_failure_is_reported_without_hiding_results(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_FAKE_FAIL", "delete_endpoint")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=11, warnings=1)
+    result.stdout.fnmatch_lines(["*harness teardown FAILED: could not delete endpoint*",
+                                 "*python -m harness sweep*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_keep_resources_keeps_what_a_failed_run_created(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_FAKE_FAIL", "invoke")
+    result = pytester.runpytest("--keep-resources")
+    result.stdout.fnmatch_lines(["*harness kept (--keep-resources): endpoint*"])
+    assert balance(events)["endpoint"] == 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_still_tears_down(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30")
+    process = pytester.popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                             stdin=-1)
+    deadline = time.monotonic() + 20
+    while not any(e["event"] == "sleeping" for e in read_events(events)):
+        assert time.monotonic() < deadline, process.stdout.read()
+        time.sleep(0.05)
+    process.send_signal(signum)
+    process.wait(timeout=20)
+    assert json.dumps(created(events))
+    assert created(events)["endpoint"] == 1
+    assert set(balance(events).values()) == {0}, read_events(events)
