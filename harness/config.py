@@ -214,7 +214,7 @@ class HarnessConfig:
         if not missing or (self.azure_config_file or Path("config.json")).is_file():
             return []
         return [f"{BY_NAME[n].cli} (or {BY_NAME[n].env_names[-1]})" for n in missing] + [
-            "or a workspace config file (--azure-config, default ./config.json)"]
+            "or a workspace config file (--azure-config-file, default ./config.json)"]
 
     def header_lines(self) -> list[str]:
         """The report header: every value that is not a plain default, then the defaults."""

@@ -1,0 +1,227 @@
+"""The Azure backend's happy path at the HTTP level: what it sends to Azure ML, step by step.
+
+One fake workspace serves the whole workflow once (module scope); each test then checks the
+requests of one step. Blob uploads are served over HTTP too (datastore, listSecrets, blob
+PUTs), so nothing is faked at the SDK boundary here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from azure_fake import ENDPOINT_KEY, FakeAzureML, fake_azure, make_backend, prepared_data
+
+pytestmark = pytest.mark.unit
+
+DATA = Path(__file__).parent / "data"
+MODEL = "Phi-3-mini-4k-instruct"
+CREATING_ROUTES = ("compute", "job", "model", "endpoint", "deployment")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The seed's workflow, run once against the fake."""
+    from harness import finetune, naming
+
+    with fake_azure() as (fake, backend):
+        tags = naming.ownership_tags("hfake0001", 6.0)
+        card = backend.get_foundation_model(MODEL, "latest")
+        inputs = backend.component_inputs()
+        plan = finetune.fit_to_component(finetune.merge_parameters(card, {}), inputs)
+        compute = backend.ensure_compute(card, "gpu-cluster", None, tags)
+        pending = backend.begin_create_endpoint("ep-hfake0001-abcde", tags)
+        data = prepared_data(tmp_path_factory.mktemp("data"))
+        submitted = backend.submit_finetune(card, compute, data, plan.parameters, "display", tags)
+        job = backend.wait_for_job(submitted, timeout_s=10)
+        metrics = backend.job_metrics(job)
+        model = backend.register_model(card, job, tags)
+        endpoint = pending.result(timeout_s=10)
+        deployment = backend.deploy(endpoint, model, "dep-1", "Standard_NC6s_v3", tags, 10)
+        yield SimpleNamespace(**locals())
+
+
+def _bodies(fake: FakeAzureML, route: str, method: str = "PUT") -> list[Any]:
+    return [call.body for call in fake.calls(route, method)]
+
+
+def test_creating_the_backend_sends_nothing(run: SimpleNamespace) -> None:
+    from harness.backends.base import Backend
+
+    assert isinstance(run.backend, Backend) and run.pending.done()
+    count = len(run.fake.requests)
+    make_backend(run.backend.config, run.fake)
+    assert len(run.fake.requests) == count
+
+
+def test_foundation_model_latest_label_then_pinned_version(run: SimpleNamespace) -> None:
+    assert run.card.label == f"{MODEL}:15"
+    assert run.card.id == f"azureml://registries/azureml/models/{MODEL}/versions/15"
+    assert "Standard_NC24ads_A100_v4" in (run.card.finetune_allow_list or ())
+    listing = run.fake.calls("registry.model.versions")[0]
+    assert listing.query["$top"] == ["1"] and "createdtime desc" in listing.query["$orderBy"][0]
+    assert run.backend.get_foundation_model(MODEL, "14").version == "14"
+    assert run.fake.calls("registry.model")[-1].path.endswith(f"/models/{MODEL}/versions/14")
+
+
+def test_component_inputs_are_the_live_components(run: SimpleNamespace) -> None:
+    reference = json.loads((DATA / "chat_completion_pipeline.inputs.json").read_text())["inputs"]
+    assert run.inputs.keys() == reference.keys()
+    for name, spec in reference.items():
+        got = dict(run.inputs[name])
+        if spec["type"] == "number" and "default" in spec:
+            assert got.pop("default") == float(spec["default"])
+            spec = {k: v for k, v in spec.items() if k != "default"}
+        assert got == spec, name
+    component_get = run.fake.calls("registry.component.versions")[0]
+    assert "/components/chat_completion_pipeline/versions" in component_get.path
+
+
+def test_compute_created_dedicated_from_the_allow_list_with_tags(run: SimpleNamespace) -> None:
+    (body,) = _bodies(run.fake, "compute")
+    props = body["properties"]["properties"]
+    assert props["vmSize"] == "Standard_NC24ads_A100_v4"  # first allow-listed, not ND40rs_v2
+    assert props["vmPriority"] == "Dedicated"
+    assert props["scaleSettings"]["maxNodeCount"] == 2
+    assert body["tags"] == run.tags
+    assert run.compute.gpus_per_node == 1 and run.compute.created_by_harness
+    assert run.fake.calls("vmsizes"), "GPU count must come from the workspace's size list"
+
+
+def _node(run: SimpleNamespace) -> dict[str, Any]:
+    (body,) = _bodies(run.fake, "job")
+    (node,) = body["properties"]["jobs"].values()
+    return node  # type: ignore[no-any-return]
+
+
+def test_pipeline_inputs_are_filtered_and_typed(run: SimpleNamespace) -> None:
+    inputs = _node(run)["inputs"]
+    literal = {k: v["value"] for k, v in inputs.items() if v["job_input_type"] == "literal"}
+    assert "learning_rate_min" not in inputs and "learning_rate_max" not in inputs
+    assert literal["deepspeed_stage"] == "2" and literal["precision"] == "16"
+    assert literal["number_of_gpu_to_use_finetuning"] == "1"
+    assert literal["learning_rate"] == "5e-06" and literal["num_train_epochs"] == "1"
+    for name in ("compute_model_import", "compute_preprocess", "compute_finetune",
+                 "compute_model_evaluation"):
+        assert literal[name] == "gpu-cluster"
+    assert inputs["mlflow_model_path"] == {"uri": run.card.id, "job_input_type": "mlflow_model"}
+
+
+def test_pipeline_wiring_settings_and_ownership(run: SimpleNamespace) -> None:
+    (body,) = _bodies(run.fake, "job")
+    props, node = body["properties"], _node(run)
+    assert node["componentId"] == (
+        "azureml://registries/azureml/components/chat_completion_pipeline/versions/0.0.82")
+    assert node["outputs"]["mlflow_model_folder"]["value"] == "${{parent.outputs.trained_model}}"
+    assert props["outputs"]["trained_model"]["jobOutputType"] == "mlflow_model"
+    assert props["settings"]["force_rerun"] is True
+    assert props["settings"]["continue_on_step_failure"] is False
+    assert props["experimentName"] == f"chat_completion_{MODEL}"
+    assert props["displayName"] == "display" and props["tags"] == run.tags
+
+
+def test_training_files_are_uploaded_and_referenced(run: SimpleNamespace) -> None:
+    inputs = _node(run)["inputs"]
+    for split, port in (("train_sft", "train_file_path"), ("test_sft", "test_file_path")):
+        uri = inputs[port]["uri"]
+        assert inputs[port]["job_input_type"] == "uri_file"
+        assert uri.startswith("azureml://datastores/workspaceblobstore/paths/LocalUpload/")
+        blob = uri.split("/paths/", 1)[1]
+        assert run.fake.state.blobs[blob] == Path(run.data.files[split]).read_bytes()
+
+
+def test_job_waited_until_completed(run: SimpleNamespace) -> None:
+    assert run.submitted.status == "NotStarted"
+    assert run.job.status == "Completed" and run.job.name == run.submitted.name
+    assert run.job.url.startswith(f"https://ml.azure.com/runs/{run.job.name}")
+    assert len(run.fake.calls("job", "GET")) == 3  # Queued, Running, Completed
+    assert not run.fake.calls("job.cancel")
+
+
+def test_metrics_come_from_the_training_run_through_mlflow(run: SimpleNamespace) -> None:
+    assert run.metrics.values("loss") == [2.4, 2.1, 1.9, 1.7]
+    assert run.metrics.values("eval_loss") == [1.9, 1.6]
+    (search,) = run.fake.calls("mlflow.search")
+    assert search.body["filter"] == f"tags.mlflow.rootRunId='{run.job.name}'"
+    histories = {c.query["metric_key"][0]: c.query["run_id"][0]
+                 for c in run.fake.calls("mlflow.history")}
+    assert histories["loss"] == f"{run.job.name}-finetune"
+    assert all(c.headers["Authorization"].startswith("Bearer ey")
+               for c in run.fake.calls("mlflow.search"))
+
+
+def test_model_registered_from_the_job_output(run: SimpleNamespace) -> None:
+    (body,) = _bodies(run.fake, "model")
+    props = body["properties"]
+    assert props["modelUri"] == f"azureml://jobs/{run.job.name}/outputs/trained_model"
+    assert props["modelType"] == "mlflow_model" and props["tags"] == run.tags
+    assert run.model.name == f"{MODEL}-ultrachat-200k" and run.model.job_name == run.job.name
+    assert run.model.version.isdigit() and len(run.model.version) >= 14
+
+
+def test_endpoint_uses_key_auth(run: SimpleNamespace) -> None:
+    first = _bodies(run.fake, "endpoint")[0]
+    assert first["properties"]["authMode"] == "Key" and first["tags"] == run.tags
+    assert run.endpoint.auth_mode == "key" and run.endpoint.provisioning_state == "Succeeded"
+
+
+def test_deployment_probes_timeout_and_model(run: SimpleNamespace) -> None:
+    (body,) = _bodies(run.fake, "deployment")
+    props = body["properties"]
+    assert props["model"] == run.model.id and props["instanceType"] == "Standard_NC6s_v3"
+    assert body["sku"]["capacity"] == 1 and body["tags"] == run.tags
+    assert props["livenessProbe"]["initialDelay"] == "PT10M"
+    assert props["readinessProbe"]["failureThreshold"] >= 30
+    assert props["requestSettings"]["requestTimeout"] == "PT1M30S"  # 90000 ms
+
+
+def test_all_traffic_goes_to_the_deployment(run: SimpleNamespace) -> None:
+    assert _bodies(run.fake, "endpoint")[-1]["properties"]["traffic"] == {"dep-1": 100}
+    assert run.deployment.traffic_percent == 100
+    assert run.deployment.request_timeout_ms == 90_000
+
+
+def test_every_created_resource_carries_the_ownership_tags(run: SimpleNamespace) -> None:
+    for route in CREATING_ROUTES:
+        for body in _bodies(run.fake, route):
+            tags = body.get("tags") or body["properties"].get("tags")
+            assert tags == run.tags, route
+
+
+def test_invoke_sends_the_key_and_the_deployment(run: SimpleNamespace) -> None:
+    from harness import scoring
+
+    request = scoring.build_request([{"role": "user", "content": "Capital of France?"}])
+    reply = run.backend.invoke(run.endpoint, run.deployment, request)
+    assert scoring.parse_response(reply.body, reply.status_code).text.endswith("Paris.")
+    score = run.fake.calls("score")[-1]
+    assert score.headers["Authorization"] == f"Bearer {ENDPOINT_KEY}"
+    assert score.headers["azureml-model-deployment"] == "dep-1"
+    assert score.body == request
+
+
+def test_raw_requests_without_the_right_key_are_rejected(run: SimpleNamespace) -> None:
+    request: dict[str, Any] = {"input_data": {"input_string": []}}
+    assert run.backend.invoke_raw(run.endpoint, request, None).status_code == 401
+    assert "Authorization" not in run.fake.calls("score")[-1].headers
+    assert run.backend.invoke_raw(run.endpoint, request, "wrong").status_code == 401
+    key = run.backend.endpoint_key(run.endpoint)
+    assert run.backend.invoke_raw(run.endpoint, request, key).status_code == 200
+
+
+def test_sweep_lists_owned_resources_and_deletes_them(run: SimpleNamespace) -> None:
+    owned = {(r.kind, r.name) for r in run.backend.list_owned_resources()}
+    model = f"{run.model.name}:{run.model.version}"
+    assert owned == {("endpoint", "ep-hfake0001-abcde"), ("compute", "gpu-cluster"),
+                     ("model", model)}
+    for resource in run.backend.list_owned_resources():
+        run.backend.delete_resource(resource)
+    assert run.fake.calls("endpoint", "DELETE") and run.fake.calls("compute", "DELETE")
+    assert _bodies(run.fake, "model")[-1]["properties"]["isArchived"] is True
+    assert run.backend.list_owned_resources() == []
+    run.fake.check()
