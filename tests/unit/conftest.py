@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,3 +63,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/unit/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith("tests/unit"):
             item.add_marker(pytest.mark.unit)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the slow subprocess scenarios of test_azure_suite once they are selected, so
+    they use the second core while the rest of the suite runs; their tests move to the end,
+    where they only collect the results."""
+    items = session.items
+    slow = [item for item in items if "test_azure_suite.py::" in item.nodeid]
+    if not slow or session.config.option.collectonly:
+        return
+    items[:] = [item for item in items if item not in slow] + slow
+    from test_azure_suite import STARTED, start_scenarios, stop_scenarios
+
+    root = Path(tempfile.mkdtemp(prefix="harness-azure-suite-"))
+    started = session.config.stash[STARTED] = start_scenarios(root)
+    session.config.add_cleanup(lambda: stop_scenarios(started, root))

@@ -74,16 +74,37 @@ class Run:
     sent: list[str]
 
 
+Started = dict[str, tuple[Path, "subprocess.Popen[str]"]]
+STARTED = pytest.StashKey[Started]()
+
+
+def start_scenarios(root: Path) -> Started:
+    """Every scenario in its own pytest process, all at once. azure-ai-ml is slow to import,
+    and an in-process pytester run leaves importlib.metadata unable to find packages; the
+    unit conftest starts these at collection so they overlap the rest of the suite."""
+    return {name: _start(root / name, env) for name, env in SCENARIOS.items()}
+
+
+def stop_scenarios(started: Started, root: Path) -> None:
+    """Nothing outlives the session, even when the tests that wait for them did not run."""
+    for _, process in started.values():
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
-    """Every scenario in its own pytest process, all at once (azure-ai-ml is slow to import,
-    and an in-process pytester run leaves importlib.metadata unable to find packages)."""
-    started = {name: _start(tmp_path_factory.mktemp(name), env)
-               for name, env in SCENARIOS.items()}
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> dict[str, Run]:
+    started = request.config.stash.get(STARTED, None)
+    if started is None:
+        started = start_scenarios(tmp_path_factory.mktemp("scenarios"))
     return {name: _finish(folder, process) for name, (folder, process) in started.items()}
 
 
 def _start(folder: Path, env: dict[str, str]) -> tuple[Path, subprocess.Popen[str]]:
+    folder.mkdir(parents=True)
     (folder / "conftest.py").write_text(CONFTEST)
     (folder / "e2e").mkdir()
     shutil.copy(E2E / "conftest.py", folder / "e2e" / "conftest.py")

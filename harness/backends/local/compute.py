@@ -1,0 +1,62 @@
+"""Compute is this machine: ``Local_GPU`` when CUDA is available, else ``Local_CPU``.
+
+``Compute.gpus_per_node`` is the number of devices the job trains on: 1 (the CPU, or the
+first CUDA GPU). Counting the CPU as one device keeps the effective batch size in the display
+name right and ``number_of_gpu_to_use_finetuning`` (minimum 1) valid; the local job does not
+do multi-GPU data parallelism, so it never claims more than one device.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from harness.backends.base import Compute
+from harness.backends.local.defaults import LOCAL_CPU, LOCAL_GPU, LOCAL_SKUS
+from harness.compute import check_finetune_sku
+from harness.errors import ComputeError
+from harness.tags import ModelCard
+
+
+@functools.cache
+def cuda_devices() -> int:
+    """CUDA devices torch can use (0 without a GPU or without CUDA support)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def available_skus() -> tuple[str, ...]:
+    return LOCAL_SKUS if cuda_devices() else (LOCAL_CPU,)
+
+
+def machine_sku() -> str:
+    """The best SKU of this machine."""
+    return LOCAL_GPU if cuda_devices() else LOCAL_CPU
+
+
+def check_available(sku: str, option: str) -> str:
+    """The canonical local SKU name for ``sku``, or ComputeError naming what exists."""
+    by_key = {name.casefold(): name for name in available_skus()}
+    if sku.casefold() in by_key:
+        return by_key[sku.casefold()]
+    hint = " (no CUDA GPU is visible to torch)" if sku.casefold() == LOCAL_GPU.casefold() else ""
+    raise ComputeError(
+        f"SKU {sku} does not exist on the local backend{hint}; this machine offers "
+        f"{', '.join(available_skus())}; pass {option} with one of them or leave it unset"
+    )
+
+
+def local_compute(card: ModelCard, name: str, sku: str | None) -> Compute:
+    """This machine as the fine-tune compute, checked against the model's allow-list."""
+    chosen = check_available(sku, "--compute-sku") if sku else machine_sku()
+    check_finetune_sku(card, chosen)
+    return Compute(name=name, sku=chosen, gpus_per_node=1, created_by_harness=False)
+
+
+def serving_device(instance_type: str) -> str:
+    """The torch device a deployment on ``instance_type`` uses."""
+    return "cuda" if check_available(instance_type, "--instance-type") == LOCAL_GPU else "cpu"
+
+
+def training_device(compute: Compute) -> str:
+    return "cuda" if check_available(compute.sku, "--compute-sku") == LOCAL_GPU else "cpu"

@@ -1,0 +1,151 @@
+"""Local endpoints: one state file per endpoint, holding its keys, port and server process.
+
+State files are the source of truth for every process (xdist workers, the sweep): the server's
+process group id is in there, so a server left by a killed run can still be found and stopped.
+They hold the endpoint keys and are readable by the owner only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import Endpoint
+from harness.backends.local.entry import BIND_HOST
+from harness.backends.local.workspace import Workspace
+from harness.errors import DeploymentError
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    name: str
+    port: int
+    keys: tuple[str, str]
+    tags: dict[str, str] = field(default_factory=dict)
+    auth_mode: str = "key"
+    provisioning_state: str = "Creating"
+    created: float = 0.0
+    deployment: dict[str, Any] = field(default_factory=dict)  # name, model_id, pgid, log, ...
+
+    @property
+    def scoring_uri(self) -> str:
+        return f"http://{BIND_HOST}:{self.port}/score"
+
+    @property
+    def pgid(self) -> int | None:
+        value = self.deployment.get("pgid")
+        return int(value) if value else None
+
+    def handle(self) -> Endpoint:
+        return Endpoint(
+            name=self.name,
+            scoring_uri=self.scoring_uri,
+            auth_mode=self.auth_mode,
+            provisioning_state=self.provisioning_state,
+            tags=dict(self.tags),
+        )
+
+
+def path_of(ws: Workspace, name: str) -> Path:
+    return ws.endpoints / f"{name}.json"
+
+
+def save(ws: Workspace, state: EndpointState) -> EndpointState:
+    """Write atomically with mode 0600 (the file holds the keys)."""
+    ws.endpoints.mkdir(parents=True, exist_ok=True)
+    tmp = path_of(ws, state.name).with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(asdict(state), out, indent=1)
+    os.replace(tmp, path_of(ws, state.name))
+    return state
+
+
+def load(ws: Workspace, name: str) -> EndpointState | None:
+    try:
+        data = json.loads(path_of(ws, name).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return EndpointState(**{**data, "keys": tuple(data["keys"])})
+
+
+def require(ws: Workspace, name: str) -> EndpointState:
+    state = load(ws, name)
+    if state is None:
+        raise DeploymentError(
+            f"endpoint {name} does not exist in {ws.endpoints}; expected "
+            f"{path_of(ws, name)}; create it first (begin_create_endpoint)"
+        )
+    return state
+
+
+def all_states(ws: Workspace) -> list[EndpointState]:
+    names = sorted(p.stem for p in ws.endpoints.glob("*.json")) if ws.endpoints.is_dir() else []
+    return [state for name in names if (state := load(ws, name)) is not None]
+
+
+def create(ws: Workspace, name: str, tags: Mapping[str, str]) -> EndpointState:
+    """Reserve a name, a free loopback port and two fresh keys."""
+    with ws.lock("endpoints"):
+        if load(ws, name) is not None:
+            raise DeploymentError(
+                f"endpoint {name} already exists in {ws.endpoints}; endpoint names "
+                "are never reused: generate a new name (harness.naming.endpoint_name)"
+            )
+        used = {state.port for state in all_states(ws)}
+        state = EndpointState(
+            name=name,
+            port=free_port(used),
+            created=time.time(),
+            tags=dict(tags),
+            keys=(secrets.token_urlsafe(32), secrets.token_urlsafe(32)),
+        )
+        save(ws, state)
+    return save(ws, replace(state, provisioning_state="Succeeded"))
+
+
+def free_port(used: set[int]) -> int:
+    """A loopback port the OS says is free and no other endpoint has reserved."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((BIND_HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port not in used:
+            return port
+    raise DeploymentError(
+        f"found no free port on {BIND_HOST} after 50 tries; stop some servers "
+        "(python -m harness sweep) and try again"
+    )
+
+
+def check_port_free(port: int) -> None:
+    """DeploymentError before starting a server on a port that cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            sock.bind((BIND_HOST, port))
+        except OSError as exc:
+            raise DeploymentError(
+                f"port {port} on {BIND_HOST} cannot be bound ({exc.strerror}); another process "
+                "holds it; delete the endpoint and create a new one (it gets a new port)"
+            ) from exc
+
+
+class LocalEndpointPoller:
+    """Creation is immediate locally; the poller gives the same interface as Azure's LRO."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout_s: float) -> Endpoint:
+        return self.endpoint

@@ -1,0 +1,84 @@
+"""What a fine-tune job process is told (its spec) and what it reports back (its status file).
+
+Both are JSON files in the job's directory, so any process (another pytest-xdist worker, the
+sweep) can read a job's state without having started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUS_FILE = "status.json"  # written by the job process (and by the parent for its end)
+PROCESS_FILE = "process.json"  # pid and process group, written by the parent only
+SPEC_FILE = "spec.json"
+LOG_FILE = "job.log"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything the job process needs; paths are absolute."""
+
+    job_name: str
+    tracking_uri: str
+    run_id: str
+    model_dir: str
+    train_file: str
+    test_file: str
+    output_dir: str
+    job_dir: str
+    device: str = "cpu"
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status_path(self) -> Path:
+        return Path(self.job_dir) / STATUS_FILE
+
+    def write(self) -> Path:
+        path = Path(self.job_dir) / SPEC_FILE
+        write_json(path, asdict(self))
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> JobSpec:
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    def argv(self, python: str) -> list[str]:
+        return [
+            python,
+            "-m",
+            "harness.backends.local.train",
+            "--spec",
+            str(Path(self.job_dir) / SPEC_FILE),
+        ]
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_status(job_dir: Path, status: str, **extra: Any) -> None:
+    previous = read_status(job_dir)
+    write_json(
+        job_dir / STATUS_FILE, {**previous, **extra, "status": status, "updated": time.time()}
+    )
+
+
+def read_status(job_dir: Path) -> dict[str, Any]:
+    return read_json(job_dir / STATUS_FILE)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; {} when the file does not exist (yet)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}

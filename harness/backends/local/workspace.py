@@ -1,0 +1,91 @@
+"""The local workspace: one directory with the MLflow store, artifacts and state files.
+
+The tracking store and the model registry share one SQLite database, as the registry and the
+job history share one workspace on Azure. Creating the database takes about two seconds and
+must happen once, even when several pytest-xdist workers start at the same moment, hence the
+file lock around first-time initialisation.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from filelock import FileLock
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+LOCK_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths inside the workspace directory, and the MLflow client bound to it."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: Path) -> Workspace:
+        root = root.expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root)
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def endpoints(self) -> Path:
+        return self.root / "endpoints"
+
+    @property
+    def builds(self) -> Path:
+        return self.root / "builds"
+
+    def lock(self, name: str) -> FileLock:
+        """A named inter-process lock in the workspace (xdist workers share the workspace)."""
+        locks = self.root / "locks"
+        locks.mkdir(exist_ok=True)
+        return FileLock(str(locks / f"{name}.lock"), timeout=LOCK_TIMEOUT_S)
+
+    def client(self) -> MlflowClient:
+        return _client(self.root, self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment ``name``, created with its artifacts inside the workspace."""
+        client = self.client()
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        with self.lock("experiments"):
+            found = client.get_experiment_by_name(name)
+            if found is not None:
+                return str(found.experiment_id)
+            location = (self.artifacts / name).as_uri()
+            return str(client.create_experiment(name, artifact_location=location))
+
+
+@functools.cache
+def _client(root: Path, uri: str) -> MlflowClient:
+    """One client per workspace and process; the first one creates the database tables."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    marker = root / ".mlflow-initialised"
+    if not marker.exists():
+        with Workspace(root).lock("init"):
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+            marker.touch()
+    return client

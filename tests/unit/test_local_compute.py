@@ -1,0 +1,77 @@
+"""This machine as compute, and the job's settings from the component's declared inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.backends.local import compute
+from harness.backends.local.defaults import TINY_MODEL_DEFAULTS, tiny_model_tags
+from harness.backends.local.settings import resolve, unused_note
+from harness.errors import ComputeError, ParameterError
+from harness.tags import ModelCard, model_card
+
+pytestmark = pytest.mark.unit
+
+
+def card(**tags: str) -> ModelCard:
+    return model_card("Phi-3-tiny-ultrachat", "1", "models:/x/1", {**tiny_model_tags(), **tags})
+
+
+@pytest.fixture
+def cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compute, "cuda_devices", lambda: 0)
+
+
+@pytest.fixture
+def one_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compute, "cuda_devices", lambda: 1)
+
+
+@pytest.mark.usefixtures("cpu_only")
+def test_a_cpu_machine_is_local_cpu_with_one_device() -> None:
+    found = compute.local_compute(card(), "local", None)
+    assert (found.name, found.sku, found.gpus_per_node) == ("local", "Local_CPU", 1)
+    assert compute.training_device(found) == "cpu"
+    assert compute.serving_device("local_cpu") == "cpu"
+
+
+@pytest.mark.usefixtures("one_gpu")
+def test_a_gpu_machine_defaults_to_local_gpu_and_can_still_use_the_cpu() -> None:
+    assert compute.local_compute(card(), "local", None).sku == "Local_GPU"
+    assert compute.training_device(compute.local_compute(card(), "local", "Local_CPU")) == "cpu"
+    assert compute.serving_device("Local_GPU") == "cuda"
+
+
+@pytest.mark.usefixtures("cpu_only")
+def test_a_gpu_sku_without_a_gpu_is_refused() -> None:
+    with pytest.raises(ComputeError, match="no CUDA GPU"):
+        compute.local_compute(card(), "local", "Local_GPU")
+
+
+@pytest.mark.usefixtures("cpu_only")
+def test_an_azure_sku_is_refused_naming_the_local_ones() -> None:
+    with pytest.raises(ComputeError, match="Local_CPU") as raised:
+        compute.local_compute(card(), "local", "Standard_NC24ads_A100_v4")
+    assert "--compute-sku" in str(raised.value)
+
+
+@pytest.mark.usefixtures("cpu_only")
+def test_the_models_allow_list_applies_to_local_skus() -> None:
+    gpu_only = card(finetune_compute_allow_list="['Local_GPU']")
+    with pytest.raises(ComputeError, match="not allowed"):
+        compute.local_compute(gpu_only, "local", None)
+
+
+def test_settings_take_the_parameters_over_the_components_defaults() -> None:
+    settings, unused = resolve({**TINY_MODEL_DEFAULTS, "learning_rate": "1e-3", "foo": 1})
+    assert settings.learning_rate == 1e-3 and settings.max_steps == 60 and settings.lora
+    assert settings.precision == "32" and settings.adam_epsilon == 1e-8
+    assert settings.evaluation_strategy == "epoch" and settings.seed == 42  # component defaults
+    assert "apply_deepspeed" in unused and "foo" in unused
+    note = unused_note(unused)
+    assert "not applicable" in note and "apply_deepspeed" in note and "not used" in note
+
+
+def test_an_impossible_setting_is_a_parameter_error() -> None:
+    with pytest.raises(ParameterError, match="lr_scheduler_type"):
+        resolve({"lr_scheduler_type": "sometimes"})

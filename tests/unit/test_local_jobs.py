@@ -1,0 +1,137 @@
+"""The local job machinery with stand-in processes: status, failure, cancellation, deadline."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.backends.local import job as job_module
+from harness.backends.local.job import Jobs
+from harness.backends.local.jobspec import JobSpec, write_status
+from harness.backends.local.process import group_alive, spawn, stop_group
+from harness.backends.local.workspace import Workspace
+from harness.errors import JobError
+
+pytestmark = pytest.mark.unit
+
+
+class RecordingJobs(Jobs):
+    """Jobs without MLflow: run endings are recorded instead of written to the store."""
+
+    def __init__(self, ws: Workspace) -> None:
+        super().__init__(ws)
+        self.ended: list[tuple[str, str]] = []
+
+    def end_run(self, name: str, status: str) -> None:
+        self.ended.append((name, status))
+
+
+@pytest.fixture
+def jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingJobs]:
+    monkeypatch.setattr(job_module, "POLL_S", 0.02)
+    recording = RecordingJobs(Workspace.at(tmp_path))
+    yield recording
+    recording.close()
+
+
+def spec(ws: Workspace, name: str = "job1") -> JobSpec:
+    return JobSpec(job_name=name, tracking_uri="sqlite:///unused.db", run_id=name, model_dir="m",
+                   train_file="train.jsonl", test_file="test.jsonl", output_dir="out",
+                   job_dir=str(ws.jobs / name), parameters={"max_steps": 3})
+
+
+def start(jobs: Jobs, script: str, name: str = "job1") -> Any:
+    return jobs.start(spec(jobs.ws, name), {"display_name": "tiny-job"}, argv=["sh", "-c", script])
+
+
+def test_spec_round_trips_and_starts_the_training_entry(tmp_path: Path) -> None:
+    job_spec = spec(Workspace.at(tmp_path))
+    Path(job_spec.job_dir).mkdir(parents=True)
+    path = job_spec.write()
+    assert JobSpec.read(path) == job_spec
+    entry = ["-m", "harness.backends.local.train", "--spec", str(path)]
+    assert job_spec.argv("/py") == ["/py", *entry]
+
+
+def test_a_running_job_is_canceled_with_its_whole_process_group(jobs: RecordingJobs) -> None:
+    job = start(jobs, "sleep 30 & sleep 30")
+    assert job.status == "NotStarted" and job.display_name == "tiny-job"
+    pgid = jobs.procs[job.name].pid
+    jobs.cancel(job.name)
+    assert jobs.get(job.name).status == "Canceled"
+    assert not group_alive(pgid)
+    assert jobs.ended == [(job.name, "Canceled")]
+    jobs.cancel(job.name)  # a finished job: nothing happens
+    assert jobs.ended == [(job.name, "Canceled")]
+
+
+def test_a_process_that_dies_silently_is_failed_with_its_log_tail(jobs: RecordingJobs) -> None:
+    job = start(jobs, "echo boom-from-the-job; exit 7")
+    with pytest.raises(JobError, match="boom-from-the-job") as raised:
+        jobs.wait(job, 10)
+    assert "code 7" in str(raised.value) and "expected Completed" in str(raised.value)
+    assert jobs.get(job.name).status == "Failed"
+    assert jobs.ended == [(job.name, "Failed")]
+
+
+def test_the_deadline_cancels_the_job_and_says_so(jobs: RecordingJobs) -> None:
+    job = start(jobs, "sleep 30")
+    with pytest.raises(JobError, match="did not finish within"):
+        jobs.wait(job, 0.2)
+    assert jobs.get(job.name).status == "Canceled"
+
+
+def test_the_status_the_job_reports_is_the_job_status(jobs: RecordingJobs) -> None:
+    done = start(jobs, "sleep 0.1", name="done")
+    write_status(jobs.ws.jobs / "done", "Completed")
+    assert jobs.wait(done, 10).status == "Completed"
+    failed = start(jobs, "sleep 0.1", name="failed")
+    write_status(jobs.ws.jobs / "failed", "Failed", error="ValueError: bad rows")
+    with pytest.raises(JobError, match="ValueError: bad rows"):
+        jobs.wait(failed, 10)
+
+
+def test_an_unknown_job_is_a_clear_error(jobs: RecordingJobs) -> None:
+    with pytest.raises(JobError, match="unknown"):
+        jobs.get("nope")
+
+
+def test_stop_group_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
+    proc = spawn(["sh", "-c", "trap '' TERM; echo ready; sleep 30"], tmp_path / "log", {}, tmp_path)
+    deadline = time.monotonic() + 5
+    while b"ready" not in (tmp_path / "log").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stop_group(proc.pid, grace_s=0.2)
+    proc.wait()
+    assert not group_alive(proc.pid)
+    assert not stop_group(proc.pid)
+
+
+def test_python_children_are_started_with_this_interpreter() -> None:
+    from harness.backends.local.env import child_env, python
+
+    env = child_env({"EXTRA": "1"})
+    assert python() == sys.executable
+    assert env["HF_HUB_OFFLINE"] == "1" and env["HF_DATASETS_OFFLINE"] == "1"
+    assert env["EXTRA"] == "1" and str(Path(job_module.__file__).parents[3]) in env["PYTHONPATH"]
+
+
+def test_missing_training_files_are_refused_before_a_job_starts(tmp_path: Path) -> None:
+    from harness.backends.local.backend import training_files
+    from harness.data import PreparedData
+    from harness.errors import DataError
+
+    train = tmp_path / "train_sft.jsonl"
+    train.write_text("{}\n")
+    data = PreparedData(directory=str(tmp_path), files={"train_sft": str(train)}, counts={})
+    with pytest.raises(DataError, match=r"test_sft \(not prepared\)"):
+        training_files(data)
+    test = tmp_path / "test_sft.jsonl"
+    test.write_text("{}\n")
+    complete = PreparedData(str(tmp_path), {"train_sft": str(train), "test_sft": str(test)}, {})
+    assert training_files(complete) == (str(train), str(test))

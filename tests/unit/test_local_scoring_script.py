@@ -1,0 +1,142 @@
+"""The local endpoint's scoring contract: key auth, size limit, validation, response shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from harness.backends.local import chat_request
+from harness.backends.local.chat_request import ChatRequest, Generation, handle
+
+pytestmark = pytest.mark.unit
+
+KEY = "the-endpoint-key"
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+class FakeModel:
+    """Stands in for the generator: records what it was asked, answers a fixed text."""
+
+    def __init__(self) -> None:
+        self.requests: list[ChatRequest] = []
+
+    def __call__(self, request: ChatRequest) -> Generation:
+        self.requests.append(request)
+        return Generation("The capital of France is Paris.", "stop", 12, 8)
+
+
+def call(body: Any, headers: dict[str, str] | None = None, method: str = "POST",
+         length: int | None = None) -> tuple[int, dict[str, Any], FakeModel]:
+    model = FakeModel()
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    sent = {"Authorization": f"Bearer {KEY}"} if headers is None else headers
+    status, payload = handle(method, sent, lambda n: raw[:n], length, [KEY, "second"], model)
+    return status, payload, model
+
+
+def request(messages: Any = MESSAGES, **parameters: Any) -> dict[str, Any]:
+    return {"input_data": {"input_string": messages, "parameters": parameters}}
+
+
+def test_a_valid_request_gets_the_answer_with_finish_reason_and_usage() -> None:
+    status, payload, model = call(request(temperature=0.2, max_new_tokens=5, do_sample=True))
+    assert status == 200
+    assert payload == {"output": "The capital of France is Paris.", "finish_reason": "stop",
+                       "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}}
+    assert model.requests[0].messages == MESSAGES
+    assert model.requests[0].parameters == {"temperature": 0.2, "top_p": 0.9, "do_sample": True,
+                                            "max_new_tokens": 5}
+
+
+def test_the_notebooks_nested_form_is_accepted() -> None:
+    status, _, model = call(request([MESSAGES]))
+    assert status == 200 and model.requests[0].messages == MESSAGES
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": KEY}, {"Authorization": f"Basic {KEY}"}])
+def test_without_the_key_the_answer_is_401_and_the_model_is_not_called(headers: dict[str, str]
+                                                                         ) -> None:
+    status, payload, model = call(request(), headers=headers)
+    assert status == 401 and "Bearer" in payload["error"]["message"]
+    assert KEY not in json.dumps(payload) and not model.requests
+
+
+def test_the_secondary_key_and_any_header_case_work() -> None:
+    assert call(request(), headers={"authorization": "bearer second"})[0] == 200
+
+
+def test_oversized_bodies_are_refused_with_413_declared_or_not() -> None:
+    big = b"x" * (chat_request.MAX_BODY_BYTES + 1)
+    assert call(request(), length=chat_request.MAX_BODY_BYTES + 1)[0] == 413
+    assert call(big)[0] == 413
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    (b"not json", "not JSON"),
+    ({"inputs": []}, "input_data"),
+    (request([]), "non-empty list"),
+    (request([{"role": "robot", "content": "hi"}]), "message 0"),
+    (request([{"role": "user", "content": 5}]), "message 0"),
+    (request(seed=3), "unsupported parameters"),
+    (request(temperature=0, do_sample=True), "temperature"),
+    (request(top_p=1.5), "top_p"),
+    (request(max_new_tokens=0), "max_new_tokens"),
+    (request(max_new_tokens=True), "max_new_tokens"),
+    (request(do_sample="yes"), "do_sample"),
+])
+def test_malformed_requests_get_400_json_naming_the_problem(body: Any, fragment: str) -> None:
+    status, payload, model = call(body)
+    assert status == 400 and fragment in payload["error"]["message"]
+    assert not model.requests
+
+
+def test_greedy_decoding_accepts_temperature_zero() -> None:
+    assert call(request(temperature=0, do_sample=False))[0] == 200
+
+
+def test_only_post_is_served() -> None:
+    assert call(request(), method="GET")[0] == 405
+
+
+def test_the_script_answers_through_the_inference_servers_response(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from harness.backends.local import score
+
+    monkeypatch.setattr(score, "_state", {"keys": [KEY], "generate": FakeModel()})
+    environ = EnvironBuilder(method="POST", json=request(),
+                             headers=[("Authorization", f"Bearer {KEY}")]).get_environ()
+    response = score.run(Request(environ))
+    assert response.status_code == 200
+    assert json.loads(response.get_data())["output"].endswith("Paris.")
+
+
+def test_the_script_refuses_to_start_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.backends.local import score
+    from harness.backends.local.defaults import KEYS_ENV
+
+    monkeypatch.delenv(KEYS_ENV, raising=False)
+    with pytest.raises(RuntimeError, match="HARNESS_ENDPOINT_KEYS"):
+        score.init()
+
+
+def test_the_launcher_binds_the_unchanged_server_to_loopback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from azureml_inference_server_http import amlserver
+
+    from harness.backends.local import entry
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(amlserver, "DEFAULT_HOST", amlserver.DEFAULT_HOST)  # restored afterwards
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setattr(amlserver, "run", lambda: seen.update(
+        host=amlserver.DEFAULT_HOST, argv=list(sys.argv)))
+    assert entry.main(["--port", "5123"]) == 0
+    assert seen == {"host": "127.0.0.1", "argv": ["azmlinfsrv", "--port", "5123"]}
