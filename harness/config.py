@@ -30,11 +30,17 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be a positive number of seconds")
-    return value
+def _positive(unit: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not value > 0:
+            raise ValueError(f"must be a positive number of {unit}")
+        return value
+
+    return parse
+
+
+_seconds, _hours = _positive("seconds"), _positive("hours")
 
 
 def _percent(text: str) -> float:
@@ -48,13 +54,6 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError("must be at least 1")
-    return value
-
-
-def _hours(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be a positive number of hours")
     return value
 
 

@@ -55,7 +55,7 @@ def run_cleanup(backend: Backend, cleanup: Cleanup) -> None:
         "endpoint": lambda p: backend.delete_endpoint(p["name"]),
         "model": lambda p: backend.delete_model(RegisteredModel.from_dict(p)),
         "compute": lambda p: backend.delete_compute(Compute.from_dict(p)),
-        "job": lambda p: backend.cancel_job(JobRun.from_dict(p)),
+        "job": lambda p: backend.delete_job(JobRun.from_dict(p)),
     }
     actions[cleanup.kind](cleanup.payload)
 
@@ -133,7 +133,7 @@ class ResourceTracker:
     def delete(self, cleanups: list[Cleanup], backend: Backend) -> None:
         """Delete in reverse creation order; report failures, keep going."""
         for cleanup in reversed(cleanups):
-            if self.keep() and cleanup.kind != "job":
+            if self.keep():
                 self.kept.append(cleanup.describe())
                 continue
             try:

@@ -191,9 +191,7 @@ def finetune_compute_sku(foundation_model: ModelCard, harness_config: config.Har
 @pytest.fixture(scope="session")
 def inference_instance_type(foundation_model: ModelCard, harness_config: config.HarnessConfig
                             ) -> str:
-    chosen = harness_config.instance_type or compute.default_instance_type(foundation_model)
-    compute.check_inference_instance(foundation_model, chosen)
-    return chosen
+    return compute.choose_instance_type(foundation_model, harness_config.instance_type)
 
 
 @pytest.fixture(scope="session")

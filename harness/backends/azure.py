@@ -88,6 +88,10 @@ class AzureBackend:
     def cancel_job(self, job: JobRun) -> None:
         azure_jobs.cancel_if_running(self.workspace, job)
 
+    def delete_job(self, job: JobRun) -> None:
+        """Cancel it if it runs; the finished job stays as run history, which costs nothing."""
+        self.cancel_job(job)
+
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
         store = azure_metrics.rest_store(azure_metrics.tracking_uri(self.workspace),
                                          self.clients.token)

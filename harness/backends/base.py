@@ -145,6 +145,9 @@ class Backend(Protocol):
 
     def cancel_job(self, job: JobRun) -> None: ...
 
+    def delete_job(self, job: JobRun) -> None:
+        """Cancel the job if it still runs and free what it holds (teardown)."""
+
     def job_metrics(self, job: JobRun) -> TrainingMetrics: ...
 
     def register_model(

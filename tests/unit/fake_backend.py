@@ -101,6 +101,9 @@ class FakeBackend:
         return JobRun(job.name, job.display_name, "Completed", job.url)
 
     def cancel_job(self, job: JobRun) -> None:
+        self._event("cancel", "job", job.display_name)
+
+    def delete_job(self, job: JobRun) -> None:
         self._event("delete", "job", job.display_name)
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics:

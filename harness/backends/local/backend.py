@@ -109,6 +109,11 @@ class LocalBackend:
     def cancel_job(self, job: JobRun) -> None:
         self.jobs.cancel(job.name)
 
+    def delete_job(self, job: JobRun) -> None:
+        """Cancel it if it runs, then delete its run and directory (a real model's merged
+        weights are gigabytes: a nightly run must not leave them behind)."""
+        sweep.delete_job(self.ws, self.jobs, job.name)
+
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
         return self.jobs.metrics(job)
 
