@@ -63,6 +63,16 @@ def events(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """In-process run with only the plugins it needs and one-line tracebacks (fast)."""
+    return pytester.runpytest("-p", "harness.plugin", "--tb=line", *args)
+
+
+@pytest.fixture(autouse=True)
+def _no_plugin_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
 def balance(path: Path) -> Counter[str]:
     """creates minus deletes per kind: all zeros means nothing leaked."""
     counts: Counter[str] = Counter()
@@ -80,7 +90,7 @@ def test_header_shows_each_value_and_its_source(pytester: pytest.Pytester,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_MODEL_NAME", "Phi-4")
     pytester.makeini("[pytest]\nharness_scoring_samples = 7\n")
-    result = pytester.runpytest("--dataset-percent", "12.5", "--finetune-param", "seed=3")
+    result = run(pytester, "--dataset-percent", "12.5", "--finetune-param", "seed=3")
     result.stdout.fnmatch_lines([
         "harness: model_name=Phi-4 (env HARNESS_MODEL_NAME)",
         "harness: dataset_percent=12.5 (option --dataset-percent)",
@@ -99,14 +109,14 @@ def test_header_shows_each_value_and_its_source(pytester: pytest.Pytester,
 ])
 def test_impossible_values_are_refused_at_startup(pytester: pytest.Pytester, args: list[str],
                                                   named: str) -> None:
-    result = pytester.runpytest(*args)
+    result = run(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{named}*"])
 
 
 def test_azure_without_settings_skips_with_the_reason(pytester: pytest.Pytester,
                                                       events: Path) -> None:
-    result = pytester.runpytest("--backend", "azure", "-rs")
+    result = run(pytester, "--backend", "azure", "-rs")
     result.assert_outcomes(skipped=11)
     result.stdout.fnmatch_lines(["*--backend azure needs*--azure-subscription-id*"])
 
@@ -115,7 +125,7 @@ def test_azure_without_settings_fails_when_live_is_required(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HARNESS_REQUIRE_LIVE", "1")
-    result = pytester.runpytest("--backend", "azure")
+    result = run(pytester, "--backend", "azure")
     result.assert_outcomes(errors=11)
     result.stdout.fnmatch_lines(["*HARNESS_REQUIRE_LIVE is set*"])
 
@@ -123,7 +133,7 @@ def test_azure_without_settings_fails_when_live_is_required(
 def test_the_whole_chain_creates_and_deletes_each_resource_once(
     pytester: pytest.Pytester, events: Path
 ) -> None:
-    result = pytester.runpytest()
+    result = run(pytester)
     result.assert_outcomes(passed=11)
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
@@ -133,7 +143,7 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
 def test_under_xdist_resources_are_created_once_and_deleted_once(
     pytester: pytest.Pytester, events: Path
 ) -> None:
-    result = pytester.runpytest_subprocess("-n", "2")
+    result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
     result.assert_outcomes(passed=11)
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
@@ -148,7 +158,7 @@ def test_a_failing_fixture_still_tears_everything_down(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     monkeypatch.setenv("HARNESS_FAKE_FAIL", step)
-    result = pytester.runpytest()
+    result = run(pytester)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert created(events), "the failure came before anything was created"
     assert set(balance(events).values()) == {0}, read_events(events)
@@ -158,7 +168,7 @@ def test_a_teardown_failure_is_reported_without_hiding_results(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HARNESS_FAKE_FAIL", "delete_endpoint")
-    result = pytester.runpytest()
+    result = run(pytester)
     result.assert_outcomes(passed=11, warnings=1)
     result.stdout.fnmatch_lines(["*harness teardown FAILED: could not delete endpoint*",
                                  "*python -m harness sweep*"])
@@ -169,7 +179,7 @@ def test_keep_resources_keeps_what_a_failed_run_created(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HARNESS_FAKE_FAIL", "invoke")
-    result = pytester.runpytest("--keep-resources")
+    result = run(pytester, "--keep-resources")
     result.stdout.fnmatch_lines(["*harness kept (--keep-resources): endpoint*"])
     assert balance(events)["endpoint"] == 1
 
@@ -179,7 +189,7 @@ def test_an_interrupted_run_still_tears_down(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
 ) -> None:
     monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30")
-    process = pytester.popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    process = pytester.popen([sys.executable, "-m", "pytest", "-q", "-p", "harness.plugin"],
                              stdin=-1)
     deadline = time.monotonic() + 20
     while not any(e["event"] == "sleeping" for e in read_events(events)):
