@@ -32,6 +32,7 @@ from harness.backends.base import (
 from harness.errors import DeploymentError, HarnessError
 
 STATE_FILE = "harness-state.json"
+INTERRUPTED_WAIT_S = 5.0  # per deletion, after Ctrl-C or SIGTERM: CI kills soon after
 
 
 class TeardownWarning(UserWarning):
@@ -74,6 +75,7 @@ class ResourceTracker:
     problems: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     pollers: dict[str, EndpointPoller] = field(default_factory=dict)
+    interrupted: bool = False
     _memo: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -126,12 +128,21 @@ class ResourceTracker:
 
         try:
             yield self.once(key, lambda: _as_dict(create(register)))
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
         finally:
             if registered and not self.coordinated and self.backend is not None:
                 self.delete(registered, self.backend)
 
     def delete(self, cleanups: list[Cleanup], backend: Backend) -> None:
-        """Delete in reverse creation order; report failures, keep going."""
+        """Delete in reverse creation order; report failures, keep going.
+
+        After an interruption there is no time to wait: each deletion is started and waited
+        on briefly; a slow one is reported and left for the sweep to finish.
+        """
+        if self.interrupted:
+            backend.delete_timeout_s = min(backend.delete_timeout_s, INTERRUPTED_WAIT_S)
         for cleanup in reversed(cleanups):
             if self.keep():
                 self.kept.append(cleanup.describe())

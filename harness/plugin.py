@@ -54,6 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if shared is None and _is_coordinator(config):
         shared = tempfile.mkdtemp(prefix="harness-shared-")
     config.stash[TRACKER] = ResourceTracker(shared_dir=Path(shared) if shared else None)
+    config.pluginmanager.register(_InterruptWatch(config.stash[TRACKER]), "harness-interrupts")
     config.stash[SIGTERM] = _handle_sigterm_as_interrupt()
 
 
@@ -96,6 +97,16 @@ def pytest_configure_node(node: Any) -> None:
     """xdist: every worker shares the run id and the state directory."""
     node.workerinput["harness_run_id"] = node.config.stash[CONFIG].run_id
     node.workerinput["harness_shared_dir"] = str(node.config.stash[TRACKER].shared_dir)
+
+
+class _InterruptWatch:
+    """Ctrl-C or SIGTERM: the teardown that follows hurries (see ResourceTracker.delete)."""
+
+    def __init__(self, tracker: ResourceTracker) -> None:
+        self.tracker = tracker
+
+    def pytest_keyboard_interrupt(self) -> None:
+        self.tracker.interrupted = True
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -122,6 +122,9 @@ class Backend(Protocol):
     """The workflow's steps. Every creating step takes the ownership tags to stamp on it."""
 
     name: str
+    # How long a deletion is waited on. Teardown after Ctrl-C or SIGTERM lowers it: every
+    # deletion is then started and, if slow, left running for the sweep to finish.
+    delete_timeout_s: float
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard: ...
 

@@ -52,6 +52,7 @@ class FakeEndpointPoller:
 
 class FakeBackend:
     name = "fake"
+    delete_timeout_s = 60.0
 
     def __init__(self, events: Path | None = None) -> None:
         self.events = events or Path(os.environ["HARNESS_FAKE_EVENTS"])
@@ -60,7 +61,8 @@ class FakeBackend:
         self.sleep = {step: float(seconds)} if step else {}
 
     def _event(self, event: str, kind: str, name: str) -> None:
-        line = json.dumps({"event": event, "kind": kind, "name": name, "pid": os.getpid()})
+        line = json.dumps({"event": event, "kind": kind, "name": name, "pid": os.getpid(),
+                           "delete_timeout_s": self.delete_timeout_s})
         with self.events.open("a") as out:
             out.write(line + "\n")
 

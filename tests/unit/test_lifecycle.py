@@ -17,6 +17,7 @@ class Deleter:
     """Just enough of a Backend to record deletions."""
 
     def __init__(self, fail: bool = False) -> None:
+        self.delete_timeout_s = 60.0
         self.deleted: list[str] = []
         self.fail = fail
 
@@ -78,3 +79,18 @@ def test_deletion_failures_are_collected_not_raised() -> None:
             "endpoint", "endpoint", lambda register: register({"name": "ep1"}) or {}):
         pass
     assert tracker.problems == ["could not delete endpoint ep1: service said no"]
+
+
+def test_after_an_interruption_deletions_are_only_started_not_awaited() -> None:
+    backend = Deleter()
+    backend.delete_timeout_s = 1800.0
+    tracker = ResourceTracker(backend=backend)  # type: ignore[arg-type]
+
+    def create(register: Any) -> dict[str, str]:
+        register({"name": "ep1"})
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), tracker.resource("endpoint", "endpoint", create):
+        pass
+    assert tracker.interrupted and backend.deleted == ["ep1"]
+    assert backend.delete_timeout_s == 5.0

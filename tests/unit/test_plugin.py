@@ -138,6 +138,7 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
     assert set(balance(events).values()) == {0}
+    assert {e["delete_timeout_s"] for e in read_events(events)} == {60.0}  # no hurry
 
 
 def test_under_xdist_resources_are_created_once_and_deleted_once(
@@ -200,3 +201,5 @@ def test_an_interrupted_run_still_tears_down(
     assert json.dumps(created(events))
     assert created(events)["endpoint"] == 1
     assert set(balance(events).values()) == {0}, read_events(events)
+    deletions = [e for e in read_events(events) if e["event"] == "delete"]
+    assert {e["delete_timeout_s"] for e in deletions} == {5.0}  # started, not awaited

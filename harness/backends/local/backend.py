@@ -36,6 +36,7 @@ from harness.backends.local import (
 )
 from harness.backends.local.defaults import FINETUNED_SUFFIX, TAG_JOB_NAME
 from harness.backends.local.job import Jobs
+from harness.backends.local.process import DEFAULT_GRACE_S
 from harness.backends.local.settings import resolve
 from harness.backends.local.workspace import Workspace
 from harness.config import HarnessConfig
@@ -69,6 +70,7 @@ class LocalBackend:
         self.ws = Workspace.at(config.workspace_dir)
         self.jobs = Jobs(self.ws)
         self.servers: dict[str, subprocess.Popen[bytes]] = {}
+        self.delete_timeout_s = DEFAULT_GRACE_S  # a server's grace between SIGTERM and SIGKILL
         atexit.register(self.close)
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
@@ -182,7 +184,7 @@ class LocalBackend:
         return invoke.post(endpoint.scoring_uri, request, key, self.config.scoring_timeout_s)
 
     def delete_endpoint(self, name: str) -> None:
-        deployment.delete(self.ws, name)
+        deployment.delete(self.ws, name, self.delete_timeout_s)
         proc = self.servers.pop(name, None)
         if proc is not None:
             proc.wait()

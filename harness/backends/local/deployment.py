@@ -14,6 +14,7 @@ from typing import Any
 from harness.backends.base import Deployment
 from harness.backends.local import endpoints, serving
 from harness.backends.local.endpoints import EndpointState
+from harness.backends.local.process import DEFAULT_GRACE_S
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
 
@@ -72,12 +73,12 @@ def handle(state: EndpointState) -> Deployment:
     )
 
 
-def delete(ws: Workspace, name: str) -> bool:
+def delete(ws: Workspace, name: str, grace_s: float = DEFAULT_GRACE_S) -> bool:
     """Stop the endpoint's server and remove its state; False if there was no such endpoint."""
     state = endpoints.load(ws, name)
     if state is None:
         return False
-    serving.stop(state)
+    serving.stop(state, grace_s)
     endpoints.path_of(ws, name).unlink(missing_ok=True)
     (ws.endpoints / f"{name}.log").unlink(missing_ok=True)
     return True

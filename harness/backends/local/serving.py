@@ -18,7 +18,7 @@ from harness.backends.local.defaults import DEVICE_ENV, KEYS_ENV
 from harness.backends.local.endpoints import EndpointState, check_port_free
 from harness.backends.local.entry import BIND_HOST
 from harness.backends.local.env import child_env, python
-from harness.backends.local.process import log_tail, spawn, stop_group
+from harness.backends.local.process import DEFAULT_GRACE_S, log_tail, spawn, stop_group
 from harness.errors import DeploymentError
 
 PROBE_TIMEOUT_S = 1.0
@@ -97,6 +97,7 @@ def _exited(state: EndpointState, code: int, log: Path) -> DeploymentError:
     )
 
 
-def stop(state: EndpointState) -> bool:
-    """Stop the endpoint's server group (SIGTERM, then SIGKILL); True if it was running."""
-    return stop_group(state.pgid)
+def stop(state: EndpointState, grace_s: float = DEFAULT_GRACE_S) -> bool:
+    """Stop the endpoint's server group (SIGTERM, then SIGKILL after ``grace_s``); True if it
+    was running."""
+    return stop_group(state.pgid, grace_s)
