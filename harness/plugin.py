@@ -109,6 +109,12 @@ class _InterruptWatch:
         self.tracker.interrupted = True
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``--keep-resources`` keeps what a run created only when something failed."""
+    cfg = session.config.stash[CONFIG]
+    session.config.stash[TRACKER].keep = lambda: cfg.keep_resources and session.testsfailed > 0
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return config.stash[CONFIG].header_lines()
 
@@ -128,7 +134,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if tracker.recorded():
             cfg = session.config.stash[CONFIG]
             backend = session.config.hook.pytest_harness_create_backend(harness_config=cfg)
-            tracker.keep = lambda: cfg.keep_resources and session.testsfailed > 0
             tracker.delete_recorded(backend)
             backend.close()
         shutil.rmtree(tracker.shared_dir, ignore_errors=True)
@@ -155,13 +160,9 @@ def harness_config(pytestconfig: pytest.Config) -> config.HarnessConfig:
 
 
 @pytest.fixture(scope="session")
-def harness_resources(pytestconfig: pytest.Config, request: pytest.FixtureRequest
-                      ) -> ResourceTracker:
-    """Create-once/delete-once bookkeeping; ``--keep-resources`` keeps them after a failure."""
-    tracker = pytestconfig.stash[TRACKER]
-    cfg = pytestconfig.stash[CONFIG]
-    tracker.keep = lambda: cfg.keep_resources and request.session.testsfailed > 0
-    return tracker
+def harness_resources(pytestconfig: pytest.Config) -> ResourceTracker:
+    """Create-once/delete-once bookkeeping (see harness/lifecycle.py)."""
+    return pytestconfig.stash[TRACKER]
 
 
 @pytest.fixture(scope="session")
