@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -265,11 +266,16 @@ def prepare(source: str, percent: float, out_dir: Path, allow_invalid: bool = Fa
 
     All invalid rows are reported in one error, so one run shows everything to fix. Nothing is
     written unless every split loads and keeps at least one row. ``cache_dir`` overrides the
-    datasets cache (default: under ``HF_HOME``); offline mode is the caller's choice.
+    datasets cache (default: under ``HF_HOME`` for a hub id, where reuse saves a download; a
+    throwaway directory for a local one, so runs leave no copies behind); offline mode is the
+    caller's choice.
     """
     check_percent(percent)
     resolved = resolve_source(source)
-    loaded = {split: _load_split(resolved, split, percent, cache_dir) for split in SPLITS}
+    with tempfile.TemporaryDirectory(prefix="harness-datasets-") as scratch:
+        if cache_dir is None and Path(resolved).is_dir():
+            cache_dir = Path(scratch)
+        loaded = {split: _load_split(resolved, split, percent, cache_dir) for split in SPLITS}
     kept: dict[str, list[dict[str, Any]]] = {}
     invalid: list[str] = []
     for split in SPLITS:
