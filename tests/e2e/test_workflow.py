@@ -112,6 +112,17 @@ def test_scoring_returns_assistant_text_within_the_timeout(
         assert reply.elapsed_s <= harness_config.scoring_timeout_s
 
 
+def test_a_raw_https_request_with_the_endpoint_key_is_answered(
+    backend: Backend, online_endpoint: Endpoint, deployment: Deployment,
+    scoring_requests: list[dict[str, Any]],
+) -> None:
+    """What a client outside the SDK does: POST the scoring URI with the key."""
+    key = backend.endpoint_key(online_endpoint)
+    reply = backend.invoke_raw(online_endpoint, scoring_requests[0], key=key)
+    assert reply.status_code == 200, f"{reply.status_code}: {reply.body[:300]}"
+    assert scoring.parse_response(reply.body, reply.status_code).text.strip()
+
+
 def test_request_without_the_key_is_rejected(
     backend: Backend, online_endpoint: Endpoint, deployment: Deployment,
     scoring_requests: list[dict[str, Any]],

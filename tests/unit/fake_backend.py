@@ -137,9 +137,14 @@ class FakeBackend:
         self._step("invoke")
         return ScoringReply(200, json.dumps({"output": "Paris is the capital."}), 0.01)
 
+    def endpoint_key(self, endpoint: Endpoint) -> str:
+        return "fake-key"
+
     def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
                    ) -> ScoringReply:
-        return ScoringReply(200 if key == "fake-key" else 401, "{}", 0.01)
+        if key != "fake-key":
+            return ScoringReply(401, "{}", 0.01)
+        return ScoringReply(200, json.dumps({"output": "Paris."}), 0.01)
 
     def delete_endpoint(self, name: str) -> None:
         self._event("delete", "endpoint", name)

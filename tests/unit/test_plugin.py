@@ -117,7 +117,7 @@ def test_impossible_values_are_refused_at_startup(pytester: pytest.Pytester, arg
 def test_azure_without_settings_skips_with_the_reason(pytester: pytest.Pytester,
                                                       events: Path) -> None:
     result = run(pytester, "--backend", "azure", "-rs")
-    result.assert_outcomes(skipped=11)
+    result.assert_outcomes(skipped=12)
     result.stdout.fnmatch_lines(["*--backend azure needs*--azure-subscription-id*"])
 
 
@@ -126,7 +126,7 @@ def test_azure_without_settings_fails_when_live_is_required(
 ) -> None:
     monkeypatch.setenv("HARNESS_REQUIRE_LIVE", "1")
     result = run(pytester, "--backend", "azure")
-    result.assert_outcomes(errors=11)
+    result.assert_outcomes(errors=12)
     result.stdout.fnmatch_lines(["*HARNESS_REQUIRE_LIVE is set*"])
 
 
@@ -134,7 +134,7 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
     pytester: pytest.Pytester, events: Path
 ) -> None:
     result = run(pytester)
-    result.assert_outcomes(passed=11)
+    result.assert_outcomes(passed=12)
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
     assert set(balance(events).values()) == {0}
@@ -145,7 +145,7 @@ def test_under_xdist_resources_are_created_once_and_deleted_once(
     pytester: pytest.Pytester, events: Path
 ) -> None:
     result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
-    result.assert_outcomes(passed=11)
+    result.assert_outcomes(passed=12)
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
     assert set(balance(events).values()) == {0}
@@ -170,7 +170,7 @@ def test_a_teardown_failure_is_reported_without_hiding_results(
 ) -> None:
     monkeypatch.setenv("HARNESS_FAKE_FAIL", "delete_endpoint")
     result = run(pytester)
-    result.assert_outcomes(passed=11, warnings=1)
+    result.assert_outcomes(passed=12, warnings=1)
     result.stdout.fnmatch_lines(["*harness teardown FAILED: could not delete endpoint*",
                                  "*python -m harness sweep*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -172,10 +172,14 @@ class LocalBackend:
     def get_endpoint(self, name: str) -> Endpoint:
         return endpoints.require(self.ws, name).handle()
 
+    def endpoint_key(self, endpoint: Endpoint) -> str:
+        """The endpoint's primary key, for ``invoke_raw``."""
+        return endpoints.require(self.ws, endpoint.name).keys[0]
+
     def invoke(
         self, endpoint: Endpoint, deployment_: Deployment, request: Mapping[str, Any]
     ) -> ScoringReply:
-        key = endpoints.require(self.ws, endpoint.name).keys[0]
+        key = self.endpoint_key(endpoint)
         return invoke.post(endpoint.scoring_uri, request, key, self.config.scoring_timeout_s)
 
     def invoke_raw(
