@@ -203,3 +203,18 @@ def test_an_interrupted_run_still_tears_down(
     assert set(balance(events).values()) == {0}, read_events(events)
     deletions = [e for e in read_events(events) if e["event"] == "delete"]
     assert {e["delete_timeout_s"] for e in deletions} == {5.0}  # started, not awaited
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--finetune-param", "lr_scheduler_type=bogus"], "lr_scheduler_type"),
+    (["--compute-sku", "Standard_NC6"], "Standard_NC6"),
+    (["--instance-type", "Standard_DS1_v2"], "Standard_DS1_v2"),
+    (["--scoring-samples", "9"], "--scoring-samples"),
+])
+def test_bad_input_fails_before_any_resource_is_created(
+    pytester: pytest.Pytester, events: Path, args: list[str], named: str
+) -> None:
+    result = run(pytester, *args)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"*{named}*"])
+    assert created(events) == {}
