@@ -10,7 +10,6 @@ cleanup list in that state file (like pytest-databases).
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from harness.backends.base import (
     RegisteredModel,
 )
 from harness.errors import DeploymentError, HarnessError
+from harness.waiting import Deadline
 
 STATE_FILE = "harness-state.json"
 INTERRUPTED_WAIT_S = 5.0  # per deletion, after Ctrl-C or SIGTERM: CI kills soon after
@@ -193,17 +193,20 @@ class EndpointWatcher:
         return self.backend.get_endpoint(self.name).provisioning_state in {"Succeeded", "Failed"}
 
     def result(self, timeout_s: float) -> Endpoint:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            endpoint = self.backend.get_endpoint(self.name)
-            if endpoint.provisioning_state == "Succeeded":
-                return endpoint
-            if endpoint.provisioning_state in {"Failed", "Canceled"}:
-                raise DeploymentError(
-                    f"endpoint {self.name} is {endpoint.provisioning_state}; see its logs "
-                    "in the studio, then rerun (the teardown deletes it)")
-            if time.monotonic() > deadline:
-                raise DeploymentError(
-                    f"endpoint {self.name} still {endpoint.provisioning_state} after "
-                    f"{timeout_s:.0f} s; raise --endpoint-timeout or check the region's quota")
-            time.sleep(self.interval_s)
+        seen: list[Endpoint] = []
+
+        def settled() -> bool:
+            seen.append(self.backend.get_endpoint(self.name))
+            return seen[-1].provisioning_state in {"Succeeded", "Failed", "Canceled"}
+
+        finished = Deadline(timeout_s).until(settled, self.interval_s)
+        endpoint = seen[-1]
+        if endpoint.provisioning_state == "Succeeded":
+            return endpoint
+        if finished:
+            raise DeploymentError(
+                f"endpoint {self.name} is {endpoint.provisioning_state}; see its logs "
+                "in the studio, then rerun (the teardown deletes it)")
+        raise DeploymentError(
+            f"endpoint {self.name} still {endpoint.provisioning_state} after "
+            f"{timeout_s:.0f} s; raise --endpoint-timeout or check the region's quota")

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.azure_waiting import Deadline, is_quota, service_message, status_text
+from harness.backends.azure_waiting import is_quota, service_message, status_text
 from harness.compute import check_finetune_sku, default_finetune_sku, gpus_for_sku
 from harness.config import BY_NAME
 from harness.errors import CleanupError, ComputeError
+from harness.waiting import Deadline
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

@@ -10,9 +10,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.azure_waiting import Deadline, service_message, status_text
+from harness.backends.azure_waiting import service_message, status_text
 from harness.config import BY_NAME
 from harness.errors import CleanupError, DataError, HarnessError, JobError, ParameterError
+from harness.waiting import Deadline
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.lifecycle import ResourceTracker
+from harness.backends.base import Endpoint
+from harness.errors import DeploymentError, HarnessError
+from harness.lifecycle import EndpointWatcher, ResourceTracker
 
 pytestmark = pytest.mark.unit
 
@@ -94,3 +95,30 @@ def test_after_an_interruption_deletions_are_only_started_not_awaited() -> None:
         pass
     assert tracker.interrupted and backend.deleted == ["ep1"]
     assert backend.delete_timeout_s == 5.0
+
+
+class Provisioning:
+    """Just enough of a Backend to answer get_endpoint with a scripted list of states."""
+
+    def __init__(self, *states: str) -> None:
+        self.states = list(states)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return Endpoint(name, "https://x/score", "key", state)
+
+
+def test_endpoint_watcher_waits_for_another_workers_endpoint() -> None:
+    backend = Provisioning("Creating", "Creating", "Succeeded")
+    watcher = EndpointWatcher(backend, "ep1", interval_s=0)  # type: ignore[arg-type]
+    assert watcher.result(timeout_s=5).provisioning_state == "Succeeded"
+
+
+@pytest.mark.parametrize("states, message", [
+    (("Creating", "Failed"), "endpoint ep1 is Failed"),
+    (("Creating",), "still Creating after 0 s"),
+])
+def test_endpoint_watcher_fails_clearly(states: tuple[str, ...], message: str) -> None:
+    watcher = EndpointWatcher(Provisioning(*states), "ep1", interval_s=0)  # type: ignore[arg-type]
+    with pytest.raises(DeploymentError, match=message):
+        watcher.result(timeout_s=0.01)

@@ -31,6 +31,7 @@ from harness.backends.local.mlflow_model import local_path
 from harness.backends.local.process import log_tail, pid_alive, spawn, stop_group
 from harness.backends.local.workspace import Workspace
 from harness.errors import JobError
+from harness.waiting import Deadline
 
 POLL_S = 0.5
 MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
@@ -136,11 +137,14 @@ class Jobs:
 
     def wait(self, job: JobRun, timeout_s: float) -> JobRun:
         """Wait until the job ends; Completed is returned, anything else raises JobError."""
-        deadline = time.monotonic() + timeout_s
-        current = self.get(job.name)
-        while current.status not in JOB_TERMINAL and time.monotonic() < deadline:
-            time.sleep(POLL_S)
+        current = job
+
+        def ended() -> bool:
+            nonlocal current
             current = self.get(job.name)
+            return current.status in JOB_TERMINAL
+
+        Deadline(timeout_s).until(ended, POLL_S)
         if current.status not in JOB_TERMINAL:
             self.cancel(job.name)
             raise self._error(

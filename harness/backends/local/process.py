@@ -10,11 +10,12 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
+
+from harness.waiting import Deadline
 
 DEFAULT_GRACE_S = 10.0
 
@@ -65,24 +66,15 @@ def stop_group(pgid: int | None, grace_s: float = DEFAULT_GRACE_S) -> bool:
         return False
     assert pgid is not None
     _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and group_alive(pgid):
-        time.sleep(0.05)
-    if group_alive(pgid):
+    if not Deadline(grace_s).until(lambda: not group_alive(pgid), 0.05):
         _signal_group(pgid, signal.SIGKILL)
-        _wait_group_gone(pgid, 5.0)
+        Deadline(5.0).until(lambda: not group_alive(pgid), 0.05)
     return True
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-
-
-def _wait_group_gone(pgid: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and group_alive(pgid):
-        time.sleep(0.05)
 
 
 def reap(proc: subprocess.Popen[bytes] | None) -> int | None:

@@ -9,7 +9,6 @@ accepts the connection and then hangs.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import requests
@@ -20,6 +19,7 @@ from harness.backends.local.entry import BIND_HOST
 from harness.backends.local.env import child_env, python
 from harness.backends.local.process import DEFAULT_GRACE_S, log_tail, spawn, stop_group
 from harness.errors import DeploymentError
+from harness.waiting import Deadline
 
 PROBE_TIMEOUT_S = 1.0
 EXIT_INIT_FAILED = 3
@@ -62,14 +62,15 @@ def wait_ready(
 ) -> None:
     """Return once ``GET /`` answers 200; DeploymentError (with the log tail) otherwise."""
     url = f"http://{BIND_HOST}:{state.port}/"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         code = proc.poll()
         if code is not None:
             raise _exited(state, code, log)
-        if _healthy(url):
-            return
-        time.sleep(0.2)
+        return _healthy(url)
+
+    if Deadline(timeout_s).until(ready, 0.2):
+        return
     stop_group(proc.pid)
     proc.wait()
     raise DeploymentError(
