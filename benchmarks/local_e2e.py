@@ -28,13 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 from harness import data, scoring  # noqa: E402
 from harness.backends.local import LocalBackend  # noqa: E402
-from harness.backends.local.jobspec import JobSpec, read_status  # noqa: E402
+from harness.backends.local.job_files import JobSpec, read_status  # noqa: E402
 from harness.compute import choose_instance_type  # noqa: E402
 from harness.config import HarnessConfig, resolve  # noqa: E402
 from harness.finetune import display_name, fit_to_component, merge_parameters  # noqa: E402
 from harness.naming import deployment_name, endpoint_name, ownership_tags  # noqa: E402
 
-LEFTOVER_PATTERN = "azmlinfsrv|harness.backends.local.(entry|train|tiny_model)"
+LEFTOVER_PATTERN = "azmlinfsrv|harness.backends.local.(server|training)"
 
 
 class Stages:
@@ -69,7 +69,7 @@ def train_and_check(
         prepared = data.prepare(config.dataset, config.dataset_percent, tmp / "data")
     params = fit_to_component(merge_parameters(card, {}), backend.component_inputs()).parameters
     with stages("endpoint"):
-        poller = backend.begin_create_endpoint(endpoint_name(config.run_id), tags)
+        pending = backend.begin_create_endpoint(endpoint_name(config.run_id), tags)
     with stages("submit"):
         name = display_name(card.name, params, compute.gpus_per_node)
         job = backend.submit_finetune(card, compute, prepared, params, name, tags)
@@ -85,7 +85,7 @@ def train_and_check(
     with stages("register"):
         model = backend.register_model(card, job, tags)
     check(model.job_name == job.name, f"model {model.id} has lineage to job {job.name}")
-    endpoint = poller.result(config.endpoint_timeout_s)
+    endpoint = backend.wait_for_endpoint(pending.name, config.endpoint_timeout_s)
     with stages("deploy"):
         instance_type = choose_instance_type(card, config.instance_type)
         deployment = backend.deploy(endpoint, model, deployment_name(config.run_id), instance_type,
@@ -144,8 +144,9 @@ def baseline(spec_path: Path) -> None:
     """Trainer + peft on the job's own spec (model, data, settings); prints tokens/s as JSON."""
     from transformers import Trainer, TrainingArguments
 
-    from harness.backends.local import chat_data, sft
-    from harness.backends.local.settings import resolve as settings
+    from harness.backends.local.training import chat_data
+    from harness.backends.local.training import finetune as sft
+    from harness.backends.local.training.parameters import resolve as settings
 
     spec = JobSpec.read(spec_path)
     s, _ = settings(spec.parameters)
@@ -229,9 +230,9 @@ def main() -> None:
         scored = score_and_check(backend, found, stages, args.requests)
         server_mb = server_rss_mb(backend, found["endpoint"].name)
         with stages("delete_endpoint"):
-            backend.delete_endpoint(found["endpoint"].name)
+            backend.delete_endpoint(found["endpoint"].name, config.delete_timeout_s)
     finally:
-        backend.close()
+        backend.close(stop_owned=True)
     job_dir = backend.ws.jobs / found["job"].name
     base = run_baseline(job_dir / "spec.json")
     report(stages, read_status(job_dir), scored, base, server_mb, found["metrics"])

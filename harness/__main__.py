@@ -1,8 +1,9 @@
-"""``python -m harness``: ``plan`` (an offline dry run) and ``sweep`` (the janitor).
+"""``python -m harness``: the harness's commands (``python -m harness --help`` lists them).
 
 ``plan`` runs every decision the suite would make before creating anything (SKU, parameters,
 names, tags) so that a bad option or a malformed model tag is found in a second, offline.
 ``sweep`` deletes owned, expired resources left by earlier runs and never touches the others.
+``register-model`` registers a real checkpoint as a foundation model of the local backend.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness import compute, config, finetune, naming
+from harness.backends.base import ResourceKind, delete_resource
 from harness.errors import ConfigError, HarnessError
 from harness.tags import ModelCard, model_card
 
@@ -87,11 +89,24 @@ def _sweep_parser(sub: Any) -> None:
     config.add_argparse_options(sweep)
 
 
+def _register_parser(sub: Any) -> None:
+    register = sub.add_parser(
+        "register-model", help="register a Hugging Face checkpoint directory as a foundation "
+        "model of the local backend")
+    register.add_argument("directory", type=Path, help="directory written by save_pretrained")
+    register.add_argument("--name", required=True, help="registered model name")
+    register.add_argument("--tags-file", type=Path,
+                          help="JSON object of tags (registry format), over the local defaults")
+    config.add_argparse_options(register)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m harness", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _plan_parser(sub)
     _sweep_parser(sub)
+    _register_parser(sub)
     return parser
 
 
@@ -136,38 +151,61 @@ def sweep(args: argparse.Namespace) -> int:
             r for r in backend.list_owned_resources()
             if naming.is_owned(r.tags) and naming.is_expired(r.tags, older_than_h=older_than_h)
         ]
-        return _delete_all(backend, doomed, args.dry_run)
+        return _delete_all(backend, doomed, args.dry_run, cfg.delete_timeout_s)
     finally:
-        backend.close()
+        backend.close(stop_owned=True)
 
 
-def _delete_all(backend: Backend, resources: Sequence[OwnedResource], dry_run: bool) -> int:
+def _delete_all(backend: Backend, resources: Sequence[OwnedResource], dry_run: bool,
+                timeout_s: float) -> int:
     verb = "would delete" if dry_run else "deleting"
     failures = 0
     for resource in resources:
         run_id = resource.tags.get(naming.TAG_RUN_ID)
         expires = resource.tags.get(naming.TAG_EXPIRES)
-        print(f"{verb} {resource.kind} {resource.name} (run {run_id}, expires {expires})")
+        kind = ResourceKind(resource.kind).value
+        print(f"{verb} {kind} {resource.name} (run {run_id}, expires {expires})")
         if dry_run:
             continue
         try:
-            backend.delete_resource(resource)
+            delete_resource(backend, resource.kind, resource.name, timeout_s)
         except Exception as exc:  # a janitor reports each failure and goes on to the next
             failures += 1
-            print(f"error: could not delete {resource.kind} {resource.name}: "
+            print(f"error: could not delete {kind} {resource.name}: "
                   f"{type(exc).__name__}: {exc}", file=sys.stderr)
     print(f"sweep: {len(resources)} expired owned resource(s), {failures} failed")
     return EXIT_DELETE_FAILED if failures else 0
+
+
+def register_model(args: argparse.Namespace) -> int:
+    """Check the directory and tags, then register: nothing is written when a check fails."""
+    from harness.backends.local import checkpoints
+    from harness.backends.local.processes import set_offline
+    from harness.backends.local.workspace import Workspace
+
+    set_offline()  # the checkpoint is loaded here: never reach for the hub
+    cfg = config.from_namespace(args)
+    source = checkpoints.check_model_dir(args.directory)
+    tags = checkpoints.load_tags(args.tags_file, args.name)
+    ws = Workspace.at(cfg.workspace_dir)
+    version = checkpoints.register_directory(ws, source, args.name, tags)
+    print(f"registered {args.name}:{version.version} from {source} in {ws.tracking_uri}")
+    return 0
+
+
+def _print_plan(args: argparse.Namespace) -> int:
+    print(json.dumps(plan(args), indent=2, sort_keys=True))
+    return 0
+
+
+COMMANDS = {"plan": _print_plan, "sweep": sweep, "register-model": register_model}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; a refusal prints ``error: <message>`` and returns 2, no traceback."""
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "plan":
-            print(json.dumps(plan(args), indent=2, sort_keys=True))
-            return 0
-        return sweep(args)
+        return COMMANDS[args.command](args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED

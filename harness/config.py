@@ -107,7 +107,7 @@ _FLAGS = {
     "workspace_dir": "--workspace",
     "resource_ttl_h": "--resource-ttl",
     **{f"{stage}_timeout_s": f"--{stage}-timeout"
-       for stage in ("compute", "job", "endpoint", "deployment", "scoring")},
+       for stage in ("compute", "job", "endpoint", "deployment", "scoring", "delete")},
 }
 
 
@@ -148,6 +148,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("deployment_timeout_s", "deadline for the deployment, seconds", _seconds,
            per_backend={"local": 300.0, "azure": 3600.0}),
     Option("scoring_timeout_s", "deadline for one scoring request, seconds", _seconds, 90.0),
+    Option("delete_timeout_s", "how long teardown waits for one deletion, seconds (after "
+           "Ctrl-C or SIGTERM: 5 s, the sweep finishes slow ones)", _seconds,
+           per_backend={"local": 10.0, "azure": 1800.0}),
     Option("keep_resources", "keep what a failed run created, for debugging", _bool, False,
            flag=True),
     Option("workspace_dir", "local backend's workspace directory", Path, None,
@@ -187,6 +190,7 @@ class HarnessConfig:
     endpoint_timeout_s: float
     deployment_timeout_s: float
     scoring_timeout_s: float
+    delete_timeout_s: float
     keep_resources: bool
     workspace_dir: Path
     resource_ttl_h: float

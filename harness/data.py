@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError
+from harness.scoring import ROLES
 
 SPLITS = ("train_sft", "test_sft", "train_gen", "test_gen")
 HUB_DATASET = "HuggingFaceH4/ultrachat_200k"
 SHIPPED_DATASET = Path(__file__).resolve().parent / "resources" / "ultrachat_mini"
-ROLES = ("assistant", "system", "user")
 LAYOUT = "data/{split}-00000-of-00001.parquet (or .jsonl) for " + ", ".join(SPLITS)
 LISTED_INVALID = 20
 

@@ -15,50 +15,43 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from filelock import FileLock
 
-from harness.backends.base import (
-    Backend,
-    Compute,
-    Endpoint,
-    EndpointPoller,
-    Handle,
-    JobRun,
-    RegisteredModel,
-)
-from harness.errors import DeploymentError, HarnessError
-from harness.waiting import Deadline
+from harness.backends.base import Backend, ResourceKind, delete_resource
+from harness.errors import HarnessError
+from harness.files import write_json
 
 STATE_FILE = "harness-state.json"
 INTERRUPTED_WAIT_S = 5.0  # per deletion, after Ctrl-C or SIGTERM: CI kills soon after
+
+S = TypeVar("S", bound="Shareable")
+Register = Callable[[str], None]  # called with a resource's name as soon as it exists
+
+
+class Shareable(Protocol):
+    """A value another process can rebuild: a backend handle, the prepared data."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_dict(cls: type[S], data: Mapping[str, Any]) -> S: ...
 
 
 class TeardownWarning(UserWarning):
     """A resource could not be deleted; it may still exist and cost money."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Cleanup:
-    """One deletion to perform: which kind of resource, and its handle as a dict."""
+    """One deletion to perform: which kind of resource, and its name."""
 
-    kind: str
-    payload: dict[str, Any]
+    kind: ResourceKind
+    name: str
 
     def describe(self) -> str:
-        return f"{self.kind} {self.payload.get('name', '?')}"
-
-
-def run_cleanup(backend: Backend, cleanup: Cleanup) -> None:
-    """Delete (or cancel) one resource through the backend."""
-    actions: Mapping[str, Callable[[dict[str, Any]], None]] = {
-        "endpoint": lambda p: backend.delete_endpoint(p["name"]),
-        "model": lambda p: backend.delete_model(RegisteredModel.from_dict(p)),
-        "compute": lambda p: backend.delete_compute(Compute.from_dict(p)),
-        "job": lambda p: backend.delete_job(JobRun.from_dict(p)),
-    }
-    actions[cleanup.kind](cleanup.payload)
+        return f"{self.kind.value} {self.name}"
 
 
 @dataclass
@@ -70,11 +63,11 @@ class ResourceTracker:
     """
 
     shared_dir: Path | None = None
+    delete_timeout_s: float = 60.0
     keep: Callable[[], bool] = lambda: False
     backend: Backend | None = None
     problems: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
-    pollers: dict[str, EndpointPoller] = field(default_factory=dict)
     interrupted: bool = False
     _memo: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -82,21 +75,22 @@ class ResourceTracker:
     def coordinated(self) -> bool:
         return self.shared_dir is not None
 
-    def once(self, key: str, create: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """``create()`` once per test run; every caller gets the same JSON-able result."""
-        if key in self._memo:
-            return self._memo[key]
+    def once(self, key: str, kind: type[S], create: Callable[[], S]) -> S:
+        """``create()`` once per test run; every caller (every worker) gets the same value."""
+        if key not in self._memo:
+            self._memo[key] = self._create_once(key, lambda: create().to_dict())
+        return kind.from_dict(self._memo[key])
+
+    def _create_once(self, key: str, create: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         if self.shared_dir is None:
-            self._memo[key] = create()
-            return self._memo[key]
+            return create()
         with FileLock(str(self.shared_dir / f"{key}.lock")):
             entry = self._read().get("resources", {}).get(key)
             if entry is None:
                 entry = self._create_recorded(key, create)
         if "error" in entry:
             raise HarnessError(f"{key} failed in another worker: {entry['error']}")
-        self._memo[key] = entry["value"]
-        return self._memo[key]
+        return dict(entry["value"])
 
     def _create_recorded(self, key: str, create: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         try:
@@ -110,24 +104,24 @@ class ResourceTracker:
 
     @contextmanager
     def resource(
-        self, key: str, kind: str, create: Callable[[Callable[[dict[str, Any]], None]], Any]
-    ) -> Iterator[dict[str, Any]]:
-        """Create once, delete on exit; ``create(register)`` calls ``register(payload)`` as
-        soon as the resource exists, before anything that can fail (waiting, checking).
-
-        A half-created resource is deleted too. Under xdist the deletion is only recorded:
-        the coordinating process performs it after the last worker.
+        self, kind: ResourceKind, handle: type[S], create: Callable[[Register], S]
+    ) -> Iterator[S]:
+        """Create once, delete on exit. ``create(register)`` calls ``register(name)`` as soon
+        as the resource exists, before anything that can fail (waiting, checking), so a
+        half-created resource is deleted too. Under xdist the deletion is only recorded: the
+        coordinating process performs it after the last worker.
         """
         registered: list[Cleanup] = []
 
-        def register(payload: dict[str, Any]) -> None:
-            cleanup = Cleanup(kind, dict(payload))
+        def register(name: str) -> None:
+            cleanup = Cleanup(kind, name)
             registered.append(cleanup)
             if self.coordinated:
-                self._update(lambda s: s.setdefault("cleanups", []).append(cleanup.__dict__))
+                record = {"kind": kind.value, "name": name}
+                self._update(lambda s: s.setdefault("cleanups", []).append(record))
 
         try:
-            yield self.once(key, lambda: _as_dict(create(register)))
+            yield self.once(kind.value, handle, lambda: create(register))
         except KeyboardInterrupt:
             self.interrupted = True
             raise
@@ -141,14 +135,13 @@ class ResourceTracker:
         After an interruption there is no time to wait: each deletion is started and waited
         on briefly; a slow one is reported and left for the sweep to finish.
         """
-        if self.interrupted:
-            backend.delete_timeout_s = min(backend.delete_timeout_s, INTERRUPTED_WAIT_S)
+        timeout_s = INTERRUPTED_WAIT_S if self.interrupted else self.delete_timeout_s
         for cleanup in reversed(cleanups):
             if self.keep():
                 self.kept.append(cleanup.describe())
                 continue
             try:
-                run_cleanup(backend, cleanup)
+                delete_resource(backend, cleanup.kind, cleanup.name, timeout_s)
             except Exception as exc:  # reported, never hides the test outcome
                 message = f"could not delete {cleanup.describe()}: {exc}"
                 self.problems.append(message)
@@ -156,7 +149,8 @@ class ResourceTracker:
 
     def recorded(self) -> list[Cleanup]:
         """Coordinator: every deletion the workers recorded."""
-        return [Cleanup(e["kind"], e["payload"]) for e in self._read().get("cleanups", [])]
+        entries = self._read().get("cleanups", [])
+        return [Cleanup(ResourceKind(e["kind"]), str(e["name"])) for e in entries]
 
     def delete_recorded(self, backend: Backend) -> None:
         """Coordinator: delete everything the workers recorded."""
@@ -165,48 +159,11 @@ class ResourceTracker:
     def _read(self) -> dict[str, Any]:
         assert self.shared_dir is not None
         path = self.shared_dir / STATE_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
+        return dict(json.loads(path.read_text())) if path.exists() else {}
 
     def _update(self, change: Callable[[dict[str, Any]], None]) -> None:
         assert self.shared_dir is not None
         with FileLock(str(self.shared_dir / f"{STATE_FILE}.lock")):
             state = self._read()
             change(state)
-            tmp = self.shared_dir / f"{STATE_FILE}.tmp"
-            tmp.write_text(json.dumps(state, indent=1))
-            tmp.replace(self.shared_dir / STATE_FILE)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value.to_dict() if isinstance(value, Handle) else dict(value)
-
-
-@dataclass
-class EndpointWatcher:
-    """Waits for an endpoint another worker started, by reading its state with a deadline."""
-
-    backend: Backend
-    name: str
-    interval_s: float = 5.0
-
-    def done(self) -> bool:
-        return self.backend.get_endpoint(self.name).provisioning_state in {"Succeeded", "Failed"}
-
-    def result(self, timeout_s: float) -> Endpoint:
-        seen: list[Endpoint] = []
-
-        def settled() -> bool:
-            seen.append(self.backend.get_endpoint(self.name))
-            return seen[-1].provisioning_state in {"Succeeded", "Failed", "Canceled"}
-
-        finished = Deadline(timeout_s).until(settled, self.interval_s)
-        endpoint = seen[-1]
-        if endpoint.provisioning_state == "Succeeded":
-            return endpoint
-        if finished:
-            raise DeploymentError(
-                f"endpoint {self.name} is {endpoint.provisioning_state}; see its logs "
-                "in the studio, then rerun (the teardown deletes it)")
-        raise DeploymentError(
-            f"endpoint {self.name} still {endpoint.provisioning_state} after "
-            f"{timeout_s:.0f} s; raise --endpoint-timeout or check the region's quota")
+            write_json(self.shared_dir / STATE_FILE, state)

@@ -15,6 +15,9 @@ from typing import Any
 
 from harness.errors import ScoringError
 
+# The chat roles and the notebook's generation parameters: the harness sends them, the local
+# endpoint's scoring contract accepts them (harness/backends/local/server/contract.py).
+ROLES = ("assistant", "system", "user")
 DEFAULT_PARAMETERS: Mapping[str, Any] = MappingProxyType(
     {"temperature": 0.6, "top_p": 0.9, "do_sample": True, "max_new_tokens": 200}
 )

@@ -104,7 +104,7 @@ def _allow_list(name: str, tags: Mapping[str, object]) -> tuple[str, ...] | None
     if not isinstance(parsed, (list, tuple)) or not all(isinstance(x, str) for x in parsed):
         raise TagError(
             f"model tag {name!r} must be a list of VM size names, found "
-            f"{type(parsed).__name__}: {_shown(_raw(tags[name]))}; fix the tag on the model"
+            f"{type(parsed).__name__}: {_shown(encode_tag(tags[name]))}; fix the tag on the model"
         )
     return tuple(parsed)
 
@@ -117,7 +117,7 @@ def _defaults(tags: Mapping[str, object]) -> Mapping[str, Any]:
         raise TagError(
             f"model tag {MODEL_SPECIFIC_DEFAULTS!r} must be a dict of parameter names to "
             f"values, found {type(parsed).__name__}: "
-            f"{_shown(_raw(tags[MODEL_SPECIFIC_DEFAULTS]))}; fix the tag on the model"
+            f"{_shown(encode_tag(tags[MODEL_SPECIFIC_DEFAULTS]))}; fix the tag on the model"
         )
     return dict(parsed)
 
@@ -128,12 +128,15 @@ def _task(tags: Mapping[str, object]) -> str | None:
         return value
     raise TagError(
         f"model tag {TASK!r} must be a string, found {type(value).__name__}: "
-        f"{_shown(_raw(value))}; fix the tag on the model"
+        f"{_shown(encode_tag(value))}; fix the tag on the model"
     )
 
 
-def _raw(value: object) -> str:
-    """A tag value as the registry would store it, for ``ModelCard.tags`` and messages."""
+def encode_tag(value: object) -> str:
+    """A tag value as a registry string. Every structured value is written as JSON: the one
+    format any reader understands (MLflow's UI, jq, other languages) and lossless for what tags
+    hold. The azureml registry's publisher also wrote Python reprs of lists; ``parse_tag``
+    still reads those, but the harness never writes them."""
     if isinstance(value, str):
         return value
     try:
@@ -153,5 +156,5 @@ def model_card(name: str, version: str, id: str, tags: Mapping[str, object]) -> 
         evaluation_allow_list=_allow_list(EVALUATION_ALLOW_LIST, tags),
         model_specific_defaults=_defaults(tags),
         task=_task(tags),
-        tags={k: _raw(v) for k, v in tags.items()},
+        tags={k: encode_tag(v) for k, v in tags.items()},
     )

@@ -1,4 +1,5 @@
-"""The workflow's steps as one protocol, and the small handles passed between them.
+"""The workflow's steps as one protocol, the small handles passed between them, and the rules
+both backends share (states, resource kinds, the fine-tuned model's name, the request timeout).
 
 Handles are frozen dataclasses of plain values so that they can be written to the shared state
 file under pytest-xdist and read back by another process (``to_dict`` / ``from_dict``).
@@ -7,19 +8,37 @@ file under pytest-xdist and read back by another process (``to_dict`` / ``from_d
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from harness.data import PreparedData
     from harness.tags import ModelCard
 
-JOB_IN_PROGRESS = frozenset(
-    {"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running",
-     "CancelRequested", "Finalizing", "Scheduled", "Unknown"}
-)
-JOB_TERMINAL = frozenset({"Completed", "Failed", "Canceled", "NotResponding", "Paused"})
+# Only these end a job. The service's REST enum says NotResponding can go back to any earlier
+# state, and Unknown is not an end either: azure-ai-ml lists NotResponding and Paused as
+# terminal, which is wrong for a waiting loop (see azureml-facts.md, corrections 4).
+JOB_FINAL = frozenset({"Completed", "Failed", "Canceled"})
+ENDPOINT_SETTLED = frozenset({"Succeeded", "Failed", "Canceled"})
+REQUEST_TIMEOUT_MS = 90_000  # the notebook's OnlineRequestSettings(request_timeout_ms=90000)
+FINETUNED_SUFFIX = "-ultrachat-200k"
+
+
+def finetuned_model_name(foundation: str) -> str:
+    """The registered name of a fine-tuned model: the notebook's ``{model}-ultrachat-200k``."""
+    return f"{foundation}{FINETUNED_SUFFIX}".replace("/", "-")
+
+
+class ResourceKind(str, Enum):
+    """What the harness creates and deletes; the sweep and the tracker speak these."""
+
+    COMPUTE = "compute"
+    JOB = "job"
+    MODEL = "model"
+    ENDPOINT = "endpoint"
+
 
 T = TypeVar("T", bound="Handle")
 
@@ -68,8 +87,13 @@ class RegisteredModel(Handle):
     name: str
     version: str
     id: str
-    job_name: str  # lineage: the job whose output this model is
+    job_name: str  # lineage: the job whose output this model is, as the service reports it
     tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        """``name:version``: how deletion and the sweep name a model version."""
+        return f"{self.name}:{self.version}"
 
 
 @dataclass(frozen=True)
@@ -103,28 +127,18 @@ class ScoringReply(Handle):
 class OwnedResource(Handle):
     """A resource found by its ownership tags, for the sweep."""
 
-    kind: str  # "endpoint", "deployment", "compute", "model", "job", "server"
+    kind: ResourceKind
     name: str
     tags: dict[str, str] = field(default_factory=dict)
     detail: str = ""
 
 
-class EndpointPoller(Protocol):
-    """A started endpoint creation; ``result`` waits for it with a deadline."""
-
-    def done(self) -> bool: ...
-
-    def result(self, timeout_s: float) -> Endpoint: ...
-
-
 @runtime_checkable
 class Backend(Protocol):
-    """The workflow's steps. Every creating step takes the ownership tags to stamp on it."""
+    """The workflow's steps. Every creating step takes the ownership tags to stamp on it;
+    every deletion takes how long it may wait (teardown after Ctrl-C waits less)."""
 
     name: str
-    # How long a deletion is waited on. Teardown after Ctrl-C or SIGTERM lowers it: every
-    # deletion is then started and, if slow, left running for the sweep to finish.
-    delete_timeout_s: float
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard: ...
 
@@ -146,18 +160,19 @@ class Backend(Protocol):
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun: ...
 
-    def cancel_job(self, job: JobRun) -> None: ...
-
-    def delete_job(self, job: JobRun) -> None:
-        """Cancel the job if it still runs and free what it holds (teardown)."""
-
     def job_metrics(self, job: JobRun) -> TrainingMetrics: ...
 
     def register_model(
         self, card: ModelCard, job: JobRun, tags: Mapping[str, str]
     ) -> RegisteredModel: ...
 
-    def begin_create_endpoint(self, name: str, tags: Mapping[str, str]) -> EndpointPoller: ...
+    def begin_create_endpoint(self, name: str, tags: Mapping[str, str]) -> Endpoint:
+        """Start creating the endpoint and return at once (it overlaps the training)."""
+
+    def wait_for_endpoint(self, name: str, timeout_s: float) -> Endpoint:
+        """Wait until the endpoint is ready; works in any process, not only the creator."""
+
+    def get_endpoint(self, name: str) -> Endpoint: ...
 
     def deploy(
         self,
@@ -169,8 +184,6 @@ class Backend(Protocol):
         timeout_s: float,
     ) -> Deployment: ...
 
-    def get_endpoint(self, name: str) -> Endpoint: ...
-
     def invoke(
         self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
     ) -> ScoringReply: ...
@@ -181,14 +194,28 @@ class Backend(Protocol):
         self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
     ) -> ScoringReply: ...
 
-    def delete_endpoint(self, name: str) -> None: ...
+    def delete_compute(self, name: str, timeout_s: float) -> None: ...
 
-    def delete_model(self, model: RegisteredModel) -> None: ...
+    def delete_job(self, name: str, timeout_s: float) -> None:
+        """Cancel the job unless it ended, and free what it holds."""
 
-    def delete_compute(self, compute: Compute) -> None: ...
+    def delete_model(self, ref: str, timeout_s: float) -> None:
+        """Delete (or archive) the model version ``name:version``."""
+
+    def delete_endpoint(self, name: str, timeout_s: float) -> None: ...
 
     def list_owned_resources(self) -> Sequence[OwnedResource]: ...
 
-    def delete_resource(self, resource: OwnedResource) -> None: ...
+    def close(self, stop_owned: bool) -> None:
+        """Release clients; with ``stop_owned``, also stop what this instance still runs."""
 
-    def close(self) -> None: ...
+
+def delete_resource(backend: Backend, kind: ResourceKind, name: str, timeout_s: float) -> None:
+    """Delete one resource by kind: the one dispatch the tracker and the sweep share."""
+    deleters: Mapping[ResourceKind, Callable[[str, float], None]] = {
+        ResourceKind.COMPUTE: backend.delete_compute,
+        ResourceKind.JOB: backend.delete_job,
+        ResourceKind.MODEL: backend.delete_model,
+        ResourceKind.ENDPOINT: backend.delete_endpoint,
+    }
+    deleters[ResourceKind(kind)](name, timeout_s)

@@ -892,7 +892,7 @@ def fake_azure(config: Any = None, *, retry_total: int = 0) -> Iterator[tuple[Fa
             yield fake, backend
         finally:
             fake.settle()
-            backend.close()
+            backend.close(stop_owned=True)
 
 
 def prepared_data(folder: Path) -> Any:

@@ -12,7 +12,6 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,20 +38,8 @@ TAGS = {
 }
 
 
-@dataclass
-class FakeEndpointPoller:
-    endpoint: Endpoint
-
-    def done(self) -> bool:
-        return True
-
-    def result(self, timeout_s: float) -> Endpoint:
-        return self.endpoint
-
-
 class FakeBackend:
     name = "fake"
-    delete_timeout_s = 60.0
 
     def __init__(self, events: Path | None = None) -> None:
         self.events = events or Path(os.environ["HARNESS_FAKE_EVENTS"])
@@ -60,9 +47,9 @@ class FakeBackend:
         step, _, seconds = os.environ.get("HARNESS_FAKE_SLEEP", "").partition(":")
         self.sleep = {step: float(seconds)} if step else {}
 
-    def _event(self, event: str, kind: str, name: str) -> None:
+    def _event(self, event: str, kind: str, name: str, timeout_s: float | None = None) -> None:
         line = json.dumps({"event": event, "kind": kind, "name": name, "pid": os.getpid(),
-                           "delete_timeout_s": self.delete_timeout_s})
+                           "delete_timeout_s": timeout_s})
         with self.events.open("a") as out:
             out.write(line + "\n")
 
@@ -94,19 +81,17 @@ class FakeBackend:
     def submit_finetune(self, card: ModelCard, compute: Compute, data: PreparedData,
                         parameters: Mapping[str, Any], display_name: str,
                         tags: Mapping[str, str]) -> JobRun:
-        self._event("create", "job", display_name)
-        self._step("submit_finetune", undo=("job", display_name))
-        return JobRun(f"job-{os.getpid()}", display_name, "Running", "fake://job")
+        name = f"job-{display_name}"
+        self._event("create", "job", name)
+        self._step("submit_finetune", undo=("job", name))
+        return JobRun(name, display_name, "Running", "fake://job")
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
         self._step("wait_for_job")
         return JobRun(job.name, job.display_name, "Completed", job.url)
 
-    def cancel_job(self, job: JobRun) -> None:
-        self._event("cancel", "job", job.display_name)
-
-    def delete_job(self, job: JobRun) -> None:
-        self._event("delete", "job", job.display_name)
+    def delete_job(self, name: str, timeout_s: float) -> None:
+        self._event("delete", "job", name, timeout_s)
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
         return TrainingMetrics({"loss": [2.0, 1.5, 1.0], "eval_loss": [2.1, 1.2]})
@@ -118,10 +103,14 @@ class FakeBackend:
         self._step("register_model", undo=("model", name))
         return RegisteredModel(name, "1", f"fake://{name}/1", job.name, dict(tags))
 
-    def begin_create_endpoint(self, name: str, tags: Mapping[str, str]) -> FakeEndpointPoller:
+    def begin_create_endpoint(self, name: str, tags: Mapping[str, str]) -> Endpoint:
         self._event("create", "endpoint", name)
         self._step("begin_create_endpoint")
-        return FakeEndpointPoller(self.get_endpoint(name))
+        return self.get_endpoint(name)
+
+    def wait_for_endpoint(self, name: str, timeout_s: float) -> Endpoint:
+        self._step("wait_for_endpoint")
+        return self.get_endpoint(name)
 
     def get_endpoint(self, name: str) -> Endpoint:
         return Endpoint(name, f"http://127.0.0.1/{name}/score", "key", "Succeeded", {})
@@ -146,23 +135,20 @@ class FakeBackend:
             return ScoringReply(401, "{}", 0.01)
         return ScoringReply(200, json.dumps({"output": "Paris."}), 0.01)
 
-    def delete_endpoint(self, name: str) -> None:
-        self._event("delete", "endpoint", name)
+    def delete_endpoint(self, name: str, timeout_s: float) -> None:
+        self._event("delete", "endpoint", name, timeout_s)
         self._step("delete_endpoint")
 
-    def delete_model(self, model: RegisteredModel) -> None:
-        self._event("delete", "model", model.name)
+    def delete_model(self, ref: str, timeout_s: float) -> None:
+        self._event("delete", "model", ref.rpartition(":")[0], timeout_s)
 
-    def delete_compute(self, compute: Compute) -> None:
-        self._event("delete", "compute", compute.name)
+    def delete_compute(self, name: str, timeout_s: float) -> None:
+        self._event("delete", "compute", name, timeout_s)
 
     def list_owned_resources(self) -> Sequence[OwnedResource]:
         return []
 
-    def delete_resource(self, resource: OwnedResource) -> None:
-        self._event("delete", resource.kind, resource.name)
-
-    def close(self) -> None:
+    def close(self, stop_owned: bool) -> None:
         self._event("close", "backend", str(os.getpid()))
 
 

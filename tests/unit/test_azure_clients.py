@@ -28,7 +28,7 @@ def test_creating_the_backend_imports_no_sdk() -> None:
 def test_default_credential_never_opens_a_browser() -> None:
     from azure.identity import DefaultAzureCredential
 
-    from harness.backends.azure_clients import make_credential
+    from harness.backends.azure.clients import make_credential
 
     credential = make_credential(azure_config(), env={})
     assert isinstance(credential, DefaultAzureCredential)
@@ -39,7 +39,7 @@ def test_default_credential_never_opens_a_browser() -> None:
 def test_browser_login_only_when_asked_and_after_the_default_chain() -> None:
     from azure.identity import DefaultAzureCredential, InteractiveBrowserCredential
 
-    from harness.backends.azure_clients import make_credential
+    from harness.backends.azure.clients import make_credential
 
     credential: Any = make_credential(azure_config(interactive_login=True), env={})
     first, last = credential.credentials
@@ -49,7 +49,7 @@ def test_browser_login_only_when_asked_and_after_the_default_chain() -> None:
 
 @pytest.mark.parametrize("variable", ["CI", "TF_BUILD", "GITHUB_ACTIONS"])
 def test_browser_login_is_refused_in_ci(variable: str) -> None:
-    from harness.backends.azure_clients import make_credential
+    from harness.backends.azure.clients import make_credential
     from harness.errors import ConfigError
 
     with pytest.raises(ConfigError,

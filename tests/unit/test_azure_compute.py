@@ -44,7 +44,6 @@ def test_existing_cluster_is_reused_and_never_deleted(env: Any, card: Any) -> No
     fake.add_compute("gpu", "standard_nc48ads_a100_v4")  # case differs from the allow-list
     compute = backend.ensure_compute(card, "gpu", None, TAGS)
     assert compute == Compute("gpu", "standard_nc48ads_a100_v4", 2, False, "Succeeded")
-    backend.delete_compute(compute)
     assert not fake.calls("compute", "PUT") and not fake.calls("compute", "DELETE")
 
 
@@ -54,7 +53,7 @@ def test_refused_dedicated_cluster_falls_back_to_low_priority(env: Any, card: An
     compute = backend.ensure_compute(card, "gpu", "Standard_NC96ads_A100_v4", TAGS)
     assert _tiers(fake) == ["Dedicated", "LowPriority"]
     assert compute.created_by_harness and compute.gpus_per_node == 4
-    backend.delete_compute(compute)
+    backend.delete_compute(compute.name, 5)
     assert fake.calls("compute", "DELETE")
 
 
@@ -131,5 +130,5 @@ def test_deleting_a_cluster_that_is_busy_fails_loudly(env: Any, card: Any) -> No
     compute = backend.ensure_compute(card, "gpu", None, TAGS)
     fake.delete_fails = {"compute"}
     with pytest.raises(CleanupError, match=r"gpu could not be deleted.*a job is running"):
-        backend.delete_compute(compute)
+        backend.delete_compute(compute.name, 5)
     assert fake.calls("compute", "DELETE")

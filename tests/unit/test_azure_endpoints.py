@@ -31,7 +31,8 @@ def _model(fake: FakeAzureML) -> Any:
 
 def _endpoint(env: Any) -> Any:
     _, backend = env
-    return backend.begin_create_endpoint("ep-test", TAGS).result(timeout_s=5)
+    backend.begin_create_endpoint("ep-test", TAGS)
+    return backend.wait_for_endpoint("ep-test", timeout_s=5)
 
 
 def _deploy(env: Any, timeout_s: float = 5) -> Any:
@@ -55,10 +56,27 @@ def test_endpoint_still_creating_at_the_deadline_is_reported(env: Any) -> None:
     fake, backend = env
     fake.hold.add("endpoint")
     pending = backend.begin_create_endpoint("ep-test", TAGS)
-    assert not pending.done()
-    with pytest.raises(DeploymentError, match="still being created after 0s; teardown "
-                                              "deletes it"):
-        pending.result(timeout_s=0.02)
+    assert pending.provisioning_state == "Creating"
+    with pytest.raises(DeploymentError, match="still Creating after 0s; teardown deletes it"):
+        backend.wait_for_endpoint("ep-test", timeout_s=0.02)
+
+
+def test_another_worker_waits_for_the_endpoint_by_reading_its_state(env: Any) -> None:
+    """A pytest-xdist worker that did not start the creation has no poller: it polls GET."""
+    from azure_fake import make_backend
+    from harness.errors import DeploymentError
+
+    fake, backend = env
+    fake.hold.add("endpoint")
+    backend.begin_create_endpoint("ep-test", TAGS)
+    other = make_backend(backend.config, fake)
+    other_gets = len(fake.calls("endpoint", "GET"))
+    with pytest.raises(DeploymentError, match="still Creating after 0s"):
+        other.wait_for_endpoint("ep-test", timeout_s=0.02)
+    assert len(fake.calls("endpoint", "GET")) > other_gets
+    fake.release("endpoint")
+    backend.wait_for_endpoint("ep-test", timeout_s=5)
+    assert other.wait_for_endpoint("ep-test", timeout_s=5).provisioning_state == "Succeeded"
 
 
 def test_failed_deployment_carries_the_container_logs(env: Any) -> None:
@@ -124,10 +142,10 @@ def test_endpoint_deletion_is_always_sent_and_failures_are_loud(env: Any) -> Non
     _endpoint(env)
     fake.delete_fails = {"endpoint"}
     with pytest.raises(CleanupError, match=r"ep-test could not be deleted.*harness sweep"):
-        backend.delete_endpoint("ep-test")
+        backend.delete_endpoint("ep-test", 5)
     assert len(fake.calls("endpoint", "DELETE")) == 1
     fake.delete_fails = set()
-    backend.delete_endpoint("never-created")  # already gone: nothing to do
+    backend.delete_endpoint("never-created", 5)  # already gone: nothing to do
     assert len(fake.calls("endpoint", "DELETE")) == 2
 
 
@@ -137,9 +155,8 @@ def test_endpoint_still_deleting_at_the_deadline_is_left_to_the_sweep(env: Any) 
     fake, backend = env
     _endpoint(env)
     fake.hold.add("delete")
-    backend.delete_timeout_s = 0.02
     with pytest.raises(CleanupError, match="still deleting after 0s; the deletion goes on"):
-        backend.delete_endpoint("ep-test")
+        backend.delete_endpoint("ep-test", 0.02)
 
 
 def test_model_archive_failure_is_a_cleanup_error(env: Any) -> None:
@@ -149,4 +166,4 @@ def test_model_archive_failure_is_a_cleanup_error(env: Any) -> None:
     fake.state.models[(_model(fake).name, "1")] = {"properties": {}}
     fake.delete_fails = {"model"}
     with pytest.raises(CleanupError, match="could not be archived"):
-        backend.delete_model(_model(fake))
+        backend.delete_model(_model(fake).ref, 5)

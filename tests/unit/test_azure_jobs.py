@@ -39,16 +39,29 @@ def test_failed_job_reports_its_step_error_and_studio_url(env: Any) -> None:
     assert "https://ml.azure.com/runs/brave_job_1" in message
 
 
-@pytest.mark.parametrize("status", ["Canceled", "NotResponding", "Paused"])
-def test_any_other_terminal_status_fails(env: Any, status: str) -> None:
-    """jobs.stream() returns normally on these: the harness must not."""
+def test_a_canceled_job_fails(env: Any) -> None:
+    """jobs.stream() returns normally on Canceled: the harness must not."""
+    from harness.errors import JobError
+
+    fake, backend = env
+    fake.job_statuses = ["Queued", "Canceled"]
+    with pytest.raises(JobError, match="ended Canceled, expected Completed"):
+        backend.wait_for_job(_job(fake), timeout_s=5)
+    assert not fake.calls("job.cancel")
+
+
+@pytest.mark.parametrize("status", ["NotResponding", "Paused", "Unknown"])
+def test_states_that_are_not_final_are_waited_on_until_the_deadline(env: Any, status: str
+                                                                     ) -> None:
+    """azure-ai-ml calls NotResponding and Paused terminal; the service does not end a job
+    there, so the harness keeps waiting and cancels the job at its deadline."""
     from harness.errors import JobError
 
     fake, backend = env
     fake.job_statuses = ["Queued", status]
-    with pytest.raises(JobError, match=f"ended {status}, expected Completed"):
-        backend.wait_for_job(_job(fake), timeout_s=5)
-    assert not fake.calls("job.cancel")
+    with pytest.raises(JobError, match=f"did not finish within 0s \\(last status {status}\\)"):
+        backend.wait_for_job(_job(fake), timeout_s=0.05)
+    assert fake.calls("job.cancel")
 
 
 def test_job_is_cancelled_at_the_deadline(env: Any) -> None:
@@ -63,13 +76,13 @@ def test_job_is_cancelled_at_the_deadline(env: Any) -> None:
     assert cancel.path.endswith("/jobs/brave_job_1/cancel")
 
 
-def test_cancel_job_only_cancels_a_running_job(env: Any) -> None:
+def test_teardown_cancels_only_a_job_that_has_not_ended(env: Any) -> None:
     fake, backend = env
     fake.job_statuses = ["Completed"]
-    backend.cancel_job(_job(fake, "done_job"))
+    backend.delete_job(_job(fake, "done_job").name, 5)
     assert not fake.calls("job.cancel")
-    fake.job_statuses = ["Running"]
-    backend.cancel_job(_job(fake, "running_job"))
+    fake.job_statuses = ["NotResponding"]
+    backend.delete_job(_job(fake, "running_job").name, 5)
     assert [c.path.rsplit("/", 2)[-2] for c in fake.calls("job.cancel")] == ["running_job"]
 
 
@@ -83,7 +96,7 @@ def test_a_job_without_a_training_run_has_no_metrics(env: Any) -> None:
 
 
 def test_tracking_uri_becomes_the_https_form() -> None:
-    from harness.backends.azure_metrics import rest_tracking_uri
+    from harness.backends.azure.metrics import rest_tracking_uri
     from harness.errors import JobError
 
     uri = "azureml://eastus.api.azureml.ms/mlflow/v1.0/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/workspaces/w"

@@ -41,7 +41,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         job = backend.wait_for_job(submitted, timeout_s=10)
         metrics = backend.job_metrics(job)
         model = backend.register_model(card, job, tags)
-        endpoint = pending.result(timeout_s=10)
+        endpoint = backend.wait_for_endpoint(pending.name, timeout_s=10)
         deployment = backend.deploy(endpoint, model, "dep-1", "Standard_NC6s_v3", tags, 10)
         yield SimpleNamespace(**locals())
 
@@ -53,7 +53,7 @@ def _bodies(fake: FakeAzureML, route: str, method: str = "PUT") -> list[Any]:
 def test_creating_the_backend_sends_nothing(run: SimpleNamespace) -> None:
     from harness.backends.base import Backend
 
-    assert isinstance(run.backend, Backend) and run.pending.done()
+    assert isinstance(run.backend, Backend)
     count = len(run.fake.requests)
     make_backend(run.backend.config, run.fake)
     assert len(run.fake.requests) == count
@@ -215,12 +215,14 @@ def test_raw_requests_without_the_right_key_are_rejected(run: SimpleNamespace) -
 
 
 def test_sweep_lists_owned_resources_and_deletes_them(run: SimpleNamespace) -> None:
+    from harness.backends.base import delete_resource
+
     owned = {(r.kind, r.name) for r in run.backend.list_owned_resources()}
     model = f"{run.model.name}:{run.model.version}"
     assert owned == {("endpoint", "ep-hfake0001-abcde"), ("compute", "gpu-cluster"),
                      ("model", model)}
     for resource in run.backend.list_owned_resources():
-        run.backend.delete_resource(resource)
+        delete_resource(run.backend, resource.kind, resource.name, 5)
     assert run.fake.calls("endpoint", "DELETE") and run.fake.calls("compute", "DELETE")
     assert _bodies(run.fake, "model")[-1]["properties"]["isArchived"] is True
     assert run.backend.list_owned_resources() == []

@@ -16,7 +16,7 @@ import pytest
 import harness.backends
 from harness import naming
 from harness.__main__ import main, parse_duration_h
-from harness.backends.base import OwnedResource
+from harness.backends.base import OwnedResource, ResourceKind
 from harness.config import HarnessConfig
 from harness.errors import CleanupError, ConfigError
 
@@ -205,7 +205,8 @@ def test_parse_duration_refuses(text: str) -> None:
 NOW = datetime.now(timezone.utc)
 
 
-def owned(name: str, created_h_ago: float, ttl_h: float, kind: str = "endpoint") -> OwnedResource:
+def owned(name: str, created_h_ago: float, ttl_h: float,
+          kind: ResourceKind = ResourceKind.ENDPOINT) -> OwnedResource:
     tags = naming.ownership_tags(f"r{name}", ttl_h, now=NOW - timedelta(hours=created_h_ago))
     return OwnedResource(kind=kind, name=name, tags=tags)
 
@@ -223,22 +224,24 @@ class FakeBackend:
     def list_owned_resources(self) -> list[OwnedResource]:
         return self.resources
 
-    def delete_resource(self, resource: OwnedResource) -> None:
-        self.attempted.append(resource.name)
-        if resource.name in self.failing:
-            raise CleanupError(f"cannot delete {resource.name}: still in use")
-        self.deleted.append(resource.name)
+    def _delete(self, name: str, timeout_s: float) -> None:
+        self.attempted.append(name)
+        if name in self.failing:
+            raise CleanupError(f"cannot delete {name}: still in use")
+        self.deleted.append(name)
 
-    def close(self) -> None:
+    delete_compute = delete_job = delete_model = delete_endpoint = _delete
+
+    def close(self, stop_owned: bool) -> None:
         self.closed = True
 
 
 RESOURCES = [
     owned("expired", created_h_ago=8, ttl_h=6),
-    owned("fresh", created_h_ago=1, ttl_h=6, kind="deployment"),
-    owned("old-long-ttl", created_h_ago=10, ttl_h=48, kind="compute"),
-    OwnedResource(kind="endpoint", name="untagged", tags={}),
-    OwnedResource(kind="endpoint", name="foreign", tags={"harness-expires": "2000-01-01T00:00:00"}),
+    owned("fresh", created_h_ago=1, ttl_h=6, kind=ResourceKind.JOB),
+    owned("old-long-ttl", created_h_ago=10, ttl_h=48, kind=ResourceKind.COMPUTE),
+    OwnedResource(kind=ResourceKind.ENDPOINT, name="untagged", tags={}),
+    OwnedResource(kind=ResourceKind.ENDPOINT, name="foreign", tags={"harness-expires": "2000-01-01T00:00:00"}),
 ]
 
 
@@ -281,7 +284,7 @@ def test_sweep_dry_run(capsys: pytest.CaptureFixture[str], fake: dict[str, Any])
     assert code == 0
     assert fake["backend"].attempted == []
     assert "would delete endpoint expired" in out
-    assert "would delete deployment fresh" in out
+    assert "would delete job fresh" in out
     assert "would delete compute old-long-ttl" in out
     assert "untagged" not in out
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.backends.local import chat_data
-from harness.backends.local.chat_data import IGNORE
+from harness.backends.local.training import chat_data
+from harness.backends.local.training.chat_data import IGNORE
 
 pytestmark = pytest.mark.unit
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.backends.local import compute
-from harness.backends.local.defaults import TINY_MODEL_DEFAULTS, tiny_model_tags
-from harness.backends.local.settings import resolve, unused_note
+from harness.backends.local.models import tiny_model_tags
+from harness.backends.local.training.parameters import resolve, unused_note
+from harness.backends.local.training.tiny_model import TINY_MODEL_DEFAULTS
 from harness.errors import ComputeError, ParameterError
 from harness.tags import ModelCard, model_card
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.local import deployment, endpoints, sweep
+from harness.backends.local import deployments, endpoints, sweep
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
 from harness.naming import ownership_tags
@@ -31,8 +31,6 @@ def test_creating_an_endpoint_reserves_a_loopback_port_and_two_keys(ws: Workspac
     assert len(set(state.keys)) == 2 and all(len(key) >= 32 for key in state.keys)
     assert stat.S_IMODE(endpoints.path_of(ws, "ep-one").stat().st_mode) == 0o600
     assert endpoints.load(ws, "ep-one") == state
-    poller = endpoints.LocalEndpointPoller(endpoint)
-    assert poller.done() and poller.result(1) == endpoint
 
 
 def test_endpoint_names_are_never_reused(ws: Workspace) -> None:
@@ -52,7 +50,7 @@ def test_a_port_held_by_another_process_is_a_clear_error() -> None:
 def test_an_unknown_endpoint_is_a_clear_error(ws: Workspace) -> None:
     with pytest.raises(DeploymentError, match="does not exist"):
         endpoints.require(ws, "missing")
-    assert deployment.delete(ws, "missing") is False
+    assert deployments.delete(ws, "missing") is False
 
 
 def dead_pid() -> int:
@@ -69,7 +67,7 @@ def test_the_sweep_finds_a_stale_server_by_its_tags_and_cleans_it(ws: Workspace)
     found = sweep.owned_endpoints(ws)
     assert [(r.kind, r.name) for r in found] == [("endpoint", "ep-stale")]
     assert "server dead" in found[0].detail and found[0].tags == tags
-    deployment.delete(ws, "ep-stale")
+    deployments.delete(ws, "ep-stale")
     assert endpoints.load(ws, "ep-stale") is None and sweep.owned_endpoints(ws) == []
     assert endpoints.load(ws, "ep-not-ours") is not None
 
@@ -79,5 +77,5 @@ def test_deleting_an_endpoint_stops_its_server_group(ws: Workspace) -> None:
     server = subprocess.Popen(["sleep", "30"], start_new_session=True)
     endpoints.save(ws, replace(state, deployment={"pgid": server.pid}))
     assert "server alive" in sweep.owned_endpoints(ws)[0].detail
-    assert deployment.delete(ws, "ep-live")
+    assert deployments.delete(ws, "ep-live")
     assert server.wait(timeout=5) != 0

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from harness.backends.local import job as job_module
-from harness.backends.local.job import Jobs
-from harness.backends.local.jobspec import JobSpec, write_status
-from harness.backends.local.process import group_alive, spawn, stop_group
+from harness.backends.local import jobs as job_module
+from harness.backends.local.job_files import JobSpec, write_status
+from harness.backends.local.jobs import Jobs
+from harness.backends.local.processes import group_alive, spawn, stop_group
 from harness.backends.local.workspace import Workspace
 from harness.errors import JobError
 
@@ -54,7 +54,7 @@ def test_spec_round_trips_and_starts_the_training_entry(tmp_path: Path) -> None:
     Path(job_spec.job_dir).mkdir(parents=True)
     path = job_spec.write()
     assert JobSpec.read(path) == job_spec
-    entry = ["-m", "harness.backends.local.train", "--spec", str(path)]
+    entry = ["-m", "harness.backends.local.training", "--spec", str(path)]
     assert job_spec.argv("/py") == ["/py", *entry]
 
 
@@ -113,7 +113,7 @@ def test_stop_group_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None
 
 
 def test_python_children_are_started_with_this_interpreter() -> None:
-    from harness.backends.local.env import child_env, python
+    from harness.backends.local.processes import child_env, python
 
     env = child_env({"EXTRA": "1"})
     assert python() == sys.executable
@@ -122,7 +122,7 @@ def test_python_children_are_started_with_this_interpreter() -> None:
 
 
 def test_missing_training_files_are_refused_before_a_job_starts(tmp_path: Path) -> None:
-    from harness.backends.local.backend import training_files
+    from harness.backends.local.jobs import training_files
     from harness.data import PreparedData
     from harness.errors import DataError
 

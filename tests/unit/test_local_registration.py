@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.local import cli
-from harness.backends.local.defaults import LOCAL_SKUS, tiny_model_tags
-from harness.backends.local.model_dir import check_model_dir
+from harness.__main__ import main
+from harness.backends.local import checkpoints
+from harness.backends.local.checkpoints import check_model_dir
+from harness.backends.local.compute import LOCAL_SKUS
+from harness.backends.local.models import tiny_model_tags
 from harness.errors import ConfigError, TagError
 from harness.tags import model_card
 
@@ -50,7 +52,7 @@ def test_the_cli_refuses_a_directory_without_weights_before_creating_a_registry(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = model_dir(tmp_path, "config.json", "tokenizer.json")
     workspace = tmp_path / "workspace"
-    code = cli.main(["register-model", str(path), "--name", "M", "--workspace", str(workspace)])
+    code = main(["register-model", str(path), "--name", "M", "--workspace", str(workspace)])
     assert code == 2 and "weights" in capsys.readouterr().err
     assert not workspace.exists()
 
@@ -60,8 +62,8 @@ def test_tags_files_are_converted_to_the_registry_string_format(tmp_path: Path) 
     tags_file.write_text(json.dumps({"tags": {
         "model_specific_defaults": {"learning_rate": 1e-4, "apply_lora": "true"},
         "finetune_compute_allow_list": ["Local_GPU"]}}))
-    tags = cli.load_tags(tags_file, "Phi-3-mini-4k-instruct")
-    assert tags["finetune_compute_allow_list"] == "['Local_GPU']"
+    tags = checkpoints.load_tags(tags_file, "Phi-3-mini-4k-instruct")
+    assert tags["finetune_compute_allow_list"] == '["Local_GPU"]'
     card = model_card("Phi-3-mini-4k-instruct", "1", "models:/x/1", tags)
     assert card.model_specific_defaults == {"learning_rate": 1e-4, "apply_lora": "true"}
     assert card.inference_allow_list == LOCAL_SKUS and card.task == "chat-completion"
@@ -70,14 +72,14 @@ def test_tags_files_are_converted_to_the_registry_string_format(tmp_path: Path) 
 def test_allow_lists_without_a_local_sku_are_refused(tmp_path: Path) -> None:
     shipped = Path(__file__).parents[2] / "harness/resources/phi-3-mini-4k-instruct.tags.json"
     with pytest.raises(ConfigError, match="names no local SKU"):
-        cli.load_tags(shipped, "Phi-3-mini-4k-instruct")
+        checkpoints.load_tags(shipped, "Phi-3-mini-4k-instruct")
 
 
 def test_malformed_tags_are_refused(tmp_path: Path) -> None:
     tags_file = tmp_path / "tags.json"
     tags_file.write_text(json.dumps({"model_specific_defaults": "{not json"}))
     with pytest.raises(TagError):
-        cli.load_tags(tags_file, "M")
+        checkpoints.load_tags(tags_file, "M")
 
 
 def test_the_tiny_models_tags_parse_like_a_registry_models() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.backends.local import chat_request
-from harness.backends.local.chat_request import ChatRequest, Generation, handle
+from harness.backends.local.server import contract
+from harness.backends.local.server.contract import ChatRequest, Generation, handle
 
 pytestmark = pytest.mark.unit
 
@@ -69,8 +69,8 @@ def test_the_secondary_key_and_any_header_case_work() -> None:
 
 
 def test_oversized_bodies_are_refused_with_413_declared_or_not() -> None:
-    big = b"x" * (chat_request.MAX_BODY_BYTES + 1)
-    assert call(request(), length=chat_request.MAX_BODY_BYTES + 1)[0] == 413
+    big = b"x" * (contract.MAX_BODY_BYTES + 1)
+    assert call(request(), length=contract.MAX_BODY_BYTES + 1)[0] == 413
     assert call(big)[0] == 413
 
 
@@ -106,7 +106,7 @@ def test_the_script_answers_through_the_inference_servers_response(
     from werkzeug.test import EnvironBuilder
     from werkzeug.wrappers import Request
 
-    from harness.backends.local import score
+    from harness.backends.local.server import score
 
     monkeypatch.setattr(score, "_state", {"keys": [KEY], "generate": FakeModel()})
     environ = EnvironBuilder(method="POST", json=request(),
@@ -117,8 +117,7 @@ def test_the_script_answers_through_the_inference_servers_response(
 
 
 def test_the_script_refuses_to_start_without_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.backends.local import score
-    from harness.backends.local.defaults import KEYS_ENV
+    from harness.backends.local.server import KEYS_ENV, score
 
     monkeypatch.delenv(KEYS_ENV, raising=False)
     with pytest.raises(RuntimeError, match="HARNESS_ENDPOINT_KEYS"):
@@ -131,12 +130,12 @@ def test_the_launcher_binds_the_unchanged_server_to_loopback(
 
     from azureml_inference_server_http import amlserver
 
-    from harness.backends.local import entry
+    from harness.backends.local.server import __main__ as launcher
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(amlserver, "DEFAULT_HOST", amlserver.DEFAULT_HOST)  # restored afterwards
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     monkeypatch.setattr(amlserver, "run", lambda: seen.update(
         host=amlserver.DEFAULT_HOST, argv=list(sys.argv)))
-    assert entry.main(["--port", "5123"]) == 0
+    assert launcher.main(["--port", "5123"]) == 0
     assert seen == {"host": "127.0.0.1", "argv": ["azmlinfsrv", "--port", "5123"]}

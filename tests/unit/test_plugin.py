@@ -138,7 +138,8 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
     assert set(balance(events).values()) == {0}
-    assert {e["delete_timeout_s"] for e in read_events(events)} == {60.0}  # no hurry
+    deletions = [e for e in read_events(events) if e["event"] == "delete"]
+    assert {e["delete_timeout_s"] for e in deletions} == {10.0}  # --delete-timeout: no hurry
 
 
 def test_under_xdist_resources_are_created_once_and_deleted_once(

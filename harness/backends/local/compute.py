@@ -11,10 +11,15 @@ from __future__ import annotations
 import functools
 
 from harness.backends.base import Compute
-from harness.backends.local.defaults import LOCAL_CPU, LOCAL_GPU, LOCAL_SKUS
 from harness.compute import check_finetune_sku
 from harness.errors import ComputeError
 from harness.tags import ModelCard
+
+# Stand-ins for Azure VM sizes: the model's allow-list tags list them, so the same allow-list
+# checks that guard Azure runs guard local runs too.
+LOCAL_CPU = "Local_CPU"
+LOCAL_GPU = "Local_GPU"
+LOCAL_SKUS = (LOCAL_CPU, LOCAL_GPU)
 
 
 @functools.cache

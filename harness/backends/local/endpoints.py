@@ -8,7 +8,6 @@ They hold the endpoint keys and are readable by the owner only.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
 import time
@@ -18,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Endpoint
-from harness.backends.local.entry import BIND_HOST
+from harness.backends.local.server import BIND_HOST
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
+from harness.files import PRIVATE, write_json
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,8 @@ def path_of(ws: Workspace, name: str) -> Path:
 
 
 def save(ws: Workspace, state: EndpointState) -> EndpointState:
-    """Write atomically with mode 0600 (the file holds the keys)."""
-    ws.endpoints.mkdir(parents=True, exist_ok=True)
-    tmp = path_of(ws, state.name).with_suffix(f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(asdict(state), out, indent=1)
-    os.replace(tmp, path_of(ws, state.name))
+    """Write atomically, readable by the owner only (the file holds the keys)."""
+    write_json(path_of(ws, state.name), asdict(state), mode=PRIVATE)
     return state
 
 
@@ -138,14 +133,3 @@ def check_port_free(port: int) -> None:
             ) from exc
 
 
-class LocalEndpointPoller:
-    """Creation is immediate locally; the poller gives the same interface as Azure's LRO."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-
-    def done(self) -> bool:
-        return True
-
-    def result(self, timeout_s: float) -> Endpoint:
-        return self.endpoint

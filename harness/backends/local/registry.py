@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 PAGE = 500
+TAG_JOB_NAME = "harness-job-name"  # on a fine-tuned version: the job it came from
+TAG_KIND = "harness-kind"  # foundation or job: what an MLflow run or version is
+TAG_RECIPE = "harness-recipe"  # on the tiny model: the build recipe's hash
 
 
 def model_id(name: str, version: str | int) -> str:
@@ -80,7 +83,7 @@ def require_version(ws: Workspace, name: str, version_or_label: str) -> ModelVer
     raise ConfigError(
         f"model {name}:{version_or_label} is not in the local registry at {ws.tracking_uri}; "
         f"versions found: {', '.join(known) or 'none'}; register it with "
-        f"`python -m harness.backends.local.cli register-model DIR --name {name} "
+        f"`python -m harness register-model DIR --name {name} "
         f"--workspace {ws.root}` or pass --model-version with an existing version"
     )
 

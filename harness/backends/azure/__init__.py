@@ -1,0 +1,142 @@
+"""The Azure ML backend: the seed notebook's workflow through azure-ai-ml, gaps closed.
+
+Each step lives in the module named after it (``compute``, ``jobs``, ``endpoints``,
+``deployments``, ...); this class only holds the run's clients and settings and delegates.
+Creating it is cheap and offline: the clients are built on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from harness.backends.azure import (
+    compute,
+    deployments,
+    endpoints,
+    jobs,
+    metrics,
+    models,
+    scoring,
+    sweep,
+)
+from harness.backends.azure.clients import AzureClients
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+    from azure.core.credentials import TokenCredential
+
+    from harness.backends.base import (
+        Compute,
+        Deployment,
+        Endpoint,
+        JobRun,
+        OwnedResource,
+        RegisteredModel,
+        ScoringReply,
+        TrainingMetrics,
+    )
+    from harness.config import HarnessConfig
+    from harness.data import PreparedData
+    from harness.tags import ModelCard
+
+
+class AzureBackend:
+    """Backend protocol on an Azure ML workspace and the system registry."""
+
+    name = "azure"
+
+    def __init__(self, config: HarnessConfig, credential: TokenCredential | None = None,
+                 retry_total: int | None = None) -> None:
+        self.config = config
+        self.clients = AzureClients(config, credential, retry_total)
+        self.poll_interval_s = 30.0  # between jobs.get calls; tests set 0
+        self._endpoint_pollers: dict[str, Any] = {}  # creations this process started
+
+    @property
+    def workspace(self) -> MLClient:
+        return self.clients.workspace
+
+    @cached_property
+    def _component(self) -> Any:
+        return jobs.get_component(self.clients.registry, self.config.azure_registry)
+
+    def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
+        return models.get_foundation_model(
+            self.clients.registry, self.config.azure_registry, name, version_or_label)
+
+    def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
+        return jobs.component_inputs(self._component)
+
+    def ensure_compute(self, card: ModelCard, name: str, sku: str | None,
+                       tags: Mapping[str, str]) -> Compute:
+        return compute.ensure_compute(self.workspace, card, name, sku, tags,
+                                      self.config.compute_timeout_s)
+
+    def submit_finetune(self, card: ModelCard, compute_: Compute, data: PreparedData,
+                        parameters: Mapping[str, Any], display_name: str,
+                        tags: Mapping[str, str]) -> JobRun:
+        job = jobs.build_pipeline(self._component, card, compute_, data, parameters,
+                                  display_name, tags)
+        return jobs.submit(self.workspace, job, self.config.experiment_name)
+
+    def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
+        return jobs.wait_for_job(self.workspace, job, timeout_s, self.poll_interval_s)
+
+    def job_metrics(self, job: JobRun) -> TrainingMetrics:
+        store = metrics.rest_store(metrics.tracking_uri(self.workspace), self.clients.token)
+        return metrics.job_metrics(store, job.experiment or self.config.experiment_name, job)
+
+    def register_model(self, card: ModelCard, job: JobRun,
+                       tags: Mapping[str, str]) -> RegisteredModel:
+        return models.register_model(self.workspace, card, job, tags)
+
+    def begin_create_endpoint(self, name: str, tags: Mapping[str, str]) -> Endpoint:
+        self._endpoint_pollers[name] = endpoints.begin_create_endpoint(self.workspace, name, tags)
+        return self.get_endpoint(name)
+
+    def wait_for_endpoint(self, name: str, timeout_s: float) -> Endpoint:
+        poller = self._endpoint_pollers.get(name)
+        return endpoints.wait_for_endpoint(self.workspace, name, poller, timeout_s)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return endpoints.get_endpoint(self.workspace, name)
+
+    def deploy(self, endpoint: Endpoint, model: RegisteredModel, name: str, instance_type: str,
+               tags: Mapping[str, str], timeout_s: float) -> Deployment:
+        return deployments.deploy(self.workspace, endpoint, model, name, instance_type, tags,
+                                  timeout_s)
+
+    def endpoint_key(self, endpoint: Endpoint) -> str:
+        """The endpoint's primary key, for ``invoke_raw``."""
+        return endpoints.endpoint_key(self.workspace, endpoint.name)
+
+    def invoke(self, endpoint: Endpoint, deployment: Deployment,
+               request: Mapping[str, Any]) -> ScoringReply:
+        return scoring.invoke(self.workspace, endpoint, deployment, request)
+
+    def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any],
+                   key: str | None) -> ScoringReply:
+        return scoring.invoke_raw(endpoint, request, key, self.config.scoring_timeout_s)
+
+    def delete_compute(self, name: str, timeout_s: float) -> None:
+        compute.delete_compute(self.workspace, name, timeout_s)
+
+    def delete_job(self, name: str, timeout_s: float) -> None:
+        """Cancel it unless it ended; the job itself stays as run history, which costs nothing."""
+        jobs.cancel_unless_final(self.workspace, name, timeout_s)
+
+    def delete_model(self, ref: str, timeout_s: float) -> None:
+        name, _, version = ref.rpartition(":")
+        models.delete_model(self.workspace, name, version)
+
+    def delete_endpoint(self, name: str, timeout_s: float) -> None:
+        endpoints.delete_endpoint(self.workspace, name, timeout_s)
+
+    def list_owned_resources(self) -> Sequence[OwnedResource]:
+        return sweep.list_owned(self.workspace)
+
+    def close(self, stop_owned: bool) -> None:
+        """Nothing runs in this process: what Azure runs is deleted through the tracker."""
+        self.clients.close()

@@ -1,0 +1,173 @@
+"""The fine-tune cluster: reuse it by name, or create it (Dedicated, then LowPriority).
+
+The seed's checks are kept and fixed: a Failed cluster is refused, the size is checked against
+the model's allow-list (case-insensitively), and the GPU count comes from the workspace's size
+list. A cluster this run created and then found unusable is deleted again at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from harness.backends.azure.clients import is_quota, service_message, status_text
+from harness.compute import check_finetune_sku, default_finetune_sku, gpus_for_sku
+from harness.config import BY_NAME
+from harness.errors import CleanupError, ComputeError
+from harness.waiting import Deadline
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+
+    from harness.backends.base import Compute
+    from harness.tags import ModelCard
+
+# The service's tier names -> what AmlCompute accepts: tier="LowPriority" (the seed's spelling)
+# is sent as "Lowpriority", so the SDK's snake_case values are used.
+TIERS = {"Dedicated": "dedicated", "LowPriority": "low_priority"}
+MAX_INSTANCES = 2
+
+
+def ensure_compute(workspace: MLClient, card: ModelCard, name: str, sku: str | None,
+                   tags: Mapping[str, str], timeout_s: float) -> Compute:
+    """The usable cluster ``name``; ``created_by_harness`` only when this call created it."""
+    existing = _get(workspace, name)
+    if existing is not None:
+        return _checked(workspace, card, existing, created=False)
+    size = sku or default_finetune_sku(card)
+    check_finetune_sku(card, size)  # refuse before anything is created
+    try:
+        made = _create(workspace, name, size, tags, Deadline(timeout_s))
+        return _checked(workspace, card, made, created=True)
+    except ComputeError as exc:
+        raise ComputeError(f"{exc}{_discard(workspace, name)}") from None
+
+
+def _get(workspace: MLClient, name: str) -> Any:
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+    try:
+        return workspace.compute.get(name)
+    except ResourceNotFoundError:
+        return None
+    except AzureError as exc:
+        raise ComputeError(f"cannot read compute cluster {name}: {service_message(exc)}; "
+                           "check the credential's access to the workspace") from None
+
+
+def _create(workspace: MLClient, name: str, size: str, tags: Mapping[str, str],
+            deadline: Deadline) -> Any:
+    """Dedicated first, LowPriority when that is refused (the seed's fallback)."""
+    from azure.core.exceptions import HttpResponseError
+
+    failures: list[str] = []
+    for tier in TIERS:
+        try:
+            return _create_tier(workspace, name, size, tier, tags, deadline)
+        except HttpResponseError as exc:
+            failures.append(f"{tier}: {service_message(exc)}")
+            _remove_failed(workspace, name, deadline)
+    raise ComputeError(_creation_failed(workspace, name, size, failures))
+
+
+def _create_tier(workspace: MLClient, name: str, size: str, tier: str,
+                 tags: Mapping[str, str], deadline: Deadline) -> Any:
+    from azure.ai.ml.entities import AmlCompute
+
+    cluster = AmlCompute(name=name, size=size, tier=TIERS[tier], max_instances=MAX_INSTANCES,
+                         tags=dict(tags))
+    poller = workspace.compute.begin_create_or_update(cluster)
+    if not deadline.wait(poller):
+        raise ComputeError(
+            f"compute cluster {name} ({size}, {tier}) was not created within "
+            f"{deadline.seconds:.0f}s; raise {BY_NAME['compute_timeout_s'].cli} or retry later"
+        )
+    return poller.result()
+
+
+def _remove_failed(workspace: MLClient, name: str, deadline: Deadline) -> None:
+    """A failed creation may leave a Failed cluster behind; the next tier needs the name."""
+    from azure.core.exceptions import AzureError
+
+    if _get(workspace, name) is None:
+        return
+    try:
+        deadline.wait(workspace.compute.begin_delete(name))
+    except AzureError as exc:
+        raise ComputeError(f"compute cluster {name} failed to create and could not be "
+                           f"deleted for a retry: {service_message(exc)}") from None
+
+
+def _creation_failed(workspace: MLClient, name: str, size: str, failures: list[str]) -> str:
+    said = "; ".join(failures)
+    if is_quota(said):
+        return (
+            f"compute cluster {name} ({size}) could not be created: the subscription's quota "
+            f"for {size} in the workspace's region is exhausted ({said}); pass "
+            f"{BY_NAME['compute_sku'].cli} with another allowed size, use a workspace in "
+            "another region, or request a quota increase"
+        )
+    return (f"compute cluster {name} ({size}) could not be created in any tier ({said}); "
+            f"pass {BY_NAME['compute_name'].cli} with an existing GPU cluster")
+
+
+def _checked(workspace: MLClient, card: ModelCard, compute: Any, created: bool) -> Compute:
+    """Provisioning state, allow-list and GPUs, as the seed checks them (fixed)."""
+    from harness.backends.base import Compute
+
+    name, size = str(compute.name), str(compute.size)
+    state = status_text(compute.provisioning_state)
+    if state.casefold() == "failed":
+        raise ComputeError(
+            f"compute cluster {name} is in provisioning state Failed "
+            f"({compute.provisioning_errors or 'no error reported'}), expected Succeeded; "
+            f"delete it or pass {BY_NAME['compute_name'].cli} with another cluster name"
+        )
+    check_finetune_sku(card, size)
+    gpus = gpus_for_sku(size, _sizes(workspace))
+    if gpus < 1:
+        raise ComputeError(
+            f"compute cluster {name} has VM size {size} with no GPU; fine-tuning needs GPUs; "
+            f"pass {BY_NAME['compute_name'].cli} with a GPU cluster"
+        )
+    return Compute(name=name, sku=size, gpus_per_node=gpus, created_by_harness=created,
+                   provisioning_state=state)
+
+
+def _sizes(workspace: MLClient) -> list[tuple[str, int]]:
+    from azure.core.exceptions import AzureError
+
+    try:
+        return [(str(s.name), int(s.gpus or 0)) for s in workspace.compute.list_sizes()]
+    except AzureError as exc:
+        raise ComputeError(f"cannot list the workspace's VM sizes: {service_message(exc)}; "
+                           "check the credential's access to the workspace") from None
+
+
+def _discard(workspace: MLClient, name: str) -> str:
+    """Start deleting a cluster this run created but cannot use; say what happened."""
+    from azure.core.exceptions import AzureError
+
+    if _get(workspace, name) is None:
+        return ""
+    try:
+        workspace.compute.begin_delete(name)
+    except AzureError as exc:
+        return (f"; deleting cluster {name} failed too ({service_message(exc)}); it carries "
+                "the ownership tags: run `python -m harness sweep`")
+    return f"; the cluster {name} this run created is being deleted"
+
+
+def delete_compute(workspace: MLClient, name: str, timeout_s: float) -> None:
+    """Delete a cluster, waiting up to ``timeout_s``; a slow deletion goes on by itself."""
+    from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+    try:
+        Deadline(timeout_s).wait(workspace.compute.begin_delete(name))
+    except ResourceNotFoundError:
+        return
+    except AzureError as exc:
+        raise CleanupError(
+            f"compute cluster {name} could not be deleted: {service_message(exc)}; it keeps "
+            "its ownership tags: delete it in the studio or run `python -m harness sweep`"
+        ) from None

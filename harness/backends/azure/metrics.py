@@ -1,0 +1,101 @@
+"""Training metrics of a pipeline job, read through MLflow's REST client.
+
+Without azureml-mlflow, the workspace's ``azureml://`` tracking URI is unusable by MLflow; its
+``https://`` form is the same service. MlflowClient would take the bearer token only from the
+process-wide MLFLOW_TRACKING_TOKEN (global, leaked to child processes, stale after an hour),
+so the harness builds MLflow's own RestStore (what MlflowClient builds for https URIs) with a
+credentials callback that asks the credential for a fresh token on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from harness.backends.azure.clients import service_message
+from harness.errors import JobError
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+
+    from harness.backends.base import JobRun, TrainingMetrics
+
+TRAINING_MARKER = "epoch"  # only the finetune step's HF Trainer logs it
+MAX_RUNS = 1000
+
+
+def rest_tracking_uri(uri: str) -> str:
+    """``azureml://{region}.api.azureml.ms/mlflow/v1.0/...`` -> ``https://`` (same service)."""
+    parts = urlsplit(uri)
+    if parts.scheme == "https":
+        return uri
+    if parts.scheme != "azureml" or not parts.netloc:
+        raise JobError(f"workspace MLflow tracking URI {uri!r} is not azureml:// or https://; "
+                       "check the workspace in the studio")
+    return urlunsplit(("https", parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def tracking_uri(workspace: MLClient) -> str:
+    from azure.core.exceptions import AzureError
+
+    name = str(workspace.workspace_name)
+    try:
+        uri = workspace.workspaces.get(name).mlflow_tracking_uri
+    except AzureError as exc:
+        raise JobError(f"cannot read workspace {name} for its MLflow tracking URI: "
+                       f"{service_message(exc)}") from None
+    if not uri:
+        raise JobError(f"workspace {name} reports no MLflow tracking URI; check it in the studio")
+    return rest_tracking_uri(str(uri))
+
+
+def rest_store(uri: str, token: Callable[[], str]) -> Any:
+    from mlflow.store.tracking.rest_store import RestStore
+    from mlflow.utils.rest_utils import MlflowHostCreds
+
+    def credentials() -> Any:  # called before every request: the token stays fresh
+        return MlflowHostCreds(host=uri, token=token())  # type: ignore[no-untyped-call]
+
+    return RestStore(credentials)  # type: ignore[no-untyped-call]
+
+
+def job_metrics(store: Any, experiment: str, job: JobRun) -> TrainingMetrics:
+    """Every metric history of the job's training run (the child run that logged ``epoch``)."""
+    from mlflow.exceptions import MlflowException
+
+    from harness.backends.base import TrainingMetrics
+
+    try:
+        run = _training_run(store, experiment, job)
+        series = {key: _history(store, run.info.run_id, key) for key in sorted(run.data.metrics)}
+    except MlflowException as exc:
+        raise JobError(f"cannot read the MLflow metrics of job {job.name}: {exc.message}; "
+                       f"see {job.url}") from None
+    return TrainingMetrics(series=series)
+
+
+def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
+    from mlflow.entities import ViewType
+
+    found = store.get_experiment_by_name(experiment)
+    if found is None:
+        raise JobError(f"MLflow experiment {experiment} of job {job.name} not found; "
+                       f"see {job.url}")
+    runs = list(store.search_runs([found.experiment_id],
+                                  f"tags.mlflow.rootRunId='{job.name}'", ViewType.ALL, MAX_RUNS))
+    training = [r for r in runs if TRAINING_MARKER in r.data.metrics]
+    training.sort(key=lambda r: r.info.run_id == job.name)  # a step run before the root's copy
+    if not training:
+        names = ", ".join(sorted(str(r.info.run_name or r.info.run_id) for r in runs)) or "none"
+        raise JobError(
+            f"job {job.name} has no training run (a run that logged '{TRAINING_MARKER}') in "
+            f"experiment {experiment}; runs found: {names}; the finetune step logged no metrics: "
+            f"see {job.url}"
+        )
+    return training[0]
+
+
+def _history(store: Any, run_id: str, key: str) -> list[float]:
+    metrics = store.get_metric_history(run_id, key)
+    return [float(m.value) for m in sorted(metrics, key=lambda m: (m.step, m.timestamp))]

@@ -1,0 +1,44 @@
+"""The raw scoring POST: what a client outside any SDK sends to an online endpoint.
+
+Both backends use it: Azure for ``invoke_raw``, the local backend for every request. Any HTTP
+answer comes back as a ``ScoringReply`` (judging it is ``harness.scoring``'s job); only "no
+answer at all" raises, and then without the transport's frames, which hold the key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from harness.backends.base import ScoringReply
+from harness.errors import ScoringError
+
+
+def post_score(
+    url: str,
+    body: Mapping[str, Any],
+    key: str | None,
+    timeout_s: float,
+    hint: str,
+    headers: Mapping[str, str] | None = None,
+) -> ScoringReply:
+    """POST ``body`` as JSON; ``key=None`` sends no Authorization header at all.
+
+    ``hint`` is the next step to name when no reply came (where the endpoint's log is, ...).
+    """
+    import requests
+
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if key is not None:
+        sent["Authorization"] = f"Bearer {key}"
+    started = time.perf_counter()
+    try:
+        reply = requests.post(url, json=dict(body), headers=sent, timeout=timeout_s)
+    except requests.RequestException as exc:
+        failure = f"{type(exc).__name__}: {exc}"
+    else:
+        return ScoringReply(reply.status_code, reply.text, time.perf_counter() - started)
+    raise ScoringError(
+        f"POST {url} got no reply within {timeout_s:g} s ({failure}); {hint}"
+    )

@@ -1,0 +1,179 @@
+"""Deploying a registered model to a local endpoint: the inference server process, its
+readiness, and taking it down again.
+
+``azmlinfsrv`` runs in its own process group (its gunicorn workers would outlive a killed
+master), bound to 127.0.0.1 through ``python -m harness.backends.local.server``, with the
+harness's scoring script. Readiness is ``GET /`` answering 200, polled with a short per-request
+timeout because a slow ``init()`` accepts the connection and then hangs. The server's process
+group is written to the endpoint's state file before waiting for it, so even a harness killed
+during the wait leaves a server that the sweep finds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from harness.backends.base import REQUEST_TIMEOUT_MS, Deployment
+from harness.backends.local import endpoints
+from harness.backends.local.endpoints import EndpointState, check_port_free
+from harness.backends.local.processes import (
+    STOP_GRACE_S,
+    child_env,
+    log_tail,
+    python,
+    spawn,
+    stop_group,
+)
+from harness.backends.local.server import BIND_HOST, DEVICE_ENV, EXIT_INIT_FAILED, KEYS_ENV
+from harness.backends.local.workspace import Workspace
+from harness.errors import DeploymentError
+from harness.waiting import Deadline
+
+PROBE_TIMEOUT_S = 1.0
+SCORE_SCRIPT = Path(__file__).resolve().parent / "server" / "score.py"
+
+
+def start(
+    ws: Workspace,
+    endpoint: str,
+    model_dir: Path,
+    fields: dict[str, Any],
+    device: str,
+    timeout_s: float,
+) -> tuple[Deployment, subprocess.Popen[bytes]]:
+    """Start the server for ``endpoint``, wait until it serves; ``fields``: name, model_id..."""
+    state = endpoints.require(ws, endpoint)
+    if state.pgid:
+        stop(state)  # one deployment per local endpoint: a new one replaces it
+    log = ws.endpoints / f"{endpoint}.log"
+    proc = start_server(state, model_dir, device, log, REQUEST_TIMEOUT_MS)
+    record = {
+        **fields,
+        "pgid": proc.pid,
+        "log": str(log),
+        "provisioning_state": "Creating",
+        "traffic": 0,
+    }
+    state = endpoints.save(ws, replace(state, deployment=record))
+    try:
+        wait_ready(proc, state, log, timeout_s)
+    except DeploymentError:
+        _update(ws, state, provisioning_state="Failed")
+        raise
+    state = _update(ws, state, provisioning_state="Succeeded", traffic=100)
+    return handle(state), proc
+
+
+def _update(ws: Workspace, state: EndpointState, **changes: Any) -> EndpointState:
+    return endpoints.save(ws, replace(state, deployment={**state.deployment, **changes}))
+
+
+def handle(state: EndpointState) -> Deployment:
+    d = state.deployment
+    if not d:
+        raise DeploymentError(
+            f"endpoint {state.name} has no deployment; deploy a model to it first"
+        )
+    return Deployment(
+        name=d["name"],
+        endpoint_name=state.name,
+        model_id=d["model_id"],
+        instance_type=d["instance_type"],
+        provisioning_state=d["provisioning_state"],
+        traffic_percent=int(d.get("traffic", 0)),
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+    )
+
+
+def delete(ws: Workspace, name: str, grace_s: float = STOP_GRACE_S) -> bool:
+    """Stop the endpoint's server and remove its state; False if there was no such endpoint."""
+    state = endpoints.load(ws, name)
+    if state is None:
+        return False
+    stop(state, grace_s)
+    endpoints.path_of(ws, name).unlink(missing_ok=True)
+    (ws.endpoints / f"{name}.log").unlink(missing_ok=True)
+    return True
+
+
+def start_server(
+    state: EndpointState, model_dir: Path, device: str, log: Path, request_timeout_ms: int
+) -> subprocess.Popen[bytes]:
+    """Start the server for ``state``'s port and keys; returns at once (see ``wait_ready``)."""
+    check_port_free(state.port)
+    argv = [
+        python(),
+        "-m",
+        "harness.backends.local.server",
+        "--port",
+        str(state.port),
+        "--model_dir",
+        str(model_dir.resolve()),
+        "--entry_script",
+        str(SCORE_SCRIPT),
+        "--worker_count",
+        "1",
+    ]
+    env = child_env(
+        {
+            "GUNICORN_CMD_ARGS": "--no-control-socket",
+            KEYS_ENV: ",".join(state.keys),
+            DEVICE_ENV: device,
+            "SCORING_TIMEOUT_MS": str(request_timeout_ms),
+            "WORKER_TIMEOUT": str(max(30, request_timeout_ms // 1000 + 10)),
+            "AML_APP_ROOT": str(log.parent),
+        }
+    )
+    return spawn(argv, log, env, cwd=log.parent)
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes], state: EndpointState, log: Path, timeout_s: float
+) -> None:
+    """Return once ``GET /`` answers 200; DeploymentError (with the log tail) otherwise."""
+    url = f"http://{BIND_HOST}:{state.port}/"
+
+    def ready() -> bool:
+        code = proc.poll()
+        if code is not None:
+            raise _exited(state, code, log)
+        return _healthy(url)
+
+    if Deadline(timeout_s).until(ready, 0.2):
+        return
+    stop_group(proc.pid)
+    proc.wait()
+    raise DeploymentError(
+        f"deployment of endpoint {state.name} did not become ready within {timeout_s:.0f} s "
+        f"(GET {url} never answered 200), so the server was stopped; log {log}:\n{log_tail(log)}\n"
+        "raise the deployment timeout (--deployment-timeout) or look for a hanging init() above"
+    )
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=PROBE_TIMEOUT_S).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _exited(state: EndpointState, code: int, log: Path) -> DeploymentError:
+    if code == EXIT_INIT_FAILED:
+        what = "the scoring script failed to load (init() raised)"
+    else:
+        what = f"the inference server exited with code {code}"
+    return DeploymentError(
+        f"deployment of endpoint {state.name} failed: {what} before serving on port {state.port}; "
+        f"log {log}:\n{log_tail(log)}\nfix the cause shown in the log and deploy again"
+    )
+
+
+def stop(state: EndpointState, grace_s: float = STOP_GRACE_S) -> bool:
+    """Stop the endpoint's server group (SIGTERM, then SIGKILL after ``grace_s``); True if it
+    was running."""
+    return stop_group(state.pgid, grace_s)

@@ -1,0 +1,225 @@
+"""Fine-tune jobs as child processes: submit, status, cancel, wait, metrics.
+
+A job is an MLflow run (the job name is the run id, as an Azure job name is its root run id)
+plus a directory with its spec, log and status file. Status uses Azure's job states; a process
+that dies without reporting is ``Failed`` with its log tail, never left ``Running``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import JOB_FINAL, JobRun, TrainingMetrics
+from harness.backends.local.job_files import (
+    LOG_FILE,
+    PROCESS_FILE,
+    SPEC_FILE,
+    JobSpec,
+    read_status,
+    write_status,
+)
+from harness.backends.local.metrics import read_series
+from harness.backends.local.mlflow_model import local_path
+from harness.backends.local.processes import (
+    STOP_GRACE_S,
+    child_env,
+    log_tail,
+    pid_alive,
+    python,
+    spawn,
+    stop_group,
+)
+from harness.backends.local.registry import TAG_KIND
+from harness.backends.local.workspace import Workspace
+from harness.data import PreparedData
+from harness.errors import DataError, JobError
+from harness.files import read_json, write_json
+from harness.waiting import Deadline
+
+POLL_S = 0.5
+MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
+
+
+def training_files(data: PreparedData) -> tuple[str, str]:
+    """The train_sft and test_sft JSON Lines files, checked before the job starts."""
+    files = [data.files.get(split, "") for split in ("train_sft", "test_sft")]
+    missing = [
+        f"{split} ({path or 'not prepared'})"
+        for split, path in zip(("train_sft", "test_sft"), files, strict=True)
+        if not Path(path).is_file()
+    ]
+    if missing:
+        raise DataError(
+            f"prepared data in {data.directory} lacks {', '.join(missing)}; expected the JSON "
+            "Lines files written by harness.data.prepare; prepare the data again"
+        )
+    return files[0], files[1]
+
+
+class Jobs:
+    """The jobs of one workspace; remembers the processes this instance started."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def submit(
+        self, inputs: Mapping[str, Any], display_name: str, experiment: str, tags: Mapping[str, str]
+    ) -> JobRun:
+        """Start a job. ``inputs``: model_dir, train_file, test_file, device, parameters."""
+        client = self.ws.client()
+        run = client.create_run(
+            self.ws.experiment_id(experiment), run_name=display_name, tags={**tags, TAG_KIND: "job"}
+        )
+        name = run.info.run_id
+        client.set_tag(name, "mlflow.rootRunId", name)
+        output = local_path(run.info.artifact_uri) / "model"
+        spec = JobSpec(
+            job_name=name,
+            tracking_uri=self.ws.tracking_uri,
+            run_id=name,
+            output_dir=str(output),
+            job_dir=str(self.ws.jobs / name),
+            **inputs,
+        )
+        return self.start(
+            spec, {"tags": dict(tags), "display_name": display_name, "experiment": experiment}
+        )
+
+    def start(
+        self, spec: JobSpec, info: Mapping[str, Any], argv: list[str] | None = None
+    ) -> JobRun:
+        """Write the job's directory and start its process (``argv``: the training entry)."""
+        job_dir = Path(spec.job_dir)
+        job_dir.mkdir(parents=True)
+        spec.write()
+        write_status(job_dir, "NotStarted", **info)
+        proc = spawn(argv or spec.argv(python()), job_dir / LOG_FILE, child_env(), cwd=job_dir)
+        self.procs[spec.job_name] = proc
+        write_json(job_dir / PROCESS_FILE, {"pid": proc.pid, "pgid": proc.pid})
+        return self.get(spec.job_name)
+
+    def get(self, name: str) -> JobRun:
+        state = self._state(name)
+        return JobRun(
+            name=name,
+            display_name=state.get("display_name", name),
+            status=state["status"],
+            url=str(self.ws.jobs / name / LOG_FILE),
+            experiment=state.get("experiment", ""),
+            error=state.get("error", ""),
+        )
+
+    def _state(self, name: str) -> dict[str, Any]:
+        """The status file, after turning a silently dead process into ``Failed``."""
+        job_dir = self.ws.jobs / name
+        state = read_status(job_dir)
+        if not state:
+            raise JobError(
+                f"job {name} is unknown in {self.ws.jobs}; expected {job_dir / SPEC_FILE}; "
+                "submit the job again"
+            )
+        state = {**state, **read_json(job_dir / PROCESS_FILE)}
+        if state["status"] in JOB_FINAL or not self._exited(name, state):
+            return state
+        if read_status(job_dir)["status"] not in JOB_FINAL:  # it may have just finished
+            code = self.procs[name].returncode if name in self.procs else None
+            error = f"the job process exited (code {code}) without reporting a result"
+            self._finish(name, "Failed", error)
+        return {**read_status(job_dir), **read_json(job_dir / PROCESS_FILE)}
+
+    def _exited(self, name: str, state: Mapping[str, Any]) -> bool:
+        proc = self.procs.get(name)
+        if proc is not None:
+            return proc.poll() is not None
+        return not pid_alive(state.get("pid"))
+
+    def _finish(self, name: str, status: str, error: str = "") -> None:
+        write_status(self.ws.jobs / name, status, error=error, ended=time.time())
+        self.end_run(name, status)
+
+    def end_run(self, name: str, status: str) -> None:
+        """Close the job's MLflow run with the matching run status."""
+        self.ws.client().set_terminated(name, MLFLOW_END[status])
+
+    def cancel(self, name: str, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop a running job (its whole process group); a finished job is left as it is."""
+        state = self._state(name)
+        if state["status"] in JOB_FINAL:
+            return
+        write_status(self.ws.jobs / name, "CancelRequested")
+        stop_group(state.get("pgid"), grace_s)
+        if name in self.procs:
+            self.procs[name].wait()
+        if read_status(self.ws.jobs / name)["status"] not in JOB_FINAL:
+            self._finish(name, "Canceled", "canceled by the harness")
+
+    def wait(self, job: JobRun, timeout_s: float) -> JobRun:
+        """Wait until the job ends; Completed is returned, anything else raises JobError."""
+        current = job
+
+        def ended() -> bool:
+            nonlocal current
+            current = self.get(job.name)
+            return current.status in JOB_FINAL
+
+        Deadline(timeout_s).until(ended, POLL_S)
+        if current.status not in JOB_FINAL:
+            self.cancel(job.name)
+            raise self._error(
+                self.get(job.name),
+                f"did not finish within {timeout_s:.0f} s, so it was "
+                "canceled; raise the job timeout (--job-timeout) or train fewer steps",
+            )
+        if current.status != "Completed":
+            raise self._error(current, f"ended with status {current.status}, expected Completed")
+        return current
+
+    def _error(self, job: JobRun, what: str) -> JobError:
+        log = Path(job.url)
+        reason = f" ({job.error})" if job.error else ""
+        return JobError(
+            f"fine-tune job {job.name} ({job.display_name}) {what}{reason}; log {log}:\n"
+            f"{log_tail(log)}\nfix the cause shown in the log and run again"
+        )
+
+    def metrics(self, job: JobRun) -> TrainingMetrics:
+        return TrainingMetrics(series=read_series(self.ws.client(), job.name))
+
+    def spec(self, name: str) -> JobSpec:
+        return JobSpec.read(self.ws.jobs / name / SPEC_FILE)
+
+    def forget(self, name: str, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop tracking a job whose files are gone (reaping its process if it was ours)."""
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            stop_group(proc.pid, grace_s)
+            proc.wait()
+
+    def delete(self, name: str, grace_s: float) -> None:
+        """Cancel the job if it runs, then delete its run, directory and the artifacts no
+        registered model uses (a real model's merged weights are gigabytes)."""
+        from harness.backends.local import registry
+
+        if (self.ws.jobs / name).is_dir():
+            self.cancel(name, grace_s)
+            shutil.rmtree(self.ws.jobs / name)
+        self.forget(name, grace_s)
+        client = self.ws.client()
+        artifacts = local_path(client.get_run(name).info.artifact_uri)
+        sources = {local_path(str(v.source)) for v in registry.all_versions(self.ws)}
+        if artifacts.is_dir() and not any(s.is_relative_to(artifacts) for s in sources):
+            shutil.rmtree(artifacts.parent)
+        client.delete_run(name)
+
+    def close(self) -> None:
+        """Cancel every job this instance started that still runs."""
+        for name in list(self.procs):
+            if (self.ws.jobs / name).is_dir():
+                self.cancel(name)
+            self.forget(name)

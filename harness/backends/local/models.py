@@ -1,0 +1,133 @@
+"""Models in the local registry: the foundation model (the built-in tiny model, or a
+registered checkpoint) and the fine-tuned model a job produced.
+
+The tiny model is built on first use in a child process (it needs torch; the harness process
+stays light) under a workspace lock, so parallel workers build it once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.backends.base import JobRun, RegisteredModel, finetuned_model_name
+from harness.backends.local import mlflow_model, registry
+from harness.backends.local.compute import LOCAL_SKUS
+from harness.backends.local.processes import child_env, log_tail, python
+from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
+from harness.backends.local.workspace import Workspace
+from harness.errors import HarnessError, JobError
+from harness.tags import ModelCard, encode_tag
+
+DEFAULT_MODEL_NAME = "Phi-3-tiny-ultrachat"
+FOUNDATION_EXPERIMENT = "harness-foundation-models"
+BUILD_TIMEOUT_S = 900.0
+
+
+def tiny_model_tags(recipe: str = "") -> dict[str, str]:
+    """The tiny model's tags, in the registry's string format."""
+    from harness.backends.local.training.tiny_model import TINY_MODEL_DEFAULTS
+
+    return {
+        TAG_RECIPE: recipe,
+        "finetune_compute_allow_list": encode_tag(list(LOCAL_SKUS)),
+        "inference_compute_allow_list": encode_tag(list(LOCAL_SKUS)),
+        "model_specific_defaults": encode_tag(TINY_MODEL_DEFAULTS),
+        "task": "chat-completion",
+        TAG_KIND: "foundation",
+    }
+
+
+def get_foundation_model(ws: Workspace, name: str, version_or_label: str) -> ModelCard:
+    """The card of a registered model; the default tiny model is built when missing."""
+    if name == DEFAULT_MODEL_NAME and not _current_build(ws):
+        build_default(ws)
+    return registry.card_of(registry.require_version(ws, name, version_or_label))
+
+
+def _current_build(ws: Workspace) -> bool:
+    """Whether the latest tiny model was built with today's recipe."""
+    from harness.backends.local.training.tiny_model import recipe
+
+    latest = registry.find_version(ws, DEFAULT_MODEL_NAME, "latest")
+    return latest is not None and latest.tags.get(TAG_RECIPE) == recipe()
+
+
+def build_default(ws: Workspace) -> None:
+    """Build, pre-train and register the tiny model once per workspace."""
+    from harness.backends.local.training.tiny_model import recipe
+    from harness.data import SHIPPED_DATASET
+
+    with ws.lock(f"build-{DEFAULT_MODEL_NAME}"):
+        if _current_build(ws):
+            return
+        run_id, out = new_run(ws, DEFAULT_MODEL_NAME)
+        try:
+            _run_builder(ws, Path(SHIPPED_DATASET), out)
+        except HarnessError:
+            ws.client().set_terminated(run_id, "FAILED")
+            raise
+        registry.register(ws, DEFAULT_MODEL_NAME, str(out), run_id, tiny_model_tags(recipe()))
+        ws.client().set_terminated(run_id, "FINISHED")
+
+
+def new_run(ws: Workspace, name: str) -> tuple[str, Path]:
+    """An MLflow run holding the model's files, and the model directory inside it."""
+    run = ws.client().create_run(
+        ws.experiment_id(FOUNDATION_EXPERIMENT), run_name=name, tags={TAG_KIND: "foundation"}
+    )
+    return run.info.run_id, mlflow_model.local_path(run.info.artifact_uri) / "model"
+
+
+def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
+    log = ws.builds / f"{DEFAULT_MODEL_NAME}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [
+        python(),
+        "-m",
+        "harness.backends.local.training.tiny_model",
+        "--dataset",
+        str(dataset),
+        "--out",
+        str(out),
+    ]
+    with log.open("wb") as sink:
+        code = subprocess.run(
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        ).returncode
+    if code != 0:
+        raise HarnessError(
+            f"building the default model {DEFAULT_MODEL_NAME} from {dataset} failed (exit code "
+            f"{code}); expected an MLflow model at {out}; log {log}:\n{log_tail(log)}\n"
+            "fix the cause above (is the shipped dataset complete?) and run again"
+        )
+
+
+def register_model(ws: Workspace, card: ModelCard, job: JobRun, output: Path,
+                   tags: Mapping[str, str]) -> RegisteredModel:
+    """The job's MLflow model output as a new version of ``{model}-ultrachat-200k``."""
+    if job.status != "Completed" or not (output / "MLmodel").is_file():
+        raise JobError(
+            f"job {job.name} has no model to register (status {job.status}, expected "
+            f"Completed with an MLflow model at {output}); log {job.url}"
+        )
+    name = finetuned_model_name(card.name)
+    version = registry.register(ws, name, str(output), job.name, {**tags, TAG_JOB_NAME: job.name})
+    return RegisteredModel(
+        name=name,
+        version=str(version.version),
+        id=registry.model_id(name, version.version),
+        job_name=str(version.run_id),  # lineage as the registry recorded it
+        tags=dict(version.tags),
+    )
+
+
+def delete_model(ws: Workspace, ref: str) -> None:
+    name, _, version = ref.rpartition(":")
+    registry.delete_version(ws, name, version)
