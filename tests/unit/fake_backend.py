@@ -24,6 +24,7 @@ from harness.backends.base import (
     OwnedResource,
     RegisteredModel,
     ScoringReply,
+    Secret,
     TrainingMetrics,
 )
 from harness.data import PreparedData
@@ -126,12 +127,12 @@ class FakeBackend:
         self._step("invoke")
         return ScoringReply(200, json.dumps({"output": "Paris is the capital."}), 0.01)
 
-    def endpoint_key(self, endpoint: Endpoint) -> str:
-        return "fake-key"
+    def endpoint_key(self, endpoint: Endpoint) -> Secret:
+        return Secret("fake-key")
 
-    def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
-                   ) -> ScoringReply:
-        if key != "fake-key":
+    def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any],
+                   key: Secret | str | None) -> ScoringReply:
+        if Secret.wrap(key) != Secret("fake-key"):
             return ScoringReply(401, "{}", 0.01)
         return ScoringReply(200, json.dumps({"output": "Paris."}), 0.01)
 

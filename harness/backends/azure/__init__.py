@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         OwnedResource,
         RegisteredModel,
         ScoringReply,
+        Secret,
         TrainingMetrics,
     )
     from harness.config import HarnessConfig
@@ -108,16 +109,18 @@ class AzureBackend:
         return deployments.deploy(self.workspace, endpoint, model, name, instance_type, tags,
                                   timeout_s)
 
-    def endpoint_key(self, endpoint: Endpoint) -> str:
-        """The endpoint's primary key, for ``invoke_raw``."""
-        return endpoints.endpoint_key(self.workspace, endpoint.name)
+    def endpoint_key(self, endpoint: Endpoint) -> Secret:
+        """The endpoint's primary key, for ``invoke_raw`` (masked in any output)."""
+        from harness.backends.base import Secret
+
+        return Secret(endpoints.endpoint_key(self.workspace, endpoint.name))
 
     def invoke(self, endpoint: Endpoint, deployment: Deployment,
                request: Mapping[str, Any]) -> ScoringReply:
         return scoring.invoke(self.workspace, endpoint, deployment, request)
 
     def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any],
-                   key: str | None) -> ScoringReply:
+                   key: Secret | str | None) -> ScoringReply:
         return scoring.invoke_raw(endpoint, request, key, self.config.scoring_timeout_s)
 
     def delete_compute(self, name: str, timeout_s: float) -> None:

@@ -18,16 +18,22 @@ from harness.backends.azure.clients import service_message
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from harness.backends.base import Deployment, Endpoint, ScoringReply
+    from harness.backends.base import Deployment, Endpoint, ScoringReply, Secret
 
 
 def invoke(workspace: MLClient, endpoint: Endpoint, deployment: Deployment,
            request: Mapping[str, Any]) -> ScoringReply:
-    """``online_endpoints.invoke`` (it fetches the key itself); non-2xx becomes the reply."""
+    """``online_endpoints.invoke`` (it fetches the key itself); non-2xx becomes the reply.
+
+    No reply at all (refused, reset, timed out) is the harness's ``ScoringError``, raised
+    outside the ``except``: the SDK's frames hold the key in their arguments (its pipeline's
+    ``post`` gets ``headers={'Authorization': 'Bearer ...'}``) and pytest prints them.
+    """
     from azure.ai.ml.exceptions import MlException
-    from azure.core.exceptions import HttpResponseError
+    from azure.core.exceptions import AzureError, HttpResponseError
 
     from harness.backends.base import ScoringReply
+    from harness.errors import ScoringError
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="harness-score-") as folder:
@@ -41,13 +47,22 @@ def invoke(workspace: MLClient, endpoint: Endpoint, deployment: Deployment,
             return ScoringReply(int(exc.status_code or 0), text, time.monotonic() - started)
         except MlException as exc:  # a non-JSON error body: the SDK keeps only its text
             return ScoringReply(0, service_message(exc), time.monotonic() - started)
-    return ScoringReply(200, str(body), time.monotonic() - started)
+        except AzureError as exc:
+            failure = f"{type(exc).__name__}: {service_message(exc)}"
+        else:
+            return ScoringReply(200, str(body), time.monotonic() - started)
+    raise ScoringError(
+        f"scoring deployment {deployment.name} of endpoint {endpoint.name} got no reply after "
+        f"{time.monotonic() - started:.1f} s ({failure}); check that the endpoint is reachable "
+        "from here and its deployment is healthy (its logs are in the studio)"
+    )
 
 
-def invoke_raw(endpoint: Endpoint, request: Mapping[str, Any], key: str | None,
+def invoke_raw(endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None,
                timeout_s: float) -> ScoringReply:
     """POST to the scoring URI as a plain HTTPS client would (``harness.backends.http``)."""
+    from harness.backends.base import Secret
     from harness.backends.http import post_score
 
-    return post_score(endpoint.scoring_uri, request, key, timeout_s,
+    return post_score(endpoint.scoring_uri, request, Secret.wrap(key), timeout_s,
                       f"check that endpoint {endpoint.name} exists and is reachable from here")

@@ -26,6 +26,7 @@ from harness.backends.base import (
     OwnedResource,
     RegisteredModel,
     ScoringReply,
+    Secret,
     TrainingMetrics,
 )
 from harness.backends.local import (
@@ -136,9 +137,9 @@ class LocalBackend:
         self.servers[endpoint.name] = proc
         return handle
 
-    def endpoint_key(self, endpoint: Endpoint) -> str:
+    def endpoint_key(self, endpoint: Endpoint) -> Secret:
         """The endpoint's primary key, for ``invoke_raw``."""
-        return endpoints.require(self.ws, endpoint.name).keys[0]
+        return Secret(endpoints.require(self.ws, endpoint.name).keys[0])
 
     def invoke(
         self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
@@ -147,9 +148,11 @@ class LocalBackend:
         return scoring.post(endpoint.scoring_uri, request, key, self.config.scoring_timeout_s)
 
     def invoke_raw(
-        self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
+        self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None
     ) -> ScoringReply:
-        return scoring.post(endpoint.scoring_uri, request, key, self.config.scoring_timeout_s)
+        return scoring.post(
+            endpoint.scoring_uri, request, Secret.wrap(key), self.config.scoring_timeout_s
+        )
 
     def delete_compute(self, name: str, timeout_s: float) -> None:
         """Nothing to delete: the compute is this machine."""

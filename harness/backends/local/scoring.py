@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.backends.base import ScoringReply
+from harness.backends.base import ScoringReply, Secret
 from harness.backends.http import post_score
 
 
-def post(url: str, body: Mapping[str, Any], key: str | None, timeout_s: float) -> ScoringReply:
+def post(url: str, body: Mapping[str, Any], key: Secret | None, timeout_s: float) -> ScoringReply:
     """The reply whatever its status; ScoringError only when no reply came at all."""
     return post_score(
         url,
