@@ -78,14 +78,17 @@ class Workspace:
 
 @functools.cache
 def _client(root: Path, uri: str) -> MlflowClient:
-    """One client per workspace and process; the first one creates the database tables."""
+    """One client per workspace and process. Building the first one creates (migrates) the
+    database, so on a fresh workspace the lock is taken before the client is built: parallel
+    workers would otherwise race on MLflow's migration (``_alembic_tmp_*`` already exists)."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     marker = root / ".mlflow-initialised"
-    if not marker.exists():
-        with Workspace(root).lock("init"):
-            client.search_experiments(max_results=1)
-            client.search_registered_models(max_results=1)
-            marker.touch()
+    if marker.exists():
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with Workspace(root).lock("init"):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+        marker.touch()
     return client
