@@ -11,7 +11,6 @@ during the wait leaves a server that the sweep finds.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,13 @@ from harness.backends.local import endpoints
 from harness.backends.local.endpoints import EndpointState, check_port_free
 from harness.backends.local.processes import (
     STOP_GRACE_S,
+    Child,
     child_env,
     log_tail,
     python,
     spawn,
-    stop_group,
 )
+from harness.backends.local.processes import stop as stop_process
 from harness.backends.local.server import BIND_HOST, DEVICE_ENV, EXIT_INIT_FAILED, KEYS_ENV
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
@@ -45,16 +45,15 @@ def start(
     fields: dict[str, Any],
     device: str,
     timeout_s: float,
-) -> tuple[Deployment, subprocess.Popen[bytes]]:
+) -> tuple[Deployment, Child]:
     """Start the server for ``endpoint``, wait until it serves; ``fields``: name, model_id..."""
     state = endpoints.require(ws, endpoint)
-    if state.pgid:
-        stop(state)  # one deployment per local endpoint: a new one replaces it
+    stop(state)  # one deployment per local endpoint: a new one replaces it
     log = ws.endpoints / f"{endpoint}.log"
     proc = start_server(state, model_dir, device, log, REQUEST_TIMEOUT_MS)
     record = {
         **fields,
-        "pgid": proc.pid,
+        "process": proc.record.to_dict(),
         "log": str(log),
         "provisioning_state": "Creating",
         "traffic": 0,
@@ -103,7 +102,7 @@ def delete(ws: Workspace, name: str, grace_s: float = STOP_GRACE_S) -> bool:
 
 def start_server(
     state: EndpointState, model_dir: Path, device: str, log: Path, request_timeout_ms: int
-) -> subprocess.Popen[bytes]:
+) -> Child:
     """Start the server for ``state``'s port and keys; returns at once (see ``wait_ready``)."""
     check_port_free(state.port)
     argv = [
@@ -132,9 +131,7 @@ def start_server(
     return spawn(argv, log, env, cwd=log.parent)
 
 
-def wait_ready(
-    proc: subprocess.Popen[bytes], state: EndpointState, log: Path, timeout_s: float
-) -> None:
+def wait_ready(proc: Child, state: EndpointState, log: Path, timeout_s: float) -> None:
     """Return once ``GET /`` answers 200; DeploymentError (with the log tail) otherwise."""
     url = f"http://{BIND_HOST}:{state.port}/"
 
@@ -146,7 +143,7 @@ def wait_ready(
 
     if Deadline(timeout_s).until(ready, 0.2):
         return
-    stop_group(proc.pid)
+    stop_process(proc.record)
     proc.wait()
     raise DeploymentError(
         f"deployment of endpoint {state.name} did not become ready within {timeout_s:.0f} s "
@@ -175,5 +172,5 @@ def _exited(state: EndpointState, code: int, log: Path) -> DeploymentError:
 
 def stop(state: EndpointState, grace_s: float = STOP_GRACE_S) -> bool:
     """Stop the endpoint's server group (SIGTERM, then SIGKILL after ``grace_s``); True if it
-    was running."""
-    return stop_group(state.pgid, grace_s)
+    was running. A process that merely reuses the recorded pid is not touched."""
+    return stop_process(state.process, grace_s, f"endpoint {state.name}")

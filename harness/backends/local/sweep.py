@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from harness.backends.base import OwnedResource, ResourceKind
 from harness.backends.local import endpoints, registry
-from harness.backends.local.processes import group_alive
+from harness.backends.local.processes import alive
 from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
 from harness.naming import is_owned
@@ -25,8 +25,10 @@ def owned_endpoints(ws: Workspace) -> list[OwnedResource]:
     found = []
     for state in endpoints.all_states(ws):
         if is_owned(state.tags):
-            server = "none" if not state.pgid else ("alive" if group_alive(state.pgid) else "dead")
-            detail = f"port {state.port}, server {server} (pgid {state.pgid})"
+            record = state.process
+            server = "none" if record is None else ("alive" if alive(record) else "dead")
+            detail = f"port {state.port}, server {server}" + (
+                f" ({record.describe()})" if record else "")
             found.append(OwnedResource(ResourceKind.ENDPOINT, state.name, dict(state.tags), detail))
     return found
 
@@ -40,7 +42,9 @@ def owned_jobs(ws: Workspace) -> list[OwnedResource]:
         else []
     )
     return [
-        OwnedResource(ResourceKind.JOB, r.info.run_id, dict(r.data.tags), f"MLflow status {r.info.status}")
+        OwnedResource(
+            ResourceKind.JOB, r.info.run_id, dict(r.data.tags), f"MLflow status {r.info.status}"
+        )
         for r in runs
         if is_owned(r.data.tags)
     ]
