@@ -5,11 +5,19 @@ Without pytest-xdist every fixture deletes what it created when it is torn down.
 resource creates it under a file lock and records it in a state file; the others read it back.
 Deletion is then the coordinating process's job, after the last worker is done, from the
 cleanup list in that state file (like pytest-databases).
+
+Every run also has a directory in the workspace, ``runs/<run id>``, holding its liveness mark
+(``RunMark``) and, under xdist, that shared state: the sweep skips the resources of a run whose
+mark is held and removes the directories of runs that are gone.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
+import shutil
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +32,8 @@ from harness.errors import HarnessError
 from harness.files import write_json
 
 STATE_FILE = "harness-state.json"
+RUNS_DIR = "runs"  # in the workspace: one directory per run, named by its run id
+ALIVE_FILE = "alive.lock"
 INTERRUPTED_WAIT_S = 5.0  # per deletion, after Ctrl-C or SIGTERM: CI kills soon after
 
 S = TypeVar("S", bound="Shareable")
@@ -37,6 +47,104 @@ class Shareable(Protocol):
 
     @classmethod
     def from_dict(cls: type[S], data: Mapping[str, Any]) -> S: ...
+
+
+def runs_root(workspace_dir: Path) -> Path:
+    return workspace_dir.expanduser().resolve() / RUNS_DIR
+
+
+@dataclass
+class RunMark:
+    """A run's liveness mark: a shared ``flock`` on ``runs/<run id>/alive.lock``.
+
+    Every process of a run that may create resources (the pytest process; under xdist the
+    controller and each worker) holds it while it lives, and the kernel drops it however the
+    process ends, SIGKILL included: "is the run alive" is "is the lock held", with no pid to be
+    reused and no stale file to trust.
+    """
+
+    directory: Path
+    _fd: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.directory / ALIVE_FILE
+
+    def hold(self) -> RunMark:
+        """Take the mark (idempotent). A sweep may remove a dead run's directory between our
+        open and our lock; the mark only counts on the file the path still names."""
+        while self._fd is None:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                continue  # the directory was removed between mkdir and open
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if _names(self.path, fd):
+                self._fd = fd
+            else:
+                os.close(fd)
+        return self
+
+    def release(self) -> None:
+        """Drop the mark; the last process of the run to drop it removes the directory."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            remove_if_dead(self.directory)
+
+
+def _names(path: Path, fd: int) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
+
+
+def run_is_alive(workspace_dir: Path, run_id: str) -> bool:
+    """Whether some process of run ``run_id`` holds its mark in this workspace."""
+    try:
+        fd = os.open(runs_root(workspace_dir) / run_id / ALIVE_FILE, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return True
+        raise
+    finally:
+        os.close(fd)
+    return False
+
+
+def remove_if_dead(directory: Path, dry_run: bool = False) -> bool:
+    """Remove a run's directory unless a process of the run holds its mark; True if it was
+    (or, with ``dry_run``, would be) removed. The removal happens under the exclusive lock,
+    so a run starting at that moment waits, sees its file gone, and starts over."""
+    try:  # created if missing: a run between its mkdir and its open contends for this file
+        fd = os.open(directory / ALIVE_FILE, os.O_RDONLY | (0 if dry_run else os.O_CREAT), 0o644)
+    except FileNotFoundError:
+        return dry_run and directory.is_dir()
+    except NotADirectoryError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        if not dry_run:
+            shutil.rmtree(directory, ignore_errors=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove_dead_runs(workspace_dir: Path, dry_run: bool = False) -> list[Path]:
+    """The sweep: remove the directories of runs that are over (their shared state and data)."""
+    root = runs_root(workspace_dir)
+    found = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return [directory for directory in found if remove_if_dead(directory, dry_run)]
 
 
 class TeardownWarning(UserWarning):
@@ -63,6 +171,7 @@ class ResourceTracker:
     """
 
     shared_dir: Path | None = None
+    run_mark: RunMark | None = None
     delete_timeout_s: float = 60.0
     keep: Callable[[], bool] = lambda: False
     backend: Backend | None = None
@@ -74,6 +183,18 @@ class ResourceTracker:
     @property
     def coordinated(self) -> bool:
         return self.shared_dir is not None
+
+    def hold_run(self) -> None:
+        """Mark the run alive in this process before it creates anything (see RunMark)."""
+        if self.run_mark is None:
+            return
+        try:
+            self.run_mark.hold()
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot mark the run alive in {self.run_mark.directory} ({exc.strerror}); "
+                "pass a writable directory with --workspace"
+            ) from None
 
     def once(self, key: str, kind: type[S], create: Callable[[], S]) -> S:
         """``create()`` once per test run; every caller (every worker) gets the same value."""

@@ -5,9 +5,7 @@ controller's teardown and the summary. The session fixture chain lives in ``fixt
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
@@ -18,7 +16,7 @@ import pytest
 from harness import config, hooks
 from harness.errors import ConfigError
 from harness.fixtures import CONFIG, TRACKER
-from harness.lifecycle import ResourceTracker
+from harness.lifecycle import ResourceTracker, RunMark, runs_root
 
 if TYPE_CHECKING:
     from harness.backends.base import Backend
@@ -37,11 +35,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     cfg = config.stash[CONFIG] = _resolve(config)
+    mark = RunMark(runs_root(cfg.workspace_dir) / cfg.run_id)
     shared = getattr(config, "workerinput", {}).get("harness_shared_dir")
     if shared is None and _is_coordinator(config):
-        shared = tempfile.mkdtemp(prefix="harness-shared-")
+        shared = str(_hold(mark).directory)  # the run's directory: the sweep finds it
     config.stash[TRACKER] = ResourceTracker(
-        shared_dir=Path(shared) if shared else None, delete_timeout_s=cfg.delete_timeout_s)
+        shared_dir=Path(shared) if shared else None, run_mark=mark,
+        delete_timeout_s=cfg.delete_timeout_s)
     config.pluginmanager.register(_InterruptWatch(config.stash[TRACKER]), "harness-interrupts")
     config.stash[SIGTERM] = _handle_sigterm_as_interrupt()
 
@@ -50,6 +50,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     previous = config.stash.get(SIGTERM, None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
+    tracker = config.stash.get(TRACKER, None)
+    if tracker is not None and tracker.run_mark is not None:
+        tracker.run_mark.release()
+
+
+def _hold(mark: RunMark) -> RunMark:
+    try:
+        return mark.hold()
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"cannot create the run's directory {mark.directory} ({exc.strerror}); "
+            "pass a writable directory with --workspace") from None
 
 
 def _resolve(pytest_config: pytest.Config) -> config.HarnessConfig:
@@ -122,13 +134,11 @@ def pytest_harness_create_backend(harness_config: config.HarnessConfig) -> Backe
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Coordinator: delete what the workers recorded, after the last one is done."""
     tracker = session.config.stash[TRACKER]
-    if _is_coordinator(session.config) and tracker.shared_dir is not None:
-        if tracker.recorded():
-            cfg = session.config.stash[CONFIG]
-            backend = session.config.hook.pytest_harness_create_backend(harness_config=cfg)
-            tracker.delete_recorded(backend)
-            backend.close(stop_owned=True)
-        shutil.rmtree(tracker.shared_dir, ignore_errors=True)
+    if _is_coordinator(session.config) and tracker.coordinated and tracker.recorded():
+        cfg = session.config.stash[CONFIG]
+        backend = session.config.hook.pytest_harness_create_backend(harness_config=cfg)
+        tracker.delete_recorded(backend)
+        backend.close(stop_owned=True)
     if tracker.problems and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

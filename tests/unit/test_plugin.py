@@ -73,6 +73,20 @@ def _no_plugin_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
+@pytest.fixture(autouse=True)
+def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+              ) -> Path:
+    """Each run's own workspace: where its liveness mark and shared state live."""
+    path = tmp_path_factory.mktemp("workspace")
+    monkeypatch.setenv("HARNESS_WORKSPACE", str(path))
+    return path
+
+
+def leftovers(workspace: Path) -> list[Path]:
+    """What a finished run left in the workspace's runs directory (nothing, if all is well)."""
+    return sorted((workspace / "runs").glob("*")) if (workspace / "runs").exists() else []
+
+
 def balance(path: Path) -> Counter[str]:
     """creates minus deletes per kind: all zeros means nothing leaked."""
     counts: Counter[str] = Counter()
@@ -131,10 +145,17 @@ def test_azure_without_settings_fails_when_live_is_required(
 
 
 def test_the_whole_chain_creates_and_deletes_each_resource_once(
-    pytester: pytest.Pytester, events: Path
+    pytester: pytest.Pytester, events: Path, workspace: Path
 ) -> None:
+    """...while the run is marked alive (the sweep skips it), and leaves no run directory."""
+    pytester.makepyfile(test_alive="""
+        from harness.lifecycle import run_is_alive
+        def test_the_run_is_marked_alive(backend, harness_config):
+            assert run_is_alive(harness_config.workspace_dir, harness_config.run_id)
+    """)
     result = run(pytester)
-    result.assert_outcomes(passed=12)
+    result.assert_outcomes(passed=13)
+    assert leftovers(workspace) == []
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
     assert set(balance(events).values()) == {0}
@@ -143,10 +164,18 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
 
 
 def test_under_xdist_resources_are_created_once_and_deleted_once(
-    pytester: pytest.Pytester, events: Path
+    pytester: pytest.Pytester, events: Path, workspace: Path
 ) -> None:
+    """The shared state (and the data copy) lives in the run's directory in the workspace,
+    where the sweep finds it if the run is killed; a finished run removes it."""
+    pytester.makepyfile(test_shared_state="""
+        def test_the_shared_state_is_in_the_workspace(harness_resources, harness_config):
+            runs = harness_config.workspace_dir / "runs"
+            assert harness_resources.shared_dir == runs / harness_config.run_id
+    """)
     result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
-    result.assert_outcomes(passed=12)
+    result.assert_outcomes(passed=13)
+    assert leftovers(workspace) == []
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
     assert set(balance(events).values()) == {0}
