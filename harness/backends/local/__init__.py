@@ -48,6 +48,7 @@ from harness.config import HarnessConfig
 from harness.data import PreparedData
 from harness.errors import CleanupError, HarnessError
 from harness.finetune import load_component_inputs
+from harness.naming import ownership_tags
 from harness.tags import ModelCard
 
 __all__ = ["DEFAULT_MODEL_NAME", "LOCAL_CPU", "LOCAL_GPU", "LocalBackend"]
@@ -65,7 +66,8 @@ class LocalBackend:
         atexit.register(lambda: self.close(self._stop_owned_at_exit))
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
-        return models.get_foundation_model(self.ws, name, version_or_label)
+        tags = ownership_tags(self.config.run_id, self.config.resource_ttl_h)
+        return models.get_foundation_model(self.ws, name, version_or_label, tags)
 
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return load_component_inputs()

@@ -126,6 +126,26 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path
     return child
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` of a child that only makes sense while the harness waits for it (the
+    model build): the kernel kills it when the harness dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _prctl() -> Any:
+    """libc's prctl, resolved in the parent: nothing may be loaded between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+_PR_SET_PDEATHSIG = 1
+_PRCTL = _prctl()
+
+
 def _start_time(pid: int) -> float:
     try:
         return float(psutil.Process(pid).create_time())

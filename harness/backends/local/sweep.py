@@ -1,8 +1,9 @@
 """Finding what harness runs left in the workspace, by their ownership tags (the sweep).
 
-Endpoints (with their server processes, alive or not), fine-tune jobs (MLflow runs) and
-registered model versions. Anything without the harness's run-id tag (foundation models, for
-instance) is never listed, so never deleted.
+Endpoints (with their server processes, alive or not), fine-tune jobs (MLflow runs), builds of
+the tiny model that never got registered (their run keeps its ownership tags only until then)
+and registered model versions. Anything without the harness's run-id tag (a registered
+foundation model, for instance) is never listed, so never deleted.
 """
 
 from __future__ import annotations
@@ -34,13 +35,18 @@ def owned_endpoints(ws: Workspace) -> list[OwnedResource]:
 
 
 def owned_jobs(ws: Workspace) -> list[OwnedResource]:
+    """Jobs and unfinished builds: MLflow runs, deleted the same way (``Jobs.delete``)."""
     client = ws.client()
     ids = [e.experiment_id for e in client.search_experiments(max_results=PAGE)]
-    runs = (
-        client.search_runs(ids, filter_string=f"tags.`{TAG_KIND}` = 'job'", max_results=PAGE)
-        if ids
-        else []
-    )
+    runs = [
+        run
+        for kind in ("job", "foundation")
+        for run in (
+            client.search_runs(ids, filter_string=f"tags.`{TAG_KIND}` = '{kind}'",
+                               max_results=PAGE)
+            if ids else []
+        )
+    ]
     return [
         OwnedResource(
             ResourceKind.JOB, r.info.run_id, dict(r.data.tags), f"MLflow status {r.info.status}"
