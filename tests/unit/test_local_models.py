@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness.backends.local import models
-from harness.backends.local.processes import pid_alive
+from harness.backends.local.processes import PROJECT_ROOT, pid_alive
 from harness.backends.local.workspace import Workspace
 from harness.naming import ownership_tags
 
@@ -87,7 +87,7 @@ def test_a_build_process_dies_with_the_harness(tmp_path: Path) -> None:
             "die_with_parent; p = subprocess.Popen(['sleep', '30'], "
             "preexec_fn=die_with_parent); print(p.pid, flush=True); p.wait()")
     harness = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+                               env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     assert harness.stdout is not None
     builder = int(harness.stdout.readline())
     assert pid_alive(builder)
