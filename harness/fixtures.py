@@ -166,16 +166,21 @@ def finetune_job(backend: Backend, foundation_model: ModelCard, finetune_compute
                  finetune_display_name: str, online_endpoint_pending: Endpoint,
                  harness_config: config.HarnessConfig, ownership_tags: dict[str, str],
                  harness_resources: ResourceTracker) -> Iterator[JobRun]:
-    """Submits the job and waits for it to end; teardown cancels it if it still runs."""
+    """Submits the job and waits for it to end; teardown cancels it if it still runs.
+
+    Submitting and waiting are shared apart: if the xdist worker that submitted the job dies
+    while it runs, another worker waits for that job instead of submitting a second one.
+    """
     def create(register: Register) -> JobRun:
         job = backend.submit_finetune(foundation_model, finetune_compute, training_data,
                                       finetune_parameters.parameters, finetune_display_name,
                                       ownership_tags)
         register(job.name)
-        return backend.wait_for_job(job, harness_config.job_timeout_s)
+        return job
 
-    with harness_resources.resource(ResourceKind.JOB, JobRun, create) as job:
-        yield job
+    with harness_resources.resource(ResourceKind.JOB, JobRun, create) as submitted:
+        yield harness_resources.once("job-finished", JobRun, lambda: backend.wait_for_job(
+            submitted, harness_config.job_timeout_s))
 
 
 @pytest.fixture(scope="session")

@@ -147,6 +147,17 @@ def remove_dead_runs(workspace_dir: Path, dry_run: bool = False) -> list[Path]:
     return [directory for directory in found if remove_if_dead(directory, dry_run)]
 
 
+def _orphaned(key: str, state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The error entry for a creation whose worker died half-way: it registered a resource
+    (a submitted job, ...) but never recorded the result. Creating it again would make a
+    second one while the first may still run; it is deleted with the others at the end."""
+    names = [c["name"] for c in state.get("cleanups", []) if c.get("key") == key]
+    if not names:
+        return None
+    return {"error": f"the worker creating it died after creating {', '.join(names)}; not "
+                     "creating another: it is deleted at the end of the run"}
+
+
 class TeardownWarning(UserWarning):
     """A resource could not be deleted; it may still exist and cost money."""
 
@@ -167,13 +178,16 @@ class ResourceTracker:
     """What this run created, and the state shared with sibling xdist workers.
 
     ``shared_dir`` is None outside xdist. ``problems`` collects teardown failures for the
-    terminal summary; they never replace a test's own outcome.
+    terminal summary; they never replace a test's own outcome. ``keep_on_failure``
+    (``--keep-resources``) keeps what the run created once something failed: a creation step
+    that raised, or a failed test (the plugin calls ``failure``), noted when it happens.
     """
 
     shared_dir: Path | None = None
     run_mark: RunMark | None = None
     delete_timeout_s: float = 60.0
-    keep: Callable[[], bool] = lambda: False
+    keep_on_failure: bool = False
+    failed: bool = False
     backend: Backend | None = None
     problems: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
@@ -183,6 +197,13 @@ class ResourceTracker:
     @property
     def coordinated(self) -> bool:
         return self.shared_dir is not None
+
+    def failure(self) -> None:
+        """Something failed: from now on, ``--keep-resources`` keeps what exists."""
+        self.failed = True
+
+    def keep(self) -> bool:
+        return self.keep_on_failure and self.failed
 
     def hold_run(self) -> None:
         """Mark the run alive in this process before it creates anything (see RunMark)."""
@@ -206,7 +227,8 @@ class ResourceTracker:
         if self.shared_dir is None:
             return create()
         with FileLock(str(self.shared_dir / f"{key}.lock")):
-            entry = self._read().get("resources", {}).get(key)
+            state = self._read()
+            entry = state.get("resources", {}).get(key) or _orphaned(key, state)
             if entry is None:
                 entry = self._create_recorded(key, create)
         if "error" in entry:
@@ -237,14 +259,17 @@ class ResourceTracker:
         def register(name: str) -> None:
             cleanup = Cleanup(kind, name)
             registered.append(cleanup)
-            if self.coordinated:
-                record = {"kind": kind.value, "name": name}
+            if self.coordinated:  # "key": which creation registered it (see _orphaned)
+                record = {"kind": kind.value, "name": name, "key": kind.value}
                 self._update(lambda s: s.setdefault("cleanups", []).append(record))
 
         try:
             yield self.once(kind.value, handle, lambda: create(register))
         except KeyboardInterrupt:
             self.interrupted = True
+            raise
+        except Exception:
+            self.failure()  # decided now, before the deletion below reads it
             raise
         finally:
             if registered and not self.coordinated and self.backend is not None:

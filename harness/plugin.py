@@ -41,8 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
         shared = str(_hold(mark).directory)  # the run's directory: the sweep finds it
     config.stash[TRACKER] = ResourceTracker(
         shared_dir=Path(shared) if shared else None, run_mark=mark,
-        delete_timeout_s=cfg.delete_timeout_s)
-    config.pluginmanager.register(_InterruptWatch(config.stash[TRACKER]), "harness-interrupts")
+        delete_timeout_s=cfg.delete_timeout_s, keep_on_failure=cfg.keep_resources)
+    config.pluginmanager.register(_RunWatch(config.stash[TRACKER]), "harness-run-watch")
     config.stash[SIGTERM] = _handle_sigterm_as_interrupt()
 
 
@@ -103,8 +103,10 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["harness_shared_dir"] = str(node.config.stash[TRACKER].shared_dir)
 
 
-class _InterruptWatch:
-    """Ctrl-C or SIGTERM: the teardown that follows hurries (see ResourceTracker.delete)."""
+class _RunWatch:
+    """What the tracker must know as it happens: an interruption (the teardown that follows
+    hurries, see ResourceTracker.delete) and a failed test (``--keep-resources`` keeps what
+    exists; under xdist the controller sees every worker's reports)."""
 
     def __init__(self, tracker: ResourceTracker) -> None:
         self.tracker = tracker
@@ -112,11 +114,11 @@ class _InterruptWatch:
     def pytest_keyboard_interrupt(self) -> None:
         self.tracker.interrupted = True
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self.tracker.failure()
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """``--keep-resources`` keeps what a run created only when something failed."""
-    cfg = session.config.stash[CONFIG]
-    session.config.stash[TRACKER].keep = lambda: cfg.keep_resources and session.testsfailed > 0
+
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -14,6 +14,7 @@ from harness.backends.base import Endpoint, OwnedResource, ResourceKind
 from harness.errors import HarnessError
 from harness.lifecycle import (
     STATE_FILE,
+    Cleanup,
     Register,
     ResourceTracker,
     RunMark,
@@ -205,3 +206,36 @@ def test_the_sweep_skips_the_resources_of_a_live_run(
     assert backend.deleted == ["ep-dead"]
     assert "skipping endpoint ep-live: run live is still running" in out
     assert f"removed the directory of finished run dead: {runs_root(tmp_path) / 'dead'}" in out
+
+
+def test_a_worker_that_died_after_creating_is_not_followed_by_a_second_creation(
+    tmp_path: Path,
+) -> None:
+    """The worker that submitted the job was killed before recording it: the next worker
+    must not submit a second job while the first may still run."""
+    code = ("import os, sys; from pathlib import Path; from harness.backends.base import "
+            "Endpoint, ResourceKind; from harness.lifecycle import ResourceTracker\n"
+            "def create(register):\n    register('job-1'); os._exit(9)\n"
+            "with ResourceTracker(shared_dir=Path(sys.argv[1])).resource(ResourceKind.JOB, "
+            "Endpoint, create):\n    pass\n")
+    assert subprocess.run([sys.executable, "-c", code, str(tmp_path)]).returncode == 9
+    calls: list[str] = []
+    survivor = ResourceTracker(shared_dir=tmp_path)
+    with pytest.raises(HarnessError, match="worker creating it died after creating job-1"):
+        survivor.once("job", Endpoint, lambda: calls.append("created") or endpoint("job-2"))
+    assert calls == []
+    assert survivor.recorded() == [Cleanup(ResourceKind.JOB, "job-1")]  # deleted at the end
+
+
+def test_keep_resources_is_decided_when_a_creation_fails() -> None:
+    """No test has failed yet when the failing creation's own cleanup runs."""
+    backend = Deleter()
+    tracker = ResourceTracker(backend=backend, keep_on_failure=True)  # type: ignore[arg-type]
+
+    def create(register: Register) -> Endpoint:
+        register("job-1")
+        raise HarnessError("job ended with status Failed")
+
+    with pytest.raises(HarnessError), tracker.resource(ResourceKind.JOB, Endpoint, create):
+        pass
+    assert backend.deleted == [] and tracker.kept == ["job job-1"]

@@ -153,3 +153,24 @@ def test_an_orphaned_child_of_a_server_is_still_proven_and_stopped(tmp_path: Pat
     assert owned_members(server.record)
     assert stop(server.record, grace_s=2)
     assert not group_members(server.pid)
+
+
+def test_scoring_a_server_that_died_says_it_exited_with_its_log(ws: Workspace) -> None:
+    """Not "no reply within 90 s": the exit code and the log tail are the clue."""
+    from harness import config
+    from harness.backends.base import Deployment
+    from harness.backends.local import LocalBackend
+    from harness.errors import ScoringError
+
+    backend = LocalBackend(config.resolve(cli={"workspace_dir": str(ws.root)}, env={}, ini={}))
+    state = endpoints.create(ws, "ep-dead", ownership_tags("run1", 1.0))
+    log = deployments.log_path(ws, "ep-dead")
+    server = spawn(["sh", "-c", "echo CUDA error: out of memory; exit 3"], log, {}, ws.root)
+    server.wait()
+    endpoints.save(ws, replace(state, deployment={"process": server.record.to_dict()}))
+    backend.servers["ep-dead"] = server
+    deployment = Deployment("dep", "ep-dead", "m", "Local_CPU", "Succeeded", 100, 90000)
+    with pytest.raises(ScoringError, match=r"exited \(exit code 3\); log .*ep-dead.log") as raised:
+        backend.invoke(state.handle(), deployment, {"input_data": {}})
+    assert "CUDA error: out of memory" in str(raised.value)
+    backend.close(stop_owned=True)

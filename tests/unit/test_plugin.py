@@ -206,13 +206,16 @@ def test_a_teardown_failure_is_reported_without_hiding_results(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.mark.parametrize("step, kept", [("invoke", "endpoint"), ("wait_for_job", "job")])
 def test_keep_resources_keeps_what_a_failed_run_created(
-    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, step: str,
+    kept: str
 ) -> None:
-    monkeypatch.setenv("HARNESS_FAKE_FAIL", "invoke")
+    """Including the failed job itself, whose own fixture fails before any test has."""
+    monkeypatch.setenv("HARNESS_FAKE_FAIL", step)
     result = run(pytester, "--keep-resources")
-    result.stdout.fnmatch_lines(["*harness kept (--keep-resources): endpoint*"])
-    assert balance(events)["endpoint"] == 1
+    result.stdout.fnmatch_lines([f"*harness kept (--keep-resources): {kept}*"])
+    assert balance(events)[kept] == 1
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

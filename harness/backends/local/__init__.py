@@ -12,7 +12,6 @@ MLflow import). Every process it starts runs in its own process group and is sto
 from __future__ import annotations
 
 import atexit
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -41,12 +40,12 @@ from harness.backends.local import (
 from harness.backends.local.compute import LOCAL_CPU, LOCAL_GPU
 from harness.backends.local.jobs import Jobs, training_files
 from harness.backends.local.models import DEFAULT_MODEL_NAME
-from harness.backends.local.processes import STOP_GRACE_S
+from harness.backends.local.processes import STOP_GRACE_S, Child
 from harness.backends.local.training.parameters import resolve
 from harness.backends.local.workspace import Workspace
 from harness.config import HarnessConfig
 from harness.data import PreparedData
-from harness.errors import CleanupError, HarnessError
+from harness.errors import CleanupError, HarnessError, ScoringError
 from harness.finetune import load_component_inputs
 from harness.naming import ownership_tags
 from harness.tags import ModelCard
@@ -61,7 +60,7 @@ class LocalBackend:
         self.config = config
         self.ws = Workspace.at(config.workspace_dir)
         self.jobs = Jobs(self.ws)
-        self.servers: dict[str, subprocess.Popen[bytes]] = {}
+        self.servers: dict[str, Child] = {}
         self._stop_owned_at_exit = True
         atexit.register(lambda: self.close(self._stop_owned_at_exit))
 
@@ -146,15 +145,25 @@ class LocalBackend:
     def invoke(
         self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
     ) -> ScoringReply:
-        key = self.endpoint_key(endpoint)
-        return scoring.post(endpoint.scoring_uri, request, key, self.config.scoring_timeout_s)
+        return self._score(endpoint, request, self.endpoint_key(endpoint))
 
     def invoke_raw(
         self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None
     ) -> ScoringReply:
-        return scoring.post(
-            endpoint.scoring_uri, request, Secret.wrap(key), self.config.scoring_timeout_s
-        )
+        return self._score(endpoint, request, Secret.wrap(key))
+
+    def _score(self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | None
+               ) -> ScoringReply:
+        """POST as a client would; no reply from a server that died says so (exit code, log)
+        instead of blaming the timeout."""
+        log = deployments.log_path(self.ws, endpoint.name)
+        try:
+            return scoring.post(endpoint.scoring_uri, request, key,
+                                self.config.scoring_timeout_s, log)
+        except ScoringError as exc:
+            failure = exc
+        gone = deployments.server_gone(self.ws, endpoint.name, self.servers.get(endpoint.name))
+        raise ScoringError(gone) if gone else failure
 
     def delete_compute(self, name: str, timeout_s: float) -> None:
         """Nothing to delete: the compute is this machine."""

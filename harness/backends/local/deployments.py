@@ -11,6 +11,7 @@ during the wait leaves a server that the sweep finds.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from harness.backends.local.endpoints import EndpointState, check_port_free
 from harness.backends.local.processes import (
     STOP_GRACE_S,
     Child,
+    alive,
     child_env,
     log_tail,
     python,
@@ -49,7 +51,7 @@ def start(
     """Start the server for ``endpoint``, wait until it serves; ``fields``: name, model_id..."""
     state = endpoints.require(ws, endpoint)
     stop(state)  # one deployment per local endpoint: a new one replaces it
-    log = ws.endpoints / f"{endpoint}.log"
+    log = log_path(ws, endpoint)
     proc = start_server(state, model_dir, device, log, REQUEST_TIMEOUT_MS)
     record = {
         **fields,
@@ -96,7 +98,7 @@ def delete(ws: Workspace, name: str, grace_s: float = STOP_GRACE_S) -> bool:
         return False
     stop(state, grace_s)
     endpoints.path_of(ws, name).unlink(missing_ok=True)
-    (ws.endpoints / f"{name}.log").unlink(missing_ok=True)
+    log_path(ws, name).unlink(missing_ok=True)
     return True
 
 
@@ -166,6 +168,30 @@ def _exited(state: EndpointState, code: int, log: Path) -> DeploymentError:
         what = f"the inference server exited with code {code}"
     return DeploymentError(
         f"deployment of endpoint {state.name} failed: {what} before serving on port {state.port}; "
+        f"log {log}:\n{log_tail(log)}\nfix the cause shown in the log and deploy again"
+    )
+
+
+def log_path(ws: Workspace, endpoint: str) -> Path:
+    return ws.endpoints / f"{endpoint}.log"
+
+
+def server_gone(ws: Workspace, endpoint: str, proc: Child | None) -> str | None:
+    """Why the endpoint's server cannot answer when it no longer runs (its exit code if this
+    process started it, and its log tail); None while it runs or when none was deployed."""
+    state = endpoints.load(ws, endpoint)
+    if state is None or state.process is None or alive(state.process):
+        return None
+    code = proc.poll() if proc is not None else None
+    if code is None:
+        how = "exit code unknown: another process started it"
+    elif code < 0:
+        how = f"exit code {code}: killed by {signal.Signals(-code).name}"
+    else:
+        how = f"exit code {code}"
+    log = log_path(ws, endpoint)
+    return (
+        f"the inference server of endpoint {endpoint} is not running: it exited ({how}); "
         f"log {log}:\n{log_tail(log)}\nfix the cause shown in the log and deploy again"
     )
 
