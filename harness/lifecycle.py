@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ STATE_FILE = "harness-state.json"
 RUNS_DIR = "runs"  # in the workspace: one directory per run, named by its run id
 ALIVE_FILE = "alive.lock"
 INTERRUPTED_WAIT_S = 5.0  # per deletion, after Ctrl-C or SIGTERM: CI kills soon after
+DELETE_ORDER = (ResourceKind.ENDPOINT, ResourceKind.JOB, ResourceKind.MODEL, ResourceKind.COMPUTE)
 
 S = TypeVar("S", bound="Shareable")
 Register = Callable[[str], None]  # called with a resource's name as soon as it exists
@@ -191,7 +193,12 @@ class ResourceTracker:
     backend: Backend | None = None
     problems: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
-    interrupted: bool = False
+    interrupted: bool = False  # Ctrl-C or SIGTERM: deletions wait briefly
+    abandoned: bool = False  # a second signal: no more deletions (see abandon)
+    deleting: bool = False  # a signal now must not break a deletion half-way
+    pending: list[Cleanup] = field(default_factory=list)
+    say: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr,
+                                                                   flush=True))
     _memo: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -276,22 +283,51 @@ class ResourceTracker:
                 self.delete(registered, self.backend)
 
     def delete(self, cleanups: list[Cleanup], backend: Backend) -> None:
-        """Delete in reverse creation order; report failures, keep going.
+        """Delete what runs or bills first (endpoints, then jobs, models, clusters), each kind
+        newest first; report failures, keep going.
 
         After an interruption there is no time to wait: each deletion is started and waited
-        on briefly; a slow one is reported and left for the sweep to finish.
+        on briefly; a slow one is reported and left for the sweep to finish. After a second
+        signal (CI's SIGTERM, SIGKILL follows) nothing more is started: ``abandon`` has named
+        each resource left for the sweep.
         """
+        ordered = sorted(reversed(cleanups), key=lambda c: DELETE_ORDER.index(c.kind))
+        self.pending, self.deleting = list(ordered), True
+        try:
+            for cleanup in ordered:
+                if self.abandoned:
+                    self._leave(cleanup)
+                else:
+                    self._delete_one(cleanup, backend)
+                self.pending.remove(cleanup)
+        finally:
+            self.pending, self.deleting = [], False
+
+    def _delete_one(self, cleanup: Cleanup, backend: Backend) -> None:
+        if self.keep():
+            self.kept.append(cleanup.describe())
+            return
         timeout_s = INTERRUPTED_WAIT_S if self.interrupted else self.delete_timeout_s
-        for cleanup in reversed(cleanups):
-            if self.keep():
-                self.kept.append(cleanup.describe())
-                continue
-            try:
-                delete_resource(backend, cleanup.kind, cleanup.name, timeout_s)
-            except Exception as exc:  # reported, never hides the test outcome
-                message = f"could not delete {cleanup.describe()}: {exc}"
-                self.problems.append(message)
-                warnings.warn(TeardownWarning(message), stacklevel=2)
+        try:
+            delete_resource(backend, cleanup.kind, cleanup.name, timeout_s)
+        except Exception as exc:  # reported, never hides the test outcome
+            message = f"could not delete {cleanup.describe()}: {exc}"
+            self.problems.append(message)
+            warnings.warn(TeardownWarning(message), stacklevel=3)
+
+    def abandon(self) -> None:
+        """A second signal: start no more deletions and name, at once, each resource left
+        (the one being deleted included): SIGKILL may come before the summary does."""
+        if not self.abandoned:
+            self.abandoned = True
+            for cleanup in list(self.pending):
+                self._leave(cleanup)
+
+    def _leave(self, cleanup: Cleanup) -> None:
+        line = f"left for `python -m harness sweep` after a second signal: {cleanup.describe()}"
+        if line not in self.problems:
+            self.problems.append(line)
+            self.say(f"harness: {line}")
 
     def recorded(self) -> list[Cleanup]:
         """Coordinator: every deletion the workers recorded."""

@@ -5,8 +5,10 @@ controller's teardown and the summary. The session fixture chain lives in ``fixt
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Generator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from harness.backends.base import Backend
 
 pytest_plugins = ("harness.fixtures",)  # the session fixture chain
-SIGTERM = pytest.StashKey[Any]()
+SIGNALS = pytest.StashKey["_Signals"]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -43,13 +45,15 @@ def pytest_configure(config: pytest.Config) -> None:
         shared_dir=Path(shared) if shared else None, run_mark=mark,
         delete_timeout_s=cfg.delete_timeout_s, keep_on_failure=cfg.keep_resources)
     config.pluginmanager.register(_RunWatch(config.stash[TRACKER]), "harness-run-watch")
-    config.stash[SIGTERM] = _handle_sigterm_as_interrupt()
+    signals = config.stash[SIGNALS] = _Signals(config, config.stash[TRACKER])
+    config.pluginmanager.register(signals, "harness-signals")
+    signals.install()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    previous = config.stash.get(SIGTERM, None)
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+    signals = config.stash.get(SIGNALS, None)
+    if signals is not None:
+        signals.restore()
     tracker = config.stash.get(TRACKER, None)
     if tracker is not None and tracker.run_mark is not None:
         tracker.run_mark.release()
@@ -85,15 +89,95 @@ def is_xdist_worker(pytest_config: pytest.Config) -> bool:
     return hasattr(pytest_config, "workerinput")
 
 
-def _handle_sigterm_as_interrupt() -> Any:
-    """SIGTERM (CI cancelling the job) runs the same teardown as Ctrl-C; returns the old one."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
+class _Signals:
+    """Ctrl-C and SIGTERM end the run as Ctrl-C does, and its teardown still runs.
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+    CI cancels a job with SIGINT, SIGTERM about 7.5 s later, then SIGKILL. The first signal
+    raises KeyboardInterrupt where that is safe (collection, a test's setup or call), so
+    pytest's teardown runs and hurries (see ResourceTracker.delete); where an exception would
+    break a deletion half-way or escape pytest as a traceback (a deletion, a teardown,
+    ``pytest_sessionfinish`` and after), it only makes the rest hurry and is raised at the
+    end of that teardown. A second signal starts no more deletions and names what is left
+    for the sweep. The xdist controller passes the first signal on to its workers, which
+    are its child processes, so that they stop now instead of when the controller's
+    shutdown gives up waiting for them.
+    """
 
-    return signal.signal(signal.SIGTERM, interrupt)
+    def __init__(self, config: pytest.Config, tracker: ResourceTracker) -> None:
+        self.config, self.tracker = config, tracker
+        self.previous: dict[int, Any] = {}
+        self.signalled = False
+        self.safe = True  # raising now unwinds into pytest's handling of Ctrl-C
+        self.finishing = False  # pytest_sessionfinish and after: never raise
+        self.deferred = False  # to raise at the end of the test phase under way
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self.handle)
+                             for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.tracker.say = self._say
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signalled:
+            self.tracker.abandon()
+            return
+        self.signalled = self.tracker.interrupted = True
+        if _is_coordinator(self.config):
+            _signal_children(signal.SIGTERM)
+        if self.finishing:
+            return
+        if self.safe and not self.tracker.deleting:
+            raise KeyboardInterrupt(f"signal {signum}")
+        self.deferred = True
+
+    def _phase(self, safe: bool) -> Generator[None, Any, Any]:
+        self.safe = safe
+        try:
+            return (yield)
+        finally:
+            self.safe = True
+            if self.deferred:
+                self.deferred = False
+                raise KeyboardInterrupt("signal during a deletion or teardown")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self) -> Generator[None, Any, Any]:
+        return (yield from self._phase(safe=True))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self) -> Generator[None, Any, Any]:
+        return (yield from self._phase(safe=True))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self) -> Generator[None, Any, Any]:
+        return (yield from self._phase(safe=False))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        self.finishing = True
+
+    def _say(self, line: str) -> None:
+        """A line on the terminal now, even while pytest captures output."""
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        writer = self.config.get_terminal_writer()
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if writer.width_of_current_line:
+                writer.line()
+            writer.line(line, yellow=True)
+            writer.flush()
+
+
+def _signal_children(sig: signal.Signals) -> None:
+    """The xdist controller's children are its workers (it starts nothing else)."""
+    import psutil
+
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            child.send_signal(sig)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -239,3 +239,31 @@ def test_keep_resources_is_decided_when_a_creation_fails() -> None:
     with pytest.raises(HarnessError), tracker.resource(ResourceKind.JOB, Endpoint, create):
         pass
     assert backend.deleted == [] and tracker.kept == ["job job-1"]
+
+
+def test_deletions_stop_the_running_and_billing_first() -> None:
+    """A model still deployed cannot go before its endpoint; a job before its cluster."""
+    backend = Deleter()
+    tracker = ResourceTracker(backend=backend)  # type: ignore[arg-type]
+    made = [Cleanup(ResourceKind.COMPUTE, "c"), Cleanup(ResourceKind.ENDPOINT, "e"),
+            Cleanup(ResourceKind.JOB, "j"), Cleanup(ResourceKind.MODEL, "m")]
+    tracker.delete(made, backend)  # type: ignore[arg-type]
+    assert [name for name, _ in backend.deleted] == ["e", "j", "m", "c"]
+
+
+def test_a_second_signal_starts_no_more_deletions_and_names_what_is_left() -> None:
+    said: list[str] = []
+    tracker = ResourceTracker(say=said.append)
+
+    class Signalled(Deleter):
+        def delete_endpoint(self, name: str, timeout_s: float) -> None:
+            tracker.abandon()  # SIGTERM arrives while the endpoint is being deleted
+            super().delete_endpoint(name, timeout_s)
+
+    backend = Signalled()
+    made = [Cleanup(ResourceKind.ENDPOINT, "e"), Cleanup(ResourceKind.JOB, "j")]
+    tracker.delete(made, backend)  # type: ignore[arg-type]
+    tracker.delete([Cleanup(ResourceKind.MODEL, "m")], backend)  # type: ignore[arg-type]
+    assert [name for name, _ in backend.deleted] == ["e"]  # the one under way is not broken
+    prefix = "harness: left for `python -m harness sweep` after a second signal: "
+    assert said == [f"{prefix}endpoint e", f"{prefix}job j", f"{prefix}model m"]

@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -218,17 +219,27 @@ def test_keep_resources_keeps_what_a_failed_run_created(
     assert balance(events)[kept] == 1
 
 
+def start_and_wait_for(pytester: pytest.Pytester, events: Path, kind: str) -> Any:
+    """A pytest subprocess, once the fake backend sleeps in step ``kind``."""
+    process = pytester.popen([sys.executable, "-m", "pytest", "-q", "-p", "harness.plugin"],
+                             stdin=-1)
+    wait_for_event(process, events, kind)
+    return process
+
+
+def wait_for_event(process: Any, events: Path, kind: str) -> None:
+    deadline = time.monotonic() + 20
+    while not any(e["event"] == "sleeping" and e["kind"] == kind for e in read_events(events)):
+        assert time.monotonic() < deadline and process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_still_tears_down(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
 ) -> None:
     monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30")
-    process = pytester.popen([sys.executable, "-m", "pytest", "-q", "-p", "harness.plugin"],
-                             stdin=-1)
-    deadline = time.monotonic() + 20
-    while not any(e["event"] == "sleeping" for e in read_events(events)):
-        assert time.monotonic() < deadline, process.stdout.read()
-        time.sleep(0.05)
+    process = start_and_wait_for(pytester, events, "wait_for_job")
     process.send_signal(signum)
     process.wait(timeout=20)
     assert json.dumps(created(events))
@@ -236,6 +247,27 @@ def test_an_interrupted_run_still_tears_down(
     assert set(balance(events).values()) == {0}, read_events(events)
     deletions = [e for e in read_events(events) if e["event"] == "delete"]
     assert {e["delete_timeout_s"] for e in deletions} == {5.0}  # started, not awaited
+
+
+def test_sigint_then_sigterm_during_teardown_names_what_is_left(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI's cancel: SIGTERM follows SIGINT while a deletion is under way. No traceback; the
+    deletion under way is not broken; nothing more is started and each resource not deleted
+    is named (at once: SIGKILL may follow before the summary)."""
+    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30,delete_endpoint:1")
+    process = start_and_wait_for(pytester, events, "wait_for_job")
+    process.send_signal(signal.SIGINT)
+    wait_for_event(process, events, "delete_endpoint")
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    output = out.decode()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output
+    deleted = {e["kind"] for e in read_events(events) if e["event"] == "delete"}
+    assert deleted == {"job", "endpoint"}  # the endpoint's was under way
+    left = "harness: left for `python -m harness sweep` after a second signal:"
+    assert f"{left} endpoint ep-" in output and f"{left} compute local" in output
 
 
 @pytest.mark.parametrize("args, named", [
