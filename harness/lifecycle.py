@@ -36,7 +36,7 @@ STATE_FILE = "harness-state.json"
 RUNS_DIR = "runs"  # in the workspace: one directory per run, named by its run id
 ALIVE_FILE = "alive.lock"
 INTERRUPTED_WAIT_S = 5.0  # per deletion, after Ctrl-C or SIGTERM: CI kills soon after
-DELETE_ORDER = (ResourceKind.ENDPOINT, ResourceKind.JOB, ResourceKind.MODEL, ResourceKind.COMPUTE)
+DELETE_ORDER = (ResourceKind.ENDPOINT, ResourceKind.MODEL, ResourceKind.JOB, ResourceKind.COMPUTE)
 
 S = TypeVar("S", bound="Shareable")
 Register = Callable[[str], None]  # called with a resource's name as soon as it exists
@@ -197,6 +197,7 @@ class ResourceTracker:
     abandoned: bool = False  # a second signal: no more deletions (see abandon)
     deleting: bool = False  # a signal now must not break a deletion half-way
     pending: list[Cleanup] = field(default_factory=list)
+    handled: list[Cleanup] = field(default_factory=list)  # deleted, kept, failed or left
     say: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr,
                                                                    flush=True))
     _memo: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -283,8 +284,9 @@ class ResourceTracker:
                 self.delete(registered, self.backend)
 
     def delete(self, cleanups: list[Cleanup], backend: Backend) -> None:
-        """Delete what runs or bills first (endpoints, then jobs, models, clusters), each kind
-        newest first; report failures, keep going.
+        """Delete endpoints first (they bill, and a deployed model cannot go before them), then
+        models, jobs (a job's files go with it once no model uses them) and clusters, each
+        kind newest first; report failures, keep going.
 
         After an interruption there is no time to wait: each deletion is started and waited
         on briefly; a slow one is reported and left for the sweep to finish. After a second
@@ -300,6 +302,7 @@ class ResourceTracker:
                 else:
                     self._delete_one(cleanup, backend)
                 self.pending.remove(cleanup)
+                self.handled.append(cleanup)
         finally:
             self.pending, self.deleting = [], False
 
@@ -335,8 +338,8 @@ class ResourceTracker:
         return [Cleanup(ResourceKind(e["kind"]), str(e["name"])) for e in entries]
 
     def delete_recorded(self, backend: Backend) -> None:
-        """Coordinator: delete everything the workers recorded."""
-        self.delete(self.recorded(), backend)
+        """Coordinator: delete everything the workers recorded and no earlier pass handled."""
+        self.delete([c for c in self.recorded() if c not in self.handled], backend)
 
     def _read(self) -> dict[str, Any]:
         assert self.shared_dir is not None

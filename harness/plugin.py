@@ -5,8 +5,12 @@ controller's teardown and the summary. The session fixture chain lives in ``fixt
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Generator
 from pathlib import Path
@@ -112,6 +116,8 @@ class _Signals:
         self.deferred = False  # to raise at the end of the test phase under way
 
     def install(self) -> None:
+        if is_xdist_worker(self.config):
+            atexit.register(self._exit_now)  # registered first, so it runs last
         if threading.current_thread() is threading.main_thread():
             self.previous = {sig: signal.signal(sig, self.handle)
                              for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -158,7 +164,21 @@ class _Signals:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:
+        """Interrupted, the controller deletes while the workers still wind down (xdist waits
+        for them next); what they record meanwhile is deleted after them, as usual."""
         self.finishing = True
+        if self.signalled:
+            _delete_recorded(self.config)
+
+    def _exit_now(self) -> None:
+        """atexit, in an interrupted xdist worker: skip Python's finalization, which takes
+        seconds once mlflow and datasets are loaded, while CI's SIGKILL is on its way and
+        the controller waits for this process before it exits."""
+        if self.signalled:
+            logging.shutdown()
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(pytest.ExitCode.INTERRUPTED)
 
     def _say(self, line: str) -> None:
         """A line on the terminal now, even while pytest captures output."""
@@ -220,13 +240,22 @@ def pytest_harness_create_backend(harness_config: config.HarnessConfig) -> Backe
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Coordinator: delete what the workers recorded, after the last one is done."""
     tracker = session.config.stash[TRACKER]
-    if _is_coordinator(session.config) and tracker.coordinated and tracker.recorded():
-        cfg = session.config.stash[CONFIG]
-        backend = session.config.hook.pytest_harness_create_backend(harness_config=cfg)
-        tracker.delete_recorded(backend)
-        backend.close(stop_owned=True)
+    _delete_recorded(session.config)
+    if _is_coordinator(session.config) and tracker.backend is not None:
+        tracker.backend.close(stop_owned=True)
     if tracker.problems and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _delete_recorded(config: pytest.Config) -> None:
+    """Coordinator: delete what the workers recorded and is not deleted yet."""
+    tracker = config.stash[TRACKER]
+    if not (_is_coordinator(config) and tracker.coordinated and tracker.recorded()):
+        return
+    if tracker.backend is None:
+        cfg = config.stash[CONFIG]
+        tracker.backend = config.hook.pytest_harness_create_backend(harness_config=cfg)
+    tracker.delete_recorded(tracker.backend)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

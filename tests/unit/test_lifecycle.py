@@ -242,13 +242,14 @@ def test_keep_resources_is_decided_when_a_creation_fails() -> None:
 
 
 def test_deletions_stop_the_running_and_billing_first() -> None:
-    """A model still deployed cannot go before its endpoint; a job before its cluster."""
+    """A model still deployed cannot go before its endpoint, a job's files not before the
+    model made of them, a job not after its cluster."""
     backend = Deleter()
     tracker = ResourceTracker(backend=backend)  # type: ignore[arg-type]
     made = [Cleanup(ResourceKind.COMPUTE, "c"), Cleanup(ResourceKind.ENDPOINT, "e"),
             Cleanup(ResourceKind.JOB, "j"), Cleanup(ResourceKind.MODEL, "m")]
     tracker.delete(made, backend)  # type: ignore[arg-type]
-    assert [name for name, _ in backend.deleted] == ["e", "j", "m", "c"]
+    assert [name for name, _ in backend.deleted] == ["e", "m", "j", "c"]
 
 
 def test_a_second_signal_starts_no_more_deletions_and_names_what_is_left() -> None:
