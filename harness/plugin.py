@@ -114,10 +114,10 @@ class _Signals:
         self.safe = True  # raising now unwinds into pytest's handling of Ctrl-C
         self.finishing = False  # pytest_sessionfinish and after: never raise
         self.deferred = False  # to raise at the end of the test phase under way
+        self.exitstatus = int(pytest.ExitCode.INTERRUPTED)
 
     def install(self) -> None:
-        if is_xdist_worker(self.config):
-            atexit.register(self._exit_now)  # registered first, so it runs last
+        atexit.register(self._exit_now)  # registered first, so it runs last
         if threading.current_thread() is threading.main_thread():
             self.previous = {sig: signal.signal(sig, self.handle)
                              for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -126,6 +126,8 @@ class _Signals:
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        if not self.signalled:  # e.g. a pytester run inside another pytest
+            atexit.unregister(self._exit_now)
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signalled:
@@ -162,23 +164,25 @@ class _Signals:
     def pytest_runtest_teardown(self) -> Generator[None, Any, Any]:
         return (yield from self._phase(safe=False))
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
         """Interrupted, the controller deletes while the workers still wind down (xdist waits
         for them next); what they record meanwhile is deleted after them, as usual."""
         self.finishing = True
         if self.signalled:
             _delete_recorded(self.config)
+        yield
+        self.exitstatus = int(session.exitstatus)
 
     def _exit_now(self) -> None:
-        """atexit, in an interrupted xdist worker: skip Python's finalization, which takes
-        seconds once mlflow and datasets are loaded, while CI's SIGKILL is on its way and
-        the controller waits for this process before it exits."""
+        """atexit, in an interrupted run: exit without Python's finalization, which takes
+        seconds once mlflow and datasets are loaded, while CI's SIGKILL is on its way (and
+        the xdist controller waits for its workers). Everything was written and deleted."""
         if self.signalled:
             logging.shutdown()
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
-            os._exit(pytest.ExitCode.INTERRUPTED)
+            os._exit(self.exitstatus)
 
     def _say(self, line: str) -> None:
         """A line on the terminal now, even while pytest captures output."""
@@ -225,6 +229,14 @@ class _RunWatch:
 
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The xdist controller makes its backend now: whatever it must load to delete is then
+    ready when an interrupted run needs it (see LocalBackend)."""
+    cfg = session.config.stash[CONFIG]
+    if _is_coordinator(session.config) and not cfg.missing_azure_settings():
+        _coordinator_backend(session.config)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return config.stash[CONFIG].header_lines()
 
@@ -250,12 +262,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def _delete_recorded(config: pytest.Config) -> None:
     """Coordinator: delete what the workers recorded and is not deleted yet."""
     tracker = config.stash[TRACKER]
-    if not (_is_coordinator(config) and tracker.coordinated and tracker.recorded()):
-        return
+    if _is_coordinator(config) and tracker.coordinated and tracker.recorded():
+        tracker.delete_recorded(_coordinator_backend(config))
+
+
+def _coordinator_backend(config: pytest.Config) -> Backend:
+    tracker = config.stash[TRACKER]
     if tracker.backend is None:
         cfg = config.stash[CONFIG]
         tracker.backend = config.hook.pytest_harness_create_backend(harness_config=cfg)
-    tracker.delete_recorded(tracker.backend)
+    return tracker.backend
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -155,13 +155,16 @@ def test_an_orphaned_child_of_a_server_is_still_proven_and_stopped(tmp_path: Pat
     assert not group_members(server.pid)
 
 
-def test_scoring_a_server_that_died_says_it_exited_with_its_log(ws: Workspace) -> None:
+def test_scoring_a_server_that_died_says_it_exited_with_its_log(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Not "no reply within 90 s": the exit code and the log tail are the clue."""
     from harness import config
     from harness.backends.base import Deployment
     from harness.backends.local import LocalBackend
     from harness.errors import ScoringError
 
+    monkeypatch.setattr(Workspace, "warm_up", lambda self: None)  # seconds of CPU, unused
     backend = LocalBackend(config.resolve(cli={"workspace_dir": str(ws.root)}, env={}, ini={}))
     state = endpoints.create(ws, "ep-dead", ownership_tags("run1", 1.0))
     log = deployments.log_path(ws, "ep-dead")

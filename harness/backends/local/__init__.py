@@ -12,6 +12,7 @@ MLflow import). Every process it starts runs in its own process group and is sto
 from __future__ import annotations
 
 import atexit
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -63,6 +64,10 @@ class LocalBackend:
         self.servers: dict[str, Child] = {}
         self._stop_owned_at_exit = True
         atexit.register(lambda: self.close(self._stop_owned_at_exit))
+        # every step, deletions included, needs the MLflow store, which takes seconds to
+        # open: the xdist controller (its backend made at session start) can then delete an
+        # interrupted run's job at once, before CI's SIGKILL
+        threading.Thread(target=self.ws.warm_up, name="harness-open-mlflow", daemon=True).start()
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
         tags = ownership_tags(self.config.run_id, self.config.resource_ttl_h)

@@ -62,6 +62,11 @@ class Workspace:
     def client(self) -> MlflowClient:
         return _client(self.root, self.tracking_uri)
 
+    def warm_up(self) -> None:
+        """Import MLflow and open its tracking and registry stores (seconds: the import,
+        then a schema check per store), so that the first real call is quick."""
+        self.client().search_registered_models(max_results=1)
+
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created with its artifacts inside the workspace."""
         client = self.client()
