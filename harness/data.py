@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError
+from harness.files import write_text_atomic
 from harness.scoring import ROLES
 
 SPLITS = ("train_sft", "test_sft", "train_gen", "test_gen")
@@ -225,16 +226,8 @@ def _require_rows(source: str, percent: float, loaded: Mapping[str, list[Any]],
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Written beside the target and renamed, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    """Written atomically, so a reader (another xdist worker) never sees half a file."""
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:

@@ -69,10 +69,6 @@ def _is_coordinator(pytest_config: pytest.Config) -> bool:
         pytest_config, "workerinput")
 
 
-def is_xdist_worker(pytest_config: pytest.Config) -> bool:
-    return hasattr(pytest_config, "workerinput")
-
-
 def _handle_sigterm_as_interrupt() -> Any:
     """SIGTERM (CI cancelling the job) runs the same teardown as Ctrl-C; returns the old one."""
     if threading.current_thread() is not threading.main_thread():

@@ -36,10 +36,6 @@ class JobSpec:
     device: str = "cpu"
     parameters: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def status_path(self) -> Path:
-        return Path(self.job_dir) / STATUS_FILE
-
     def write(self) -> Path:
         path = Path(self.job_dir) / SPEC_FILE
         write_json(path, asdict(self))
