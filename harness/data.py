@@ -297,8 +297,29 @@ def _ending_with_user(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in messages[: last + 1]]
 
 
+@dataclass(frozen=True)
+class ScoringCase:
+    """A scoring request's conversation and the dataset's answer to it (None if it has none)."""
+
+    messages: list[dict[str, str]]
+    reference: str | None
+
+
+def _case(messages: list[dict[str, Any]]) -> ScoringCase:
+    prompt = _ending_with_user(messages)
+    after = messages[len(prompt)] if len(prompt) < len(messages) else None
+    reference = after["content"] if after and after["role"] == "assistant" else None
+    return ScoringCase(prompt, reference)
+
+
 def scoring_samples(data: PreparedData, n: int) -> list[list[dict[str, str]]]:
     """The first ``n`` usable test_gen conversations, each cut to end with a user turn."""
+    return [case.messages for case in scoring_cases(data, n)]
+
+
+def scoring_cases(data: PreparedData, n: int) -> list[ScoringCase]:
+    """The first ``n`` usable test_gen conversations, each cut to end with a user turn, with
+    the assistant turn that answered it as the reference for the answer's quality score."""
     if n < 1:
         raise DataError(f"scoring sample count {n} is below 1; pass --scoring-samples 1 or more")
     path = data.files.get("test_gen")
@@ -308,7 +329,7 @@ def scoring_samples(data: PreparedData, n: int) -> list[list[dict[str, str]]]:
     samples = []
     for row in read_jsonl(path):
         if validate_row(row) is None:
-            samples.append(_ending_with_user(row["messages"]))
+            samples.append(_case(row["messages"]))
         if len(samples) == n:
             return samples
     raise DataError(f"only {len(samples)} usable test_gen conversation(s) in {path}; expected "

@@ -2,16 +2,17 @@
 
 Two rules, applied to any JSON-like value before it is stored:
 
-- a mapping entry whose key names a secret (a word of the key is ``key``, ``token``,
-  ``secret``, ``password``, ``sas``, ``authorization``, ``credential``, ``signature``...) keeps
-  its key but loses its value, so a reader still sees that the field existed;
+- a mapping entry whose key names a secret (a word of the key is ``secret``, ``password``,
+  ``sas``, ``authorization``, ``credential``, ``signature``..., or its last word is ``key``
+  or ``token``) keeps its key but loses its value, so a reader still sees that it existed;
 - in any string, a URL carrying a SAS signature (``sig=``) loses its query string, and
   ``Bearer ...``, ``AccountKey=...``, ``SharedAccessSignature ...`` and ``key: value`` shapes
   lose their secret part; values the caller knows to be secret (an endpoint key it fetched)
   are replaced wherever they appear.
 
 Keys are split into words (``primaryKey`` -> primary, key; ``max_new_tokens`` -> max, new,
-tokens) so that ``tokenizer`` or ``max_new_tokens`` are not mistaken for secrets.
+tokens) so that ``tokenizer``, ``max_new_tokens`` or ``mean_token_accuracy`` are not mistaken
+for secrets.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "[REDACTED]"
+# a key holding one of these words anywhere is secret
 SECRET_WORDS = frozenset(
-    {"key", "keys", "apikey", "accountkey", "token", "secret", "secrets", "password",
-     "passwd", "pwd", "sas", "sig", "signature", "authorization", "credential",
-     "credentials", "connectionstring", "cookie"}
+    {"apikey", "accountkey", "secret", "secrets", "password", "passwd", "pwd", "sas", "sig",
+     "signature", "authorization", "credential", "credentials", "connectionstring"}
 )
+# these only as the key's last word: ``access_token`` is secret, ``mean_token_accuracy`` (a
+# training metric) and ``key_vault_id`` are not
+SECRET_LAST_WORDS = frozenset({"key", "keys", "token", "cookie"})
 _WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _TEXT_PATTERNS = (
     # a URL with a SAS signature: keep scheme, host and path, drop the whole query
@@ -45,9 +49,10 @@ _MIN_KNOWN_SECRET = 8  # shorter "secrets" would redact ordinary words
 
 def is_secret_key(name: str) -> bool:
     """Whether a field called ``name`` holds a secret, judged by the words of the name."""
-    words = {w.lower() for w in _WORDS.findall(name)}
+    words = [w.lower() for w in _WORDS.findall(name)]
     joined = re.sub(r"[^a-z]", "", name.lower())
-    return bool(words & SECRET_WORDS) or joined in SECRET_WORDS
+    return (bool(set(words) & SECRET_WORDS) or joined in SECRET_WORDS
+            or (bool(words) and words[-1] in SECRET_LAST_WORDS))
 
 
 def redact_text(text: str, known: Iterable[str] = ()) -> str:

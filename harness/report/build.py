@@ -85,6 +85,8 @@ def _metrics(events: Sequence[Event]) -> dict[str, list[list[float | None]]]:
     series: dict[str, list[list[float | None]]] = {}
     for event in _of(events, "metrics"):
         for name, points in event["series"].items():
+            if not isinstance(points, list):
+                continue  # not a series (e.g. a value the redaction removed)
             series[str(name)] = [
                 [float(p[0]), fig.finite(p[1])] if isinstance(p, (list, tuple))
                 else [float(i), fig.finite(p)]

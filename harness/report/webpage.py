@@ -28,6 +28,9 @@ OBJECT_SECTIONS = ("model", "compute", "parameters", "dataset", "job", "register
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: int = 0) -> str:
+    rows = list(rows)
+    if not rows:
+        return "<p>None recorded.</p>"
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(

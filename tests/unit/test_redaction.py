@@ -24,7 +24,8 @@ def test_secret_field_names(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["max_new_tokens", "tokenizer", "keep_resources", "auth_mode",
-                                  "monkey", "model_id", "scoring_uri", "instance_type"])
+                                  "monkey", "model_id", "scoring_uri", "instance_type",
+                                  "mean_token_accuracy", "key_vault_id", "num_tokens"])
 def test_ordinary_field_names(name: str) -> None:
     assert not is_secret_key(name)
 
