@@ -82,6 +82,27 @@ COMPUTED_FIGURES: Mapping[str, tuple[str, str, str | None]] = {
 }
 
 
+_NUMBERS = frozenset({"value", "latency_s", "duration_s", "score", "percent"})
+_INTEGERS = frozenset({"exit_status", "nodes", "instance_count", "gpus_per_node", "index",
+                       "traffic_percent"})
+_CHOICES: Mapping[str, tuple[object, ...]] = {
+    "better": ("lower", "higher", None),
+    "outcome": ("ok", "failed", "skipped", "interrupted", "passed", "error", "xfailed",
+                "xpassed", "deleted", "started", "kept"),
+}
+_TYPE_HINT = (f"numbers (or None): {sorted(_NUMBERS)}; integers: {sorted(_INTEGERS)}; "
+              f"choices: {dict(_CHOICES)}")
+
+
+def _fits(name: str, value: object) -> bool:
+    """The report's schema types of the fields it computes with, checked when recorded."""
+    if name in _NUMBERS:
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    if name in _INTEGERS:
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
+    return name not in _CHOICES or value in _CHOICES[name]
+
+
 def check_event(kind: str, fields: Mapping[str, object]) -> None:
     """Refuse an unknown kind, a missing required field or an unexpected one."""
     spec = EVENT_KINDS.get(kind)
@@ -96,5 +117,9 @@ def check_event(kind: str, fields: Mapping[str, object]) -> None:
             f"report event {kind!r} has unexpected fields {extra}; it takes "
             f"{list(spec.required) + list(spec.optional)}"
         )
+    wrong = [name for name, value in fields.items() if not _fits(name, value)]
+    if wrong:
+        raise ReportError(f"report event {kind!r}: {', '.join(f'{n}={fields[n]!r}' for n in wrong)}"
+                          f" has the wrong type; {_TYPE_HINT}")
     if kind == "figure" and fields["name"] in COMPUTED_FIGURES:
         raise ReportError(f"figure name {fields['name']!r} is computed by the report; rename it")

@@ -93,15 +93,23 @@ class Recorder:
         outcome, error = "ok", None
         try:
             yield
-        except (KeyboardInterrupt, SystemExit) as exc:
-            outcome, error = "interrupted", type(exc).__name__
-            raise
         except BaseException as exc:
-            outcome, error = "failed", f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
+            outcome, error = _outcome(exc)
             raise
         finally:
             self.record("stage_ended", name=name, outcome=outcome,
                         **({"error": redact_text(error, self.secrets)} if error else {}))
+
+
+def _outcome(exc: BaseException) -> tuple[str, str]:
+    """A stage's outcome from what ended it: Ctrl-C or SIGTERM, pytest.skip, or a failure."""
+    import pytest
+
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return "interrupted", type(exc).__name__
+    if isinstance(exc, pytest.skip.Exception):
+        return "skipped", str(exc)[:_ERROR_CHARS]
+    return "failed", f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
 
 
 def read_events(path: Path) -> tuple[list[Event], int]:

@@ -34,18 +34,21 @@ def _validator() -> Any:
     return Draft202012Validator(schema())
 
 
-def validate_report(report: Mapping[str, Any], source: str = "report") -> None:
-    """Raise ReportError naming every place (up to five) where ``report`` breaks the schema."""
+def schema_problems(report: Mapping[str, Any]) -> list[str]:
+    """Where ``report`` breaks the schema, as ``path: message`` lines (empty: it fits)."""
     version = report.get("schema_version") if isinstance(report, Mapping) else None
     if isinstance(report, Mapping) and version != SCHEMA_VERSION:
-        raise ReportError(
-            f"{source} has schema_version {version!r}; this harness reads {SCHEMA_VERSION}: "
-            "compare reports written by the same harness version, or upgrade the harness"
-        )
+        return [f"schema_version is {version!r}; this harness reads {SCHEMA_VERSION}: compare "
+                "reports written by the same harness version, or upgrade the harness"]
     errors = sorted(_validator().iter_errors(report),
                     key=lambda e: [str(part) for part in e.path])
-    if errors:
-        shown = "; ".join(f"{'/'.join(map(str, e.path)) or '(top)'}: {e.message[:200]}"
-                          for e in errors[:_SHOWN_ERRORS])
-        raise ReportError(f"{source} does not fit the report schema ({len(errors)} problem(s)): "
-                          f"{shown}; regenerate it with this harness version")
+    return [f"{'/'.join(map(str, e.path)) or '(top)'}: {e.message[:200]}" for e in errors]
+
+
+def validate_report(report: Mapping[str, Any], source: str = "report") -> None:
+    """Raise ReportError naming every place (up to five) where ``report`` breaks the schema."""
+    problems = schema_problems(report)
+    if problems:
+        raise ReportError(f"{source} does not fit the report schema ({len(problems)} "
+                          f"problem(s)): {'; '.join(problems[:_SHOWN_ERRORS])}; regenerate it "
+                          "with this harness version")

@@ -15,19 +15,28 @@ from typing import Any
 from harness.files import write_atomic, write_json
 from harness.report.build import build_report
 from harness.report.recorder import read_events
-from harness.report.schema import validate_report
+from harness.report.schema import schema_problems
 
 logger = logging.getLogger("harness")
 FILES = ("report.json", "loss.png", "timeline.png", "report.md", "report.html")
 
 
 def write_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
-    """Write the five report files into ``out_dir``; returns file name -> path."""
+    """Write the five report files into ``out_dir``; returns file name -> path.
+
+    A report that breaks the schema (a recording bug) is still written, with an error note:
+    losing a nightly's report is worse than a malformed field. The history refuses it.
+    """
     from harness.report.markdown import render_markdown
     from harness.report.plots import loss_png, timeline_png
     from harness.report.webpage import render_html
 
-    validate_report(report)
+    problems = schema_problems(report)
+    if problems:  # a wiring bug: still write what there is, and say so on every page
+        logger.error("the run report does not fit its schema: %s", "; ".join(problems))
+        report = {**report, "notes": [*report.get("notes", []), {
+            "level": "error", "at": None,
+            "text": f"this report does not fit its schema: {'; '.join(problems[:5])}"}]}
     images = {"Loss": loss_png(report), "Timeline": timeline_png(report)}
     written = {
         "report.json": write_json(out_dir / "report.json", report),

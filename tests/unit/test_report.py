@@ -224,6 +224,24 @@ def test_a_stage_records_its_failure(tmp_path: Path) -> None:
     assert stage["outcome"] == "failed" and stage["error"] == "RuntimeError: quota exceeded"
 
 
+def test_a_skipped_stage_is_skipped_not_failed(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path / "e.jsonl")
+    with pytest.raises(pytest.skip.Exception), rec.stage("backend"):
+        pytest.skip("no Azure settings")
+    stage = build_report(*read_events(rec.path))["stages"][0]
+    assert stage["outcome"] == "skipped" and stage["error"] == "no Azure settings"
+
+
+def test_a_report_that_breaks_the_schema_is_still_written_with_an_error_note(
+        written: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    broken = json.loads(json.dumps(written[0]))
+    broken["compute"]["gpus_per_node"] = "eight"
+    write_report(broken, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+    notes = json.loads((tmp_path / "report.json").read_text())["notes"]
+    assert notes[-1]["level"] == "error" and "compute/gpus_per_node" in notes[-1]["text"]
+
+
 def _record_from_another_process(path: str, worker: int) -> None:
     rec = Recorder(Path(path))
     for i in range(20):
@@ -254,6 +272,10 @@ def test_unknown_kinds_and_missing_fields_are_refused(tmp_path: Path) -> None:
         rec.record("test", nodeid="x", outcome="passed", colour="red")
     with pytest.raises(ReportError, match="computed by the report"):
         rec.record("figure", name="eval_loss_after", value=1.0)
+    with pytest.raises(ReportError, match=r"value='high', better='up' has the wrong type"):
+        rec.record("figure", name="x", value="high", better="up")
+    with pytest.raises(ReportError, match="nodes='2'"):
+        rec.record("compute", name="c", sku="S", nodes="2")
     assert not rec.path.exists()
 
 
@@ -271,7 +293,7 @@ def test_a_report_that_breaks_the_schema_is_refused(written: tuple[dict[str, Any
     with pytest.raises(ReportError, match="2 problem") as raised:
         validate_report(broken)
     assert "run/verdict" in str(raised.value) and "samples/0" in str(raised.value)
-    with pytest.raises(ReportError, match="schema_version 9"):
+    with pytest.raises(ReportError, match="schema_version is 9"):
         validate_report({**written[0], "schema_version": 9})
 
 
