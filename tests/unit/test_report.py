@@ -188,9 +188,10 @@ def test_a_cut_line_is_skipped_and_noted(tmp_path: Path) -> None:
 
 
 def test_no_events_at_all_is_an_interrupted_run_with_a_valid_report(tmp_path: Path) -> None:
-    report = report_from_events(tmp_path / "missing.jsonl", tmp_path / "out")
+    report = build_report(*read_events(tmp_path / "missing.jsonl"))
     assert report["run"]["verdict"] == "interrupted" and report["run"]["id"] is None
     validate_report(report)
+    assert render_markdown(report).startswith("# INTERRUPTED: run ?, model not reached")
 
 
 def test_ctrl_c_is_interrupted_even_when_tests_passed(tmp_path: Path) -> None:
