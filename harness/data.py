@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError
-from harness.files import write_text_atomic
+from harness.files import write_atomic
 from harness.scoring import ROLES
 
 SPLITS = ("train_sft", "test_sft", "train_gen", "test_gen")
@@ -227,7 +227,7 @@ def _require_rows(source: str, percent: float, loaded: Mapping[str, list[Any]],
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """Written atomically, so a reader (another xdist worker) never sees half a file."""
-    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
@@ -290,8 +290,29 @@ def _ending_with_user(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in messages[: last + 1]]
 
 
+@dataclass(frozen=True)
+class ScoringCase:
+    """A scoring request's conversation and the dataset's answer to it (None if it has none)."""
+
+    messages: list[dict[str, str]]
+    reference: str | None
+
+
+def _case(messages: list[dict[str, Any]]) -> ScoringCase:
+    prompt = _ending_with_user(messages)
+    after = messages[len(prompt)] if len(prompt) < len(messages) else None
+    reference = after["content"] if after and after["role"] == "assistant" else None
+    return ScoringCase(prompt, reference)
+
+
 def scoring_samples(data: PreparedData, n: int) -> list[list[dict[str, str]]]:
     """The first ``n`` usable test_gen conversations, each cut to end with a user turn."""
+    return [case.messages for case in scoring_cases(data, n)]
+
+
+def scoring_cases(data: PreparedData, n: int) -> list[ScoringCase]:
+    """The first ``n`` usable test_gen conversations, each cut to end with a user turn, with
+    the assistant turn that answered it as the reference for the answer's quality score."""
     if n < 1:
         raise DataError(f"scoring sample count {n} is below 1; pass --scoring-samples 1 or more")
     path = data.files.get("test_gen")
@@ -301,7 +322,7 @@ def scoring_samples(data: PreparedData, n: int) -> list[list[dict[str, str]]]:
     samples = []
     for row in read_jsonl(path):
         if validate_row(row) is None:
-            samples.append(_ending_with_user(row["messages"]))
+            samples.append(_case(row["messages"]))
         if len(samples) == n:
             return samples
     raise DataError(f"only {len(samples)} usable test_gen conversation(s) in {path}; expected "

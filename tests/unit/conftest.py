@@ -59,9 +59,13 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/unit is a unit test, whether or not it says so."""
+    """Everything under tests/unit is a unit test, whether or not it says so, except a test
+    that says it is too slow for the unit suite by being marked ``e2e`` (it runs with the
+    acceptance suite: ``pytest -m e2e``)."""
     for item in items:
-        if "tests/unit/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith("tests/unit"):
+        ours = "tests/unit/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith(
+            "tests/unit")
+        if ours and item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.unit)
 
 

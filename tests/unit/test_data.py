@@ -327,6 +327,17 @@ def test_scoring_samples_end_with_a_user_turn(tmp_path: Path) -> None:
         data.scoring_samples(prepared, 0)
 
 
+def test_scoring_cases_keep_the_reference_answer(tmp_path: Path) -> None:
+    rows = [
+        conversation("Be brief.", "Capital of Peru?", "Lima.", "And Chile?", "Santiago.",
+                     roles=("system", "user", "assistant", "user", "assistant")),
+        conversation("Hello?", "Hi.", "Unanswered?", roles=("user", "assistant", "user")),
+    ]
+    cases = data.scoring_cases(prepared_with_test_gen(tmp_path, rows), 2)
+    assert [case.reference for case in cases] == ["Santiago.", None]
+    assert [case.messages[-1]["content"] for case in cases] == ["And Chile?", "Unanswered?"]
+
+
 def test_read_jsonl_names_the_bad_line(tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
     path.write_text('{"a": 1}\n\n[1, 2]\n', encoding="utf-8")

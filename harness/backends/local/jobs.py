@@ -38,7 +38,7 @@ from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
 from harness.data import PreparedData
 from harness.errors import DataError, JobError
-from harness.files import read_json, write_json
+from harness.files import read_state, write_json
 from harness.waiting import Deadline
 
 POLL_S = 0.5
@@ -124,14 +124,14 @@ class Jobs:
                 f"job {name} is unknown in {self.ws.jobs}; expected {job_dir / SPEC_FILE}; "
                 "submit the job again"
             )
-        state = {**state, **read_json(job_dir / PROCESS_FILE)}
+        state = {**state, **read_state(job_dir / PROCESS_FILE)}
         if state["status"] in JOB_FINAL or not self._exited(name, state):
             return state
         if read_status(job_dir)["status"] not in JOB_FINAL:  # it may have just finished
             code = self.procs[name].returncode if name in self.procs else None
             error = f"the job process exited (code {code}) without reporting a result"
             self._finish(name, "Failed", error)
-        return {**read_status(job_dir), **read_json(job_dir / PROCESS_FILE)}
+        return {**read_status(job_dir), **read_state(job_dir / PROCESS_FILE)}
 
     def _exited(self, name: str, state: Mapping[str, Any]) -> bool:
         proc = self.procs.get(name)
