@@ -4,6 +4,8 @@
 names, tags) so that a bad option or a malformed model tag is found in a second, offline.
 ``sweep`` deletes owned, expired resources left by earlier runs and never touches the others.
 ``register-model`` registers a real checkpoint as a foundation model of the local backend.
+``versions`` lists a model's registry versions and which still lack a passing run (for a CI
+matrix); ``compare`` compares two run reports and fails on a regression.
 """
 
 from __future__ import annotations
@@ -100,6 +102,28 @@ def _register_parser(sub: Any) -> None:
     config.add_argparse_options(register)
 
 
+def _versions_parser(sub: Any) -> None:
+    versions = sub.add_parser(
+        "versions", help="list a model's registry versions and whether the history holds a "
+        "passing run of each")
+    versions.add_argument("--unvalidated", action="store_true",
+                          help="only the versions without a passing run (archived ones left out)")
+    versions.add_argument("--include-archived", action="store_true",
+                          help="with --unvalidated: archived versions too")
+    versions.add_argument("--json", action="store_true", help="JSON for a CI matrix")
+    config.add_argparse_options(versions)
+
+
+def _compare_parser(sub: Any) -> None:
+    compare = sub.add_parser("compare", help="compare two run reports (report.json); exit 1 "
+                             "when a figure regressed past its tolerance")
+    compare.add_argument("old", type=Path, help="the baseline report.json")
+    compare.add_argument("new", type=Path, help="the report.json to judge")
+    compare.add_argument("--json", action="store_true", help="the comparison as JSON")
+    compare.add_argument("--tolerance", dest="tolerances", action="append", default=[],
+                         help="figure=fraction (repeatable), e.g. eval_loss_after=0.05")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     _plan_parser(sub)
     _sweep_parser(sub)
     _register_parser(sub)
+    _versions_parser(sub)
+    _compare_parser(sub)
     return parser
 
 
@@ -198,7 +224,33 @@ def _print_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"plan": _print_plan, "sweep": sweep, "register-model": register_model}
+def versions(args: argparse.Namespace) -> int:
+    """The registry's versions of the model, against the history's passing runs."""
+    from harness.backends import create_backend
+    from harness.versions import versions_command
+
+    cfg = config.from_namespace(args)
+    backend = create_backend(cfg)
+    try:
+        found = backend.list_model_versions(cfg.model_name)
+    finally:
+        backend.close(stop_owned=True)
+    print(versions_command(cfg.model_name, found, cfg.history_dir, args.unvalidated, args.json,
+                           args.include_archived))
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    from harness.comparison import Tolerances, compare_command
+
+    tolerances = Tolerances.from_mapping(dict(config.parse_override(t) for t in args.tolerances))
+    code, text = compare_command(args.old, args.new, tolerances, args.json)
+    print(text, file=sys.stderr if code == 2 else sys.stdout)
+    return code
+
+
+COMMANDS = {"plan": _print_plan, "sweep": sweep, "register-model": register_model,
+            "versions": versions, "compare": compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

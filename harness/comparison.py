@@ -56,6 +56,16 @@ class Tolerances:
             raise ConfigError(f"a tolerance is not a number ({exc}); pass e.g. 0.10") from None
 
 
+# The smallest change worth failing a nightly for, whatever the tolerance says: below these a
+# small baseline (a tiny model's 0.2 s latency, a 90 s job) turns noise into "regressions".
+NOISE_FLOORS = {
+    "eval_loss_after": 0.01,
+    "answer_score_mean": 10.0,  # chrF points: three samples at temperature 0.6 move it this much
+    "scoring_latency_p95_s": 0.5,
+    "job_duration_s": 60.0,
+}
+
+
 @dataclass(frozen=True)
 class FigureComparison:
     figure: str
@@ -81,7 +91,7 @@ def _judge(figure: str, old: float | None, new: float | None, tolerance: float
         side = "both" if old is None and new is None else ("old" if old is None else "new")
         return FigureComparison(figure, better, old, new, tolerance, NOT_COMPARED,
                                 f"missing in {side} report")
-    allowance = abs(old) * tolerance
+    allowance = max(abs(old) * tolerance, NOISE_FLOORS.get(figure, 0.0))
     worse = new - old if better == "lower" else old - new
     status = REGRESSED if worse > allowance else IMPROVED if -worse > allowance else WITHIN
     return FigureComparison(figure, better, old, new, tolerance, status)

@@ -69,11 +69,25 @@ def _run_id(text: str) -> str:
     return text
 
 
+def parse_override(text: str) -> tuple[str, str]:
+    """``key=value`` (a fine-tune parameter or a tolerance); ConfigError when it is not."""
+    try:
+        return _override(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _override(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
         raise ValueError(f"{text!r} is not key=value (e.g. learning_rate=2e-5)")
     return key.strip(), value.strip()
+
+
+def _compare_to(text: str) -> str:
+    if text != "last" and not Path(text).expanduser().is_file():
+        raise ValueError("must be `last` or the path of an existing report.json")
+    return text
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,8 @@ class Option:
 
 _FLAGS = {
     "finetune_params": "--finetune-param",
+    "tolerances": "--tolerance",
+    "history_dir": "--history",
     "workspace_dir": "--workspace",
     "resource_ttl_h": "--resource-ttl",
     **{f"{stage}_timeout_s": f"--{stage}-timeout"
@@ -157,6 +173,14 @@ OPTIONS: tuple[Option, ...] = (
            env=("HARNESS_WORKSPACE",)),
     Option("resource_ttl_h", "hours after which the sweep may delete a resource", _hours, 6.0),
     Option("experiment_name", "experiment the job is filed under"),
+    Option("report_dir", "where the run report is written (report.json, .md, .html, plots)",
+           Path, Path("harness-report")),
+    Option("history_dir", "history of run reports, by model name and version (default: "
+           "<workspace>/history locally, ./harness-history on Azure)", Path, None),
+    Option("compare_to", "compare this run with `last` (the last passing run of the model in "
+           "the history) or a report.json, and fail on a regression", _compare_to),
+    Option("tolerances", "relative tolerance of a compared figure, figure=fraction (repeatable; "
+           "e.g. eval_loss_after=0.05)", _override, (), repeat=True),
     Option("azure_subscription_id", "Azure subscription id", env=("AZURE_SUBSCRIPTION_ID",)),
     Option("azure_resource_group", "Azure resource group", env=("AZURE_RESOURCE_GROUP",)),
     Option("azure_workspace", "Azure ML workspace name", env=("AZURE_ML_WORKSPACE",)),
@@ -195,6 +219,10 @@ class HarnessConfig:
     workspace_dir: Path
     resource_ttl_h: float
     experiment_name: str
+    report_dir: Path
+    history_dir: Path
+    compare_to: str | None
+    tolerances: tuple[tuple[str, str], ...]
     azure_subscription_id: str | None
     azure_resource_group: str | None
     azure_workspace: str | None
@@ -218,6 +246,11 @@ class HarnessConfig:
             return []
         return [f"{BY_NAME[n].cli} (or {BY_NAME[n].env_names[-1]})" for n in missing] + [
             "or a workspace config file (--azure-config-file, default ./config.json)"]
+
+    def report_options(self) -> dict[str, str]:
+        """Every setting as text with its source, for the run report."""
+        return {n: f"{_show(getattr(self, n))} ({self.sources.get(n, 'default')})"
+                for n in BY_NAME}
 
     def header_lines(self) -> list[str]:
         """The report header: every value that is not a plain default, then the defaults."""
@@ -299,6 +332,13 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["workspace_dir"] is None:
         values["workspace_dir"], sources["workspace_dir"] = _default_workspace(), "default"
     values["workspace_dir"] = Path(values["workspace_dir"]).expanduser().resolve()
+    if values["history_dir"] is None:
+        local = values["backend"] == "local"
+        values["history_dir"] = values["workspace_dir"] / "history" if local else Path(
+            "harness-history")
+        sources["history_dir"] = f"default for the {values['backend']} backend"
+    for name in ("report_dir", "history_dir"):
+        values[name] = Path(values[name]).expanduser().resolve()
 
 
 def add_argparse_options(parser: argparse.ArgumentParser) -> None:

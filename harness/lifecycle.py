@@ -22,6 +22,7 @@ from filelock import FileLock
 from harness.backends.base import Backend, ResourceKind, delete_resource
 from harness.errors import HarnessError
 from harness.files import write_json
+from harness.progress import Progress
 
 STATE_FILE = "harness-state.json"
 INTERRUPTED_WAIT_S = 5.0  # per deletion, after Ctrl-C or SIGTERM: CI kills soon after
@@ -66,6 +67,7 @@ class ResourceTracker:
     delete_timeout_s: float = 60.0
     keep: Callable[[], bool] = lambda: False
     backend: Backend | None = None
+    progress: Progress = field(default_factory=Progress)
     problems: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     interrupted: bool = False
@@ -139,13 +141,22 @@ class ResourceTracker:
         for cleanup in reversed(cleanups):
             if self.keep():
                 self.kept.append(cleanup.describe())
+                self._said(cleanup, "kept", "--keep-resources after a failure")
                 continue
             try:
-                delete_resource(backend, cleanup.kind, cleanup.name, timeout_s)
+                with self.progress.stage(f"delete_{cleanup.kind.value}", cleanup.name):
+                    delete_resource(backend, cleanup.kind, cleanup.name, timeout_s)
             except Exception as exc:  # reported, never hides the test outcome
                 message = f"could not delete {cleanup.describe()}: {exc}"
                 self.problems.append(message)
+                self._said(cleanup, "failed", str(exc))
                 warnings.warn(TeardownWarning(message), stacklevel=2)
+            else:
+                self._said(cleanup, "deleted")
+
+    def _said(self, cleanup: Cleanup, outcome: str, detail: str = "") -> None:
+        self.progress.record("teardown", resource=cleanup.kind.value, name=cleanup.name,
+                             outcome=outcome, **({"detail": detail[:500]} if detail else {}))
 
     def recorded(self) -> list[Cleanup]:
         """Coordinator: every deletion the workers recorded."""

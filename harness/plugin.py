@@ -5,6 +5,7 @@ controller's teardown and the summary. The session fixture chain lives in ``fixt
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import tempfile
@@ -14,17 +15,23 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _pytest.junitxml import xml_key  # what record_testsuite_property uses, at session end
 
-from harness import config, hooks
+from harness import config, hooks, verdict
 from harness.errors import ConfigError
-from harness.fixtures import CONFIG, TRACKER
+from harness.fixtures import CONFIG, PROGRESS, TRACKER
 from harness.lifecycle import ResourceTracker
+from harness.progress import Progress, events_path, log_to_file
+from harness.report.junit import junit_properties
 
 if TYPE_CHECKING:
     from harness.backends.base import Backend
 
 pytest_plugins = ("harness.fixtures",)  # the session fixture chain
 SIGTERM = pytest.StashKey[Any]()
+LOG_FILE = pytest.StashKey[logging.Handler]()
+FINISHED = pytest.StashKey[verdict.Finished]()
+MESSAGE_CHARS = 2000
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -40,16 +47,48 @@ def pytest_configure(config: pytest.Config) -> None:
     shared = getattr(config, "workerinput", {}).get("harness_shared_dir")
     if shared is None and _is_coordinator(config):
         shared = tempfile.mkdtemp(prefix="harness-shared-")
+    config.stash[PROGRESS] = progress = _progress(config, cfg)
     config.stash[TRACKER] = ResourceTracker(
-        shared_dir=Path(shared) if shared else None, delete_timeout_s=cfg.delete_timeout_s)
-    config.pluginmanager.register(_InterruptWatch(config.stash[TRACKER]), "harness-interrupts")
+        shared_dir=Path(shared) if shared else None, delete_timeout_s=cfg.delete_timeout_s,
+        progress=progress)
+    config.pluginmanager.register(_RunWatch(config.stash[TRACKER], progress, _is_worker(config)),
+                                  "harness-run-watch")
     config.stash[SIGTERM] = _handle_sigterm_as_interrupt()
+
+
+QUIET_LIBRARIES = ("azure", "urllib3", "msal", "mlflow", "alembic", "filelock", "matplotlib",
+                   "fsspec", "datasets", "httpx", "git", "PIL")
+
+
+def _quiet_libraries() -> None:
+    """Live logs at INFO are for the harness's progress; libraries' INFO chatter (azure-core
+    logs every HTTP request) stays out unless the user set their loggers' levels."""
+    for name in QUIET_LIBRARIES:
+        library = logging.getLogger(name)
+        if library.level == logging.NOTSET:
+            library.setLevel(logging.WARNING)
+
+
+def _progress(config: pytest.Config, cfg: config.HarnessConfig) -> Progress:
+    """The run's recorder (one events file per run id) and its log file; the process that
+    sees every test starts the record afresh."""
+    path = events_path(cfg.report_dir, cfg.run_id)
+    if not _is_worker(config):
+        path.unlink(missing_ok=True)  # a run id given again starts a new record
+    config.stash[LOG_FILE] = log_to_file(cfg.report_dir / "harness.log")
+    _quiet_libraries()
+    return Progress(path, {"run_id": cfg.run_id, "backend": cfg.backend,
+                           "options": cfg.report_options()})
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     previous = config.stash.get(SIGTERM, None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
+    handler = config.stash.get(LOG_FILE, None)
+    if handler is not None:
+        logging.getLogger("harness").removeHandler(handler)
+        handler.close()
 
 
 def _resolve(pytest_config: pytest.Config) -> config.HarnessConfig:
@@ -58,15 +97,21 @@ def _resolve(pytest_config: pytest.Config) -> config.HarnessConfig:
     if run_id and pytest_config.getoption("harness_run_id") is None:
         pytest_config.option.harness_run_id = run_id
     try:
-        return config.from_pytest(pytest_config)
+        cfg = config.from_pytest(pytest_config)
+        verdict.tolerances(cfg)  # a bad --tolerance is a usage error, before anything runs
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    return cfg
 
 
 def _is_coordinator(pytest_config: pytest.Config) -> bool:
     """True in the xdist controller process (``-n N`` with N workers)."""
-    return bool(getattr(pytest_config.option, "numprocesses", None)) and not hasattr(
-        pytest_config, "workerinput")
+    return bool(getattr(pytest_config.option, "numprocesses", None)) and not _is_worker(
+        pytest_config)
+
+
+def _is_worker(pytest_config: pytest.Config) -> bool:
+    return hasattr(pytest_config, "workerinput")
 
 
 def _handle_sigterm_as_interrupt() -> Any:
@@ -87,14 +132,23 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["harness_shared_dir"] = str(node.config.stash[TRACKER].shared_dir)
 
 
-class _InterruptWatch:
-    """Ctrl-C or SIGTERM: the teardown that follows hurries (see ResourceTracker.delete)."""
+class _RunWatch:
+    """Ctrl-C or SIGTERM: the teardown that follows hurries (see ResourceTracker.delete).
+    Every test's outcome goes into the run record, from the process that sees them all."""
 
-    def __init__(self, tracker: ResourceTracker) -> None:
-        self.tracker = tracker
+    def __init__(self, tracker: ResourceTracker, progress: Progress, worker: bool) -> None:
+        self.tracker, self.progress, self.worker = tracker, progress, worker
 
     def pytest_keyboard_interrupt(self) -> None:
         self.tracker.interrupted = True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.worker or (report.when != "call" and report.outcome == "passed"):
+            return
+        message = report.longreprtext[-MESSAGE_CHARS:] if report.failed else ""
+        outcome = "error" if report.failed and report.when != "call" else report.outcome
+        self.progress.record_if_used("test", nodeid=report.nodeid, outcome=outcome,
+                                     duration_s=report.duration, message=message)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -114,9 +168,10 @@ def pytest_harness_create_backend(harness_config: config.HarnessConfig) -> Backe
     return create_backend(harness_config)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Coordinator: delete what the workers recorded, after the last one is done."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Coordinator: delete what the workers recorded, after the last one is done; then the
+    run's verdict (before pytest writes the JUnit XML, which carries its figures)."""
     tracker = session.config.stash[TRACKER]
     if _is_coordinator(session.config) and tracker.shared_dir is not None:
         if tracker.recorded():
@@ -127,9 +182,30 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shutil.rmtree(tracker.shared_dir, ignore_errors=True)
     if tracker.problems and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if not _is_worker(session.config) and session.config.stash[PROGRESS].used:
+        _finish(session, tracker.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED)
+
+
+def _finish(session: pytest.Session, interrupted: bool) -> None:
+    """Write the report whatever happened; a failure here is said, never raised."""
+    config, cfg = session.config, session.config.stash[CONFIG]
+    config.stash[PROGRESS].record("run_ended", exit_status=int(session.exitstatus),
+                                  interrupted=interrupted)
+    try:
+        finished = config.stash[FINISHED] = verdict.finish(cfg, interrupted)
+    except Exception as exc:  # the run's outcome stands; the summary says what broke
+        logging.getLogger("harness").error("the run report could not be written: %s", exc)
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        for name, value in junit_properties(finished.report):
+            xml.add_global_property(name, value)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    finished = config.stash.get(FINISHED, None)
+    if finished is not None:
+        _summarise(terminalreporter, finished)
     tracker = config.stash[TRACKER]
     for line in tracker.problems:
         terminalreporter.write_line(f"harness teardown FAILED: {line}", red=True)
@@ -137,3 +213,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line("run `python -m harness sweep` to delete leftovers", red=True)
     for line in tracker.kept:
         terminalreporter.write_line(f"harness kept (--keep-resources): {line}", yellow=True)
+
+
+def _summarise(terminalreporter: Any, finished: verdict.Finished) -> None:
+    run = finished.report["run"]
+    terminalreporter.write_sep("-", f"harness verdict: {run['verdict']}")
+    terminalreporter.write_line(f"report: {finished.html}")
+    if finished.history is not None:
+        terminalreporter.write_line(f"history: {finished.history}")
+    if finished.comparison is not None:
+        terminalreporter.write_line(finished.comparison.render())
+    for problem in finished.problems:
+        terminalreporter.write_line(f"harness: {problem}", yellow=True)

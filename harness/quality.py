@@ -15,11 +15,17 @@ n-grams up to 6, beta 2, no word n-grams). Why chrF rather than ROUGE-L from ``r
 A score is 0..100 (higher is better); it measures overlap with one reference answer, not
 truth, so it is compared between versions of one pipeline, never read as an absolute grade.
 The library is imported only when a score is computed, never at plugin import.
+
+The second measure, for a backend that can load both models itself (the local one), is the
+teacher-forced log-likelihood of the reference assistant turns under the foundation model and
+under the fine-tuned model (``LikelihoodComparison``): smooth and robust even for a tiny model
+whose sampled answers are noise either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -53,3 +59,32 @@ def metric_label() -> str:
     chrf = _chrf()
     return (f"{METRIC} (nc:{chrf.char_order}|nw:{chrf.word_order}|beta:{chrf.beta}|"
             f"sacrebleu {sacrebleu.__version__})")
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """Mean log-likelihood per reference token (nats; closer to 0 is better)."""
+
+    mean: float
+    tokens: int
+    conversations: int
+
+
+@dataclass(frozen=True)
+class LikelihoodComparison:
+    foundation: Likelihood
+    finetuned: Likelihood
+
+    @property
+    def improved(self) -> bool:
+        return self.finetuned.mean > self.foundation.mean
+
+    def figures(self) -> list[dict[str, Any]]:
+        """Fields of the report's ``figure`` events for both models."""
+        return [
+            {"name": f"log_likelihood_{which}", "value": result.mean, "unit": "nats/token",
+             "better": "higher", "description": f"mean log-likelihood of the {result.tokens} "
+             f"reference assistant tokens of {result.conversations} test_gen conversations, "
+             f"{which} model"}
+            for which, result in (("foundation", self.foundation), ("finetuned", self.finetuned))
+        ]

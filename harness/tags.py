@@ -43,6 +43,13 @@ class ModelCard:
         """``name:version``, the way error messages name the model."""
         return f"{self.name}:{self.version}"
 
+    def report_fields(self) -> dict[str, Any]:
+        """What the run report says of the model (its ``model`` event)."""
+        return {"name": self.name, "version": self.version, "id": self.id,
+                "finetune_allow_list": list(self.finetune_allow_list or []),
+                "inference_allow_list": list(self.inference_allow_list or []),
+                "allow_list_source": "tags"}
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible values, so the card can cross processes (pytest-xdist)."""
         return {

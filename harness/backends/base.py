@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from harness.data import PreparedData
+    from harness.quality import LikelihoodComparison
     from harness.tags import ModelCard
+    from harness.versions import RegistryVersion
 
 # Only these end a job. The service's REST enum says NotResponding can go back to any earlier
 # state, and Unknown is not an end either: azure-ai-ml lists NotResponding and Paused as
@@ -77,9 +79,16 @@ class JobRun(Handle):
 @dataclass(frozen=True)
 class TrainingMetrics(Handle):
     series: dict[str, list[float]] = field(default_factory=dict)  # metric -> values by step
+    steps: dict[str, list[int]] = field(default_factory=dict)  # metric -> the values' steps
 
     def values(self, name: str) -> list[float]:
         return list(self.series.get(name, []))
+
+    def points(self) -> dict[str, list[list[float]]]:
+        """Every metric as [[step, value], ...] (the value's index where no step is known)."""
+        return {name: [[float(step), value] for step, value in zip(
+                    self.steps.get(name) or range(len(values)), values, strict=False)]
+                for name, values in self.series.items()}
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,9 @@ class Backend(Protocol):
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard: ...
 
+    def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
+        """Every version of foundation model ``name`` the registry holds, archived ones too."""
+
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]: ...
 
     def ensure_compute(
@@ -159,6 +171,8 @@ class Backend(Protocol):
     ) -> JobRun: ...
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun: ...
+
+    def get_job(self, name: str) -> JobRun: ...
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics: ...
 
@@ -193,6 +207,15 @@ class Backend(Protocol):
     def invoke_raw(
         self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
     ) -> ScoringReply: ...
+
+    def reference_likelihood(
+        self,
+        foundation: ModelCard,
+        finetuned: RegisteredModel,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+    ) -> LikelihoodComparison | None:
+        """Both models' log-likelihood of the reference assistant turns, or None where the
+        backend cannot compute it without deploying the foundation model (Azure)."""
 
     def delete_compute(self, name: str, timeout_s: float) -> None: ...
 

@@ -15,15 +15,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from harness.redaction import redact, redact_text
+from harness.redaction import redact
 from harness.report.events import check_event
 
 logger = logging.getLogger("harness")
@@ -85,31 +84,6 @@ class Recorder:
             finally:
                 os.close(fd)
         return event
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Record ``stage_started`` / ``stage_ended`` around a block, with its outcome."""
-        self.record("stage_started", name=name)
-        outcome, error = "ok", None
-        try:
-            yield
-        except BaseException as exc:
-            outcome, error = _outcome(exc)
-            raise
-        finally:
-            self.record("stage_ended", name=name, outcome=outcome,
-                        **({"error": redact_text(error, self.secrets)} if error else {}))
-
-
-def _outcome(exc: BaseException) -> tuple[str, str]:
-    """A stage's outcome from what ended it: Ctrl-C or SIGTERM, pytest.skip, or a failure."""
-    import pytest
-
-    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        return "interrupted", type(exc).__name__
-    if isinstance(exc, pytest.skip.Exception):
-        return "skipped", str(exc)[:_ERROR_CHARS]
-    return "failed", f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
 
 
 def read_events(path: Path) -> tuple[list[Event], int]:

@@ -12,6 +12,7 @@ import pytest
 from run_events import Clock, full_run, recorder
 
 from harness.errors import ReportError
+from harness.progress import Progress
 from harness.report import (
     FILES,
     Recorder,
@@ -26,6 +27,7 @@ from harness.report.markdown import render_markdown
 from harness.report.webpage import render_html
 
 pytestmark = pytest.mark.unit
+RUN = {"run_id": "r1", "backend": "local"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -217,17 +219,22 @@ def test_a_deployment_left_behind_bills_until_the_run_ends_and_is_noted(tmp_path
     assert any("dep-abc" in note["text"] for note in report["notes"])
 
 
-def test_a_stage_records_its_failure(tmp_path: Path) -> None:
+def test_a_stage_records_and_logs_its_failure(tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     rec = Recorder(tmp_path / "e.jsonl")
-    with pytest.raises(RuntimeError), rec.stage("deployment"):
+    with caplog.at_level("INFO", "harness"), pytest.raises(RuntimeError), Progress(rec.path, RUN).stage(
+            "deployment", "dep-1 on Local_CPU"):
         raise RuntimeError("quota exceeded")
     stage = build_report(*read_events(rec.path))["stages"][0]
     assert stage["outcome"] == "failed" and stage["error"] == "RuntimeError: quota exceeded"
+    assert [r.getMessage() for r in caplog.records] == [
+        "deployment: started (dep-1 on Local_CPU)",
+        "deployment: failed after 0s (RuntimeError: quota exceeded)"]
 
 
 def test_a_skipped_stage_is_skipped_not_failed(tmp_path: Path) -> None:
     rec = Recorder(tmp_path / "e.jsonl")
-    with pytest.raises(pytest.skip.Exception), rec.stage("backend"):
+    with pytest.raises(pytest.skip.Exception), Progress(rec.path, RUN).stage("backend", "azure"):
         pytest.skip("no Azure settings")
     stage = build_report(*read_events(rec.path))["stages"][0]
     assert stage["outcome"] == "skipped" and stage["error"] == "no Azure settings"

@@ -104,8 +104,6 @@ def submit(workspace: MLClient, job: Any, experiment: str) -> JobRun:
     """Uploads the local JSON Lines files (the SDK does it on create) and submits."""
     from azure.core.exceptions import AzureError
 
-    from harness.backends.base import JobRun
-
     try:
         made = workspace.jobs.create_or_update(job, experiment_name=experiment)
     except AzureError as exc:
@@ -113,9 +111,19 @@ def submit(workspace: MLClient, job: Any, experiment: str) -> JobRun:
             f"fine-tune pipeline {job.display_name} could not be submitted to experiment "
             f"{experiment}: {service_message(exc)}; check the inputs and the workspace quota"
         ) from None
-    return JobRun(name=str(made.name), display_name=str(made.display_name),
-                  status=status_text(made.status), url=str(made.studio_url or ""),
-                  experiment=experiment)
+    return _handle(made, experiment)
+
+
+def _handle(job: Any, experiment: str) -> JobRun:
+    from harness.backends.base import JobRun
+
+    return JobRun(name=str(job.name), display_name=str(job.display_name or job.name),
+                  status=status_text(job.status), url=str(job.studio_url or ""),
+                  experiment=experiment or str(getattr(job, "experiment_name", "") or ""))
+
+
+def get_job(workspace: MLClient, name: str) -> JobRun:
+    return _handle(_get(workspace, name), "")
 
 
 def _get(workspace: MLClient, name: str) -> Any:

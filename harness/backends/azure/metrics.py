@@ -68,11 +68,12 @@ def job_metrics(store: Any, experiment: str, job: JobRun) -> TrainingMetrics:
 
     try:
         run = _training_run(store, experiment, job)
-        series = {key: _history(store, run.info.run_id, key) for key in sorted(run.data.metrics)}
+        history = {key: _history(store, run.info.run_id, key) for key in sorted(run.data.metrics)}
     except MlflowException as exc:
         raise JobError(f"cannot read the MLflow metrics of job {job.name}: {exc.message}; "
                        f"see {job.url}") from None
-    return TrainingMetrics(series=series)
+    return TrainingMetrics(series={key: [v for _, v in points] for key, points in history.items()},
+                           steps={key: [s for s, _ in points] for key, points in history.items()})
 
 
 def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
@@ -96,6 +97,7 @@ def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
     return training[0]
 
 
-def _history(store: Any, run_id: str, key: str) -> list[float]:
+def _history(store: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     metrics = store.get_metric_history(run_id, key)
-    return [float(m.value) for m in sorted(metrics, key=lambda m: (m.step, m.timestamp))]
+    return [(int(m.step), float(m.value))
+            for m in sorted(metrics, key=lambda m: (m.step, m.timestamp))]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from harness.backends.base import JobRun, RegisteredModel
+    from harness.versions import RegistryVersion
 
 def get_foundation_model(registry: MLClient, registry_name: str, name: str,
                          version_or_label: str) -> ModelCard:
@@ -39,6 +40,22 @@ def get_foundation_model(registry: MLClient, registry_name: str, name: str,
             f"{service_message(exc)}; check the credential's access to the registry"
         ) from None
     return model_card(str(model.name), str(model.version), str(model.id), model.tags or {})
+
+
+def list_versions(registry: MLClient, registry_name: str, name: str) -> list[RegistryVersion]:
+    """Every version the registry lists for ``name``, archived ones included."""
+    from azure.ai.ml.constants import ListViewType
+    from azure.core.exceptions import AzureError
+
+    from harness.versions import RegistryVersion
+
+    try:
+        found = list(registry.models.list(name=name, list_view_type=ListViewType.ALL))
+    except AzureError as exc:
+        raise HarnessError(f"cannot list the versions of model {name} in registry "
+                           f"{registry_name}: {service_message(exc)}") from None
+    return [RegistryVersion(str(m.version), archived=str(getattr(m, "stage", "")) == "Archived")
+            for m in found]
 
 
 def model_version() -> str:

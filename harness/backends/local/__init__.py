@@ -47,7 +47,9 @@ from harness.config import HarnessConfig
 from harness.data import PreparedData
 from harness.errors import CleanupError, HarnessError
 from harness.finetune import load_component_inputs
+from harness.quality import LikelihoodComparison
 from harness.tags import ModelCard
+from harness.versions import RegistryVersion
 
 __all__ = ["DEFAULT_MODEL_NAME", "LOCAL_CPU", "LOCAL_GPU", "LocalBackend"]
 
@@ -65,6 +67,9 @@ class LocalBackend:
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
         return models.get_foundation_model(self.ws, name, version_or_label)
+
+    def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
+        return models.list_versions(self.ws, name)
 
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return load_component_inputs()
@@ -97,6 +102,9 @@ class LocalBackend:
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
         return self.jobs.wait(job, timeout_s)
+
+    def get_job(self, name: str) -> JobRun:
+        return self.jobs.get(name)
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
         return self.jobs.metrics(job)
@@ -150,6 +158,20 @@ class LocalBackend:
         self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
     ) -> ScoringReply:
         return scoring.post(endpoint.scoring_uri, request, key, self.config.scoring_timeout_s)
+
+    def reference_likelihood(
+        self,
+        foundation: ModelCard,
+        finetuned: RegisteredModel,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+    ) -> LikelihoodComparison:
+        """Both models loaded here, in the harness process: nothing needs deploying."""
+        from harness.backends.local.likelihood import compare_models
+
+        base = registry.require_version(self.ws, foundation.name, foundation.version)
+        tuned = registry.require_version(self.ws, finetuned.name, finetuned.version)
+        plain = [[dict(message) for message in conversation] for conversation in conversations]
+        return compare_models(registry.version_dir(base), registry.version_dir(tuned), plain)
 
     def delete_compute(self, name: str, timeout_s: float) -> None:
         """Nothing to delete: the compute is this machine."""

@@ -16,46 +16,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.backends.local import mlflow_model
 from harness.backends.local.training import chat_data
 from harness.errors import DataError
+from harness.quality import Likelihood, LikelihoodComparison
 
 logger = logging.getLogger("harness")
 MAX_LEN = 1024
 BATCH = 4
-
-
-@dataclass(frozen=True)
-class Likelihood:
-    """Mean log-likelihood per reference token (nats; closer to 0 is better)."""
-
-    mean: float
-    tokens: int
-    conversations: int
-
-
-@dataclass(frozen=True)
-class LikelihoodComparison:
-    foundation: Likelihood
-    finetuned: Likelihood
-
-    @property
-    def improved(self) -> bool:
-        return self.finetuned.mean > self.foundation.mean
-
-    def figures(self) -> list[dict[str, Any]]:
-        """Fields of the report's ``figure`` events for both models."""
-        return [
-            {"name": f"log_likelihood_{which}", "value": result.mean, "unit": "nats/token",
-             "better": "higher", "description": f"mean log-likelihood of the {result.tokens} "
-             f"reference assistant tokens of {result.conversations} test_gen conversations, "
-             f"{which} model"}
-            for which, result in (("foundation", self.foundation), ("finetuned", self.finetuned))
-        ]
 
 
 def _load(model_dir: Path) -> tuple[Any, Any]:

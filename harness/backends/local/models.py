@@ -7,6 +7,7 @@ stays light) under a workspace lock, so parallel workers build it once.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +20,9 @@ from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
 from harness.tags import ModelCard, encode_tag
+from harness.versions import RegistryVersion
 
+logger = logging.getLogger("harness")
 DEFAULT_MODEL_NAME = "Phi-3-tiny-ultrachat"
 FOUNDATION_EXPERIMENT = "harness-foundation-models"
 BUILD_TIMEOUT_S = 900.0
@@ -63,6 +66,8 @@ def build_default(ws: Workspace) -> None:
         if _current_build(ws):
             return
         run_id, out = new_run(ws, DEFAULT_MODEL_NAME)
+        logger.info("building the default model %s once for workspace %s (about 20 s on two "
+                 "cores; log %s)", DEFAULT_MODEL_NAME, ws.root, _build_log(ws))
         try:
             _run_builder(ws, Path(SHIPPED_DATASET), out)
         except HarnessError:
@@ -80,8 +85,12 @@ def new_run(ws: Workspace, name: str) -> tuple[str, Path]:
     return run.info.run_id, mlflow_model.local_path(run.info.artifact_uri) / "model"
 
 
+def _build_log(ws: Workspace) -> Path:
+    return ws.builds / f"{DEFAULT_MODEL_NAME}.log"
+
+
 def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
-    log = ws.builds / f"{DEFAULT_MODEL_NAME}.log"
+    log = _build_log(ws)
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [
         python(),
@@ -107,6 +116,11 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
             f"{code}); expected an MLflow model at {out}; log {log}:\n{log_tail(log)}\n"
             "fix the cause above (is the shipped dataset complete?) and run again"
         )
+
+
+def list_versions(ws: Workspace, name: str) -> list[RegistryVersion]:
+    """Every registered version of ``name`` (a local registry archives nothing)."""
+    return [RegistryVersion(str(v.version)) for v in registry.versions_of(ws, name)]
 
 
 def register_model(ws: Workspace, card: ModelCard, job: JobRun, output: Path,
