@@ -163,14 +163,11 @@ def _message_problem(message: Any) -> str | None:
     return None
 
 
-def validate_row(row: Mapping[str, Any]) -> str | None:
-    """Why a row cannot train or score a chat model, or None when it can."""
-    prompt_id = row.get("prompt_id")
-    if not isinstance(prompt_id, str) or not prompt_id.strip():
-        return f"prompt_id is {_describe(prompt_id)}; expected a non-empty string"
-    if not isinstance(row.get("prompt"), str):
-        return f"prompt is {_describe(row.get('prompt'))}; expected a string"
-    messages = row.get("messages")
+def conversation_problem(messages: Any) -> str | None:
+    """Why a list of chat messages cannot train or prompt a chat model, or None when it can.
+
+    The local endpoint applies the same rule to what it is asked to answer.
+    """
     if not isinstance(messages, list | tuple) or not messages:
         return f"messages is {_describe(messages)}; expected a non-empty list"
     for index, message in enumerate(messages):
@@ -180,6 +177,16 @@ def validate_row(row: Mapping[str, Any]) -> str | None:
     if not any(message["role"] == "user" for message in messages):
         return "no message has role 'user'; expected at least one user turn"
     return None
+
+
+def validate_row(row: Mapping[str, Any]) -> str | None:
+    """Why a row cannot train or score a chat model, or None when it can."""
+    prompt_id = row.get("prompt_id")
+    if not isinstance(prompt_id, str) or not prompt_id.strip():
+        return f"prompt_id is {_describe(prompt_id)}; expected a non-empty string"
+    if not isinstance(row.get("prompt"), str):
+        return f"prompt is {_describe(row.get('prompt'))}; expected a string"
+    return conversation_problem(row.get("messages"))
 
 
 def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
