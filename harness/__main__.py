@@ -103,9 +103,9 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     card = load_model_card(args.model_card, cfg.model_version)
     sku = compute.choose_finetune_sku(card, cfg.compute_sku)
     instance_type = compute.choose_instance_type(card, cfg.instance_type)
-    merged = finetune.merge_parameters(card, cfg.finetune_overrides)
     inputs = finetune.load_component_inputs(args.component_inputs)
-    fitted = finetune.fit_to_component(merged, inputs)
+    fitted = finetune.plan_parameters(card, cfg.finetune_overrides, inputs,
+                                      cfg.allow_dropped_params)
     return {
         "run_id": cfg.run_id,
         "backend": cfg.backend,

@@ -137,6 +137,8 @@ OPTIONS: tuple[Option, ...] = (
            flag=True),
     Option("finetune_params", "override a fine-tune parameter, key=value (repeatable)",
            _override, (), repeat=True),
+    Option("allow_dropped_params", "drop --finetune-param keys that are no input of the "
+           "fine-tune component instead of failing", _bool, False, flag=True),
     Option("run_id", "id stamped on every resource (default: generated)", _run_id),
     Option("scoring_samples", "test_gen conversations to score", _positive_int, 3),
     Option("compute_timeout_s", "deadline for compute creation, seconds", _seconds,
@@ -180,6 +182,7 @@ class HarnessConfig:
     dataset_percent: float
     allow_invalid_rows: bool
     finetune_params: tuple[tuple[str, str], ...]
+    allow_dropped_params: bool
     run_id: str
     scoring_samples: int
     compute_timeout_s: float

@@ -214,8 +214,9 @@ def finetune_component_inputs(backend: Backend) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def finetune_parameters(foundation_model: ModelCard, finetune_component_inputs: dict[str, Any],
                         harness_config: config.HarnessConfig) -> finetune.ParameterPlan:
-    merged = finetune.merge_parameters(foundation_model, harness_config.finetune_overrides)
-    return finetune.fit_to_component(merged, finetune_component_inputs)
+    return finetune.plan_parameters(foundation_model, harness_config.finetune_overrides,
+                                    finetune_component_inputs,
+                                    harness_config.allow_dropped_params)
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,12 @@ def test_finetune_overrides_are_repeatable_key_value_pairs() -> None:
     assert from_env.finetune_overrides == {"seed": "1", "max_steps": "3"}
 
 
+def test_dropped_parameters_are_refused_unless_allowed() -> None:
+    assert resolve(env={}).allow_dropped_params is False
+    assert resolve(env={"HARNESS_ALLOW_DROPPED_PARAMS": "1"}).allow_dropped_params is True
+    assert resolve(cli={"allow_dropped_params": True}, env={}).allow_dropped_params is True
+
+
 @pytest.mark.parametrize("name, value, named", [
     ("dataset_percent", "0", "--dataset-percent"),
     ("dataset_percent", "100.5", "--dataset-percent"),

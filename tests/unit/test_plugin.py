@@ -207,6 +207,8 @@ def test_an_interrupted_run_still_tears_down(
 
 @pytest.mark.parametrize("args, named", [
     (["--finetune-param", "lr_scheduler_type=bogus"], "lr_scheduler_type"),
+    (["--finetune-param", "lerning_rate=1e-5"], "*did you mean learning_rate?*"),
+    (["--finetune-param", "lora_r=0"], "lora_r='0'*at least 1"),
     (["--compute-sku", "Standard_NC6"], "Standard_NC6"),
     (["--instance-type", "Standard_DS1_v2"], "Standard_DS1_v2"),
     (["--scoring-samples", "9"], "--scoring-samples"),
@@ -218,3 +220,9 @@ def test_bad_input_fails_before_any_resource_is_created(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([f"*{named}*"])
     assert created(events) == {}
+
+
+def test_allowed_drops_let_a_misspelled_parameter_through(pytester: pytest.Pytester,
+                                                          events: Path) -> None:
+    result = run(pytester, "--allow-dropped-params", "--finetune-param", "lerning_rate=1e-5")
+    result.assert_outcomes(passed=12)
