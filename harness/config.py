@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,6 +299,48 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["workspace_dir"] is None:
         values["workspace_dir"], sources["workspace_dir"] = _default_workspace(), "default"
     values["workspace_dir"] = Path(values["workspace_dir"]).expanduser().resolve()
+
+
+def workspace_problem(path: Path) -> str | None:
+    """Why the local workspace cannot live at ``path``, or None; leaves nothing behind.
+
+    The deepest part of the path that exists must be a directory this process can create
+    files in. That is tried, not read from permission bits, which say nothing about root or
+    a read-only mount.
+    """
+    existing = path
+    try:
+        while not existing.exists():
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:
+        return f"{existing} cannot be inspected ({exc.strerror or exc})"
+    if not is_dir:
+        return f"{existing} is a file, not a directory"
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".harness-probe-").cleanup()
+    except OSError as exc:
+        return f"{existing} is not writable ({exc.strerror or exc})"
+    return None
+
+
+def check_workspace_dir(path: Path, source: str | None = None) -> None:
+    """ConfigError naming --workspace (and where the value came from) when ``path`` cannot
+    hold the local workspace."""
+    problem = workspace_problem(path)
+    if problem:
+        example = Path(tempfile.gettempdir()) / "harness-workspace"
+        where = f"{source}: " if source else ""
+        raise ConfigError(
+            f"{where}the local workspace {path} cannot be used: {problem}; pass --workspace "
+            f"(or set HARNESS_WORKSPACE) with a directory you can write, e.g. {example}"
+        )
+
+
+def check_workspace(cfg: HarnessConfig) -> None:
+    """The local backend's workspace, checked at start-up (the Azure backend has none)."""
+    if cfg.backend == "local":
+        check_workspace_dir(cfg.workspace_dir, cfg.sources.get("workspace_dir"))
 
 
 def add_argparse_options(parser: argparse.ArgumentParser) -> None:

@@ -309,3 +309,11 @@ def test_sweep_tries_all_then_fails(
 def test_sweep_bad_duration(capsys: pytest.CaptureFixture[str], fake: dict[str, Any]) -> None:
     assert "--older-than" in refused(capsys, "sweep", "--older-than", "soon")
     assert "backend" not in fake
+
+
+def test_sweep_refuses_a_workspace_that_is_a_file(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    err = refused(capsys, "sweep", "--workspace", str(afile))
+    assert f"{afile} cannot be used" in err and "--workspace" in err

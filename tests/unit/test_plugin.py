@@ -226,3 +226,20 @@ def test_allowed_drops_let_a_misspelled_parameter_through(pytester: pytest.Pytes
                                                           events: Path) -> None:
     result = run(pytester, "--allow-dropped-params", "--finetune-param", "lerning_rate=1e-5")
     result.assert_outcomes(passed=12)
+
+
+@pytest.mark.parametrize("where", ["--workspace", "HARNESS_WORKSPACE"])
+def test_a_workspace_that_is_a_file_is_a_usage_error_at_startup(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    afile = pytester.path / "not-a-directory"
+    afile.write_text("x")
+    if where == "HARNESS_WORKSPACE":
+        monkeypatch.setenv(where, str(afile))
+        result = run(pytester)
+    else:
+        result = run(pytester, where, str(afile))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{where}*{afile} cannot be used*is a file*--workspace*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert created(events) == {}
