@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.backends.local import cli
+from harness import naming
+from harness.backends.local import cli, foundation, mlflow_model, registry
 from harness.backends.local.defaults import LOCAL_SKUS, tiny_model_tags
 from harness.backends.local.model_dir import check_model_dir
-from harness.errors import ConfigError, TagError
+from harness.backends.local.workspace import Workspace
+from harness.errors import ConfigError, HarnessError, TagError
 from harness.tags import model_card
 
 pytestmark = pytest.mark.unit
@@ -86,3 +89,126 @@ def test_the_tiny_models_tags_parse_like_a_registry_models() -> None:
     assert card.finetune_allow_list == LOCAL_SKUS == card.inference_allow_list
     assert card.model_specific_defaults["apply_deepspeed"] == "false"
     assert card.task == "chat-completion"
+
+
+# --- the name is checked first; a failed registration leaves nothing behind ----------------
+
+BAD_NAMES = ["", "a'b", "../../etc", "a/b", ".hidden", "-x", "x.", "a b", 'say"hi"', "x" * 256]
+
+
+def complete_model_dir(tmp_path: Path) -> Path:
+    return model_dir(tmp_path, "config.json", "model.safetensors", "tokenizer.json")
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_a_bad_name_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    workspace = tmp_path / "workspace"
+    code = cli.main(["register-model", str(complete_model_dir(tmp_path)), f"--name={name}",
+                     "--workspace", str(workspace)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--name" in err and repr(name) in err and "Traceback" not in err
+    assert not workspace.exists()
+
+
+@pytest.mark.parametrize("name", ["Phi-3-mini-4k-instruct", "Phi-3.5-mini", "m", "my_model.v2",
+                                  "9b", "x" * 255])
+def test_registry_names_in_azures_rule_pass(name: str) -> None:
+    assert naming.check_model_name(name, "--name") == name
+
+
+@pytest.mark.parametrize("name", ["a'b", 'a"b', "a\\b", "x%y", "x_y", "plain"])
+def test_registry_filters_match_the_name_exactly(name: str) -> None:
+    from mlflow.utils.search_utils import SearchModelVersionUtils
+
+    parsed = SearchModelVersionUtils.parse_search_filter(registry.name_filter(name))
+    assert [(p["key"], p["comparator"], p["value"]) for p in parsed] == [("name", "=", name)]
+
+
+def test_a_name_with_both_quotes_cannot_be_searched_and_says_so() -> None:
+    with pytest.raises(ConfigError, match="both"):
+        registry.name_filter("a'b\"c")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """One real MLflow workspace for the module (creating the database takes a second)."""
+    ws = Workspace.at(tmp_path_factory.mktemp("registration") / "ws")
+    ws.client()
+    return ws
+
+
+def leftovers(ws: Workspace, name: str) -> dict[str, Any]:
+    """What a registration of ``name`` left: live runs, their statuses, files, models."""
+    from mlflow.entities import ViewType
+
+    client = ws.client()
+    ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    runs = client.search_runs(ids, run_view_type=ViewType.ALL) if ids else []
+    mine = [r for r in runs if r.info.run_name == name]
+    return {
+        "live runs": [r.info.status for r in mine if r.info.lifecycle_stage == "active"],
+        "running": [r.info.run_id for r in mine if r.info.status == "RUNNING"],
+        "files": [str(p) for r in mine
+                  for p in mlflow_model.local_path(r.info.artifact_uri).parent.rglob("*")],
+        "models": [m.name for m in client.search_registered_models(registry.name_filter(name))],
+    }
+
+
+def copy_then(failure: BaseException | None) -> Any:
+    """A save that writes a few files (the copy) and then fails with ``failure``."""
+    def save(source: Path, out: Path) -> None:
+        out.mkdir(parents=True)
+        (out / "MLmodel").write_text("flavors: {transformers: {model_binary: model}}\n")
+        (out / "model.safetensors").write_bytes(b"\0" * 4096)
+        if failure is not None:
+            raise failure
+    return save
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("unloadable checkpoint"), KeyboardInterrupt()])
+def test_a_failed_copy_leaves_no_run_and_no_files(
+        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        failure: BaseException) -> None:
+    name = f"copy-fails-{type(failure).__name__}"
+    monkeypatch.setattr(mlflow_model, "save_directory", copy_then(failure))
+    with pytest.raises((HarnessError, KeyboardInterrupt)):
+        foundation.register_directory(workspace, complete_model_dir(tmp_path), name,
+                                      cli.DEFAULT_TAGS)
+    assert leftovers(workspace, name) == {"live runs": [], "running": [], "files": [],
+                                          "models": []}
+
+
+def test_a_failed_version_leaves_no_run_no_files_and_no_model(
+        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("registry unavailable")
+
+    monkeypatch.setattr(mlflow_model, "save_directory", copy_then(None))
+    monkeypatch.setattr(MlflowClient, "create_model_version", refuse)
+    with pytest.raises(RuntimeError, match="registry unavailable"):
+        foundation.register_directory(workspace, complete_model_dir(tmp_path), "version-fails",
+                                      cli.DEFAULT_TAGS)
+    assert leftovers(workspace, "version-fails") == {"live runs": [], "running": [],
+                                                     "files": [], "models": []}
+
+
+def test_a_registration_that_succeeds_finishes_its_run(
+        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mlflow_model, "save_directory", copy_then(None))
+    version = foundation.register_directory(workspace, complete_model_dir(tmp_path), "ok.v1",
+                                            cli.DEFAULT_TAGS)
+    found = leftovers(workspace, "ok.v1")
+    assert found["live runs"] == ["FINISHED"] and found["models"] == ["ok.v1"]
+    assert registry.require_version(workspace, "ok.v1", "latest").version == version.version
+
+
+@pytest.mark.parametrize("name", ["it's", 'say "hi"', "back\\slash"])
+def test_a_model_named_with_quotes_is_found_in_the_registry(workspace: Workspace,
+                                                           name: str) -> None:
+    client = workspace.client()
+    client.create_registered_model(name)
+    client.create_model_version(name, source=str(workspace.root / "nowhere"))
+    assert registry.require_version(workspace, name, "latest").name == name

@@ -1,9 +1,10 @@
 """``python -m harness.backends.local.cli register-model DIR --name NAME [--tags-file F]``.
 
 Registers a real Hugging Face checkpoint (e.g. Phi-3-mini-4k-instruct on a GPU machine) as a
-foundation model of the local registry. Everything that can be wrong with the input (missing
-weights or tokenizer, malformed tags, allow-lists without a local SKU) is rejected before
-anything is written to the registry.
+foundation model of the local registry. Everything that can be wrong with the input (a name
+outside the registry's rule, missing weights or tokenizer, malformed tags, allow-lists without
+a local SKU) is rejected before anything is written to the registry, and a failure after the
+first write (Ctrl-C included) leaves no run and no copied files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from harness.backends.local.defaults import LOCAL_SKUS
 from harness.backends.local.model_dir import check_model_dir
 from harness.errors import ConfigError, HarnessError
+from harness.naming import check_model_name
 from harness.tags import model_card
 
 DEFAULT_TAGS = {
@@ -84,6 +86,7 @@ def register_model(args: argparse.Namespace) -> None:
     from harness.backends.local.env import set_offline
     from harness.backends.local.workspace import Workspace
 
+    check_model_name(args.name, "--name")  # before anything is read or written
     set_offline()  # the checkpoint is loaded here: never reach for the hub
 
     source = check_model_dir(args.directory)

@@ -7,8 +7,11 @@ stays light) under a workspace lock, so parallel workers build it once. A real c
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,12 +28,14 @@ from harness.backends.local.model_dir import check_model_dir
 from harness.backends.local.process import log_tail
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError
+from harness.naming import check_model_name
 from harness.tags import ModelCard, model_card
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 BUILD_TIMEOUT_S = 900.0
+logger = logging.getLogger("harness")
 
 
 def get_card(ws: Workspace, name: str, version_or_label: str) -> ModelCard:
@@ -106,18 +111,48 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
 def register_directory(
     ws: Workspace, source: Path, name: str, tags: Mapping[str, str]
 ) -> ModelVersion:
-    """Register a Hugging Face checkpoint directory as a new version of ``name``."""
+    """Register a Hugging Face checkpoint directory as a new version of ``name``.
+
+    Everything is checked before the first write; a failure after it (Ctrl-C included) leaves
+    no run and no copied files.
+    """
+    check_model_name(name, "--name")
     source = check_model_dir(source)
     model_card(name, "new", registry.model_id(name, "new"), tags)  # malformed tags fail here
+    with model_run(ws, name) as (run_id, out):
+        try:
+            mlflow_model.save_directory(source, out)
+        except Exception as exc:  # re-raised with the directory named
+            raise HarnessError(
+                f"saving {source} as an MLflow model failed ({type(exc).__name__}: {exc}); check"
+                " that transformers can load the directory (AutoConfig/AutoTokenizer) and try again"
+            ) from exc
+        return registry.register(ws, name, str(out), run_id, {**tags, TAG_KIND: "foundation"})
+
+
+@contextlib.contextmanager
+def model_run(ws: Workspace, name: str) -> Iterator[tuple[str, Path]]:
+    """An MLflow run to hold a model's files: FINISHED when the body returns; on any failure
+    (Ctrl-C included) marked FAILED and deleted with its files, so nothing is left RUNNING."""
     run_id, out = _new_run(ws, name)
     try:
-        mlflow_model.save_directory(source, out)
-    except Exception as exc:  # re-raised with the directory named
-        ws.client().set_terminated(run_id, "FAILED")
-        raise HarnessError(
-            f"saving {source} as an MLflow model failed ({type(exc).__name__}: {exc}); check "
-            "that transformers can load the directory (AutoConfig/AutoTokenizer) and try again"
-        ) from exc
-    version = registry.register(ws, name, str(out), run_id, {**tags, TAG_KIND: "foundation"})
+        yield run_id, out
+    except BaseException:
+        _discard_run(ws, run_id)
+        raise
     ws.client().set_terminated(run_id, "FINISHED")
-    return version
+
+
+def _discard_run(ws: Workspace, run_id: str) -> None:
+    """Best effort: a cleanup failure is logged, never raised over the error that caused it."""
+    client = ws.client()
+    try:
+        run_dir = mlflow_model.local_path(client.get_run(run_id).info.artifact_uri).parent
+        if run_dir.name == run_id and run_dir.is_relative_to(ws.root):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        client.set_terminated(run_id, "FAILED")
+        client.delete_run(run_id)
+    except Exception as exc:  # the original failure matters more
+        logger.warning(
+            "could not clean up MLflow run %s of a failed registration (%s: %s); its files may "
+            "remain under %s", run_id, type(exc).__name__, exc, ws.artifacts)
