@@ -235,6 +235,25 @@ def _line_problem(raw: bytes) -> str | None:
     return _field_problem(row)
 
 
+def _json_problems(path: Path) -> list[str]:
+    """A .json file holds one array of rows (datasets reads that too) or JSON Lines."""
+    with path.open("rb") as handle:
+        starts_as_array = handle.read(4096).lstrip().startswith(b"[")
+    if not starts_as_array:
+        return _jsonl_problems(path)
+    try:
+        rows = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as error:
+        return [f"{path}: is not a JSON array of rows ({error})"]
+    problems = []
+    for index, row in enumerate(rows):
+        problem = (_field_problem(row) if isinstance(row, dict)
+                   else f"is a JSON {type(row).__name__}; expected an object")
+        if problem:
+            problems.append(f"{path} item {index}: {problem}")
+    return problems
+
+
 def _jsonl_problems(path: Path) -> list[str]:
     problems = []
     with path.open("rb") as handle:
@@ -289,8 +308,10 @@ def check_data_files(directory: Path) -> None:
     folder = directory / "data"
     problems: list[str] = []
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.suffix in (".jsonl", ".json"):
+        if path.suffix == ".jsonl":
             problems += _jsonl_problems(path)
+        elif path.suffix == ".json":
+            problems += _json_problems(path)
         elif path.suffix == ".parquet":
             problems += _parquet_problems(path)
     if problems:
