@@ -249,26 +249,22 @@ def test_every_unloadable_line_is_listed_at_once(offline: Path, tmp_path: Path) 
     assert f"{path} line 6: field prompt_id is int 9" in str(caught.value)
 
 
-def test_a_json_array_file_is_checked_by_item(offline: Path, tmp_path: Path) -> None:
-    source = write_layout(tmp_path / "src", {s: valid_rows(s, 2) for s in data.SPLITS}, "jsonl")
-    old = source / "data" / "train_gen-00000-of-00001.jsonl"
-    rows = data.read_jsonl(old)
-    old.unlink()
-    array = source / "data" / "train_gen-00000-of-00001.json"
-    array.write_text(json.dumps(rows, indent=2))
-    assert prepare(source, 100, tmp_path / "out", offline).counts["train_gen"] == 2
-    array.write_text(json.dumps([rows[0], {**rows[1], "prompt_id": 5}], indent=2))
-    with pytest.raises(DataError, match=r"\.json item 1: field prompt_id is int 5"):
-        prepare(source, 100, tmp_path / "out2", offline)
-
-
-def test_nulls_and_blank_lines_load_and_are_judged_as_rows(offline: Path,
-                                                          tmp_path: Path) -> None:
+def test_arrays_nulls_and_blank_lines_load_and_rows_are_judged(offline: Path,
+                                                               tmp_path: Path) -> None:
     source, path = layout_with_line(tmp_path, with_field("messages.0.content", None), 2)
-    path.write_text(path.read_text() + "\n")
+    path.write_text(path.read_text() + "\n")  # a blank line
+    jsonl = source / "data" / "train_gen-00000-of-00001.jsonl"
+    rows = data.read_jsonl(jsonl)
+    jsonl.unlink()
+    array = jsonl.with_suffix(".json")  # one JSON array of rows, which datasets reads too
+    array.write_text(json.dumps(rows, indent=2))
     prepared = prepare(source, 100, tmp_path / "out", offline, allow_invalid=True)
     assert prepared.dropped == ["test_sft row 1: message 0 content is missing; expected a "
                                 "non-empty string"]
+    assert prepared.counts["train_gen"] == 4
+    array.write_text(json.dumps([rows[0], {**rows[1], "prompt_id": 5}], indent=2))
+    with pytest.raises(DataError, match=r"\.json item 1: field prompt_id is int 5"):
+        prepare(source, 100, tmp_path / "out2", offline)
 
 
 def test_a_file_datasets_cannot_read_is_named_by_its_cause(offline: Path, tmp_path: Path) -> None:

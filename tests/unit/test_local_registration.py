@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness import naming
-from harness.backends.local import cli, foundation, mlflow_model, registry
+from harness.backends.local import cli, registry
 from harness.backends.local.defaults import LOCAL_SKUS, tiny_model_tags
 from harness.backends.local.model_dir import check_model_dir
-from harness.backends.local.workspace import Workspace
-from harness.errors import ConfigError, HarnessError, TagError
+from harness.errors import ConfigError, TagError
 from harness.tags import model_card
 
 pytestmark = pytest.mark.unit
+HERE = Path(__file__).resolve().parent
+STARTED = pytest.StashKey["subprocess.Popen[str]"]()
+CHILD_TESTS = HERE / "mlflow_registration.py"
 
 
 def model_dir(tmp_path: Path, *files: str) -> Path:
@@ -130,85 +135,27 @@ def test_a_name_with_both_quotes_cannot_be_searched_and_says_so() -> None:
         registry.name_filter("a'b\"c")
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """One real MLflow workspace for the module (creating the database takes a second)."""
-    ws = Workspace.at(tmp_path_factory.mktemp("registration") / "ws")
-    ws.client()
-    return ws
+def start_scenarios(root: Path) -> subprocess.Popen[str]:
+    """The real-registry checks of mlflow_registration.py in a child pytest (the unit conftest
+    starts it at collection, so creating MLflow's database overlaps the rest of the suite)."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull,
+               "--rootdir", str(HERE), "--basetemp", str(root), "-W", "ignore::DeprecationWarning",
+               str(CHILD_TESTS)]
+    return subprocess.Popen(command, cwd=HERE, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
 
 
-def leftovers(ws: Workspace, name: str) -> dict[str, Any]:
-    """What a registration of ``name`` left: live runs, their statuses, files, models."""
-    from mlflow.entities import ViewType
-
-    client = ws.client()
-    ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
-    runs = client.search_runs(ids, run_view_type=ViewType.ALL) if ids else []
-    mine = [r for r in runs if r.info.run_name == name]
-    return {
-        "live runs": [r.info.status for r in mine if r.info.lifecycle_stage == "active"],
-        "running": [r.info.run_id for r in mine if r.info.status == "RUNNING"],
-        "files": [str(p) for r in mine
-                  for p in mlflow_model.local_path(r.info.artifact_uri).parent.rglob("*")],
-        "models": [m.name for m in client.search_registered_models(registry.name_filter(name))],
-    }
+def stop_scenarios(started: subprocess.Popen[str], root: Path) -> None:
+    if started.poll() is None:
+        started.kill()
+    started.communicate()
+    shutil.rmtree(root, ignore_errors=True)
 
 
-def copy_then(failure: BaseException | None) -> Any:
-    """A save that writes a few files (the copy) and then fails with ``failure``."""
-    def save(source: Path, out: Path) -> None:
-        out.mkdir(parents=True)
-        (out / "MLmodel").write_text("flavors: {transformers: {model_binary: model}}\n")
-        (out / "model.safetensors").write_bytes(b"\0" * 4096)
-        if failure is not None:
-            raise failure
-    return save
-
-
-@pytest.mark.parametrize("failure", [RuntimeError("unloadable checkpoint"), KeyboardInterrupt()])
-def test_a_failed_copy_leaves_no_run_and_no_files(
-        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        failure: BaseException) -> None:
-    name = f"copy-fails-{type(failure).__name__}"
-    monkeypatch.setattr(mlflow_model, "save_directory", copy_then(failure))
-    with pytest.raises((HarnessError, KeyboardInterrupt)):
-        foundation.register_directory(workspace, complete_model_dir(tmp_path), name,
-                                      cli.DEFAULT_TAGS)
-    assert leftovers(workspace, name) == {"live runs": [], "running": [], "files": [],
-                                          "models": []}
-
-
-def test_a_failed_version_leaves_no_run_no_files_and_no_model(
-        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlflow.tracking import MlflowClient
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("registry unavailable")
-
-    monkeypatch.setattr(mlflow_model, "save_directory", copy_then(None))
-    monkeypatch.setattr(MlflowClient, "create_model_version", refuse)
-    with pytest.raises(RuntimeError, match="registry unavailable"):
-        foundation.register_directory(workspace, complete_model_dir(tmp_path), "version-fails",
-                                      cli.DEFAULT_TAGS)
-    assert leftovers(workspace, "version-fails") == {"live runs": [], "running": [],
-                                                     "files": [], "models": []}
-
-
-def test_a_registration_that_succeeds_finishes_its_run(
-        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mlflow_model, "save_directory", copy_then(None))
-    version = foundation.register_directory(workspace, complete_model_dir(tmp_path), "ok.v1",
-                                            cli.DEFAULT_TAGS)
-    found = leftovers(workspace, "ok.v1")
-    assert found["live runs"] == ["FINISHED"] and found["models"] == ["ok.v1"]
-    assert registry.require_version(workspace, "ok.v1", "latest").version == version.version
-
-
-@pytest.mark.parametrize("name", ["it's", 'say "hi"', "back\\slash"])
-def test_a_model_named_with_quotes_is_found_in_the_registry(workspace: Workspace,
-                                                           name: str) -> None:
-    client = workspace.client()
-    client.create_registered_model(name)
-    client.create_model_version(name, source=str(workspace.root / "nowhere"))
-    assert registry.require_version(workspace, name, "latest").name == name
+def test_a_failed_registration_leaves_nothing_in_a_real_registry(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    started = request.config.stash.get(STARTED, None)
+    if started is None:
+        started = start_scenarios(tmp_path_factory.mktemp("registry"))
+    output, _ = started.communicate(timeout=180)
+    assert started.returncode == 0, output
