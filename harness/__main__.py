@@ -144,9 +144,9 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     card = load_model_card(args.model_card, cfg.model_version)
     sku = compute.choose_finetune_sku(card, cfg.compute_sku)
     instance_type = compute.choose_instance_type(card, cfg.instance_type)
-    merged = finetune.merge_parameters(card, cfg.finetune_overrides)
     inputs = finetune.load_component_inputs(args.component_inputs)
-    fitted = finetune.fit_to_component(merged, inputs)
+    fitted = finetune.plan_parameters(card, cfg.finetune_overrides, inputs,
+                                      cfg.allow_dropped_params)
     return {
         "run_id": cfg.run_id,
         "backend": cfg.backend,
@@ -209,6 +209,7 @@ def register_model(args: argparse.Namespace) -> int:
     from harness.backends.local.processes import set_offline
     from harness.backends.local.workspace import Workspace
 
+    naming.check_model_name(args.name, "--name")  # before anything is read or written
     set_offline()  # the checkpoint is loaded here: never reach for the hub
     cfg = config.from_namespace(args)
     source = checkpoints.check_model_dir(args.directory)

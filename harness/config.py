@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,8 @@ OPTIONS: tuple[Option, ...] = (
            flag=True),
     Option("finetune_params", "override a fine-tune parameter, key=value (repeatable)",
            _override, (), repeat=True),
+    Option("allow_dropped_params", "drop --finetune-param keys that are no input of the "
+           "fine-tune component instead of failing", _bool, False, flag=True),
     Option("run_id", "id stamped on every resource (default: generated)", _run_id),
     Option("scoring_samples", "test_gen conversations to score", _positive_int, 3),
     Option("compute_timeout_s", "deadline for compute creation, seconds", _seconds,
@@ -207,6 +210,7 @@ class HarnessConfig:
     dataset_percent: float
     allow_invalid_rows: bool
     finetune_params: tuple[tuple[str, str], ...]
+    allow_dropped_params: bool
     run_id: str
     scoring_samples: int
     compute_timeout_s: float
@@ -339,6 +343,48 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
         sources["history_dir"] = f"default for the {values['backend']} backend"
     for name in ("report_dir", "history_dir"):
         values[name] = Path(values[name]).expanduser().resolve()
+
+
+def workspace_problem(path: Path) -> str | None:
+    """Why the local workspace cannot live at ``path``, or None; leaves nothing behind.
+
+    The deepest part of the path that exists must be a directory this process can create
+    files in. That is tried, not read from permission bits, which say nothing about root or
+    a read-only mount.
+    """
+    existing = path
+    try:
+        while not existing.exists():
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:
+        return f"{existing} cannot be inspected ({exc.strerror or exc})"
+    if not is_dir:
+        return f"{existing} is a file, not a directory"
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".harness-probe-").cleanup()
+    except OSError as exc:
+        return f"{existing} is not writable ({exc.strerror or exc})"
+    return None
+
+
+def check_workspace_dir(path: Path, source: str | None = None) -> None:
+    """ConfigError naming --workspace (and where the value came from) when ``path`` cannot
+    hold the local workspace."""
+    problem = workspace_problem(path)
+    if problem:
+        example = Path(tempfile.gettempdir()) / "harness-workspace"
+        where = f"{source}: " if source else ""
+        raise ConfigError(
+            f"{where}the local workspace {path} cannot be used: {problem}; pass --workspace "
+            f"(or set HARNESS_WORKSPACE) with a directory you can write, e.g. {example}"
+        )
+
+
+def check_workspace(cfg: HarnessConfig) -> None:
+    """The local backend's workspace, checked at start-up (the Azure backend has none)."""
+    if cfg.backend == "local":
+        check_workspace_dir(cfg.workspace_dir, cfg.sources.get("workspace_dir"))
 
 
 def add_argparse_options(parser: argparse.ArgumentParser) -> None:

@@ -116,8 +116,9 @@ def finetune_component_inputs(backend: Backend) -> dict[str, Any]:
 def finetune_parameters(foundation_model: ModelCard, finetune_component_inputs: dict[str, Any],
                         harness_config: config.HarnessConfig, harness_progress: Progress
                         ) -> finetune.ParameterPlan:
-    merged = finetune.merge_parameters(foundation_model, harness_config.finetune_overrides)
-    plan = finetune.fit_to_component(merged, finetune_component_inputs)
+    plan = finetune.plan_parameters(foundation_model, harness_config.finetune_overrides,
+                                    finetune_component_inputs,
+                                    harness_config.allow_dropped_params)
     harness_progress.record("parameters", sent=dict(plan.parameters), dropped=dict(plan.dropped))
     return plan
 

@@ -21,6 +21,9 @@ TAG_CREATED = "harness-created"
 TAG_EXPIRES = "harness-expires"
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+# Azure ML's model name rule (the model REST API's path pattern); also keeps a name from being
+# a path (``../x``), a quote in a registry filter, or an empty string.
+MODEL_NAME_PATTERN = re.compile(r"^(?![-_.])[a-zA-Z0-9\-_.]{1,255}(?<!\.)$")
 MIN_NAME_LEN = 3
 _ALPHABET = string.ascii_lowercase + string.digits
 _SUFFIX_LEN = 5
@@ -65,6 +68,17 @@ def resource_name(prefix: str, run_id: str, max_len: int = 32) -> str:
     head = head[:room_for_head].rstrip("-")
     stem = f"{head}-{run}"[:budget].rstrip("-") if run else head
     return f"{stem}-{_random(_SUFFIX_LEN)}"
+
+
+def check_model_name(name: str, option: str) -> str:
+    """``name`` when it is a valid registry model name; else ConfigError naming ``option``."""
+    if MODEL_NAME_PATTERN.fullmatch(name):
+        return name
+    raise ConfigError(
+        f"model name {name!r} is not valid: a model name has 1-255 letters, digits, '-', '_' "
+        f"or '.', starts with a letter or digit and does not end with '.' (Azure ML's rule); "
+        f"pass {option} with such a name, e.g. Phi-3-mini-4k-instruct"
+    )
 
 
 def endpoint_name(run_id: str) -> str:

@@ -92,13 +92,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _resolve(pytest_config: pytest.Config) -> config.HarnessConfig:
-    """Options > env > ini > defaults; xdist workers take the coordinator's run id."""
+    """Options > env > ini > defaults; xdist workers take the coordinator's run id.
+
+    A workspace the user named is checked here, so a file or a read-only directory fails in
+    a second instead of after collection; the default is checked only by the local backend,
+    so that loading the plugin never fails an unrelated pytest run."""
     run_id = getattr(pytest_config, "workerinput", {}).get("harness_run_id")
     if run_id and pytest_config.getoption("harness_run_id") is None:
         pytest_config.option.harness_run_id = run_id
     try:
         cfg = config.from_pytest(pytest_config)
         verdict.tolerances(cfg)  # a bad --tolerance is a usage error, before anything runs
+        if not cfg.sources["workspace_dir"].startswith("default"):
+            config.check_workspace(cfg)  # the default is checked when the backend starts
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     return cfg

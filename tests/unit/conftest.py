@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import ipaddress
 import socket
 import tempfile
@@ -69,17 +71,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.unit)
 
 
+# Modules whose slow part runs in child processes started at collection; each has STARTED,
+# start_scenarios(root) and stop_scenarios(started, root).
+BACKGROUND = ("test_azure_suite",)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the slow subprocess scenarios of test_azure_suite once they are selected, so
+    """Start the slow subprocess scenarios of the BACKGROUND modules once they are selected, so
     they use the second core while the rest of the suite runs; their tests move to the end,
     where they only collect the results."""
-    items = session.items
-    slow = [item for item in items if "test_azure_suite.py::" in item.nodeid]
-    if not slow or session.config.option.collectonly:
+    if session.config.option.collectonly:
         return
-    items[:] = [item for item in items if item not in slow] + slow
-    from test_azure_suite import STARTED, start_scenarios, stop_scenarios
-
-    root = Path(tempfile.mkdtemp(prefix="harness-azure-suite-"))
-    started = session.config.stash[STARTED] = start_scenarios(root)
-    session.config.add_cleanup(lambda: stop_scenarios(started, root))
+    for name in BACKGROUND:
+        items = session.items
+        slow = [item for item in items if f"{name}.py::" in item.nodeid]
+        if not slow:
+            continue
+        items[:] = [item for item in items if item not in slow] + slow
+        module = importlib.import_module(name)
+        root = Path(tempfile.mkdtemp(prefix=f"harness-{name}-"))
+        started = session.config.stash[module.STARTED] = module.start_scenarios(root)
+        session.config.add_cleanup(functools.partial(module.stop_scenarios, started, root))

@@ -137,6 +137,11 @@ def test_plan_without_allow_lists(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert result["model"]["version"] == "latest"
 
 
+def test_plan_drops_unknown_parameters_when_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+    result = plan(capsys, "--finetune-param", "sed=1", "--allow-dropped-params")
+    assert result["dropped_parameters"]["sed"] == "1"
+
+
 def test_plan_custom_component_inputs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "inputs.json"
     path.write_text(json.dumps({"inputs": {"learning_rate": {"type": "number"}}}))
@@ -152,6 +157,8 @@ def test_plan_custom_component_inputs(capsys: pytest.CaptureFixture[str], tmp_pa
         (["plan", "--instance-type", "Standard_DS3_v2"], "--instance-type"),
         (["plan", "--finetune-param", "deepspeed_stage=4"], "one of 2, 3"),
         (["plan", "--finetune-param", "train_file_path=x.jsonl"], "wires itself"),
+        (["plan", "--finetune-param", "lora_dropout=1"], "below 1"),
+        (["plan", "--finetune-param", "sed=1"], "did you mean seed?"),
         (["plan", "--finetune-param", "nonsense"], "key=value"),
         (["plan", "--gpus-per-node", "0"], "--gpus-per-node"),
         (["plan", "--gpus-per-node", "two"], "invalid int value"),
@@ -305,3 +312,11 @@ def test_sweep_tries_all_then_fails(
 def test_sweep_bad_duration(capsys: pytest.CaptureFixture[str], fake: dict[str, Any]) -> None:
     assert "--older-than" in refused(capsys, "sweep", "--older-than", "soon")
     assert "backend" not in fake
+
+
+def test_sweep_refuses_a_workspace_that_is_a_file(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    err = refused(capsys, "sweep", "--workspace", str(afile))
+    assert f"{afile} cannot be used" in err and "--workspace" in err

@@ -222,6 +222,8 @@ def test_an_interrupted_run_still_tears_down(
 
 @pytest.mark.parametrize("args, named", [
     (["--finetune-param", "lr_scheduler_type=bogus"], "lr_scheduler_type"),
+    (["--finetune-param", "lerning_rate=1e-5"], "*did you mean learning_rate?*"),
+    (["--finetune-param", "lora_r=0"], "lora_r='0'*at least 1"),
     (["--compute-sku", "Standard_NC6"], "Standard_NC6"),
     (["--instance-type", "Standard_DS1_v2"], "Standard_DS1_v2"),
     (["--scoring-samples", "9"], "--scoring-samples"),
@@ -288,3 +290,25 @@ def test_the_second_run_fails_when_a_figure_regressed_against_the_first(
     result.stdout.fnmatch_lines(["*REGRESSED: eval_loss_after*"])
     assert report(pytester)["comparison"]["regressed"] == ["eval_loss_after"]
     assert len(list(history.rglob("*.json"))) == 2  # a failed run is history too
+
+
+def test_allowed_drops_let_a_misspelled_parameter_through(pytester: pytest.Pytester,
+                                                          events: Path) -> None:
+    result = run(pytester, "--allow-dropped-params", "--finetune-param", "lerning_rate=1e-5",
+                 "-k", "test_compute_is_allowed")  # the preflight, then one resource
+    result.assert_outcomes(passed=1)
+    assert created(events) == {"compute": 1}
+
+
+def test_a_workspace_that_is_a_file_is_a_usage_error_at_startup(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    afile = pytester.path / "not-a-directory"
+    afile.write_text("x")
+    monkeypatch.setenv("HARNESS_WORKSPACE", str(afile))
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*env HARNESS_WORKSPACE*{afile} cannot be used*is a file*"
+                                 "--workspace*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert created(events) == {}

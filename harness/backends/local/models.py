@@ -7,9 +7,11 @@ stays light) under a workspace lock, so parallel workers build it once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from harness.backends.base import JobRun, RegisteredModel, finetuned_model_name
@@ -83,6 +85,34 @@ def new_run(ws: Workspace, name: str) -> tuple[str, Path]:
         ws.experiment_id(FOUNDATION_EXPERIMENT), run_name=name, tags={TAG_KIND: "foundation"}
     )
     return run.info.run_id, mlflow_model.local_path(run.info.artifact_uri) / "model"
+
+
+@contextlib.contextmanager
+def model_run(ws: Workspace, name: str) -> Iterator[tuple[str, Path]]:
+    """An MLflow run to hold a model's files: FINISHED when the body returns; on any failure
+    (Ctrl-C included) marked FAILED and deleted with its files, so nothing is left RUNNING."""
+    run_id, out = new_run(ws, name)
+    try:
+        yield run_id, out
+    except BaseException:
+        _discard_run(ws, run_id)
+        raise
+    ws.client().set_terminated(run_id, "FINISHED")
+
+
+def _discard_run(ws: Workspace, run_id: str) -> None:
+    """Best effort: a cleanup failure is logged, never raised over the error that caused it."""
+    client = ws.client()
+    try:
+        run_dir = mlflow_model.local_path(client.get_run(run_id).info.artifact_uri).parent
+        if run_dir.name == run_id and run_dir.is_relative_to(ws.root):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        client.set_terminated(run_id, "FAILED")
+        client.delete_run(run_id)
+    except Exception as exc:  # the original failure matters more
+        logger.warning(
+            "could not clean up MLflow run %s of a failed registration (%s: %s); its files may "
+            "remain under %s", run_id, type(exc).__name__, exc, ws.artifacts)
 
 
 def _build_log(ws: Workspace) -> Path:
