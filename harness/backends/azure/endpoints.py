@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, service_message, status_text
+from harness.backends.azure.progress import Watch, wait_poller
 from harness.config import BY_NAME
 from harness.errors import CleanupError, DeploymentError
 from harness.waiting import Deadline
@@ -28,9 +29,10 @@ def wait_for_endpoint(workspace: MLClient, name: str, poller: Any | None, timeou
     from azure.core.exceptions import AzureError
 
     deadline = Deadline(timeout_s)
+    watch = Watch(f"endpoint {name} creation", deadline)
     try:
-        settled = deadline.wait(poller) if poller is not None else deadline.until(
-            lambda: _settled(workspace, name), POLL_S)
+        settled = wait_poller(watch, poller) if poller is not None else deadline.until(
+            lambda: _settled(workspace, name, watch), POLL_S)
     except AzureError as exc:
         raise DeploymentError(_endpoint_failed(name, service_message(exc))) from None
     endpoint = get_endpoint(workspace, name)
@@ -45,10 +47,12 @@ def wait_for_endpoint(workspace: MLClient, name: str, poller: Any | None, timeou
     return endpoint
 
 
-def _settled(workspace: MLClient, name: str) -> bool:
+def _settled(workspace: MLClient, name: str, watch: Watch) -> bool:
     from harness.backends.base import ENDPOINT_SETTLED
 
-    return get_endpoint(workspace, name).provisioning_state in ENDPOINT_SETTLED
+    state = get_endpoint(workspace, name).provisioning_state
+    watch.update(state)
+    return state in ENDPOINT_SETTLED
 
 
 def _quota_hint(said: str, otherwise: str) -> str:
@@ -105,11 +109,15 @@ def endpoint_key(workspace: MLClient, name: str) -> str:
 
 
 def delete_endpoint(workspace: MLClient, name: str, timeout_s: float) -> None:
-    """Delete (its deployments go with it); a deletion past the deadline goes on in Azure."""
+    """Delete (its deployments go with it); a deletion past the deadline goes on in Azure.
+
+    ARM answers the DELETE with 202 and a ``Location`` header only (rest-api-specs
+    OnlineEndpoint/delete.json); the SDK's ARMPolling follows it until 200/204."""
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
+    watch = Watch(f"endpoint {name} deletion", Deadline(timeout_s))
     try:
-        finished = Deadline(timeout_s).wait(workspace.online_endpoints.begin_delete(name))
+        finished = wait_poller(watch, workspace.online_endpoints.begin_delete(name))
     except ResourceNotFoundError:
         return
     except AzureError as exc:
