@@ -375,8 +375,8 @@ def _score(backend: Backend, endpoint: Endpoint, deployment: Deployment, index: 
         return scoring.Sample(index, case.messages, case.reference, 0, "", 0.0, error=str(exc))
     try:
         answer, error = scoring.parse_response(reply.body, reply.status_code).text, ""
-    except ScoringError as exc:
-        answer, error = "", str(exc)
+    except ScoringError as exc:  # the status's meaning, as the service put it, comes first
+        answer, error = "", f"{reply.reason}: {exc}" if reply.reason else str(exc)
     return scoring.Sample(index, case.messages, case.reference, reply.status_code, reply.body,
                           reply.elapsed_s, answer, error)
 

@@ -113,3 +113,12 @@ def test_lineage_is_what_the_service_reports(azure: AzureRig, lineage: str) -> N
     assert model.job_name == "brave_job_1"
     if lineage == "path":  # no jobName: the job is read from the artifact store path
         assert "jobName" not in stored and "dcid.brave_job_1" in stored["modelUri"]
+
+
+def test_the_versions_listing_reads_archive_state_and_dates_from_the_raw_resource(
+        azure: AzureRig) -> None:
+    versions = azure.backend.list_model_versions(PHI3)
+    assert [(v.version, v.archived) for v in versions] == [("15", True), ("14", True)]
+    assert versions[0].deprecation["finetune_retirement"] == "2025-08-30"
+    (llama,) = azure.backend.list_model_versions("Llama-2-7b-chat")
+    assert llama.deprecation["finetune_retirement"] == "2025-06-30" and not llama.archived

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from azure_fake import FakeAzureML
+from azure_fake.endpoints import model_error
 from azure_fake.jobs import WALK
 from azure_fake.plugin import AzureFakePlugin
 
@@ -24,39 +27,54 @@ CREATING = ("PUT", "POST", "PATCH", "DELETE")
 
 @pytest.fixture(scope="module")
 def imported_before_the_snapshot() -> None:
-    """Import what the inner run imports before the pytester fixture snapshots sys.modules.
+    """Import what the inner runs import before the pytester fixture snapshots sys.modules.
 
     pytester removes from sys.modules whatever an in-process run imported first, so the next
     import runs the module again: ``datasets`` then registers its pyarrow extension types a
     second time (ArrowKeyError), and azure-ai-ml's import-time registrations repeat. That, not
     pytester itself, is what broke the earlier in-process attempt; importing them here, first,
-    keeps one copy for the whole session.
+    keeps one copy for the whole session, and spares every inner run re-importing matplotlib
+    and the metric library for its report.
     """
     import azure.ai.ml
     import azure.ai.ml.dsl
     import azure.ai.ml.entities  # noqa: F401
     import datasets  # noqa: F401
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
     import mlflow.store.tracking.rest_store  # noqa: F401
+    import sacrebleu.metrics.chrf  # noqa: F401
+
+    from harness import history, quality, verdict  # noqa: F401
+    from harness.report import build, markdown, plots, webpage, write  # noqa: F401
 
 
-def run_suite(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, AzureFakePlugin]:
+def run_suite(pytester: pytest.Pytester, *args: str,
+              script: Callable[[FakeAzureML], None] | None = None
+              ) -> tuple[pytest.RunResult, AzureFakePlugin]:
     (pytester.path / "e2e").mkdir()
     shutil.copy(E2E / "conftest.py", pytester.path / "e2e" / "conftest.py")
     shutil.copy(E2E / "test_workflow.py", pytester.path / "e2e" / "test_azure_copy.py")
-    plugin = AzureFakePlugin()
+    plugin = AzureFakePlugin(script)
     isolated = ["--rootdir", str(pytester.path), "-c", os.devnull]  # not this repo's ini
     return pytester.runpytest_inprocess(*isolated, *ARGS, *args, plugins=[plugin]), plugin
 
 
 @pytest.mark.usefixtures("imported_before_the_snapshot")
 def test_the_e2e_suite_passes_against_the_fake_service(pytester: pytest.Pytester) -> None:
-    result, plugin = run_suite(pytester, "--model-name", "Phi-4")
-    result.assert_outcomes(passed=12)
+    """Phi-3-mini 15 pinned: lists in system metadata as JSON text, retired NCv3 sizes first
+    in its inference list, past its fine-tune retirement date (a warning, not an error)."""
+    result, plugin = run_suite(pytester, "--model-name", "Phi-3-mini-4k-instruct",
+                               "--model-version", "15")
+    result.assert_outcomes(passed=12, skipped=2)  # no likelihood on Azure, no --compare-to
+    result.stdout.fnmatch_lines(["*RetiredModelWarning*passed its fine-tune retirement*"])
     assert plugin.fake is not None
     plugin.fake.check()
     (polls,) = plugin.fake.jobs.polls.values()
     assert polls > len(WALK), "waited through NotResponding and Unknown to Completed"
     assert plugin.fake.calls("endpoint", "DELETE"), "teardown deletes the endpoint"
+    (deployment,) = plugin.fake.calls("deployment", "PUT")
+    assert deployment.body["properties"]["instanceType"] == "Standard_NC24ads_A100_v4"
 
 
 @pytest.mark.usefixtures("imported_before_the_snapshot")
@@ -66,3 +84,28 @@ def test_an_archived_model_stops_the_run_before_anything_is_created(
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*may be archived*--model-version 15*"])
     assert not [c.url for c in plugin.sent() if c.method in CREATING]
+
+
+@pytest.mark.usefixtures("imported_before_the_snapshot")
+def test_strict_deprecation_stops_a_retired_model_before_anything_is_created(
+        pytester: pytest.Pytester) -> None:
+    result, plugin = run_suite(pytester, "--model-name", "Phi-3-mini-4k-instruct",
+                               "--model-version", "15", "--strict-deprecation")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*passed its fine-tune retirement date 2025-08-30*"])
+    assert not [c.url for c in plugin.sent() if c.method in CREATING]
+
+
+@pytest.mark.usefixtures("imported_before_the_snapshot")
+def test_a_failed_scoring_test_shows_status_reason_and_body(pytester: pytest.Pytester) -> None:
+    def model_fails(fake: FakeAzureML) -> None:
+        fake.endpoints.score = model_error("500", "Internal Server Error",
+                                           {"error": "CUDA error: device-side assert"})
+
+    result, _ = run_suite(pytester, "--model-name", "Phi-4", script=model_fails)
+    result.assert_outcomes(passed=10, failed=2, skipped=2)
+    result.stdout.fnmatch_lines([
+        "*HTTP 424*CUDA error: device-side assert*model error: the scoring container answered "
+        "500 (Internal Server Error)*",
+        "*HTTP 424 (model error: the scoring container answered 500 (Internal Server Error))*"
+        "CUDA error: device-side assert*"])

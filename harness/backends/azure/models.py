@@ -94,19 +94,50 @@ def _raw_version(registry: MLClient, registry_name: str, name: str, version: str
     return raw if isinstance(raw, Mapping) else {}
 
 
-def registry_versions(registry: MLClient, name: str) -> list[tuple[str, bool]]:
-    """Every version of ``name`` the registry returns (archived ones too), newest first, with
-    its archive state; through the SDK's own registry listing, with ``listViewType=All``."""
+def _listed(registry: MLClient, name: str) -> list[Mapping[str, Any]]:
+    """Every version of ``name`` as the registry returns it (archived ones too: the listing
+    asks for ``listViewType=All``), newest first; through the SDK's own registry listing."""
     from azure.ai.ml._restclient.arm_ml_service.models import ModelVersion
     from azure.ai.ml._utils._registry_utils import list_registry_assets
 
     ops: Any = registry.models
-    found = list_registry_assets(ops._registry_service_client, "models", name,
-                                 ops._resource_group_name, ops._registry_name, ModelVersion,
-                                 lambda item: item, list_view_type="All")
-    versions = [(str(item["name"]), bool((item.get("properties") or {}).get("isArchived")))
-                for item in found]
-    return sorted(versions, key=lambda v: int(v[0]) if v[0].isdigit() else -1, reverse=True)
+    found = list(list_registry_assets(
+        ops._registry_service_client, "models", name, ops._resource_group_name,
+        ops._registry_name, ModelVersion, lambda item: item, list_view_type="All"))
+    return sorted(found, key=lambda v: int(v["name"]) if str(v["name"]).isdigit() else -1,
+                  reverse=True)
+
+
+def registry_versions(registry: MLClient, name: str) -> list[tuple[str, bool]]:
+    """(version, archived) of every version of ``name``, newest first."""
+    return [(str(item["name"]), bool((item.get("properties") or {}).get("isArchived")))
+            for item in _listed(registry, name)]
+
+
+def list_versions(registry: MLClient, registry_name: str, name: str) -> list[RegistryVersion]:
+    """Every version the registry lists for ``name``, with its archive state and deprecation
+    dates read as the model card reads them (system metadata, else tags)."""
+    from azure.core.exceptions import AzureError
+
+    from harness.errors import TagError
+    from harness.versions import RegistryVersion
+
+    try:
+        found = _listed(registry, name)
+    except AzureError as exc:
+        raise read_failed(exc, f"the versions of model {name}", f"registry {registry_name}",
+                          _REGISTRY_FIX) from None
+    versions = []
+    for item in found:
+        props: Mapping[str, Any] = item.get("properties") or {}
+        version, archived = str(item["name"]), bool(props.get("isArchived"))
+        try:
+            dates = model_card(name, version, str(item.get("id", "")), props.get("tags") or {},
+                               props.get("system_metadata") or {}, archived).deprecation.dates()
+        except TagError:
+            dates = {}  # a malformed version still shows in the listing
+        versions.append(RegistryVersion(version, archived=archived, deprecation=dates))
+    return versions
 
 
 def _versions_hint(registry: MLClient, registry_name: str, name: str) -> str:
@@ -124,22 +155,6 @@ def _versions_hint(registry: MLClient, registry_name: str, name: str) -> str:
                       for v, archived in versions[:MAX_VERSIONS_SHOWN])
     return (f"versions the registry returns: {shown}; pass {_option('model_version')} with "
             f"one of them (e.g. {_option('model_version')} {versions[0][0]})")
-
-
-def list_versions(registry: MLClient, registry_name: str, name: str) -> list[RegistryVersion]:
-    """Every version the registry lists for ``name``, archived ones included."""
-    from azure.ai.ml.constants import ListViewType
-    from azure.core.exceptions import AzureError
-
-    from harness.versions import RegistryVersion
-
-    try:
-        found = list(registry.models.list(name=name, list_view_type=ListViewType.ALL))
-    except AzureError as exc:
-        raise HarnessError(f"cannot list the versions of model {name} in registry "
-                           f"{registry_name}: {service_message(exc)}") from None
-    return [RegistryVersion(str(m.version), archived=str(getattr(m, "stage", "")) == "Archived")
-            for m in found]
 
 
 def model_version() -> str:

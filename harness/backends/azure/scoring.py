@@ -14,7 +14,6 @@ back as a ``ScoringReply`` with a readable reason; judging the body is ``harness
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -118,6 +117,6 @@ def invoke_raw(endpoint: Endpoint, request: Mapping[str, Any], key: str | None,
     """POST to the scoring URI as a plain HTTPS client would (``harness.backends.http``)."""
     from harness.backends.http import post_score
 
-    reply = post_score(endpoint.scoring_uri, request, key, timeout_s,
-                       f"check that endpoint {endpoint.name} exists and is reachable from here")
-    return dataclasses.replace(reply, reason=reason_for(reply.status_code, {}))
+    return post_score(endpoint.scoring_uri, request, key, timeout_s,
+                      f"check that endpoint {endpoint.name} exists and is reachable from here",
+                      reason=reason_for)

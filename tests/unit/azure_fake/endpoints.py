@@ -129,7 +129,8 @@ class Endpoints:
             if name in self.endpoints:
                 self.endpoints[name]["properties"]["provisioningState"] = status
 
-        headers = self.ops.accept(Operation("endpoint", outcome, done))
+        kind = "endpoint.update" if updating else "endpoint"  # a traffic change is quick
+        headers = self.ops.accept(Operation(kind, outcome, done))
         return json_reply(201, self.endpoints[name], headers)
 
     def _delete(self, call: Call, m: re.Match[str]) -> Reply:

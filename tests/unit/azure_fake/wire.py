@@ -35,6 +35,7 @@ class Call:
     headers: dict[str, str]
     body: Any  # parsed JSON, raw bytes, or None
     raw: bytes = b""
+    at: float = field(default_factory=time.monotonic)  # when the fake received it
 
     @property
     def path(self) -> str:
