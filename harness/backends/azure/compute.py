@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, service_message, status_text
-from harness.backends.azure.progress import Watch, wait_poller
+from harness.backends.azure.progress import wait_poller
 from harness.compute import check_finetune_sku, default_finetune_sku, gpus_for_sku
 from harness.config import BY_NAME
 from harness.errors import CleanupError, ComputeError
-from harness.waiting import Deadline
+from harness.waiting import Deadline, Heartbeat
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -113,8 +113,8 @@ def _create_tier(workspace: MLClient, name: str, size: str, tier: str,
     cluster = AmlCompute(name=name, size=size, tier=TIERS[tier], max_instances=MAX_INSTANCES,
                          tags=dict(tags))
     poller = workspace.compute.begin_create_or_update(cluster)
-    if not wait_poller(Watch(f"compute cluster {name} ({size}, {tier}) creation", deadline),
-                       poller):
+    heartbeat = Heartbeat(f"compute cluster {name} ({size}, {tier}) creation", deadline)
+    if not wait_poller(heartbeat, poller):
         raise ComputeError(
             f"compute cluster {name} ({size}, {tier}) was not created within "
             f"{deadline.seconds:.0f}s; raise {BY_NAME['compute_timeout_s'].cli} or retry later"
@@ -129,7 +129,7 @@ def _remove_failed(workspace: MLClient, name: str, deadline: Deadline) -> None:
     if existing(workspace, name) is None:
         return
     try:
-        wait_poller(Watch(f"failed compute cluster {name} deletion", deadline),
+        wait_poller(Heartbeat(f"failed compute cluster {name} deletion", deadline),
                     workspace.compute.begin_delete(name))
     except AzureError as exc:
         raise ComputeError(f"compute cluster {name} failed to create and could not be "
@@ -199,7 +199,7 @@ def delete_compute(workspace: MLClient, name: str, timeout_s: float) -> None:
 
     try:
         poller = workspace.compute.begin_delete(name)
-        wait_poller(Watch(f"compute cluster {name} deletion", Deadline(timeout_s)), poller)
+        wait_poller(Heartbeat(f"compute cluster {name} deletion", Deadline(timeout_s)), poller)
     except ResourceNotFoundError:
         return
     except AzureError as exc:

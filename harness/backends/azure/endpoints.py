@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, service_message, status_text
-from harness.backends.azure.progress import Watch, wait_poller
+from harness.backends.azure.progress import wait_poller
 from harness.config import BY_NAME
 from harness.errors import CleanupError, DeploymentError
-from harness.waiting import Deadline
+from harness.waiting import Deadline, Heartbeat
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -29,10 +29,10 @@ def wait_for_endpoint(workspace: MLClient, name: str, poller: Any | None, timeou
     from azure.core.exceptions import AzureError
 
     deadline = Deadline(timeout_s)
-    watch = Watch(f"endpoint {name} creation", deadline)
+    heartbeat = Heartbeat(f"endpoint {name} creation", deadline)
     try:
-        settled = wait_poller(watch, poller) if poller is not None else deadline.until(
-            lambda: _settled(workspace, name, watch), POLL_S)
+        settled = wait_poller(heartbeat, poller) if poller is not None else deadline.until(
+            lambda: _settled(workspace, name, heartbeat), POLL_S)
     except AzureError as exc:
         raise DeploymentError(_endpoint_failed(name, service_message(exc))) from None
     endpoint = get_endpoint(workspace, name)
@@ -47,11 +47,11 @@ def wait_for_endpoint(workspace: MLClient, name: str, poller: Any | None, timeou
     return endpoint
 
 
-def _settled(workspace: MLClient, name: str, watch: Watch) -> bool:
+def _settled(workspace: MLClient, name: str, heartbeat: Heartbeat) -> bool:
     from harness.backends.base import ENDPOINT_SETTLED
 
     state = get_endpoint(workspace, name).provisioning_state
-    watch.update(state)
+    heartbeat.beat(state)
     return state in ENDPOINT_SETTLED
 
 
@@ -115,9 +115,9 @@ def delete_endpoint(workspace: MLClient, name: str, timeout_s: float) -> None:
     OnlineEndpoint/delete.json); the SDK's ARMPolling follows it until 200/204."""
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-    watch = Watch(f"endpoint {name} deletion", Deadline(timeout_s))
+    heartbeat = Heartbeat(f"endpoint {name} deletion", Deadline(timeout_s))
     try:
-        finished = wait_poller(watch, workspace.online_endpoints.begin_delete(name))
+        finished = wait_poller(heartbeat, workspace.online_endpoints.begin_delete(name))
     except ResourceNotFoundError:
         return
     except AzureError as exc:

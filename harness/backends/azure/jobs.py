@@ -16,10 +16,10 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, service_message, status_text
-from harness.backends.azure.progress import Watch, duration, wait_poller
+from harness.backends.azure.progress import wait_poller
 from harness.config import BY_NAME
 from harness.errors import CleanupError, DataError, HarnessError, JobError, ParameterError
-from harness.waiting import Deadline
+from harness.waiting import Deadline, Heartbeat, short_duration
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -154,11 +154,11 @@ def wait_for_job(workspace: MLClient, job: JobRun, timeout_s: float, poll_interv
     from harness.backends.base import JOB_FINAL
 
     deadline = Deadline(timeout_s)
-    watch = Watch(f"fine-tune job {job.name}", deadline, job.url)
+    heartbeat = Heartbeat(f"fine-tune job {job.name}", deadline, job.url)
     silent_since: float | None = None
     current = _get(workspace, job.name)
     while (status := status_text(current.status)) not in JOB_FINAL:
-        watch.update(status)
+        heartbeat.beat(status)
         silent_since = (silent_since or time.monotonic()) if status == NOT_RESPONDING else None
         if silent_since is not None and time.monotonic() - silent_since > not_responding_grace_s:
             _cancel_not_responding(workspace, job, time.monotonic() - silent_since,
@@ -167,7 +167,7 @@ def wait_for_job(workspace: MLClient, job: JobRun, timeout_s: float, poll_interv
             _cancel_at_deadline(workspace, job, timeout_s, status)
         deadline.sleep(poll_interval_s)
         current = _get(workspace, job.name)
-    watch.update(status)
+    heartbeat.beat(status)
     done = dataclasses.replace(job, status=status, url=str(current.studio_url or job.url))
     if status != "Completed":
         raise JobError(
@@ -185,8 +185,8 @@ def _cancel_not_responding(workspace: MLClient, job: JobRun, silent_s: float, gr
     except CleanupError as exc:
         outcome = f"cancelling it failed ({exc})"
     raise JobError(
-        f"fine-tune job {job.name} has been {NOT_RESPONDING} for {duration(silent_s)}, longer "
-        f"than the grace period of {duration(grace_s)}; {outcome}; its nodes stopped "
+        f"fine-tune job {job.name} has been {NOT_RESPONDING} for {short_duration(silent_s)}, "
+        f"longer than the grace period of {short_duration(grace_s)}; {outcome}; its nodes stopped "
         f"reporting: see {job.url}, or raise {BY_NAME['job_not_responding_grace_s'].cli}")
 
 
@@ -209,7 +209,7 @@ def cancel(workspace: MLClient, name: str, timeout_s: float = CANCEL_WAIT_S) -> 
 
     deadline = Deadline(min(timeout_s, CANCEL_WAIT_S))
     try:
-        wait_poller(Watch(f"fine-tune job {name} cancellation", deadline),
+        wait_poller(Heartbeat(f"fine-tune job {name} cancellation", deadline),
                     workspace.jobs.begin_cancel(name))
     except AzureError as exc:
         raise CleanupError(f"fine-tune job {name} could not be cancelled: "

@@ -1,65 +1,25 @@
-"""Long Azure waits that say what they wait for (logger ``harness``, INFO).
+"""Waiting on azure-core's pollers so that a long wait still says what it waits for.
 
-A nightly run waits hours on a job and many minutes on a cluster, an endpoint and a
-deployment. Each wait logs a line whenever the state changes and a heartbeat at least every
-five minutes in between: what it waits for, its state, how long it has waited and its deadline,
-and the studio URL for jobs. Nothing secret goes into these lines (names, states, URLs only).
+A nightly run waits many minutes on a cluster, an endpoint and a deployment. The SDK's poller
+would block silently until done; here it is waited on in slices no longer than the heartbeat
+(``harness.waiting.Heartbeat``: a line on logger ``harness`` at every state change and at least
+every five minutes, with the time waited against the deadline).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass, field
-
-from harness.waiting import Deadline, Poller
-
-HEARTBEAT_S = 300.0
-log = logging.getLogger("harness")
+from harness.waiting import Heartbeat, Poller
 
 
-def duration(seconds: float) -> str:
-    """``42m``, ``1h05m``, ``12s``: short enough for a log line."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes = int(seconds // 60)
-    return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+def wait_poller(heartbeat: Heartbeat, poller: Poller) -> bool:
+    """Wait for an SDK poller until the heartbeat's deadline; True when it finished.
 
-
-@dataclass
-class Watch:
-    """One wait's progress log: ``update(state)`` after every look at the resource."""
-
-    what: str  # "fine-tune job brave_job_1", "endpoint ep-x"
-    deadline: Deadline
-    url: str = ""
-    heartbeat_s: float = HEARTBEAT_S
-    state: str | None = None
-    _logged_at: float = field(default_factory=time.monotonic)
-
-    def update(self, state: str) -> None:
-        """Log on a state change, and as a heartbeat when nothing was logged for a while."""
-        now = time.monotonic()
-        changed = state != self.state
-        if not changed and now - self._logged_at < self.heartbeat_s:
-            return
-        waited = now - self.deadline.start
-        where = f" {self.url}" if self.url else ""
-        log.info("%s %s%s, %s of %s deadline%s", self.what, "" if changed else "still ", state,
-                 duration(waited), duration(self.deadline.seconds), where)
-        self.state, self._logged_at = state, now
-
-
-def wait_poller(watch: Watch, poller: Poller) -> bool:
-    """Wait for an SDK poller until the deadline, logging its status; True when it finished.
-
-    The poller is waited on in slices no longer than the heartbeat, so a long wait still logs;
-    a failed operation raises its error from ``poller.wait`` as the SDK does.
+    A failed operation raises its error from ``poller.wait`` as the SDK does.
     """
+    deadline = heartbeat.deadline
     while True:
-        poller.wait(timeout=min(watch.deadline.remaining, watch.heartbeat_s))
+        poller.wait(timeout=min(deadline.remaining, heartbeat.every_s))
         done = poller.done()
-        watch.update(str(getattr(poller, "status", lambda: "InProgress")()))
-        if done or watch.deadline.expired:
+        heartbeat.beat(str(getattr(poller, "status", lambda: "InProgress")()))
+        if done or deadline.expired:
             return done
