@@ -204,8 +204,8 @@ def _family_usage(backend: AzureBackend) -> dict[str, tuple[int, int]]:
     try:
         entries = list(backend.workspace.compute.list_usage())
     except AzureError as exc:
-        raise HarnessError(f"cannot read the region's core usage: {service_message(exc)}; "
-                           "check the credential's access to the subscription") from None
+        raise read_failed(exc, "the region's core usage", "the subscription",
+                          "check the subscription settings") from None
     usage: dict[str, tuple[int, int]] = {}
     for entry in entries:
         if "vmfamily" not in str(entry.type or "").casefold():

@@ -139,7 +139,8 @@ def service_message(exc: BaseException) -> str:
     return " ".join(str(text).split()) or type(exc).__name__
 
 
-def read_failed(exc: AzureError, wanted: str, where: str, fix: str) -> HarnessError:
+def read_failed(exc: AzureError, wanted: str, where: str, fix: str,
+                error: type[HarnessError] = HarnessError) -> HarnessError:
     """A read that failed, said plainly. Access is blamed only when the service answered
     401/403; a credential that produced no token says so; anything else quotes the service."""
     from azure.core.exceptions import ClientAuthenticationError
@@ -147,15 +148,15 @@ def read_failed(exc: AzureError, wanted: str, where: str, fix: str) -> HarnessEr
     status = getattr(exc, "status_code", None)
     said = service_message(exc)
     if status in (401, 403):
-        return HarnessError(f"{where} refused to show {wanted} to this credential (HTTP "
-                            f"{status}: {said}); give the identity read access, or {fix}")
+        return error(f"{where} refused to show {wanted} to this credential (HTTP {status}: "
+                     f"{said}); give the identity read access, or {fix}")
     if status is None and isinstance(exc, ClientAuthenticationError):
-        return HarnessError(f"no token to read {wanted} from {where}: {said}; configure a "
-                            "credential DefaultAzureCredential finds (in CI: AZURE_CLIENT_ID, "
-                            "AZURE_TENANT_ID, AZURE_CLIENT_SECRET)")
+        return error(f"no token to read {wanted} from {where}: {said}; configure a credential "
+                     "DefaultAzureCredential finds (in CI: AZURE_CLIENT_ID, AZURE_TENANT_ID, "
+                     "AZURE_CLIENT_SECRET)")
     code = f"HTTP {status}: " if status else ""
-    return HarnessError(f"cannot read {wanted} from {where} ({code}{said}); retry later, or "
-                        f"check the network, or {fix}")
+    return error(f"cannot read {wanted} from {where} ({code}{said}); retry later, or check "
+                 f"the network, or {fix}")
 
 
 def is_quota(text: str) -> bool:

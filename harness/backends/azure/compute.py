@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.azure.clients import is_quota, service_message, status_text
+from harness.backends.azure.clients import is_quota, read_failed, service_message, status_text
 from harness.backends.azure.progress import wait_poller
 from harness.compute import check_finetune_sku, default_finetune_sku, gpus_for_sku
 from harness.config import BY_NAME
@@ -50,9 +50,8 @@ def list_sizes(workspace: MLClient) -> list[VmSize]:
     try:
         found = list(workspace.compute.list_sizes())
     except AzureError as exc:
-        raise ComputeError(f"cannot list the VM sizes of the workspace's region: "
-                           f"{service_message(exc)}; check the credential's access to the "
-                           "workspace") from None
+        raise read_failed(exc, "the VM sizes of its region", "the workspace",
+                          "check the workspace settings", ComputeError) from None
     return [VmSize(str(s.name), gpus=int(s.gpus or 0),
                    vcpus=int(getattr(s, "vCPUs", None) or s.v_cp_us or 0),
                    family=str(s.family or "")) for s in found]
@@ -84,8 +83,8 @@ def existing(workspace: MLClient, name: str) -> Any:
     except ResourceNotFoundError:
         return None
     except AzureError as exc:
-        raise ComputeError(f"cannot read compute cluster {name}: {service_message(exc)}; "
-                           "check the credential's access to the workspace") from None
+        raise read_failed(exc, f"compute cluster {name}", "the workspace",
+                          "check the workspace settings", ComputeError) from None
 
 
 def _create(workspace: MLClient, name: str, size: str, tags: Mapping[str, str],

@@ -80,7 +80,7 @@ def begin_create_endpoint(workspace: MLClient, name: str, tags: Mapping[str, str
     except AzureError as exc:
         said = service_message(exc)
         raise DeploymentError(f"endpoint {name} could not be created: {said}; " + _quota_hint(
-            said, "check the name and the credential's rights on the workspace")) from None
+            said, "check the name and the service's message")) from None
     return poller
 
 

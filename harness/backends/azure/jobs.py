@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.azure.clients import is_quota, service_message, status_text
+from harness.backends.azure.clients import is_quota, read_failed, service_message, status_text
 from harness.backends.azure.progress import wait_poller
 from harness.config import BY_NAME
-from harness.errors import CleanupError, DataError, HarnessError, JobError, ParameterError
+from harness.errors import CleanupError, DataError, JobError, ParameterError
 from harness.waiting import Deadline, Heartbeat, short_duration
 
 if TYPE_CHECKING:
@@ -48,11 +48,9 @@ def get_component(registry: MLClient, registry_name: str) -> Any:
     try:
         return registry.components.get(COMPONENT, label="latest")
     except AzureError as exc:
-        raise HarnessError(
-            f"cannot read component {COMPONENT} (label latest) from registry {registry_name}: "
-            f"{service_message(exc)}; check {BY_NAME['azure_registry'].cli} and the "
-            "credential's access to it"
-        ) from None
+        raise read_failed(exc, f"component {COMPONENT} (label latest)",
+                          f"registry {registry_name}",
+                          f"check {BY_NAME['azure_registry'].cli}") from None
 
 
 def component_inputs(component: Any) -> dict[str, dict[str, Any]]:
@@ -143,8 +141,8 @@ def _get(workspace: MLClient, name: str) -> Any:
     try:
         return workspace.jobs.get(name)
     except AzureError as exc:
-        raise JobError(f"cannot read fine-tune job {name}: {service_message(exc)}; check the "
-                       "credential's access to the workspace") from None
+        raise read_failed(exc, f"fine-tune job {name}", "the workspace",
+                          "check the workspace settings", JobError) from None
 
 
 def wait_for_job(workspace: MLClient, job: JobRun, timeout_s: float, poll_interval_s: float,
