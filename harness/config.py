@@ -78,6 +78,17 @@ def parse_override(text: str) -> tuple[str, str]:
         raise ConfigError(str(exc)) from None
 
 
+def _compute_name(text: str) -> str:
+    from harness.naming import compute_name_problems
+
+    problems = compute_name_problems(text)
+    if problems:
+        raise ValueError(f"not a valid Azure compute name ({'; '.join(problems)}): 3-24 "
+                         "letters, digits or '-', a letter first, each '-' followed later by a "
+                         "letter")
+    return text
+
+
 def _override(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
@@ -123,6 +134,7 @@ _FLAGS = {
     "history_dir": "--history",
     "workspace_dir": "--workspace",
     "resource_ttl_h": "--resource-ttl",
+    "job_not_responding_grace_s": "--job-not-responding-grace",
     **{f"{stage}_timeout_s": f"--{stage}-timeout"
        for stage in ("compute", "job", "endpoint", "deployment", "scoring", "delete")},
 }
@@ -142,10 +154,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("model_name", "foundation model to fine-tune", per_backend={
         "local": "Phi-3-tiny-ultrachat", "azure": "Phi-3-mini-4k-instruct"}),
     Option("model_version", "model version, or a label such as latest", default="latest"),
-    Option("compute_name", "compute cluster to use or create", per_backend={
+    Option("compute_name", "compute cluster to use or create (unique in the Azure region)",
+           _compute_name, per_backend={
         "local": "local", "azure": "harness-finetune-gpu"}),
-    Option("compute_sku", "VM size of a created cluster (default: first allow-listed)"),
-    Option("instance_type", "inference instance type (default: first allow-listed)"),
+    Option("compute_sku", "VM size of a created cluster (default: the first allow-listed size "
+           "that is not retired and is offered in the region)"),
+    Option("instance_type", "inference instance type (default: the first allow-listed type "
+           "that is not retired and is offered in the region)"),
+    Option("strict_deprecation", "fail instead of warning when the model is past its "
+           "fine-tune retirement date", _bool, False, flag=True),
     Option("dataset", "hub id or local directory in the ultrachat_200k layout", per_backend={
         "local": _local_dataset(), "azure": "HuggingFaceH4/ultrachat_200k"}),
     Option("dataset_percent", "percent of each split to use, in (0, 100]", _percent,
@@ -162,6 +179,8 @@ OPTIONS: tuple[Option, ...] = (
            per_backend={"local": 60.0, "azure": 1800.0}),
     Option("job_timeout_s", "deadline for the fine-tune job, seconds", _seconds,
            per_backend={"local": 900.0, "azure": 6 * 3600.0}),
+    Option("job_not_responding_grace_s", "how long a job may stay NotResponding before the "
+           "run fails, seconds", _seconds, 1800.0),
     Option("endpoint_timeout_s", "deadline for endpoint creation, seconds", _seconds,
            per_backend={"local": 120.0, "azure": 1800.0}),
     Option("deployment_timeout_s", "deadline for the deployment, seconds", _seconds,
@@ -206,6 +225,7 @@ class HarnessConfig:
     compute_name: str
     compute_sku: str | None
     instance_type: str | None
+    strict_deprecation: bool
     dataset: str
     dataset_percent: float
     allow_invalid_rows: bool
@@ -215,6 +235,7 @@ class HarnessConfig:
     scoring_samples: int
     compute_timeout_s: float
     job_timeout_s: float
+    job_not_responding_grace_s: float
     endpoint_timeout_s: float
     deployment_timeout_s: float
     scoring_timeout_s: float

@@ -9,12 +9,14 @@ creates each resource once per run, also under pytest-xdist. Each workflow step 
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness import compute, config, finetune, naming
+from harness import compute, config, finetune, naming, tags
 from harness.backends.base import (
     Compute,
     Deployment,
@@ -27,12 +29,13 @@ from harness.lifecycle import Register, ResourceTracker
 from harness.progress import Progress
 
 if TYPE_CHECKING:
-    from harness.backends.base import Backend, TrainingMetrics
+    from harness.backends.base import Backend, TrainingMetrics, VmSize
     from harness.data import PreparedData, ScoringCase
     from harness.quality import LikelihoodComparison
     from harness.scoring import Sample, Samples
     from harness.tags import ModelCard
 
+log = logging.getLogger("harness")
 CONFIG = pytest.StashKey[config.HarnessConfig]()
 TRACKER = pytest.StashKey[ResourceTracker]()
 PROGRESS = pytest.StashKey[Progress]()
@@ -84,27 +87,46 @@ def ownership_tags(harness_config: config.HarnessConfig) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def foundation_model(backend: Backend, harness_config: config.HarnessConfig,
                      harness_progress: Progress) -> ModelCard:
+    """The model card; past its fine-tune retirement date a warning (an error with
+    --strict-deprecation)."""
     wanted = f"{harness_config.model_name} ({harness_config.model_version})"
     with harness_progress.stage("foundation_model", f"{wanted} from the {backend.name} registry"):
         card = backend.get_foundation_model(harness_config.model_name,
                                             harness_config.model_version)
     harness_progress.record("model", **card.report_fields())
+    sources = ", ".join(f"{key} from {source}" for key, source in card.sources().items())
+    log.info("foundation model %s: %s; %s", card.label, sources, card.deprecation.describe())
+    notice = tags.retirement_notice(card, harness_config.strict_deprecation)
+    if notice:
+        log.warning(notice)
+        warnings.warn(tags.RetiredModelWarning(notice), stacklevel=1)
     return card
 
 
 @pytest.fixture(scope="session")
-def finetune_compute_sku(foundation_model: ModelCard, harness_config: config.HarnessConfig
-                         ) -> str | None:
-    """The SKU asked for, checked against the model; None lets the backend choose."""
-    if harness_config.compute_sku is not None:
-        compute.check_finetune_sku(foundation_model, harness_config.compute_sku)
+def region_vm_sizes(backend: Backend) -> tuple[VmSize, ...]:
+    """The VM sizes the workspace's region offers; every size choice must be among them."""
+    return tuple(backend.list_vm_sizes())
+
+
+@pytest.fixture(scope="session")
+def finetune_compute_sku(foundation_model: ModelCard, harness_config: config.HarnessConfig,
+                         region_vm_sizes: tuple[VmSize, ...]) -> str | None:
+    """The SKU asked for, checked (allowed, not retired, offered); None lets the backend take
+    the default, which must exist before anything is created."""
+    offered = [size.name for size in region_vm_sizes]
+    if harness_config.compute_sku is None:
+        compute.default_finetune_sku(foundation_model, offered)
+    else:
+        compute.check_finetune_sku(foundation_model, harness_config.compute_sku, offered)
     return harness_config.compute_sku
 
 
 @pytest.fixture(scope="session")
-def inference_instance_type(foundation_model: ModelCard, harness_config: config.HarnessConfig
-                            ) -> str:
-    return compute.choose_instance_type(foundation_model, harness_config.instance_type)
+def inference_instance_type(foundation_model: ModelCard, harness_config: config.HarnessConfig,
+                            region_vm_sizes: tuple[VmSize, ...]) -> str:
+    offered = [size.name for size in region_vm_sizes]
+    return compute.choose_instance_type(foundation_model, harness_config.instance_type, offered)
 
 
 @pytest.fixture(scope="session")
@@ -353,8 +375,8 @@ def _score(backend: Backend, endpoint: Endpoint, deployment: Deployment, index: 
         return scoring.Sample(index, case.messages, case.reference, 0, "", 0.0, error=str(exc))
     try:
         answer, error = scoring.parse_response(reply.body, reply.status_code).text, ""
-    except ScoringError as exc:
-        answer, error = "", str(exc)
+    except ScoringError as exc:  # the status's meaning, as the service put it, comes first
+        answer, error = "", f"{reply.reason}: {exc}" if reply.reason else str(exc)
     return scoring.Sample(index, case.messages, case.reference, reply.status_code, reply.body,
                           reply.elapsed_s, answer, error)
 

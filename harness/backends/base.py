@@ -67,6 +67,16 @@ class Compute(Handle):
 
 
 @dataclass(frozen=True)
+class VmSize(Handle):
+    """A VM size the workspace's region offers (Azure: ``compute.list_sizes()``)."""
+
+    name: str
+    gpus: int = 0
+    vcpus: int = 0
+    family: str = ""  # the quota family, e.g. standardNCADSA100v4Family
+
+
+@dataclass(frozen=True)
 class JobRun(Handle):
     name: str
     display_name: str
@@ -130,6 +140,12 @@ class ScoringReply(Handle):
     status_code: int
     body: str
     elapsed_s: float = 0.0
+    reason: str = ""  # what the status means, in the service's words where it gives them
+
+    def summary(self, chars: int = 500) -> str:
+        """Status, reason and the start of the body: what a failed test must show."""
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"HTTP {self.status_code}{reason}: {self.body[:chars]!r}"
 
 
 @dataclass(frozen=True)
@@ -153,6 +169,10 @@ class Backend(Protocol):
 
     def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
         """Every version of foundation model ``name`` the registry holds, archived ones too."""
+
+    def list_vm_sizes(self) -> Sequence[VmSize]:
+        """The VM sizes the workspace's region offers: defaults and explicit choices must be
+        among them before anything is created."""
 
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]: ...
 

@@ -39,7 +39,10 @@ def test_foundation_model_resolves_and_its_tags_parse(
         assert foundation_model.version == harness_config.model_version
     assert foundation_model.version and foundation_model.id
     assert foundation_model.task in (None, "chat-completion")
-    assert foundation_model.inference_allow_list, "no inference_compute_allow_list tag"
+    sources = foundation_model.sources()
+    assert foundation_model.inference_allow_list, (
+        f"{foundation_model.label} has no inference allow-list in its system metadata or tags "
+        f"(sources: {sources})")
 
 
 def test_compute_is_allowed_and_has_its_accelerators(
@@ -87,7 +90,9 @@ def test_model_is_registered_with_lineage_to_the_job(
 ) -> None:
     """Lineage as the registry reports it for the registered model, not as the client sent it."""
     assert finetuned_model.name == finetuned_model_name(foundation_model.name)
-    assert finetuned_model.job_name == finetune_job.name
+    assert finetuned_model.job_name == finetune_job.name, (
+        f"the registry reports {finetuned_model.ref} as the output of job "
+        f"{finetuned_model.job_name or '(none)'}, not of {finetune_job.name}")
 
 
 def test_endpoint_is_provisioned_with_key_auth(online_endpoint: Endpoint) -> None:
@@ -148,7 +153,7 @@ def test_a_raw_https_request_with_the_endpoint_key_is_answered(
     """What a client outside the SDK does: POST the scoring URI with the key."""
     key = backend.endpoint_key(online_endpoint)
     reply = backend.invoke_raw(online_endpoint, scoring_requests[0], key=key)
-    assert reply.status_code == 200, f"{reply.status_code}: {reply.body[:300]}"
+    assert reply.status_code == 200, reply.summary()
     assert scoring.parse_response(reply.body, reply.status_code).text.strip()
 
 
@@ -158,4 +163,4 @@ def test_request_without_the_key_is_rejected(
 ) -> None:
     for key in (None, "not-the-endpoint-key"):
         reply = backend.invoke_raw(online_endpoint, scoring_requests[0], key=key)
-        assert reply.status_code in (401, 403), f"key {key!r}: {reply.status_code} {reply.body}"
+        assert reply.status_code in (401, 403), f"key {key!r}: {reply.summary()}"

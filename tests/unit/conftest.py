@@ -1,17 +1,19 @@
-"""Unit tests are offline by construction: any non-loopback connection or DNS lookup fails."""
+"""Unit tests are offline by construction: any non-loopback connection or DNS lookup fails.
+
+The ``azure`` fixture gives a test the fake of Azure ML (``azure_fake``) and an AzureBackend
+wired to it, typed (``AzureRig``).
+"""
 
 from __future__ import annotations
 
-import functools
-import importlib
 import ipaddress
 import socket
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from azure_fake import AzureRig, fake_azure
 
 
 class NetworkBlocked(RuntimeError):
@@ -71,24 +73,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.unit)
 
 
-# Modules whose slow part runs in child processes started at collection; each has STARTED,
-# start_scenarios(root) and stop_scenarios(started, root).
-BACKGROUND = ("test_azure_suite",)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the slow subprocess scenarios of the BACKGROUND modules once they are selected, so
-    they use the second core while the rest of the suite runs; their tests move to the end,
-    where they only collect the results."""
-    if session.config.option.collectonly:
-        return
-    for name in BACKGROUND:
-        items = session.items
-        slow = [item for item in items if f"{name}.py::" in item.nodeid]
-        if not slow:
-            continue
-        items[:] = [item for item in items if item not in slow] + slow
-        module = importlib.import_module(name)
-        root = Path(tempfile.mkdtemp(prefix=f"harness-{name}-"))
-        started = session.config.stash[module.STARTED] = module.start_scenarios(root)
-        session.config.add_cleanup(functools.partial(module.stop_scenarios, started, root))
+@pytest.fixture()
+def azure() -> Iterator[AzureRig]:
+    """A fake Azure ML workspace and registry, and a backend that talks to them."""
+    with fake_azure() as rig:
+        yield rig

@@ -25,6 +25,7 @@ from harness.backends.base import (
     RegisteredModel,
     ScoringReply,
     TrainingMetrics,
+    VmSize,
 )
 from harness.data import PreparedData
 from harness.errors import HarnessError
@@ -72,6 +73,9 @@ class FakeBackend:
 
     def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
         return [RegistryVersion("1")]
+
+    def list_vm_sizes(self) -> Sequence[VmSize]:
+        return [VmSize("Fake_GPU_1", gpus=1, vcpus=8), VmSize("Fake_Infer", gpus=1, vcpus=8)]
 
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return finetune.load_component_inputs()

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         RegisteredModel,
         ScoringReply,
         TrainingMetrics,
+        VmSize,
     )
     from harness.config import HarnessConfig
     from harness.data import PreparedData
@@ -70,6 +71,9 @@ class AzureBackend:
     def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
         return models.list_versions(self.clients.registry, self.config.azure_registry, name)
 
+    def list_vm_sizes(self) -> Sequence[VmSize]:
+        return compute.list_sizes(self.workspace)
+
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return jobs.component_inputs(self._component)
 
@@ -86,7 +90,8 @@ class AzureBackend:
         return jobs.submit(self.workspace, job, self.config.experiment_name)
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
-        return jobs.wait_for_job(self.workspace, job, timeout_s, self.poll_interval_s)
+        return jobs.wait_for_job(self.workspace, job, timeout_s, self.poll_interval_s,
+                                 self.config.job_not_responding_grace_s)
 
     def get_job(self, name: str) -> JobRun:
         return jobs.get_job(self.workspace, name)
@@ -121,7 +126,8 @@ class AzureBackend:
 
     def invoke(self, endpoint: Endpoint, deployment: Deployment,
                request: Mapping[str, Any]) -> ScoringReply:
-        return scoring.invoke(self.workspace, endpoint, deployment, request)
+        return scoring.invoke(self.workspace, endpoint, deployment, request,
+                              self.config.scoring_timeout_s)
 
     def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any],
                    key: str | None) -> ScoringReply:

@@ -27,6 +27,7 @@ from harness.backends.base import (
     RegisteredModel,
     ScoringReply,
     TrainingMetrics,
+    VmSize,
 )
 from harness.backends.local import (
     compute,
@@ -70,6 +71,9 @@ class LocalBackend:
 
     def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
         return models.list_versions(self.ws, name)
+
+    def list_vm_sizes(self) -> Sequence[VmSize]:
+        return compute.vm_sizes()
 
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return load_component_inputs()
