@@ -1,9 +1,12 @@
 """``python -m harness``: the harness's commands (``python -m harness --help`` lists them).
 
 ``plan`` runs every decision the suite would make before creating anything (SKU, parameters,
-names, tags) so that a bad option or a malformed model tag is found in a second, offline.
+names, tags) so that a bad option or a malformed model card is found in a second, offline.
+``check`` asks a live Azure workspace, read-only, whether a nightly run could start.
 ``sweep`` deletes owned, expired resources left by earlier runs and never touches the others.
 ``register-model`` registers a real checkpoint as a foundation model of the local backend.
+``versions`` lists a model's registry versions and which still lack a passing run (for a CI
+matrix); ``compare`` compares two run reports and fails on a regression.
 """
 
 from __future__ import annotations
@@ -17,17 +20,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from harness import compute, config, finetune, lifecycle, naming
-from harness.backends.base import ResourceKind, delete_resource
+from harness import compute, config, finetune, lifecycle, naming, tags
+from harness.backends.base import ResourceKind, VmSize, delete_resource
 from harness.errors import ConfigError, HarnessError
 from harness.tags import ModelCard, model_card
 
 if TYPE_CHECKING:
     from harness.backends.base import Backend, OwnedResource
 
-SHIPPED_MODEL_CARD = Path(__file__).parent / "resources" / "phi-3-mini-4k-instruct.tags.json"
+SHIPPED_MODEL_CARD = Path(__file__).parent / "resources" / "phi-3-mini-4k-instruct.model.json"
 EXIT_REFUSED = 2
 EXIT_DELETE_FAILED = 1
+EXIT_CHECK_FAILED = 1
 _UNITS_H = {"s": 1 / 3600, "m": 1 / 60, "h": 1.0, "d": 24.0}
 
 
@@ -57,29 +61,64 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def load_model_card(path: Path, default_version: str = "latest") -> ModelCard:
-    """A card from a JSON file shaped like the registry's answer (name, version, tags)."""
+    """A card from a JSON file shaped like the registry's answer: name, version, tags,
+    system_metadata (objects or JSON text) and isArchived."""
     data = _read_json(path, "model card")
-    if not isinstance(data, dict) or not isinstance(data.get("tags"), dict):
-        raise ConfigError(
-            f"model card {path} needs a 'tags' object (and 'name'); see "
-            "tests/unit/data/phi-3-mini-4k-instruct.tags.json for the shape"
-        )
+    shape = ("see harness/resources/phi-3-mini-4k-instruct.model.json for the shape")
+    if not isinstance(data, dict) or not isinstance(data.get("tags", {}), dict) or not (
+            isinstance(data.get("system_metadata", {}), dict)):
+        raise ConfigError(f"model card {path} needs 'tags' and/or 'system_metadata' objects "
+                          f"(and 'name'); {shape}")
+    if "tags" not in data and "system_metadata" not in data:
+        raise ConfigError(f"model card {path} has neither 'tags' nor 'system_metadata'; "
+                          f"{shape}")
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"model card {path} has no 'name'; add the model's registry name")
     version = str(data.get("version") or default_version)
     model_id = str(data.get("id") or f"azureml://registries/azureml/models/{name}/versions/{version}")
-    return model_card(name, version, model_id, data["tags"])
+    return model_card(name, version, model_id, data.get("tags", {}),
+                      data.get("system_metadata", {}), bool(data.get("isArchived")))
+
+
+def load_vm_sizes(path: Path) -> list[VmSize]:
+    """The region's sizes from a JSON file as ``ml_client.compute.list_sizes()`` returns them
+    (a list of objects with ``name`` and optionally ``gpus``, ``v_cp_us``, ``family``), or
+    the REST answer ``{"value": [...]}`` with ``vCPUs``."""
+    data = _read_json(path, "workspace sizes")
+    items = data.get("value") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("name"), str) for i in items):
+        raise ConfigError(f"workspace sizes {path} must be a list of objects with a 'name' (as "
+                          "compute.list_sizes() returns them, or the REST {\"value\": [...]}); "
+                          "`python -m harness check --backend azure` prints the region's sizes")
+    return [VmSize(i["name"], gpus=int(i.get("gpus") or 0),
+                   vcpus=int(i.get("v_cp_us") or i.get("vCPUs") or 0),
+                   family=str(i.get("family") or "")) for i in items]
 
 
 def _plan_parser(sub: Any) -> None:
     plan = sub.add_parser("plan", help="print what a run would do, offline (JSON)")
     plan.add_argument("--model-card", type=Path, default=SHIPPED_MODEL_CARD,
-                      help="JSON with name, version and tags as the registry returns them")
+                      help="JSON with name, version, tags, system_metadata and isArchived as "
+                      "the registry returns them (default: shipped Phi-3-mini-4k-instruct 15)")
     plan.add_argument("--component-inputs", type=Path, default=None,
                       help="JSON with the pipeline component's 'inputs' (default: shipped copy)")
-    plan.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per fine-tune node")
+    plan.add_argument("--workspace-sizes", type=Path, default=None,
+                      help="JSON of the region's VM sizes as compute.list_sizes() returns them; "
+                      "defaults must then be offered there (default: region not checked)")
+    plan.add_argument("--gpus-per-node", type=int, default=None,
+                      help="GPUs per fine-tune node (default: from --workspace-sizes, else 1)")
     config.add_argparse_options(plan)
+
+
+def _check_parser(sub: Any) -> None:
+    check = sub.add_parser("check", help="ask a live Azure workspace, read-only, whether a "
+                           "nightly run could start (model, sizes, quota, endpoints)")
+    check.add_argument("--endpoint-limit", type=int, default=None,
+                       help="online endpoints the subscription may hold per region "
+                       "(default: the documented 50)")
+    config.add_argparse_options(check)
 
 
 def _sweep_parser(sub: Any) -> None:
@@ -101,36 +140,73 @@ def _register_parser(sub: Any) -> None:
     config.add_argparse_options(register)
 
 
+def _versions_parser(sub: Any) -> None:
+    versions = sub.add_parser(
+        "versions", help="list a model's registry versions and whether the history holds a "
+        "passing run of each")
+    versions.add_argument("--unvalidated", action="store_true",
+                          help="only the versions without a passing run (archived ones left out)")
+    versions.add_argument("--include-archived", action="store_true",
+                          help="with --unvalidated: archived versions too")
+    versions.add_argument("--json", action="store_true", help="JSON for a CI matrix")
+    config.add_argparse_options(versions)
+
+
+def _compare_parser(sub: Any) -> None:
+    compare = sub.add_parser("compare", help="compare two run reports (report.json); exit 1 "
+                             "when a figure regressed past its tolerance")
+    compare.add_argument("old", type=Path, help="the baseline report.json")
+    compare.add_argument("new", type=Path, help="the report.json to judge")
+    compare.add_argument("--json", action="store_true", help="the comparison as JSON")
+    compare.add_argument("--tolerance", dest="tolerances", action="append", default=[],
+                         help="figure=fraction (repeatable), e.g. eval_loss_after=0.05")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m harness", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _plan_parser(sub)
+    _check_parser(sub)
     _sweep_parser(sub)
     _register_parser(sub)
+    _versions_parser(sub)
+    _compare_parser(sub)
     return parser
 
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
     """Every decision of a run, without touching a backend."""
     cfg = config.from_namespace(args)
-    if args.gpus_per_node < 1:
+    if args.gpus_per_node is not None and args.gpus_per_node < 1:
         raise ConfigError(f"--gpus-per-node must be at least 1, got {args.gpus_per_node}")
     card = load_model_card(args.model_card, cfg.model_version)
-    sku = compute.choose_finetune_sku(card, cfg.compute_sku)
-    instance_type = compute.choose_instance_type(card, cfg.instance_type)
-    merged = finetune.merge_parameters(card, cfg.finetune_overrides)
+    notice = tags.retirement_notice(card, cfg.strict_deprecation)
+    sizes = None if args.workspace_sizes is None else load_vm_sizes(args.workspace_sizes)
+    offered = None if sizes is None else [size.name for size in sizes]
+    sku = compute.choose_finetune_sku(card, cfg.compute_sku, offered)
+    instance_type = compute.choose_instance_type(card, cfg.instance_type, offered)
+    gpus = args.gpus_per_node or (compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes])
+                                  if sizes else 1)
+    if gpus < 1:
+        raise ConfigError(f"VM size {sku} has no GPU in {args.workspace_sizes}; pass "
+                          "--compute-sku with a GPU size")
     inputs = finetune.load_component_inputs(args.component_inputs)
-    fitted = finetune.fit_to_component(merged, inputs)
+    fitted = finetune.plan_parameters(card, cfg.finetune_overrides, inputs,
+                                      cfg.allow_dropped_params)
     return {
         "run_id": cfg.run_id,
         "backend": cfg.backend,
         "model": {"name": card.name, "version": card.version, "id": card.id},
+        "model_sources": card.sources(),
+        "model_deprecation": card.deprecation.describe(),
+        "warnings": [notice] if notice else [],
+        "region_checked": sizes is not None,
         "compute_sku": sku,
-        "gpus_per_node": args.gpus_per_node,
+        "gpus_per_node": gpus,
         "finetune_parameters": fitted.parameters,
         "dropped_parameters": fitted.dropped,
-        "display_name": finetune.display_name(card.name, fitted.parameters, args.gpus_per_node),
+        "display_name": finetune.display_name(card.name, fitted.parameters, gpus),
         "instance_type": instance_type,
         "endpoint_name": naming.endpoint_name(cfg.run_id),
         "deployment_name": naming.deployment_name(cfg.run_id),
@@ -138,6 +214,36 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": cfg.dataset,
         "dataset_percent": cfg.dataset_percent,
     }
+
+
+def check(args: argparse.Namespace) -> int:
+    """Read-only questions to a live Azure workspace; non-zero when a nightly would fail."""
+    from harness.backends import create_backend
+    from harness.backends.azure import AzureBackend
+    from harness.backends.azure.check import DOCUMENTED_ENDPOINT_LIMIT, FAIL, run
+
+    cfg = config.from_namespace(args)
+    if cfg.backend != "azure":
+        raise ConfigError("check asks a live Azure ML workspace: pass --backend azure (the "
+                          "local backend needs no account and no check)")
+    missing = cfg.missing_azure_settings()
+    if missing:
+        raise ConfigError("check needs " + "; ".join(missing))
+    limit = args.endpoint_limit or DOCUMENTED_ENDPOINT_LIMIT
+    backend = create_backend(cfg)
+    if not isinstance(backend, AzureBackend):
+        raise ConfigError(f"check works on the Azure backend, got {backend.name}")
+    try:
+        findings = run(backend, limit)
+    finally:
+        backend.close(stop_owned=False)
+    for finding in findings:
+        print(finding.line())
+    failed = [f for f in findings if f.level == FAIL]
+    print(f"check: {len(failed)} problem(s); " + (
+        "a nightly run would fail, see the FAIL lines" if failed else
+        "a nightly run could start (quota and capacity can still change)"))
+    return EXIT_CHECK_FAILED if failed else 0
 
 
 def sweep(args: argparse.Namespace) -> int:
@@ -208,6 +314,7 @@ def register_model(args: argparse.Namespace) -> int:
     from harness.backends.local.processes import set_offline
     from harness.backends.local.workspace import Workspace
 
+    naming.check_model_name(args.name, "--name")  # before anything is read or written
     set_offline()  # the checkpoint is loaded here: never reach for the hub
     cfg = config.from_namespace(args)
     source = checkpoints.check_model_dir(args.directory)
@@ -223,7 +330,33 @@ def _print_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"plan": _print_plan, "sweep": sweep, "register-model": register_model}
+def versions(args: argparse.Namespace) -> int:
+    """The registry's versions of the model, against the history's passing runs."""
+    from harness.backends import create_backend
+    from harness.versions import versions_command
+
+    cfg = config.from_namespace(args)
+    backend = create_backend(cfg)
+    try:
+        found = backend.list_model_versions(cfg.model_name)
+    finally:
+        backend.close(stop_owned=True)
+    print(versions_command(cfg.model_name, found, cfg.history_dir, args.unvalidated, args.json,
+                           args.include_archived))
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    from harness.comparison import Tolerances, compare_command
+
+    tolerances = Tolerances.from_mapping(dict(config.parse_override(t) for t in args.tolerances))
+    code, text = compare_command(args.old, args.new, tolerances, args.json)
+    print(text, file=sys.stderr if code == 2 else sys.stdout)
+    return code
+
+
+COMMANDS = {"plan": _print_plan, "check": check, "sweep": sweep,
+            "register-model": register_model, "versions": versions, "compare": compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,11 +70,36 @@ def _run_id(text: str) -> str:
     return text
 
 
+def parse_override(text: str) -> tuple[str, str]:
+    """``key=value`` (a fine-tune parameter or a tolerance); ConfigError when it is not."""
+    try:
+        return _override(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _compute_name(text: str) -> str:
+    from harness.naming import compute_name_problems
+
+    problems = compute_name_problems(text)
+    if problems:
+        raise ValueError(f"not a valid Azure compute name ({'; '.join(problems)}): 3-24 "
+                         "letters, digits or '-', a letter first, each '-' followed later by a "
+                         "letter")
+    return text
+
+
 def _override(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
         raise ValueError(f"{text!r} is not key=value (e.g. learning_rate=2e-5)")
     return key.strip(), value.strip()
+
+
+def _compare_to(text: str) -> str:
+    if text != "last" and not Path(text).expanduser().is_file():
+        raise ValueError("must be `last` or the path of an existing report.json")
+    return text
 
 
 @dataclass(frozen=True)
@@ -104,8 +130,11 @@ class Option:
 
 _FLAGS = {
     "finetune_params": "--finetune-param",
+    "tolerances": "--tolerance",
+    "history_dir": "--history",
     "workspace_dir": "--workspace",
     "resource_ttl_h": "--resource-ttl",
+    "job_not_responding_grace_s": "--job-not-responding-grace",
     **{f"{stage}_timeout_s": f"--{stage}-timeout"
        for stage in ("compute", "job", "endpoint", "deployment", "scoring", "delete")},
 }
@@ -125,10 +154,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("model_name", "foundation model to fine-tune", per_backend={
         "local": "Phi-3-tiny-ultrachat", "azure": "Phi-3-mini-4k-instruct"}),
     Option("model_version", "model version, or a label such as latest", default="latest"),
-    Option("compute_name", "compute cluster to use or create", per_backend={
+    Option("compute_name", "compute cluster to use or create (unique in the Azure region)",
+           _compute_name, per_backend={
         "local": "local", "azure": "harness-finetune-gpu"}),
-    Option("compute_sku", "VM size of a created cluster (default: first allow-listed)"),
-    Option("instance_type", "inference instance type (default: first allow-listed)"),
+    Option("compute_sku", "VM size of a created cluster (default: the first allow-listed size "
+           "that is not retired and is offered in the region)"),
+    Option("instance_type", "inference instance type (default: the first allow-listed type "
+           "that is not retired and is offered in the region)"),
+    Option("strict_deprecation", "fail instead of warning when the model is past its "
+           "fine-tune retirement date", _bool, False, flag=True),
     Option("dataset", "hub id or local directory in the ultrachat_200k layout", per_backend={
         "local": _local_dataset(), "azure": "HuggingFaceH4/ultrachat_200k"}),
     Option("dataset_percent", "percent of each split to use, in (0, 100]", _percent,
@@ -137,12 +171,16 @@ OPTIONS: tuple[Option, ...] = (
            flag=True),
     Option("finetune_params", "override a fine-tune parameter, key=value (repeatable)",
            _override, (), repeat=True),
+    Option("allow_dropped_params", "drop --finetune-param keys that are no input of the "
+           "fine-tune component instead of failing", _bool, False, flag=True),
     Option("run_id", "id stamped on every resource (default: generated)", _run_id),
     Option("scoring_samples", "test_gen conversations to score", _positive_int, 3),
     Option("compute_timeout_s", "deadline for compute creation, seconds", _seconds,
            per_backend={"local": 60.0, "azure": 1800.0}),
     Option("job_timeout_s", "deadline for the fine-tune job, seconds", _seconds,
            per_backend={"local": 900.0, "azure": 6 * 3600.0}),
+    Option("job_not_responding_grace_s", "how long a job may stay NotResponding before the "
+           "run fails, seconds", _seconds, 1800.0),
     Option("endpoint_timeout_s", "deadline for endpoint creation, seconds", _seconds,
            per_backend={"local": 120.0, "azure": 1800.0}),
     Option("deployment_timeout_s", "deadline for the deployment, seconds", _seconds,
@@ -157,6 +195,14 @@ OPTIONS: tuple[Option, ...] = (
            env=("HARNESS_WORKSPACE",)),
     Option("resource_ttl_h", "hours after which the sweep may delete a resource", _hours, 6.0),
     Option("experiment_name", "experiment the job is filed under"),
+    Option("report_dir", "where the run report is written (report.json, .md, .html, plots)",
+           Path, Path("harness-report")),
+    Option("history_dir", "history of run reports, by model name and version (default: "
+           "<workspace>/history locally, ./harness-history on Azure)", Path, None),
+    Option("compare_to", "compare this run with `last` (the last passing run of the model in "
+           "the history) or a report.json, and fail on a regression", _compare_to),
+    Option("tolerances", "relative tolerance of a compared figure, figure=fraction (repeatable; "
+           "e.g. eval_loss_after=0.05)", _override, (), repeat=True),
     Option("azure_subscription_id", "Azure subscription id", env=("AZURE_SUBSCRIPTION_ID",)),
     Option("azure_resource_group", "Azure resource group", env=("AZURE_RESOURCE_GROUP",)),
     Option("azure_workspace", "Azure ML workspace name", env=("AZURE_ML_WORKSPACE",)),
@@ -179,14 +225,17 @@ class HarnessConfig:
     compute_name: str
     compute_sku: str | None
     instance_type: str | None
+    strict_deprecation: bool
     dataset: str
     dataset_percent: float
     allow_invalid_rows: bool
     finetune_params: tuple[tuple[str, str], ...]
+    allow_dropped_params: bool
     run_id: str
     scoring_samples: int
     compute_timeout_s: float
     job_timeout_s: float
+    job_not_responding_grace_s: float
     endpoint_timeout_s: float
     deployment_timeout_s: float
     scoring_timeout_s: float
@@ -195,6 +244,10 @@ class HarnessConfig:
     workspace_dir: Path
     resource_ttl_h: float
     experiment_name: str
+    report_dir: Path
+    history_dir: Path
+    compare_to: str | None
+    tolerances: tuple[tuple[str, str], ...]
     azure_subscription_id: str | None
     azure_resource_group: str | None
     azure_workspace: str | None
@@ -218,6 +271,11 @@ class HarnessConfig:
             return []
         return [f"{BY_NAME[n].cli} (or {BY_NAME[n].env_names[-1]})" for n in missing] + [
             "or a workspace config file (--azure-config-file, default ./config.json)"]
+
+    def report_options(self) -> dict[str, str]:
+        """Every setting as text with its source, for the run report."""
+        return {n: f"{_show(getattr(self, n))} ({self.sources.get(n, 'default')})"
+                for n in BY_NAME}
 
     def header_lines(self) -> list[str]:
         """The report header: every value that is not a plain default, then the defaults."""
@@ -299,6 +357,55 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["workspace_dir"] is None:
         values["workspace_dir"], sources["workspace_dir"] = _default_workspace(), "default"
     values["workspace_dir"] = Path(values["workspace_dir"]).expanduser().resolve()
+    if values["history_dir"] is None:
+        local = values["backend"] == "local"
+        values["history_dir"] = values["workspace_dir"] / "history" if local else Path(
+            "harness-history")
+        sources["history_dir"] = f"default for the {values['backend']} backend"
+    for name in ("report_dir", "history_dir"):
+        values[name] = Path(values[name]).expanduser().resolve()
+
+
+def workspace_problem(path: Path) -> str | None:
+    """Why the local workspace cannot live at ``path``, or None; leaves nothing behind.
+
+    The deepest part of the path that exists must be a directory this process can create
+    files in. That is tried, not read from permission bits, which say nothing about root or
+    a read-only mount.
+    """
+    existing = path
+    try:
+        while not existing.exists():
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:
+        return f"{existing} cannot be inspected ({exc.strerror or exc})"
+    if not is_dir:
+        return f"{existing} is a file, not a directory"
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".harness-probe-").cleanup()
+    except OSError as exc:
+        return f"{existing} is not writable ({exc.strerror or exc})"
+    return None
+
+
+def check_workspace_dir(path: Path, source: str | None = None) -> None:
+    """ConfigError naming --workspace (and where the value came from) when ``path`` cannot
+    hold the local workspace."""
+    problem = workspace_problem(path)
+    if problem:
+        example = Path(tempfile.gettempdir()) / "harness-workspace"
+        where = f"{source}: " if source else ""
+        raise ConfigError(
+            f"{where}the local workspace {path} cannot be used: {problem}; pass --workspace "
+            f"(or set HARNESS_WORKSPACE) with a directory you can write, e.g. {example}"
+        )
+
+
+def check_workspace(cfg: HarnessConfig) -> None:
+    """The local backend's workspace, checked at start-up (the Azure backend has none)."""
+    if cfg.backend == "local":
+        check_workspace_dir(cfg.workspace_dir, cfg.sources.get("workspace_dir"))
 
 
 def add_argparse_options(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError
+from harness.files import write_atomic
 from harness.scoring import ROLES
 
 SPLITS = ("train_sft", "test_sft", "train_gen", "test_gen")
@@ -27,6 +28,7 @@ HUB_DATASET = "HuggingFaceH4/ultrachat_200k"
 SHIPPED_DATASET = Path(__file__).resolve().parent / "resources" / "ultrachat_mini"
 LAYOUT = "data/{split}-00000-of-00001.parquet (or .jsonl) for " + ", ".join(SPLITS)
 LISTED_INVALID = 20
+MESSAGE_SHAPE = '{"role": string, "content": string} objects'
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,20 @@ def _next_step(source: str, error: BaseException) -> str:
         return (f"the Hugging Face Hub is unreachable or offline mode is on (HF_HUB_OFFLINE, "
                 f"HF_DATASETS_OFFLINE) and the dataset is not in the cache; use --dataset with a "
                 f"local directory in the ultrachat_200k layout ({LAYOUT}), e.g. {SHIPPED_DATASET}")
-    if "Unknown split" in str(error) or os.path.isdir(source):
+    if "Unknown split" in str(error):
         return f"the dataset must hold every split in the ultrachat_200k layout ({LAYOUT})"
+    if os.path.isdir(source):
+        return (f"a data file could not be read ({_root_cause(error)}); check the files of "
+                f"the ultrachat_200k layout ({LAYOUT})")
     return (f"check the hub id, or use --dataset with a local directory in the ultrachat_200k "
             f"layout ({LAYOUT})")
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost exception of a chain: datasets wraps the reader's error in its own."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
 
 
 def _load_split(source: str, split: str, percent: float, cache_dir: Path | None
@@ -163,14 +175,11 @@ def _message_problem(message: Any) -> str | None:
     return None
 
 
-def validate_row(row: Mapping[str, Any]) -> str | None:
-    """Why a row cannot train or score a chat model, or None when it can."""
-    prompt_id = row.get("prompt_id")
-    if not isinstance(prompt_id, str) or not prompt_id.strip():
-        return f"prompt_id is {_describe(prompt_id)}; expected a non-empty string"
-    if not isinstance(row.get("prompt"), str):
-        return f"prompt is {_describe(row.get('prompt'))}; expected a string"
-    messages = row.get("messages")
+def conversation_problem(messages: Any) -> str | None:
+    """Why a list of chat messages cannot train or prompt a chat model, or None when it can.
+
+    The local endpoint applies the same rule to what it is asked to answer.
+    """
     if not isinstance(messages, list | tuple) or not messages:
         return f"messages is {_describe(messages)}; expected a non-empty list"
     for index, message in enumerate(messages):
@@ -180,6 +189,141 @@ def validate_row(row: Mapping[str, Any]) -> str | None:
     if not any(message["role"] == "user" for message in messages):
         return "no message has role 'user'; expected at least one user turn"
     return None
+
+
+def validate_row(row: Mapping[str, Any]) -> str | None:
+    """Why a row cannot train or score a chat model, or None when it can."""
+    prompt_id = row.get("prompt_id")
+    if not isinstance(prompt_id, str) or not prompt_id.strip():
+        return f"prompt_id is {_describe(prompt_id)}; expected a non-empty string"
+    if not isinstance(row.get("prompt"), str):
+        return f"prompt is {_describe(row.get('prompt'))}; expected a string"
+    return conversation_problem(row.get("messages"))
+
+
+def _field_problem(row: Mapping[str, Any]) -> str | None:
+    """A field whose JSON type stops the row from loading (or makes datasets convert it).
+
+    Missing and null values load; validate_row judges them with the other rows.
+    """
+    for name in ("prompt", "prompt_id"):
+        if not isinstance(row.get(name), str | None):
+            return f"field {name} is {_describe(row[name])}; expected a string"
+    messages = row.get("messages")
+    if not isinstance(messages, list | None):
+        return f"field messages is {_describe(messages)}; expected a list of {MESSAGE_SHAPE}"
+    for index, message in enumerate(messages or []):
+        if not isinstance(message, dict | None):
+            return f"field messages[{index}] is {_describe(message)}; expected an object"
+        for key in ("role", "content"):
+            value = (message or {}).get(key)
+            if not isinstance(value, str | None):
+                return f"field messages[{index}].{key} is {_describe(value)}; expected a string"
+    return None
+
+
+def _line_problem(raw: bytes) -> str | None:
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        return f"is not UTF-8 text ({error.reason} at byte {error.start})"
+    except json.JSONDecodeError as error:
+        return f"is not JSON ({error.msg} at column {error.colno})"
+    except RecursionError:
+        return "is not JSON that can be read (nested too deeply)"
+    if not isinstance(row, dict):
+        return f"is a JSON {type(row).__name__}; expected an object"
+    return _field_problem(row)
+
+
+def _json_problems(path: Path) -> list[str]:
+    """A .json file holds one array of rows (datasets reads that too) or JSON Lines."""
+    with path.open("rb") as handle:
+        starts_as_array = handle.read(4096).lstrip().startswith(b"[")
+    if not starts_as_array:
+        return _jsonl_problems(path)
+    try:
+        rows = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as error:
+        return [f"{path}: is not a JSON array of rows ({error})"]
+    problems = []
+    for index, row in enumerate(rows):
+        problem = (_field_problem(row) if isinstance(row, dict)
+                   else f"is a JSON {type(row).__name__}; expected an object")
+        if problem:
+            problems.append(f"{path} item {index}: {problem}")
+    return problems
+
+
+def _jsonl_problems(path: Path) -> list[str]:
+    problems = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            problem = _line_problem(raw) if raw.strip() else None
+            if problem:
+                problems.append(f"{path} line {number}: {problem}")
+    return problems
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow.types as pat
+
+    return bool(pat.is_string(kind) or pat.is_large_string(kind) or pat.is_null(kind))
+
+
+def _is_messages(kind: Any) -> bool:
+    import pyarrow.types as pat
+
+    if pat.is_null(kind):
+        return True
+    if not (pat.is_list(kind) or pat.is_large_list(kind)):
+        return False
+    item = kind.value_type
+    if pat.is_null(item):
+        return True
+    return bool(pat.is_struct(item)) and all(
+        _is_text(item.field(key).type) for key in ("role", "content")
+        if item.get_field_index(key) >= 0)
+
+
+def _parquet_problems(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, ValueError) as error:
+        return [f"{path}: is not a Parquet file ({error})"]
+    problems = [f"{path}: column {name} has type {schema.field(name).type}; expected a string"
+                for name in ("prompt", "prompt_id")
+                if name in schema.names and not _is_text(schema.field(name).type)]
+    if "messages" in schema.names and not _is_messages(schema.field("messages").type):
+        problems.append(f"{path}: column messages has type {schema.field('messages').type}; "
+                        f"expected a list of {MESSAGE_SHAPE}")
+    return problems
+
+
+def check_data_files(directory: Path) -> None:
+    """A local dataset's files in data/ can load as the ultrachat schema, or one DataError
+    naming every file, line and field that cannot. Without this, datasets fails on the first
+    bad line without naming it (or in another split's name), or turns a number into text."""
+    folder = directory / "data"
+    problems: list[str] = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.suffix == ".jsonl":
+            problems += _jsonl_problems(path)
+        elif path.suffix == ".json":
+            problems += _json_problems(path)
+        elif path.suffix == ".parquet":
+            problems += _parquet_problems(path)
+    if problems:
+        listed = "\n  ".join(problems[:LISTED_INVALID])
+        more = len(problems) - LISTED_INVALID
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        raise DataError(
+            f"dataset {directory} has {len(problems)} line(s) or column(s) that cannot load:"
+            f"\n  {listed}{tail}\nexpected one JSON object per line (or Parquet columns) with "
+            f"prompt and prompt_id strings and messages, a list of {MESSAGE_SHAPE}; fix them "
+            "(--allow-invalid-rows drops rows that load but are invalid, not these)")
 
 
 def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -225,16 +369,8 @@ def _require_rows(source: str, percent: float, loaded: Mapping[str, list[Any]],
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Written beside the target and renamed, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    """Written atomically, so a reader (another xdist worker) never sees half a file."""
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
@@ -272,6 +408,8 @@ def prepare(source: str, percent: float, out_dir: Path, allow_invalid: bool = Fa
     """
     check_percent(percent)
     resolved = resolve_source(source)
+    if Path(resolved).is_dir():
+        check_data_files(Path(resolved))
     with tempfile.TemporaryDirectory(prefix="harness-datasets-") as scratch:
         if cache_dir is None and Path(resolved).is_dir():
             cache_dir = Path(scratch)
@@ -297,8 +435,29 @@ def _ending_with_user(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in messages[: last + 1]]
 
 
+@dataclass(frozen=True)
+class ScoringCase:
+    """A scoring request's conversation and the dataset's answer to it (None if it has none)."""
+
+    messages: list[dict[str, str]]
+    reference: str | None
+
+
+def _case(messages: list[dict[str, Any]]) -> ScoringCase:
+    prompt = _ending_with_user(messages)
+    after = messages[len(prompt)] if len(prompt) < len(messages) else None
+    reference = after["content"] if after and after["role"] == "assistant" else None
+    return ScoringCase(prompt, reference)
+
+
 def scoring_samples(data: PreparedData, n: int) -> list[list[dict[str, str]]]:
     """The first ``n`` usable test_gen conversations, each cut to end with a user turn."""
+    return [case.messages for case in scoring_cases(data, n)]
+
+
+def scoring_cases(data: PreparedData, n: int) -> list[ScoringCase]:
+    """The first ``n`` usable test_gen conversations, each cut to end with a user turn, with
+    the assistant turn that answered it as the reference for the answer's quality score."""
     if n < 1:
         raise DataError(f"scoring sample count {n} is below 1; pass --scoring-samples 1 or more")
     path = data.files.get("test_gen")
@@ -308,7 +467,7 @@ def scoring_samples(data: PreparedData, n: int) -> list[list[dict[str, str]]]:
     samples = []
     for row in read_jsonl(path):
         if validate_row(row) is None:
-            samples.append(_ending_with_user(row["messages"]))
+            samples.append(_case(row["messages"]))
         if len(samples) == n:
             return samples
     raise DataError(f"only {len(samples)} usable test_gen conversation(s) in {path}; expected "

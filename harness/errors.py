@@ -45,3 +45,7 @@ class ScoringError(HarnessError):
 
 class CleanupError(HarnessError):
     """Deleting a resource failed; the resource may still exist and cost money."""
+
+
+class ReportError(HarnessError):
+    """A run report, its events or a history entry cannot be read or does not fit the schema."""

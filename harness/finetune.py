@@ -3,12 +3,16 @@
 azure-ai-ml rejects unknown keyword inputs (``UnexpectedKeywordError``) and the registry's
 ``model_specific_defaults`` now carry keys that are not inputs (learning_rate_min/max), so the
 merged parameters are filtered to the component's inputs and coerced to the declared types.
-Nothing is dropped silently: the plan reports every key it left out.
+Nothing is dropped silently: the plan reports every key it left out, and a key the user typed
+that is no input is an error naming the closest one (a typo would otherwise train with the
+default and pass). Values the trainer would reject an hour later are refused here.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -45,6 +49,51 @@ WIRED_INPUTS = frozenset(
      "compute_model_evaluation", "number_of_gpu_to_use_finetuning"}
 )
 _WHERE = "--finetune-param (or the model's model_specific_defaults tag)"
+logger = logging.getLogger("harness")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a numeric input; an open end excludes its value."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def allows(self, number: float) -> bool:
+        low_ok = self.low is None or (number > self.low if self.low_open else number >= self.low)
+        high_ok = self.high is None or (
+            number < self.high if self.high_open else number <= self.high)
+        return low_ok and high_ok
+
+    def text(self) -> str:
+        low = f"{'above' if self.low_open else 'at least'} {self.low}"
+        high = f"{'below' if self.high_open else 'at most'} {self.high}"
+        return " and ".join(
+            part for part, end in ((low, self.low), (high, self.high)) if end is not None)
+
+
+# Where the component declares no bound: what its trainer refuses at run time (torch's AdamW
+# and Dropout, peft's LoRA rank, transformers' TrainingArguments, numpy's seed range) or what
+# cannot train at all (a zero learning rate, zero accumulation steps).
+TRAINER_BOUNDS: Mapping[str, Bounds] = MappingProxyType({
+    "learning_rate": Bounds(low=0, low_open=True),
+    "lora_r": Bounds(low=1),
+    "lora_alpha": Bounds(low=1),
+    "lora_dropout": Bounds(low=0, high=1, high_open=True),
+    "adam_beta1": Bounds(low=0, high=1, high_open=True),
+    "adam_beta2": Bounds(low=0, high=1, high_open=True),
+    "adam_epsilon": Bounds(low=0),
+    "weight_decay": Bounds(low=0),
+    "max_grad_norm": Bounds(low=0),
+    "gradient_accumulation_steps": Bounds(low=1),
+    "warmup_steps": Bounds(low=0),
+    "logging_steps": Bounds(low=1),
+    "eval_steps": Bounds(low=1),
+    "seed": Bounds(low=0, high=2**32 - 1),
+    "dataloader_num_workers": Bounds(low=0),
+})
 
 
 @dataclass(frozen=True)
@@ -129,12 +178,28 @@ def _to_boolean(name: str, value: object) -> bool:
     raise _fail(name, value, "true or false")
 
 
-def _check_bounds(name: str, value: object, number: float, spec: Mapping[str, Any]) -> None:
+def bounds(name: str, spec: Mapping[str, Any]) -> Bounds:
+    """The component's declared min/max, each side falling back to the trainer's rule."""
+    rule = TRAINER_BOUNDS.get(name, Bounds())
     low, high = spec.get("min"), spec.get("max")
-    if low is not None and number < float(low):
-        raise _fail(name, value, f"at least {low}")
-    if high is not None and number > float(high):
-        raise _fail(name, value, f"at most {high}")
+    return Bounds(
+        low=rule.low if low is None else _limit(low),
+        high=rule.high if high is None else _limit(high),
+        low_open=rule.low_open if low is None else False,
+        high_open=rule.high_open if high is None else False,
+    )
+
+
+def _limit(value: Any) -> float:
+    """A declared limit as a number; 1.0 prints as 1 in messages."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _check_bounds(name: str, value: object, number: float, spec: Mapping[str, Any]) -> None:
+    allowed = bounds(name, spec)
+    if not allowed.allows(number):
+        raise _fail(name, value, allowed.text())
 
 
 def coerce(name: str, value: object, spec: Mapping[str, Any]) -> Any:
@@ -166,6 +231,52 @@ def coerce(name: str, value: object, spec: Mapping[str, Any]) -> Any:
         )
     _check_bounds(name, value, result, spec)
     return result
+
+
+def plan_parameters(
+    card: ModelCard,
+    overrides: Mapping[str, str],
+    inputs: Mapping[str, Mapping[str, Any]],
+    allow_dropped: bool = False,
+) -> ParameterPlan:
+    """The run's parameters: merged, the user's own keys checked by name, fitted and checked.
+
+    Keys from the model's own defaults that are no input are dropped and reported; the user's
+    are an error unless ``allow_dropped``.
+    """
+    if not allow_dropped:
+        check_override_names(overrides, inputs)
+    plan = fit_to_component(merge_parameters(card, overrides), inputs)
+    if plan.dropped:
+        logger.info("fine-tune parameters not sent (no input of the component, or None): %s",
+                    ", ".join(f"{k}={v!r}" for k, v in plan.dropped.items()))
+    return plan
+
+
+def settable_inputs(inputs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The inputs a user may set: not an asset, not wired from the compute."""
+    return sorted(name for name, spec in inputs.items()
+                  if name not in WIRED_INPUTS and spec.get("type") not in ASSET_TYPES)
+
+
+def check_override_names(overrides: Mapping[str, Any],
+                         inputs: Mapping[str, Mapping[str, Any]]) -> None:
+    """A key the user typed that is no input: ParameterError naming the closest input."""
+    unknown = [name for name in overrides if name not in inputs]
+    if not unknown:
+        return
+    valid = settable_inputs(inputs)
+    hints = {name: difflib.get_close_matches(name.lower(), valid, n=1) for name in unknown}
+    named = ", ".join(
+        f"{name} (did you mean {close[0]}?)" if close else f"{name} (no input is close)"
+        for name, close in hints.items())
+    listing = "" if all(hints.values()) else f"; valid inputs: {', '.join(valid)}"
+    verb = "is not an input" if len(unknown) == 1 else "are not inputs"
+    raise ParameterError(
+        f"fine-tune parameter {named} {verb} of the pipeline component{listing}; "
+        "fix the name in --finetune-param, or pass --allow-dropped-params "
+        "(HARNESS_ALLOW_DROPPED_PARAMS=1) to drop parameters the component does not take"
+    )
 
 
 def fit_to_component(

@@ -31,6 +31,7 @@ from filelock import FileLock
 from harness.backends.base import Backend, ResourceKind, delete_resource
 from harness.errors import HarnessError
 from harness.files import write_json
+from harness.progress import Progress
 
 STATE_FILE = "harness-state.json"
 RUNS_DIR = "runs"  # in the workspace: one directory per run, named by its run id
@@ -191,6 +192,7 @@ class ResourceTracker:
     keep_on_failure: bool = False
     failed: bool = False
     backend: Backend | None = None
+    progress: Progress = field(default_factory=Progress)
     problems: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C or SIGTERM: deletions wait briefly
@@ -299,6 +301,7 @@ class ResourceTracker:
             for cleanup in ordered:
                 if self.abandoned:
                     self._leave(cleanup)
+                    self._said(cleanup, "started", "left for the sweep after a second signal")
                 else:
                     self._delete_one(cleanup, backend)
                 self.pending.remove(cleanup)
@@ -309,18 +312,28 @@ class ResourceTracker:
     def _delete_one(self, cleanup: Cleanup, backend: Backend) -> None:
         if self.keep():
             self.kept.append(cleanup.describe())
+            self._said(cleanup, "kept", "--keep-resources after a failure")
             return
         timeout_s = INTERRUPTED_WAIT_S if self.interrupted else self.delete_timeout_s
         try:
-            delete_resource(backend, cleanup.kind, cleanup.name, timeout_s)
+            with self.progress.stage(f"delete_{cleanup.kind.value}", cleanup.name):
+                delete_resource(backend, cleanup.kind, cleanup.name, timeout_s)
         except Exception as exc:  # reported, never hides the test outcome
             message = f"could not delete {cleanup.describe()}: {exc}"
             self.problems.append(message)
+            self._said(cleanup, "failed", str(exc))
             warnings.warn(TeardownWarning(message), stacklevel=3)
+        else:
+            self._said(cleanup, "deleted")
+
+    def _said(self, cleanup: Cleanup, outcome: str, detail: str = "") -> None:
+        self.progress.record("teardown", resource=cleanup.kind.value, name=cleanup.name,
+                             outcome=outcome, **({"detail": detail[:500]} if detail else {}))
 
     def abandon(self) -> None:
         """A second signal: start no more deletions and name, at once, each resource left
-        (the one being deleted included): SIGKILL may come before the summary does."""
+        (the one being deleted included): SIGKILL may come before the summary does. (Called
+        from the signal handler: it only prints; the deletion loop records.)"""
         if not self.abandoned:
             self.abandoned = True
             for cleanup in list(self.pending):

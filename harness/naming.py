@@ -21,7 +21,15 @@ TAG_CREATED = "harness-created"
 TAG_EXPIRES = "harness-expires"
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+# Azure ML's model name rule (the model REST API's path pattern); also keeps a name from being
+# a path (``../x``), a quote in a registry filter, or an empty string.
+MODEL_NAME_PATTERN = re.compile(r"^(?![-_.])[a-zA-Z0-9\-_.]{1,255}(?<!\.)$")
 MIN_NAME_LEN = 3
+# Compute names (docs: https://learn.microsoft.com/azure/machine-learning/how-to-create-attach-compute-cluster):
+# 3-24 characters, letters, digits and '-', starting with a letter, a '-' followed later by a
+# letter, and unique across all computes of the Azure region, not only of the workspace.
+COMPUTE_NAME_LEN = (3, 24)
+_COMPUTE_CHARS = re.compile(r"[A-Za-z0-9-]*")
 _ALPHABET = string.ascii_lowercase + string.digits
 _SUFFIX_LEN = 5
 _MIN_MAX_LEN = 8
@@ -65,6 +73,32 @@ def resource_name(prefix: str, run_id: str, max_len: int = 32) -> str:
     head = head[:room_for_head].rstrip("-")
     stem = f"{head}-{run}"[:budget].rstrip("-") if run else head
     return f"{stem}-{_random(_SUFFIX_LEN)}"
+
+
+def check_model_name(name: str, option: str) -> str:
+    """``name`` when it is a valid registry model name; else ConfigError naming ``option``."""
+    if MODEL_NAME_PATTERN.fullmatch(name):
+        return name
+    raise ConfigError(
+        f"model name {name!r} is not valid: a model name has 1-255 letters, digits, '-', '_' "
+        f"or '.', starts with a letter or digit and does not end with '.' (Azure ML's rule); "
+        f"pass {option} with such a name, e.g. Phi-3-mini-4k-instruct"
+    )
+
+
+def compute_name_problems(name: str) -> list[str]:
+    """What breaks Azure's compute naming rules (empty when the name is valid)."""
+    low, high = COMPUTE_NAME_LEN
+    problems = []
+    if not low <= len(name) <= high:
+        problems.append(f"it has {len(name)} characters, not {low}-{high}")
+    if not (name[:1].isascii() and name[:1].isalpha()):
+        problems.append("it does not start with a letter")
+    if not _COMPUTE_CHARS.fullmatch(name):
+        problems.append("it has characters other than letters, digits and '-'")
+    elif "-" in name and not re.search(r"[A-Za-z]", name[name.rindex("-"):]):
+        problems.append("its last '-' is not followed by a letter")
+    return problems
 
 
 def endpoint_name(run_id: str) -> str:

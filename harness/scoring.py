@@ -7,6 +7,7 @@ it holds non-empty text and no ``error`` key, whatever its status code says.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -130,3 +131,47 @@ def parse_response(body: str | bytes, status_code: int = 200) -> ScoringResult:
     if not isinstance(generated, str) or not generated.strip():
         raise _failure("holds no generated text", text, status_code)
     return _result(value, generated)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One scored test_gen conversation: what was asked and expected, what came back, how fast.
+
+    ``answer`` is the parsed text when the reply parsed, ``error`` why not (an HTTP error, an
+    ``error`` body, no reply at all): a failed sample keeps its status and body for the report.
+    """
+
+    index: int
+    prompt: list[dict[str, str]]
+    reference: str | None
+    status_code: int
+    body: str
+    latency_s: float
+    answer: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Every scored sample of a run, shareable between pytest-xdist workers."""
+
+    items: tuple[Sample, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": [dataclasses.asdict(sample) for sample in self.items]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Samples:
+        return cls(tuple(Sample(**item) for item in data["items"]))
+
+
+def report_fields(sample: Sample) -> dict[str, Any]:
+    """A sample as the run report's ``sample`` event (the score is computed there)."""
+    fields: dict[str, Any] = {"index": sample.index, "prompt": sample.prompt,
+                              "status": "error" if sample.error else "ok",
+                              "latency_s": sample.latency_s, "answer": sample.answer}
+    if sample.reference is not None:
+        fields["reference"] = sample.reference
+    if sample.error:
+        fields["error"] = f"HTTP {sample.status_code}: {sample.error}"
+    return fields

@@ -1,15 +1,19 @@
 """Waiting with a deadline: one object that every long wait of a step counts down to.
 
 Azure's LRO pollers, a local job, a server's readiness and a process group's exit are all
-waited on the same way, so a deadline means the same thing everywhere.
+waited on the same way, so a deadline means the same thing everywhere; a ``Heartbeat`` says
+what a long wait is waiting for, so that a nightly run is never silent for hours.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+log = logging.getLogger("harness")
 
 
 class Poller(Protocol):
@@ -53,3 +57,38 @@ class Deadline:
         """Wait for an SDK poller until the deadline; True when it finished (maybe failed)."""
         poller.wait(timeout=self.remaining)
         return poller.done()
+
+
+def short_duration(seconds: float) -> str:
+    """42m, 4h, 1h05m, 35s: how heartbeats and stage lines say a duration."""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m{secs:02d}s" if secs and minutes < 10 else f"{minutes}m"
+    return f"{secs}s"
+
+
+@dataclass
+class Heartbeat:
+    """What a long wait says through logger ``harness``: every state change, and at least
+    every ``every_s`` while nothing changes, with the time waited against the deadline."""
+
+    what: str  # "job ft-abc (display name)"
+    deadline: Deadline
+    where: str = ""  # the studio URL, or the local job's log file
+    every_s: float = 300.0
+    _state: str | None = None
+    _said_at: float = field(default=0.0)
+
+    def beat(self, state: str) -> None:
+        now = time.monotonic()
+        if state == self._state and now - self._said_at < self.every_s:
+            return
+        waited = short_duration(now - self.deadline.start)
+        where = f"; {self.where}" if self.where else ""
+        log.info("%s %s, %s of %s deadline%s", self.what, state, waited,
+                 short_duration(self.deadline.seconds), where)
+        self._state, self._said_at = state, now

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from harness.data import PreparedData
+    from harness.quality import LikelihoodComparison
     from harness.tags import ModelCard
+    from harness.versions import RegistryVersion
 
 # Only these end a job. The service's REST enum says NotResponding can go back to any earlier
 # state, and Unknown is not an end either: azure-ai-ml lists NotResponding and Paused as
@@ -100,6 +102,16 @@ class Compute(Handle):
 
 
 @dataclass(frozen=True)
+class VmSize(Handle):
+    """A VM size the workspace's region offers (Azure: ``compute.list_sizes()``)."""
+
+    name: str
+    gpus: int = 0
+    vcpus: int = 0
+    family: str = ""  # the quota family, e.g. standardNCADSA100v4Family
+
+
+@dataclass(frozen=True)
 class JobRun(Handle):
     name: str
     display_name: str
@@ -112,9 +124,16 @@ class JobRun(Handle):
 @dataclass(frozen=True)
 class TrainingMetrics(Handle):
     series: dict[str, list[float]] = field(default_factory=dict)  # metric -> values by step
+    steps: dict[str, list[int]] = field(default_factory=dict)  # metric -> the values' steps
 
     def values(self, name: str) -> list[float]:
         return list(self.series.get(name, []))
+
+    def points(self) -> dict[str, list[list[float]]]:
+        """Every metric as [[step, value], ...] (the value's index where no step is known)."""
+        return {name: [[float(step), value] for step, value in zip(
+                    self.steps.get(name) or range(len(values)), values, strict=False)]
+                for name, values in self.series.items()}
 
 
 @dataclass(frozen=True)
@@ -156,6 +175,12 @@ class ScoringReply(Handle):
     status_code: int
     body: str
     elapsed_s: float = 0.0
+    reason: str = ""  # what the status means, in the service's words where it gives them
+
+    def summary(self, chars: int = 500) -> str:
+        """Status, reason and the start of the body: what a failed test must show."""
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"HTTP {self.status_code}{reason}: {self.body[:chars]!r}"
 
 
 @dataclass(frozen=True)
@@ -177,6 +202,13 @@ class Backend(Protocol):
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard: ...
 
+    def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
+        """Every version of foundation model ``name`` the registry holds, archived ones too."""
+
+    def list_vm_sizes(self) -> Sequence[VmSize]:
+        """The VM sizes the workspace's region offers: defaults and explicit choices must be
+        among them before anything is created."""
+
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]: ...
 
     def ensure_compute(
@@ -194,6 +226,8 @@ class Backend(Protocol):
     ) -> JobRun: ...
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun: ...
+
+    def get_job(self, name: str) -> JobRun: ...
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics: ...
 
@@ -229,6 +263,15 @@ class Backend(Protocol):
         self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None
     ) -> ScoringReply:
         """POST as a plain client would; ``key=None`` sends no key, a str is a wrong key."""
+
+    def reference_likelihood(
+        self,
+        foundation: ModelCard,
+        finetuned: RegisteredModel,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+    ) -> LikelihoodComparison | None:
+        """Both models' log-likelihood of the reference assistant turns, or None where the
+        backend cannot compute it without deploying the foundation model (Azure)."""
 
     def delete_compute(self, name: str, timeout_s: float) -> None: ...
 

@@ -11,7 +11,7 @@ module holds it revealed, so even ``pytest --showlocals`` cannot print it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.backends.base import ScoringReply, Secret
@@ -25,10 +25,12 @@ def post_score(
     timeout_s: float,
     hint: str,
     headers: Mapping[str, str] | None = None,
+    reason: Callable[[int, Mapping[str, str]], str] | None = None,
 ) -> ScoringReply:
     """POST ``body`` as JSON; ``key=None`` sends no Authorization header at all.
 
-    ``hint`` is the next step to name when no reply came (where the endpoint's log is, ...).
+    ``hint`` is the next step to name when no reply came (where the endpoint's log is, ...);
+    ``reason`` reads what a status means from the status and the reply's headers.
     """
     import requests
 
@@ -40,7 +42,8 @@ def post_score(
     except requests.RequestException as exc:
         failure = f"{type(exc).__name__}: {exc}"
     else:
-        return ScoringReply(reply.status_code, reply.text, time.perf_counter() - started)
+        said = reason(reply.status_code, reply.headers) if reason else ""
+        return ScoringReply(reply.status_code, reply.text, time.perf_counter() - started, said)
     raise ScoringError(
         f"POST {url} got no reply within {timeout_s:g} s ({failure}); {hint}"
     )

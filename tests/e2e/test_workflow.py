@@ -24,6 +24,8 @@ from harness.backends.base import (
 )
 from harness.config import HarnessConfig
 from harness.data import PreparedData
+from harness.quality import LikelihoodComparison
+from harness.scoring import Samples
 from harness.tags import ModelCard
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +39,10 @@ def test_foundation_model_resolves_and_its_tags_parse(
         assert foundation_model.version == harness_config.model_version
     assert foundation_model.version and foundation_model.id
     assert foundation_model.task in (None, "chat-completion")
-    assert foundation_model.inference_allow_list, "no inference_compute_allow_list tag"
+    sources = foundation_model.sources()
+    assert foundation_model.inference_allow_list, (
+        f"{foundation_model.label} has no inference allow-list in its system metadata or tags "
+        f"(sources: {sources})")
 
 
 def test_compute_is_allowed_and_has_its_accelerators(
@@ -85,7 +90,9 @@ def test_model_is_registered_with_lineage_to_the_job(
 ) -> None:
     """Lineage as the registry reports it for the registered model, not as the client sent it."""
     assert finetuned_model.name == finetuned_model_name(foundation_model.name)
-    assert finetuned_model.job_name == finetune_job.name
+    assert finetuned_model.job_name == finetune_job.name, (
+        f"the registry reports {finetuned_model.ref} as the output of job "
+        f"{finetuned_model.job_name or '(none)'}, not of {finetune_job.name}")
 
 
 def test_endpoint_is_provisioned_with_key_auth(online_endpoint: Endpoint) -> None:
@@ -101,15 +108,42 @@ def test_deployment_takes_all_traffic(deployment: Deployment, finetuned_model: R
 
 
 def test_scoring_returns_assistant_text_within_the_timeout(
-    backend: Backend, online_endpoint: Endpoint, deployment: Deployment,
-    scoring_requests: list[dict[str, Any]], harness_config: HarnessConfig,
+    scored_samples: Samples, deployment: Deployment, harness_config: HarnessConfig,
 ) -> None:
-    for request in scoring_requests:
-        reply = backend.invoke(online_endpoint, deployment, request)
-        result = scoring.parse_response(reply.body, reply.status_code)
-        assert result.text.strip(), f"empty answer: {reply.body[:500]}"
-        assert reply.elapsed_s <= deployment.request_timeout_ms / 1000
-        assert reply.elapsed_s <= harness_config.scoring_timeout_s
+    """Every sample answered with text; the report scores each answer against its reference."""
+    for sample in scored_samples.items:
+        shown = f"sample {sample.index}: HTTP {sample.status_code}, {sample.body[:500]!r}"
+        assert not sample.error, f"{shown}: {sample.error}"
+        assert sample.answer.strip(), f"empty answer: {shown}"
+        assert sample.latency_s <= deployment.request_timeout_ms / 1000, shown
+        assert sample.latency_s <= harness_config.scoring_timeout_s, shown
+
+
+def test_finetuning_made_the_reference_answers_more_likely(
+    reference_likelihood: LikelihoodComparison | None,
+) -> None:
+    """Quality gate robust on any model size: the fine-tuned model gives the test_gen reference
+    answers a higher mean log-likelihood per token than its foundation model."""
+    if reference_likelihood is None:
+        pytest.skip("this backend cannot score the foundation model without deploying it")
+    before, after = reference_likelihood.foundation.mean, reference_likelihood.finetuned.mean
+    assert reference_likelihood.improved, f"log-likelihood per token {before:.4f} -> {after:.4f}"
+
+
+def test_no_figure_regressed_against_the_compared_run(
+    finetune_job: JobRun, training_metrics: TrainingMetrics, scored_samples: Samples,
+    harness_config: HarnessConfig,
+) -> None:
+    """--compare-to: eval loss, answer score, scoring p95 latency and job duration stay within
+    their tolerances of the last passing run of this model (or of a given report)."""
+    from harness.verdict import compare_so_far
+
+    if harness_config.compare_to is None:
+        pytest.skip("no --compare-to: nothing to compare this run with")
+    comparison = compare_so_far(harness_config)
+    if comparison is None:
+        pytest.skip(f"no passing run in the history {harness_config.history_dir} yet")
+    assert not comparison.regressed, comparison.render()
 
 
 def test_a_raw_https_request_with_the_endpoint_key_is_answered(
@@ -119,7 +153,7 @@ def test_a_raw_https_request_with_the_endpoint_key_is_answered(
     """What a client outside the SDK does: POST the scoring URI with the key."""
     key = backend.endpoint_key(online_endpoint)
     reply = backend.invoke_raw(online_endpoint, scoring_requests[0], key=key)
-    assert reply.status_code == 200, f"{reply.status_code}: {reply.body[:300]}"
+    assert reply.status_code == 200, reply.summary()
     assert scoring.parse_response(reply.body, reply.status_code).text.strip()
 
 
@@ -129,4 +163,4 @@ def test_request_without_the_key_is_rejected(
 ) -> None:
     for key in (None, "not-the-endpoint-key"):
         reply = backend.invoke_raw(online_endpoint, scoring_requests[0], key=key)
-        assert reply.status_code in (401, 403), f"key {key!r}: {reply.status_code} {reply.body}"
+        assert reply.status_code in (401, 403), f"key {key!r}: {reply.summary()}"

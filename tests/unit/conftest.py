@@ -1,15 +1,19 @@
-"""Unit tests are offline by construction: any non-loopback connection or DNS lookup fails."""
+"""Unit tests are offline by construction: any non-loopback connection or DNS lookup fails.
+
+The ``azure`` fixture gives a test the fake of Azure ML (``azure_fake``) and an AzureBackend
+wired to it, typed (``AzureRig``).
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from azure_fake import AzureRig, fake_azure
 
 
 class NetworkBlocked(RuntimeError):
@@ -59,23 +63,18 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/unit is a unit test, whether or not it says so."""
+    """Everything under tests/unit is a unit test, whether or not it says so, except a test
+    that says it is too slow for the unit suite by being marked ``e2e`` (it runs with the
+    acceptance suite: ``pytest -m e2e``)."""
     for item in items:
-        if "tests/unit/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith("tests/unit"):
+        ours = "tests/unit/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith(
+            "tests/unit")
+        if ours and item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.unit)
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the slow subprocess scenarios of test_azure_suite once they are selected, so
-    they use the second core while the rest of the suite runs; their tests move to the end,
-    where they only collect the results."""
-    items = session.items
-    slow = [item for item in items if "test_azure_suite.py::" in item.nodeid]
-    if not slow or session.config.option.collectonly:
-        return
-    items[:] = [item for item in items if item not in slow] + slow
-    from test_azure_suite import STARTED, start_scenarios, stop_scenarios
-
-    root = Path(tempfile.mkdtemp(prefix="harness-azure-suite-"))
-    started = session.config.stash[STARTED] = start_scenarios(root)
-    session.config.add_cleanup(lambda: stop_scenarios(started, root))
+@pytest.fixture()
+def azure() -> Iterator[AzureRig]:
+    """A fake Azure ML workspace and registry, and a backend that talks to them."""
+    with fake_azure() as rig:
+        yield rig

@@ -27,10 +27,13 @@ from harness.backends.base import (
     ScoringReply,
     Secret,
     TrainingMetrics,
+    VmSize,
 )
 from harness.data import PreparedData
 from harness.errors import HarnessError
+from harness.quality import Likelihood, LikelihoodComparison
 from harness.tags import ModelCard, model_card
+from harness.versions import RegistryVersion
 
 TAGS = {
     "finetune_compute_allow_list": "['Fake_GPU_1']",
@@ -71,6 +74,12 @@ class FakeBackend:
         self._step("get_foundation_model")
         return model_card(name, "1", f"fake://models/{name}/versions/1", TAGS)
 
+    def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
+        return [RegistryVersion("1")]
+
+    def list_vm_sizes(self) -> Sequence[VmSize]:
+        return [VmSize("Fake_GPU_1", gpus=1, vcpus=8), VmSize("Fake_Infer", gpus=1, vcpus=8)]
+
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return finetune.load_component_inputs()
 
@@ -91,13 +100,18 @@ class FakeBackend:
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
         self._step("wait_for_job")
-        return JobRun(job.name, job.display_name, "Completed", job.url)
+        return self.get_job(job.name)
+
+    def get_job(self, name: str) -> JobRun:
+        return JobRun(name, name.removeprefix("job-"), "Completed", "fake://job")
 
     def delete_job(self, name: str, timeout_s: float) -> None:
         self._event("delete", "job", name, timeout_s)
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
-        return TrainingMetrics({"loss": [2.0, 1.5, 1.0], "eval_loss": [2.1, 1.2]})
+        after = float(os.environ.get("HARNESS_FAKE_EVAL_LOSS", "1.2"))
+        return TrainingMetrics({"loss": [2.0, 1.5, 1.0], "eval_loss": [2.1, after]},
+                               {"loss": [10, 20, 30], "eval_loss": [0, 30]})
 
     def register_model(self, card: ModelCard, job: JobRun, tags: Mapping[str, str]
                        ) -> RegisteredModel:
@@ -137,6 +151,13 @@ class FakeBackend:
         if Secret.wrap(key) != Secret("fake-key"):
             return ScoringReply(401, "{}", 0.01)
         return ScoringReply(200, json.dumps({"output": "Paris."}), 0.01)
+
+    def reference_likelihood(self, foundation: ModelCard, finetuned: RegisteredModel,
+                             conversations: Sequence[Sequence[Mapping[str, str]]]
+                             ) -> LikelihoodComparison:
+        tokens = sum(len(m["content"]) for c in conversations for m in c)
+        return LikelihoodComparison(Likelihood(-3.0, tokens, len(conversations)),
+                                    Likelihood(-2.5, tokens, len(conversations)))
 
     def delete_endpoint(self, name: str, timeout_s: float) -> None:
         self._event("delete", "endpoint", name, timeout_s)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from azure_fake import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, azure_config, fake_azure
+from azure_fake import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureRig, azure_config, fake_azure
 
 pytestmark = pytest.mark.unit
 
@@ -65,14 +65,14 @@ def test_missing_workspace_settings_name_the_options_and_variables(
     monkeypatch.chdir(tmp_path)  # no config.json here or above
     config = azure_config(azure_subscription_id=None, azure_resource_group=None,
                           azure_workspace=None)
-    with fake_azure(config) as (fake, backend), pytest.raises(ConfigError) as failure:
-        backend.workspace  # noqa: B018 - the client is built on first use
+    with fake_azure(config) as rig, pytest.raises(ConfigError) as failure:
+        rig.backend.workspace  # noqa: B018 - the client is built on first use
     message = str(failure.value)
     for needed in ("--azure-subscription-id", "AZURE_SUBSCRIPTION_ID", "--azure-resource-group",
                    "AZURE_RESOURCE_GROUP", "--azure-workspace", "AZURE_ML_WORKSPACE",
                    "config.json"):
         assert needed in message
-    assert fake.requests == []
+    assert rig.fake.requests == []
 
 
 def test_workspace_from_a_config_file(tmp_path: Path) -> None:
@@ -82,19 +82,24 @@ def test_workspace_from_a_config_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({"subscription_id": SUBSCRIPTION,
                                 "resource_group": RESOURCE_GROUP, "workspace_name": WORKSPACE}))
     config = azure_config(azure_workspace=None, azure_config_file=str(path))
-    with fake_azure(config) as (fake, backend):
-        assert backend.workspace.workspace_name == WORKSPACE
-        assert backend.list_owned_resources() == []
-        assert fake.calls("endpoint.list") and not fake.unmatched
+    with fake_azure(config) as rig:
+        assert rig.backend.workspace.workspace_name == WORKSPACE
+        assert rig.backend.list_owned_resources() == []
+        assert rig.fake.calls("endpoint.list")
+        rig.fake.check()
     missing = azure_config(azure_workspace=None, azure_config_file=str(tmp_path / "nope.json"))
-    with fake_azure(missing) as (_, backend), pytest.raises(ConfigError, match="not a file"):
-        backend.workspace  # noqa: B018
+    with fake_azure(missing) as rig, pytest.raises(ConfigError, match="not a file"):
+        rig.backend.workspace  # noqa: B018
 
 
-def test_unknown_model_version_is_a_config_error() -> None:
-    from harness.errors import ConfigError
+def test_a_registry_that_cannot_be_discovered_says_what_the_service_said(
+        azure: AzureRig) -> None:
+    from harness.errors import HarnessError
 
-    with fake_azure() as (_, backend), pytest.raises(
-            ConfigError, match=r"Phi-3-mini-4k-instruct \(version 99\) not found in registry "
-                               r"azureml.*--model-version"):
-        backend.get_foundation_model("Phi-3-mini-4k-instruct", "99")
+    azure.fake.router.inject("registry.discovery", 404, body={"error": {
+        "code": "NotFound", "message": "registry nosuch not found"}})
+    with pytest.raises(HarnessError) as failure:
+        azure.backend.get_foundation_model("Phi-4", "8")
+    message = str(failure.value)
+    assert "where the registry lives (discovery)" in message and "HTTP 404" in message
+    assert "credential" not in message

@@ -1,169 +1,235 @@
-"""Endpoint, deployment, scoring and deletion failures on Azure, as the service reports them."""
+"""Endpoint, deployment, scoring and deletion on Azure, as the service answers: every scoring
+status comes back as a reply with its reason (401, 408, 424 with the model-error headers, 429
+retried per Retry-After within the deadline, 5xx), the endpoint DELETE is followed through its
+``Location`` header, and failures carry the deployment logs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
 from typing import Any
 
 import pytest
 
-from azure_fake import FakeAzureML, fake_azure
+from azure_fake import AzureRig, azure_config, fake_azure
+from azure_fake.endpoints import Score, model_error, throttled, timed_out
+from harness.backends.base import Deployment, Endpoint, RegisteredModel
 
 pytestmark = pytest.mark.unit
 
 TAGS = {"harness-run-id": "hfake0001"}
 QUOTA = ("InferencingClientCreateDeploymentFailed: Not enough quota available for "
-         "Standard_NC6s_v3 in SubscriptionId 0000")
+         "Standard_NC24ads_A100_v4 in SubscriptionId 0000")
+INSTANCE = "Standard_NC24ads_A100_v4"
+REQUEST: dict[str, Any] = {"input_data": {"input_string": [{"role": "user", "content": "Hi"}]}}
 
 
-@pytest.fixture()
-def env() -> Iterator[tuple[FakeAzureML, Any]]:
-    with fake_azure() as started:
-        yield started
+def _model(rig: AzureRig) -> RegisteredModel:
+    name = "Phi-4-ultrachat-200k"
+    return RegisteredModel(name, "1", f"{rig.fake.scope.ws_path}/models/{name}/versions/1", "job",
+                           TAGS)
 
 
-def _model(fake: FakeAzureML) -> Any:
-    from harness.backends.base import RegisteredModel
-
-    name = "Phi-3-mini-4k-instruct-ultrachat-200k"
-    return RegisteredModel(name, "1", f"{fake.ws_id}/models/{name}/versions/1", "job", TAGS)
+def _endpoint(rig: AzureRig) -> Endpoint:
+    rig.backend.begin_create_endpoint("ep-test", TAGS)
+    return rig.backend.wait_for_endpoint("ep-test", timeout_s=5)
 
 
-def _endpoint(env: Any) -> Any:
-    _, backend = env
-    backend.begin_create_endpoint("ep-test", TAGS)
-    return backend.wait_for_endpoint("ep-test", timeout_s=5)
+def _deploy(rig: AzureRig, timeout_s: float = 5) -> Deployment:
+    return rig.backend.deploy(_endpoint(rig), _model(rig), "dep-1", INSTANCE, TAGS, timeout_s)
 
 
-def _deploy(env: Any, timeout_s: float = 5) -> Any:
-    fake, backend = env
-    return backend.deploy(_endpoint(env), _model(fake), "dep-1", "Standard_NC6s_v3", TAGS,
-                          timeout_s)
-
-
-def test_failed_endpoint_provisioning_is_a_deployment_error(env: Any) -> None:
+def test_failed_endpoint_provisioning_is_a_deployment_error(azure: AzureRig) -> None:
     from harness.errors import DeploymentError
 
-    fake, _ = env
-    fake.endpoint_state = "Failed"
+    azure.fake.endpoints.endpoint_state = "Failed"
     with pytest.raises(DeploymentError, match=r"ep-test failed to provision.*internal error"):
-        _endpoint(env)
+        _endpoint(azure)
 
 
-def test_endpoint_still_creating_at_the_deadline_is_reported(env: Any) -> None:
+def test_endpoint_still_creating_at_the_deadline_is_reported(azure: AzureRig) -> None:
     from harness.errors import DeploymentError
 
-    fake, backend = env
-    fake.hold.add("endpoint")
-    pending = backend.begin_create_endpoint("ep-test", TAGS)
+    azure.fake.ops.hold.add("endpoint")
+    pending = azure.backend.begin_create_endpoint("ep-test", TAGS)
     assert pending.provisioning_state == "Creating"
     with pytest.raises(DeploymentError, match="still Creating after 0s; teardown deletes it"):
-        backend.wait_for_endpoint("ep-test", timeout_s=0.02)
+        azure.backend.wait_for_endpoint("ep-test", timeout_s=0.02)
 
 
-def test_another_worker_waits_for_the_endpoint_by_reading_its_state(env: Any) -> None:
+def test_another_worker_waits_for_the_endpoint_by_reading_its_state(azure: AzureRig) -> None:
     """A pytest-xdist worker that did not start the creation has no poller: it polls GET."""
     from azure_fake import make_backend
     from harness.errors import DeploymentError
 
-    fake, backend = env
-    fake.hold.add("endpoint")
-    backend.begin_create_endpoint("ep-test", TAGS)
-    other = make_backend(backend.config, fake)
-    other_gets = len(fake.calls("endpoint", "GET"))
+    azure.fake.ops.hold.add("endpoint")
+    azure.backend.begin_create_endpoint("ep-test", TAGS)
+    other = make_backend(azure.backend.config)
+    other_gets = len(azure.fake.calls("endpoint", "GET"))
     with pytest.raises(DeploymentError, match="still Creating after 0s"):
         other.wait_for_endpoint("ep-test", timeout_s=0.02)
-    assert len(fake.calls("endpoint", "GET")) > other_gets
-    fake.release("endpoint")
-    backend.wait_for_endpoint("ep-test", timeout_s=5)
+    assert len(azure.fake.calls("endpoint", "GET")) > other_gets
+    azure.fake.ops.release("endpoint")
+    azure.backend.wait_for_endpoint("ep-test", timeout_s=5)
     assert other.wait_for_endpoint("ep-test", timeout_s=5).provisioning_state == "Succeeded"
 
 
-def test_failed_deployment_carries_the_container_logs(env: Any) -> None:
+def test_failed_deployment_carries_the_container_logs(azure: AzureRig) -> None:
     from harness.errors import DeploymentError
 
-    fake, _ = env
-    fake.deployment_state = "Failed"
+    azure.fake.endpoints.deployment_state = "Failed"
     with pytest.raises(DeploymentError) as failure:
-        _deploy(env)
+        _deploy(azure)
     message = str(failure.value)
     assert "deployment dep-1 on endpoint ep-test" in message
     assert "OperationFailed: Operation failed or canceled" in message
     assert "Liveness probe failed" in message  # the logs: the real cause
-    assert [c.body for c in fake.calls("deployment.logs")] == [{"tail": 200}]
+    assert [c.body for c in azure.fake.calls("deployment.logs")] == [{"tail": 200}]
 
 
-def test_deployment_quota_failure_says_quota(env: Any) -> None:
+def test_deployment_quota_failure_says_quota(azure: AzureRig) -> None:
     from harness.errors import DeploymentError
 
-    fake, _ = env
-    fake.deployment_state, fake.deployment_error = "Failed", QUOTA
-    with pytest.raises(DeploymentError, match=r"quota for Standard_NC6s_v3 is exhausted.*"
+    azure.fake.endpoints.deployment_state, azure.fake.endpoints.deployment_error = "Failed", QUOTA
+    with pytest.raises(DeploymentError, match=rf"quota for {INSTANCE} is exhausted.*"
                                               "--instance-type"):
-        _deploy(env)
+        _deploy(azure)
 
 
-def test_deployment_past_the_deadline_carries_the_logs(env: Any) -> None:
+def test_deployment_past_the_deadline_carries_the_logs(azure: AzureRig) -> None:
     from harness.errors import DeploymentError
 
-    fake, _ = env
-    fake.hold.add("deployment")
+    azure.fake.ops.hold.add("deployment")
     with pytest.raises(DeploymentError, match=r"(?s)still not ready after 0s.*Liveness probe"):
-        _deploy(env, timeout_s=0.02)
-    assert not fake.calls("endpoint", "PUT")[1:], "no traffic for a deployment that failed"
+        _deploy(azure, timeout_s=0.02)
+    assert not azure.fake.calls("endpoint", "PUT")[1:], "no traffic for a deployment that failed"
 
 
-def test_http_200_with_an_error_body_is_a_scoring_failure(env: Any) -> None:
+# ---- scoring: every status is a reply with a reason ----------------------------------------
+
+
+def test_http_200_with_an_error_body_is_a_scoring_failure(azure: AzureRig) -> None:
     from harness.errors import ScoringError
     from harness.scoring import parse_response
 
-    fake, backend = env
-    deployment = _deploy(env)
-    fake.score_body = {"error": "CUDA error: device-side assert", "exception": "RuntimeError"}
-    reply = backend.invoke(_endpoint(env), deployment, {"input_data": {}})
+    deployment = _deploy(azure)
+    azure.fake.endpoints.score = Score(200, {"error": "CUDA error: device-side assert",
+                                            "exception": "RuntimeError"})
+    reply = azure.backend.invoke(_endpoint(azure), deployment, REQUEST)
     assert reply.status_code == 200
     with pytest.raises(ScoringError, match="device-side assert"):
         parse_response(reply.body, reply.status_code)
 
 
-def test_http_error_from_the_scoring_uri_is_returned_not_raised(env: Any) -> None:
-    fake, backend = env
-    deployment = _deploy(env)
-    fake.score_status = 424
-    fake.score_body = {"error": {"code": "UserError", "message": "model failed", "status": 424}}
-    reply = backend.invoke(_endpoint(env), deployment, {"input_data": {}})
-    assert (reply.status_code, "model failed" in reply.body) == (424, True)
+@pytest.mark.parametrize("answer, status, reason", [
+    (timed_out(), 408, "did not answer within request_timeout_ms"),
+    (model_error("500", "Internal Server Error"), 424,
+     "model error: the scoring container answered 500 (Internal Server Error)"),
+    (model_error("422", "Unprocessable Entity", body="not json at all"), 424,
+     "the scoring container answered 422 (Unprocessable Entity)"),
+    (Score(503, "upstream overloaded"), 503, "overloaded or scaling"),
+    (Score(500, {"error": {"code": "InternalError", "message": "boom"}}), 500, "internal error"),
+])
+def test_every_scoring_status_comes_back_with_a_reason(azure: AzureRig, answer: Score,
+                                                       status: int, reason: str) -> None:
+    deployment = _deploy(azure)
+    azure.fake.endpoints.score = answer
+    reply = azure.backend.invoke(_endpoint(azure), deployment, REQUEST)
+    assert reply.status_code == status and reason in reply.reason
+    assert reply.body == (answer.body if isinstance(answer.body, str) else reply.body)
+    assert f"HTTP {status} ({reply.reason})" in reply.summary()
+    assert len(azure.fake.calls("score")) == 1, "no retry after a failure a POST may repeat"
 
 
-def test_endpoint_deletion_is_always_sent_and_failures_are_loud(env: Any) -> None:
+def test_the_sdks_invoke_crashes_where_the_harness_replies(azure: AzureRig) -> None:
+    """Why the harness sends the request itself: azure-ai-ml 1.35's invoke raises TypeError on
+    408 and AttributeError on a 424 whose error is a string."""
+    import json
+    import tempfile
+
+    deployment = _deploy(azure)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as request:
+        json.dump(REQUEST, request)
+    for answer, crash in ((timed_out(), TypeError), (model_error(), AttributeError)):
+        azure.fake.endpoints.score = answer
+        with pytest.raises(crash):
+            azure.backend.workspace.online_endpoints.invoke(
+                "ep-test", deployment_name=deployment.name, request_file=request.name)
+        reply = azure.backend.invoke(_endpoint(azure), deployment, REQUEST)
+        assert reply.status_code == answer.status
+
+
+def test_429_is_retried_per_retry_after_within_the_deadline(
+        azure: AzureRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    deployment = _deploy(azure)
+    azure.fake.endpoints.scores = [throttled("2"), throttled("3")]
+    reply = azure.backend.invoke(_endpoint(azure), deployment, REQUEST)
+    assert reply.status_code == 200 and "Paris" in reply.body
+    assert slept == [2.0, 3.0] and len(azure.fake.calls("score")) == 3
+
+
+def test_a_429_whose_wait_would_pass_the_deadline_comes_back_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    with fake_azure(azure_config(scoring_timeout_s="10")) as rig:
+        deployment = _deploy(rig)
+        rig.fake.endpoints.scores = [throttled("30")]
+        reply = rig.backend.invoke(_endpoint(rig), deployment, REQUEST)
+        assert reply.status_code == 429 and "too many requests" in reply.reason
+        assert len(rig.fake.calls("score")) == 1
+    assert 30.0 not in slept
+
+
+def test_without_the_key_the_raw_request_is_refused_with_a_reason(azure: AzureRig) -> None:
+    endpoint = _endpoint(azure)
+    reply = azure.backend.invoke_raw(endpoint, REQUEST, None)
+    assert reply.status_code == 401 and "endpoint key" in reply.reason
+    assert "Authorization" not in azure.fake.calls("score")[-1].headers
+
+
+# ---- deletion -----------------------------------------------------------------------------
+
+
+def test_endpoint_deletion_follows_the_location_header(azure: AzureRig) -> None:
+    """ARM answers the DELETE 202 with ``Location`` only: no Azure-AsyncOperation to poll."""
+    _endpoint(azure)
+    status_polls = len(azure.fake.calls("operation"))
+    azure.backend.delete_endpoint("ep-test", 5)
+    assert len(azure.fake.calls("endpoint", "DELETE")) == 1
+    assert "ep-test" not in azure.fake.endpoints.endpoints
+    assert azure.fake.calls("operation.result")
+    assert len(azure.fake.calls("operation")) == status_polls
+
+
+def test_endpoint_deletion_is_always_sent_and_failures_are_loud(azure: AzureRig) -> None:
     from harness.errors import CleanupError
 
-    fake, backend = env
-    _endpoint(env)
-    fake.delete_fails = {"endpoint"}
+    _endpoint(azure)
+    azure.fake.endpoints.delete_fails = True
     with pytest.raises(CleanupError, match=r"ep-test could not be deleted.*harness sweep"):
-        backend.delete_endpoint("ep-test", 5)
-    assert len(fake.calls("endpoint", "DELETE")) == 1
-    fake.delete_fails = set()
-    backend.delete_endpoint("never-created", 5)  # already gone: nothing to do
-    assert len(fake.calls("endpoint", "DELETE")) == 2
+        azure.backend.delete_endpoint("ep-test", 5)
+    assert len(azure.fake.calls("endpoint", "DELETE")) == 1
+    azure.fake.endpoints.delete_fails = False
+    azure.backend.delete_endpoint("never-created", 5)  # already gone: nothing to do
+    assert len(azure.fake.calls("endpoint", "DELETE")) == 2
 
 
-def test_endpoint_still_deleting_at_the_deadline_is_left_to_the_sweep(env: Any) -> None:
+def test_endpoint_still_deleting_at_the_deadline_is_left_to_the_sweep(azure: AzureRig) -> None:
     from harness.errors import CleanupError
 
-    fake, backend = env
-    _endpoint(env)
-    fake.hold.add("delete")
+    _endpoint(azure)
+    azure.fake.ops.hold.add("delete")
     with pytest.raises(CleanupError, match="still deleting after 0s; the deletion goes on"):
-        backend.delete_endpoint("ep-test", 0.02)
+        azure.backend.delete_endpoint("ep-test", 0.02)
 
 
-def test_model_archive_failure_is_a_cleanup_error(env: Any) -> None:
+def test_model_archive_failure_is_a_cleanup_error(azure: AzureRig) -> None:
     from harness.errors import CleanupError
 
-    fake, backend = env
-    fake.state.models[(_model(fake).name, "1")] = {"properties": {}}
-    fake.delete_fails = {"model"}
+    model = _model(azure)
+    azure.fake.workspace.models[(model.name, "1")] = {"properties": {}}
+    azure.fake.workspace.archive_fails = True
     with pytest.raises(CleanupError, match="could not be archived"):
-        backend.delete_model(_model(fake).ref, 5)
+        azure.backend.delete_model(model.ref, 5)

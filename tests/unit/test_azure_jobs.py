@@ -1,133 +1,207 @@
-"""The fine-tune job on Azure: only Completed passes, the deadline cancels, metrics via MLflow."""
+"""The fine-tune job on Azure, in the service's own states: only Completed passes,
+NotResponding and Unknown are waited on (NotResponding up to a grace period), the deadline
+cancels, failures name the step inside the nested pipeline, quota says quota, metrics via
+MLflow v2.0, and every wait logs its state changes with the studio URL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import logging
+from pathlib import Path
 
 import pytest
 
-from azure_fake import FakeAzureML, fake_azure, prepared_data
+from azure_fake import AzureRig, azure_config, fake_azure, prepared_data
+from harness.backends.base import JobRun
 
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture()
-def env() -> Iterator[tuple[FakeAzureML, Any]]:
-    with fake_azure() as started:
-        yield started
-
-
-def _job(fake: FakeAzureML, name: str = "brave_job_1") -> Any:
-    from harness.backends.base import JobRun
-
-    url = fake.add_job(name)
+def _job(rig: AzureRig, name: str = "brave_job_1") -> JobRun:
+    url = rig.fake.jobs.add_job(name)
     return JobRun(name=name, display_name="display", status="NotStarted", url=url,
-                  experiment=fake.experiment)
+                  experiment=rig.fake.scope.experiment)
 
 
-def test_failed_job_reports_its_step_error_and_studio_url(env: Any) -> None:
+def test_a_failed_step_inside_the_nested_pipeline_is_named(azure: AzureRig) -> None:
     from harness.errors import JobError
 
-    fake, backend = env
-    fake.job_statuses = ["Running", "Failed"]
+    azure.fake.jobs.statuses = ["Running", "Failed"]
     with pytest.raises(JobError) as failure:
-        backend.wait_for_job(_job(fake), timeout_s=5)
+        azure.backend.wait_for_job(_job(azure), timeout_s=5)
     message = str(failure.value)
     assert "ended Failed, expected Completed" in message
-    assert "step finetune Failed: UserError: Execution failed: CUDA out of memory" in message
+    assert ("step chat_completion_pipeline/chat_completion_finetune Failed: UserError: "
+            "Execution failed: CUDA out of memory") in message
     assert "https://ml.azure.com/runs/brave_job_1" in message
+    assert "quota" not in message
 
 
-def test_a_canceled_job_fails(env: Any) -> None:
+def test_a_core_quota_failure_at_run_time_says_quota(azure: AzureRig) -> None:
+    from azure_fake.jobs import CORE_QUOTA
+    from harness.errors import JobError
+
+    azure.fake.jobs.statuses = ["Queued", "Failed"]
+    azure.fake.jobs.failed_step, azure.fake.jobs.error = "chat_completion_model_import", CORE_QUOTA
+    with pytest.raises(JobError) as failure:
+        azure.backend.wait_for_job(_job(azure), timeout_s=5)
+    message = str(failure.value)
+    assert "chat_completion_model_import Failed" in message
+    assert "JobNodeCountExceedsCoreQuota" in message
+    assert "quota failure at run time" in message and "--compute-sku" in message
+
+
+def test_a_canceled_job_fails(azure: AzureRig) -> None:
     """jobs.stream() returns normally on Canceled: the harness must not."""
     from harness.errors import JobError
 
-    fake, backend = env
-    fake.job_statuses = ["Queued", "Canceled"]
+    azure.fake.jobs.statuses = ["Queued", "Canceled"]
     with pytest.raises(JobError, match="ended Canceled, expected Completed"):
-        backend.wait_for_job(_job(fake), timeout_s=5)
-    assert not fake.calls("job.cancel")
+        azure.backend.wait_for_job(_job(azure), timeout_s=5)
+    assert not azure.fake.calls("job.cancel")
+
+
+def test_not_responding_and_unknown_are_waited_through(azure: AzureRig) -> None:
+    """azure-ai-ml calls NotResponding terminal; the service does not: the job went on."""
+    done = azure.backend.wait_for_job(_job(azure), timeout_s=5)
+    assert done.status == "Completed"
+    assert not azure.fake.calls("job.cancel")
+
+
+def test_not_responding_past_the_grace_period_fails_with_that_reason() -> None:
+    from harness.errors import JobError
+
+    with fake_azure(azure_config(job_not_responding_grace_s="0.05")) as rig:
+        rig.fake.jobs.statuses = ["Running", "NotResponding"]
+        with pytest.raises(JobError) as failure:
+            rig.backend.wait_for_job(_job(rig), timeout_s=5)
+        assert rig.fake.calls("job.cancel")
+    message = str(failure.value)
+    assert "has been NotResponding for 0s, longer than the grace period of 0s" in message
+    assert "it was cancelled" in message and "--job-not-responding-grace" in message
 
 
 @pytest.mark.parametrize("status", ["NotResponding", "Paused", "Unknown"])
-def test_states_that_are_not_final_are_waited_on_until_the_deadline(env: Any, status: str
-                                                                     ) -> None:
-    """azure-ai-ml calls NotResponding and Paused terminal; the service does not end a job
-    there, so the harness keeps waiting and cancels the job at its deadline."""
+def test_states_that_are_not_final_are_waited_on_until_the_deadline(azure: AzureRig,
+                                                                    status: str) -> None:
     from harness.errors import JobError
 
-    fake, backend = env
-    fake.job_statuses = ["Queued", status]
+    azure.fake.jobs.statuses = [status]
     with pytest.raises(JobError, match=f"did not finish within 0s \\(last status {status}\\)"):
-        backend.wait_for_job(_job(fake), timeout_s=0.05)
-    assert fake.calls("job.cancel")
+        azure.backend.wait_for_job(_job(azure), timeout_s=0.05)
+    assert azure.fake.calls("job.cancel")
 
 
-def test_job_is_cancelled_at_the_deadline(env: Any) -> None:
+def test_job_is_cancelled_at_the_deadline(azure: AzureRig) -> None:
     from harness.errors import JobError
 
-    fake, backend = env
-    fake.job_statuses = ["Running"]
+    azure.fake.jobs.statuses = ["Running"]
     with pytest.raises(JobError, match=r"within 0s \(last status Running\); it was cancelled "
                                        r"at the deadline; raise --job-timeout"):
-        backend.wait_for_job(_job(fake), timeout_s=0.02)
-    (cancel,) = fake.calls("job.cancel")
+        azure.backend.wait_for_job(_job(azure), timeout_s=0.02)
+    (cancel,) = azure.fake.calls("job.cancel")
     assert cancel.path.endswith("/jobs/brave_job_1/cancel")
+    assert azure.fake.calls("operation.result"), "cancel is followed through its Location"
 
 
-def test_teardown_cancels_only_a_job_that_has_not_ended(env: Any) -> None:
-    fake, backend = env
-    fake.job_statuses = ["Completed"]
-    backend.delete_job(_job(fake, "done_job").name, 5)
-    assert not fake.calls("job.cancel")
-    fake.job_statuses = ["NotResponding"]
-    backend.delete_job(_job(fake, "running_job").name, 5)
-    assert [c.path.rsplit("/", 2)[-2] for c in fake.calls("job.cancel")] == ["running_job"]
+@pytest.mark.parametrize("status, cancelled", [
+    ("Completed", False), ("Failed", False), ("Canceled", False),
+    ("NotResponding", True), ("Unknown", True), ("Paused", True), ("Running", True)])
+def test_teardown_cancels_every_job_that_has_not_ended(azure: AzureRig, status: str,
+                                                       cancelled: bool) -> None:
+    azure.fake.jobs.statuses = [status]
+    azure.backend.delete_job(_job(azure).name, 5)
+    assert bool(azure.fake.calls("job.cancel")) is cancelled
 
 
-def test_a_job_without_a_training_run_has_no_metrics(env: Any) -> None:
+def test_every_state_change_is_logged_with_the_studio_url(
+        azure: AzureRig, caplog: pytest.LogCaptureFixture) -> None:
+    azure.fake.jobs.statuses = ["Queued", "Queued", "Running", "NotResponding", "Completed"]
+    with caplog.at_level(logging.INFO, logger="harness"):
+        azure.backend.wait_for_job(_job(azure), timeout_s=5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "harness"]
+    states = [line.split()[3].rstrip(",") for line in lines]
+    assert states == ["Queued", "Running", "NotResponding", "Completed"]
+    assert all("of 5s deadline; https://ml.azure.com/runs/brave_job_1" in line for line in lines)
+
+
+def test_a_cluster_that_takes_long_logs_a_heartbeat_between_changes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from harness.backends.azure.progress import wait_poller
+    from harness.waiting import Deadline, Heartbeat
+
+    class SlowPoller:
+        polls = 0
+
+        def wait(self, timeout: float | None = None) -> None:
+            self.polls += 1
+
+        def done(self) -> bool:
+            return self.polls >= 3
+
+        def status(self) -> str:
+            return "Succeeded" if self.done() else "InProgress"
+
+        def result(self, timeout: float | None = None) -> None:
+            return None
+
+    beat = Heartbeat("compute cluster gpu creation", Deadline(1800), every_s=0.0)
+    with caplog.at_level(logging.INFO, logger="harness"):
+        assert wait_poller(beat, SlowPoller())
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(",")[0] for line in lines] == [
+        "compute cluster gpu creation InProgress", "compute cluster gpu creation InProgress",
+        "compute cluster gpu creation Succeeded"]
+    assert all("of 30m deadline" in line for line in lines)
+
+
+def test_metrics_are_read_at_mlflow_v2(azure: AzureRig) -> None:
+    metrics = azure.backend.job_metrics(_job(azure))
+    assert metrics.values("loss") == [2.4, 2.1, 1.9, 1.7]
+    assert all("/mlflow/v2.0/" in c.path for c in azure.fake.requests if "/mlflow/" in c.path)
+
+
+def test_a_job_without_a_training_run_has_no_metrics(azure: AzureRig) -> None:
     from harness.errors import JobError
 
-    fake, backend = env
-    fake.training_metrics = {"loss": [1.0]}  # no "epoch": no run looks like training
-    with pytest.raises(JobError, match=r"no training run .* runs found: finetune, preprocess"):
-        backend.job_metrics(_job(fake))
+    azure.fake.mlflow.metrics = {"loss": [1.0]}  # no "epoch": no run looks like training
+    with pytest.raises(JobError, match=r"no training run .* runs found: .*chat_completion_"):
+        azure.backend.job_metrics(_job(azure))
 
 
-def test_tracking_uri_becomes_the_https_form() -> None:
+def test_the_tracking_uri_becomes_https_at_v2() -> None:
     from harness.backends.azure.metrics import rest_tracking_uri
     from harness.errors import JobError
 
-    uri = "azureml://eastus.api.azureml.ms/mlflow/v1.0/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/workspaces/w"
-    assert rest_tracking_uri(uri) == "https" + uri.removeprefix("azureml")
+    ws = ("/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/"
+          "workspaces/w")
+    uri = f"azureml://eastus.api.azureml.ms/mlflow/v1.0{ws}"
+    assert rest_tracking_uri(uri) == f"https://eastus.api.azureml.ms/mlflow/v2.0{ws}"
+    assert rest_tracking_uri(uri.replace("v1.0", "v2.0")) == rest_tracking_uri(uri)
     with pytest.raises(JobError, match="not azureml:// or https://"):
         rest_tracking_uri("file:///tmp/mlruns")
 
 
-def test_parameters_the_component_does_not_declare_are_rejected(env: Any, tmp_path: Any
-                                                                ) -> None:
+def test_parameters_the_component_does_not_declare_are_rejected(azure: AzureRig,
+                                                                tmp_path: Path) -> None:
     from harness.backends.base import Compute
     from harness.errors import ParameterError
 
-    fake, backend = env
-    card = backend.get_foundation_model("Phi-3-mini-4k-instruct", "15")
+    card = azure.backend.get_foundation_model("Phi-4", "8")
     compute = Compute("gpu", "Standard_NC24ads_A100_v4", 1, True)
     with pytest.raises(ParameterError, match="learning_rate_min"):
-        backend.submit_finetune(card, compute, prepared_data(tmp_path),
-                                {"learning_rate_min": 5e-7}, "display", {})
-    assert not fake.calls("job", "PUT")
+        azure.backend.submit_finetune(card, compute, prepared_data(tmp_path),
+                                      {"learning_rate_min": 5e-7}, "display", {})
+    assert not azure.fake.calls("job", "PUT")
 
 
-def test_missing_training_split_is_a_data_error(env: Any, tmp_path: Any) -> None:
+def test_missing_training_split_is_a_data_error(azure: AzureRig, tmp_path: Path) -> None:
     import dataclasses
 
     from harness.backends.base import Compute
     from harness.errors import DataError
 
-    _, backend = env
-    card = backend.get_foundation_model("Phi-3-mini-4k-instruct", "15")
+    card = azure.backend.get_foundation_model("Phi-4", "8")
     data = prepared_data(tmp_path)
     data = dataclasses.replace(data, files={"train_sft": data.files["train_sft"]})
     with pytest.raises(DataError, match="lacks test_sft"):
-        backend.submit_finetune(card, Compute("gpu", "x", 1), data, {}, "display", {})
+        azure.backend.submit_finetune(card, Compute("gpu", "x", 1), data, {}, "display", {})

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from azure_fake import FakeAzureML, fake_azure
+from azure_fake import AzureRig, fake_azure
 
 pytestmark = pytest.mark.unit
 
@@ -25,40 +24,41 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 @pytest.fixture()
-def env() -> Iterator[tuple[FakeAzureML, Any]]:
+def rig() -> Iterator[AzureRig]:
     with fake_azure(retry_total=2) as started:
         yield started
 
 
-def test_throttled_request_waits_retry_after_then_succeeds(env: Any, sleeps: list[float]
+def test_throttled_request_waits_retry_after_then_succeeds(rig: AzureRig, sleeps: list[float]
                                                            ) -> None:
-    fake, backend = env
-    fake.inject("registry.model", 429, headers={"Retry-After": "7"})
-    card = backend.get_foundation_model("Phi-3-mini-4k-instruct", "15")
-    assert card.version == "15"
-    assert [c.route for c in fake.requests].count("registry.model") == 2
+    rig.fake.router.inject("registry.model", 429, headers={"Retry-After": "7"})
+    card = rig.backend.get_foundation_model("Phi-4", "8")
+    assert card.version == "8"
+    assert len(rig.fake.calls("registry.model")) == 2
     assert 7.0 in sleeps
 
 
-def test_transient_5xx_while_polling_a_job_is_retried(env: Any, sleeps: list[float]) -> None:
+def test_transient_5xx_while_polling_a_job_is_retried(rig: AzureRig, sleeps: list[float]
+                                                      ) -> None:
     from harness.backends.base import JobRun
 
-    fake, backend = env
-    url = fake.add_job("job_5xx")
-    fake.job_statuses = ["Completed"]
-    fake.inject("job", 503, times=2)
-    done = backend.wait_for_job(JobRun("job_5xx", "d", "Queued", url), timeout_s=5)
+    url = rig.fake.jobs.add_job("job_5xx")
+    rig.fake.jobs.statuses = ["Completed"]
+    rig.fake.router.inject("job", 503, times=2)
+    done = rig.backend.wait_for_job(JobRun("job_5xx", "d", "Queued", url), timeout_s=5)
     assert done.status == "Completed"
-    assert len(fake.calls("job", "GET")) == 3  # 503, 503, then the answer
+    assert len(rig.fake.calls("job", "GET")) == 3  # 503, 503, then the answer
     assert sleeps and all(s > 0 for s in sleeps)  # exponential backoff after the first retry
 
 
-def test_exhausted_retries_surface_the_service_message(env: Any, sleeps: list[float]) -> None:
+def test_exhausted_retries_surface_the_service_message(rig: AzureRig, sleeps: list[float]
+                                                       ) -> None:
     from harness.errors import ComputeError
 
-    fake, backend = env
-    fake.inject("compute", 429, times=3, headers={"Retry-After": "1"}, method="GET",
-                body={"error": {"code": "TooManyRequests", "message": "throttled, slow down"}})
+    card = rig.backend.get_foundation_model("Phi-4", "8")
+    rig.fake.router.inject("compute", 429, times=3, headers={"Retry-After": "1"}, method="GET",
+                           body={"error": {"code": "TooManyRequests",
+                                           "message": "throttled, slow down"}})
     with pytest.raises(ComputeError, match="TooManyRequests: throttled, slow down"):
-        backend.ensure_compute(object(), "gpu", "Standard_NC24ads_A100_v4", {})
-    assert len(fake.calls("compute", "GET")) == 3 and sleeps == [1.0, 1.0]
+        rig.backend.ensure_compute(card, "gpu", "Standard_NC24ads_A100_v4", {})
+    assert len(rig.fake.calls("compute", "GET")) == 3 and sleeps == [1.0, 1.0]

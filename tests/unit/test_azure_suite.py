@@ -1,128 +1,111 @@
-"""The unchanged e2e suite, run through the plugin against ``--backend azure`` and the
-``responses`` fake of Azure ML: the nightly run, proven offline, failure paths included."""
+"""The unchanged e2e suite, run through the plugin against ``--backend azure`` and the fake of
+Azure ML, in this process: the nightly run proven offline, and its first failure on today's
+registry (an archived default model) proven to stop before anything is created."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
+from azure_fake import FakeAzureML
+from azure_fake.endpoints import model_error
+from azure_fake.jobs import WALK
+from azure_fake.plugin import AzureFakePlugin
+
 HERE = Path(__file__).resolve().parent
 E2E = HERE.parent / "e2e"
 SHIPPED = HERE.parents[1] / "harness" / "resources" / "ultrachat_mini"
 ARGS = ["--backend", "azure", "--azure-subscription-id", "00000000-0000-4000-8000-000000000000",
         "--azure-resource-group", "rg-harness", "--azure-workspace", "ws-harness",
         "--dataset", str(SHIPPED), "--dataset-percent", "100", "-p", "no:cacheprovider"]
-
-CONFTEST = f"""
-import os, sys
-sys.path.insert(0, {str(HERE)!r})
-import responses
-from azure_fake import FakeAzureML, make_backend
-
-MOCK = responses.RequestsMock(assert_all_requests_are_fired=False)
-FAKES = []
-
-
-def pytest_configure(config):
-    MOCK.start()
-
-
-def pytest_unconfigure(config):
-    for fake in FAKES:
-        fake.settle()
-    MOCK.stop()
-    MOCK.reset()
-
-
-def pytest_harness_create_backend(harness_config):
-    if not FAKES:
-        fake = FakeAzureML(MOCK, harness_config)
-        FAKES.append(fake)
-    return make_backend(harness_config, FAKES[0])
-
-
-def pytest_sessionfinish(session):
-    fake = FAKES[0]
-    with open("requests.log", "w") as out:
-        for call in fake.requests:
-            out.write(f"{{call.method}} {{call.route}} {{call.url}}\\n")
-        for call in fake.unmatched:
-            out.write(f"UNMATCHED {{call.method}} {{call.url}}\\n")
-"""
-
-
-SCENARIOS = {
-    "passes": {},
-}  # failure paths: test_azure_*.py on the backend, test_plugin.py through the fixture chain
-
-
-@dataclass
-class Run:
-    stdout: str
-    ret: int
-    sent: list[str]
-
-
-Started = dict[str, tuple[Path, "subprocess.Popen[str]"]]
-STARTED = pytest.StashKey[Started]()
-
-
-def start_scenarios(root: Path) -> Started:
-    """Every scenario in its own pytest process, all at once. azure-ai-ml is slow to import,
-    and an in-process pytester run leaves importlib.metadata unable to find packages; the
-    unit conftest starts these at collection so they overlap the rest of the suite."""
-    return {name: _start(root / name, env) for name, env in SCENARIOS.items()}
-
-
-def stop_scenarios(started: Started, root: Path) -> None:
-    """Nothing outlives the session, even when the tests that wait for them did not run."""
-    for _, process in started.values():
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-    shutil.rmtree(root, ignore_errors=True)
+CREATING = ("PUT", "POST", "PATCH", "DELETE")
 
 
 @pytest.fixture(scope="module")
-def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-         ) -> dict[str, Run]:
-    started = request.config.stash.get(STARTED, None)
-    if started is None:
-        started = start_scenarios(tmp_path_factory.mktemp("scenarios"))
-    return {name: _finish(folder, process) for name, (folder, process) in started.items()}
+def imported_before_the_snapshot() -> None:
+    """Import what the inner runs import before the pytester fixture snapshots sys.modules.
+
+    pytester removes from sys.modules whatever an in-process run imported first, so the next
+    import runs the module again: ``datasets`` then registers its pyarrow extension types a
+    second time (ArrowKeyError), and azure-ai-ml's import-time registrations repeat. That, not
+    pytester itself, is what broke the earlier in-process attempt; importing them here, first,
+    keeps one copy for the whole session, and spares every inner run re-importing matplotlib
+    and the metric library for its report.
+    """
+    import azure.ai.ml
+    import azure.ai.ml.dsl
+    import azure.ai.ml.entities  # noqa: F401
+    import datasets  # noqa: F401
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+    import mlflow.store.tracking.rest_store  # noqa: F401
+    import sacrebleu.metrics.chrf  # noqa: F401
+
+    from harness import history, quality, verdict  # noqa: F401
+    from harness.report import build, markdown, plots, webpage, write  # noqa: F401
 
 
-def _start(folder: Path, env: dict[str, str]) -> tuple[Path, subprocess.Popen[str]]:
-    folder.mkdir(parents=True)
-    (folder / "conftest.py").write_text(CONFTEST)
-    (folder / "e2e").mkdir()
-    shutil.copy(E2E / "conftest.py", folder / "e2e" / "conftest.py")
-    shutil.copy(E2E / "test_workflow.py", folder / "e2e" / "test_azure_copy.py")
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir",
-               str(folder), "-c", os.devnull, *ARGS]
-    return folder, subprocess.Popen(command, cwd=folder, env={**os.environ, **env}, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def run_suite(pytester: pytest.Pytester, *args: str,
+              script: Callable[[FakeAzureML], None] | None = None
+              ) -> tuple[pytest.RunResult, AzureFakePlugin]:
+    (pytester.path / "e2e").mkdir()
+    shutil.copy(E2E / "conftest.py", pytester.path / "e2e" / "conftest.py")
+    shutil.copy(E2E / "test_workflow.py", pytester.path / "e2e" / "test_azure_copy.py")
+    plugin = AzureFakePlugin(script)
+    isolated = ["--rootdir", str(pytester.path), "-c", os.devnull]  # not this repo's ini
+    return pytester.runpytest_inprocess(*isolated, *ARGS, *args, plugins=[plugin]), plugin
 
 
-def _finish(folder: Path, process: subprocess.Popen[str]) -> Run:
-    stdout, _ = process.communicate(timeout=120)
-    log = folder / "requests.log"
-    return Run(stdout, process.returncode, log.read_text().splitlines() if log.exists() else [])
+@pytest.mark.usefixtures("imported_before_the_snapshot")
+def test_the_e2e_suite_passes_against_the_fake_service(pytester: pytest.Pytester) -> None:
+    """Phi-3-mini 15 pinned: lists in system metadata as JSON text, retired NCv3 sizes first
+    in its inference list, past its fine-tune retirement date (a warning, not an error)."""
+    result, plugin = run_suite(pytester, "--model-name", "Phi-3-mini-4k-instruct",
+                               "--model-version", "15")
+    result.assert_outcomes(passed=12, skipped=2)  # no likelihood on Azure, no --compare-to
+    result.stdout.fnmatch_lines(["*RetiredModelWarning*passed its fine-tune retirement*"])
+    assert plugin.fake is not None
+    plugin.fake.check()
+    (polls,) = plugin.fake.jobs.polls.values()
+    assert polls > len(WALK), "waited through NotResponding and Unknown to Completed"
+    assert plugin.fake.calls("endpoint", "DELETE"), "teardown deletes the endpoint"
+    (deployment,) = plugin.fake.calls("deployment", "PUT")
+    assert deployment.body["properties"]["instanceType"] == "Standard_NC24ads_A100_v4"
 
 
-def endpoint_deleted(lines: list[str]) -> bool:
-    return any(line.startswith("DELETE") and "/onlineEndpoints/" in line for line in lines)
+@pytest.mark.usefixtures("imported_before_the_snapshot")
+def test_an_archived_model_stops_the_run_before_anything_is_created(
+        pytester: pytest.Pytester) -> None:
+    result, plugin = run_suite(pytester, "--model-name", "Phi-3-mini-4k-instruct")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*may be archived*--model-version 15*"])
+    assert not [c.url for c in plugin.sent() if c.method in CREATING]
 
 
-def test_the_e2e_suite_passes_against_the_fake_service(runs: dict[str, Run]) -> None:
-    run = runs["passes"]
-    assert "12 passed" in run.stdout, run.stdout
-    assert not [line for line in run.sent if line.startswith("UNMATCHED")]
-    assert endpoint_deleted(run.sent)
+@pytest.mark.usefixtures("imported_before_the_snapshot")
+def test_strict_deprecation_stops_a_retired_model_before_anything_is_created(
+        pytester: pytest.Pytester) -> None:
+    result, plugin = run_suite(pytester, "--model-name", "Phi-3-mini-4k-instruct",
+                               "--model-version", "15", "--strict-deprecation")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*passed its fine-tune retirement date 2025-08-30*"])
+    assert not [c.url for c in plugin.sent() if c.method in CREATING]
+
+
+@pytest.mark.usefixtures("imported_before_the_snapshot")
+def test_a_failed_scoring_test_shows_status_reason_and_body(pytester: pytest.Pytester) -> None:
+    def model_fails(fake: FakeAzureML) -> None:
+        fake.endpoints.score = model_error("500", "Internal Server Error",
+                                           {"error": "CUDA error: device-side assert"})
+
+    result, _ = run_suite(pytester, "--model-name", "Phi-4", script=model_fails)
+    result.assert_outcomes(passed=10, failed=2, skipped=2)
+    result.stdout.fnmatch_lines([
+        "*HTTP 424*CUDA error: device-side assert*model error: the scoring container answered "
+        "500 (Internal Server Error)*",
+        "*HTTP 424 (model error: the scoring container answered 500 (Internal Server Error))*"
+        "CUDA error: device-side assert*"])

@@ -9,27 +9,59 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from azure_fake import ENDPOINT_KEY, FakeAzureML, fake_azure, make_backend, prepared_data
+from harness.backends.azure import AzureBackend
+from harness.backends.base import (
+    Compute,
+    Deployment,
+    Endpoint,
+    JobRun,
+    RegisteredModel,
+    TrainingMetrics,
+)
+from harness.data import PreparedData
+from harness.tags import ModelCard
 
 pytestmark = pytest.mark.unit
 
 DATA = Path(__file__).parent / "data"
-MODEL = "Phi-3-mini-4k-instruct"
+MODEL = "Phi-4"
+INSTANCE = "Standard_NC24ads_A100_v4"
 CREATING_ROUTES = ("compute", "job", "model", "endpoint", "deployment")
 
 
+@dataclass
+class Run:
+    """What the workflow made against the fake, for each test to look at."""
+
+    fake: FakeAzureML
+    backend: AzureBackend
+    tags: dict[str, str]
+    card: ModelCard
+    inputs: Any
+    compute: Compute
+    data: PreparedData
+    submitted: JobRun
+    job: JobRun
+    metrics: TrainingMetrics
+    model: RegisteredModel
+    endpoint: Endpoint
+    deployment: Deployment
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """The seed's workflow, run once against the fake."""
     from harness import finetune, naming
 
-    with fake_azure() as (fake, backend):
+    with fake_azure() as rig:
+        backend = rig.backend
         tags = naming.ownership_tags("hfake0001", 6.0)
         card = backend.get_foundation_model(MODEL, "latest")
         inputs = backend.component_inputs()
@@ -42,34 +74,38 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         metrics = backend.job_metrics(job)
         model = backend.register_model(card, job, tags)
         endpoint = backend.wait_for_endpoint(pending.name, timeout_s=10)
-        deployment = backend.deploy(endpoint, model, "dep-1", "Standard_NC6s_v3", tags, 10)
-        yield SimpleNamespace(**locals())
+        deployment = backend.deploy(endpoint, model, "dep-1", INSTANCE, tags, 10)
+        yield Run(rig.fake, backend, tags, card, inputs, compute, data, submitted, job, metrics,
+                  model, endpoint, deployment)
 
 
 def _bodies(fake: FakeAzureML, route: str, method: str = "PUT") -> list[Any]:
     return [call.body for call in fake.calls(route, method)]
 
 
-def test_creating_the_backend_sends_nothing(run: SimpleNamespace) -> None:
+def test_creating_the_backend_sends_nothing(run: Run) -> None:
     from harness.backends.base import Backend
 
     assert isinstance(run.backend, Backend)
     count = len(run.fake.requests)
-    make_backend(run.backend.config, run.fake)
+    make_backend(run.backend.config)
     assert len(run.fake.requests) == count
 
 
-def test_foundation_model_latest_label_then_pinned_version(run: SimpleNamespace) -> None:
-    assert run.card.label == f"{MODEL}:15"
-    assert run.card.id == f"azureml://registries/azureml/models/{MODEL}/versions/15"
-    assert "Standard_NC24ads_A100_v4" in (run.card.finetune_allow_list or ())
+def test_foundation_model_latest_label_then_the_raw_version(run: Run) -> None:
+    assert run.card.label == f"{MODEL}:8"
+    assert run.card.id == f"azureml://registries/azureml/models/{MODEL}/versions/8"
+    assert run.card.finetune_allow_list and "Standard_NC24ads_A100_v4" in (
+        run.card.finetune_allow_list)
+    assert run.card.finetune_allow_list_source == "system_metadata"
     listing = run.fake.calls("registry.model.versions")[0]
     assert listing.query["$top"] == ["1"] and "createdtime desc" in listing.query["$orderBy"][0]
-    assert run.backend.get_foundation_model(MODEL, "14").version == "14"
-    assert run.fake.calls("registry.model")[-1].path.endswith(f"/models/{MODEL}/versions/14")
+    assert "listViewType" not in listing.query  # the SDK's latest leaves archived versions out
+    assert run.fake.calls("registry.model")[-1].path.endswith(f"/models/{MODEL}/versions/8")
+    assert run.backend.get_foundation_model(MODEL, "7").version == "7"
 
 
-def test_component_inputs_are_the_live_components(run: SimpleNamespace) -> None:
+def test_component_inputs_are_the_live_components(run: Run) -> None:
     reference = json.loads((DATA / "chat_completion_pipeline.inputs.json").read_text())["inputs"]
     assert run.inputs.keys() == reference.keys()
     for name, spec in reference.items():
@@ -82,7 +118,7 @@ def test_component_inputs_are_the_live_components(run: SimpleNamespace) -> None:
     assert "/components/chat_completion_pipeline/versions" in component_get.path
 
 
-def test_compute_created_dedicated_from_the_allow_list_with_tags(run: SimpleNamespace) -> None:
+def test_compute_created_dedicated_from_the_allow_list_with_tags(run: Run) -> None:
     (body,) = _bodies(run.fake, "compute")
     props = body["properties"]["properties"]
     assert props["vmSize"] == "Standard_NC24ads_A100_v4"  # first allow-listed, not ND40rs_v2
@@ -93,17 +129,16 @@ def test_compute_created_dedicated_from_the_allow_list_with_tags(run: SimpleName
     assert run.fake.calls("vmsizes"), "GPU count must come from the workspace's size list"
 
 
-def _node(run: SimpleNamespace) -> dict[str, Any]:
+def _node(run: Run) -> dict[str, Any]:
     (body,) = _bodies(run.fake, "job")
     (node,) = body["properties"]["jobs"].values()
     return node  # type: ignore[no-any-return]
 
 
-def test_pipeline_inputs_are_filtered_and_typed(run: SimpleNamespace) -> None:
+def test_pipeline_inputs_are_filtered_and_typed(run: Run) -> None:
     inputs = _node(run)["inputs"]
     literal = {k: v["value"] for k, v in inputs.items() if v["job_input_type"] == "literal"}
-    assert "learning_rate_min" not in inputs and "learning_rate_max" not in inputs
-    assert literal["deepspeed_stage"] == "2" and literal["precision"] == "16"
+    assert literal["deepspeed_stage"] == "3" and literal["precision"] == "16"
     assert literal["number_of_gpu_to_use_finetuning"] == "1"
     assert literal["learning_rate"] == "5e-06" and literal["num_train_epochs"] == "1"
     for name in ("compute_model_import", "compute_preprocess", "compute_finetune",
@@ -112,7 +147,7 @@ def test_pipeline_inputs_are_filtered_and_typed(run: SimpleNamespace) -> None:
     assert inputs["mlflow_model_path"] == {"uri": run.card.id, "job_input_type": "mlflow_model"}
 
 
-def test_pipeline_wiring_settings_and_ownership(run: SimpleNamespace) -> None:
+def test_pipeline_wiring_settings_and_ownership(run: Run) -> None:
     (body,) = _bodies(run.fake, "job")
     props, node = body["properties"], _node(run)
     assert node["componentId"] == (
@@ -125,96 +160,104 @@ def test_pipeline_wiring_settings_and_ownership(run: SimpleNamespace) -> None:
     assert props["displayName"] == "display" and props["tags"] == run.tags
 
 
-def test_training_files_are_uploaded_and_referenced(run: SimpleNamespace) -> None:
+def test_training_files_are_uploaded_and_referenced(run: Run) -> None:
     inputs = _node(run)["inputs"]
     for split, port in (("train_sft", "train_file_path"), ("test_sft", "test_file_path")):
         uri = inputs[port]["uri"]
         assert inputs[port]["job_input_type"] == "uri_file"
         assert uri.startswith("azureml://datastores/workspaceblobstore/paths/LocalUpload/")
         blob = uri.split("/paths/", 1)[1]
-        assert run.fake.state.blobs[blob] == Path(run.data.files[split]).read_bytes()
+        assert run.fake.storage.blobs[blob] == Path(run.data.files[split]).read_bytes()
 
 
-def test_job_waited_until_completed(run: SimpleNamespace) -> None:
+def test_job_waited_through_not_responding_and_unknown_until_completed(run: Run) -> None:
+    from azure_fake.jobs import WALK
+
     assert run.submitted.status == "NotStarted"
     assert run.job.status == "Completed" and run.job.name == run.submitted.name
     assert run.job.url.startswith(f"https://ml.azure.com/runs/{run.job.name}")
-    assert len(run.fake.calls("job", "GET")) == 3  # Queued, Running, Completed
+    assert len(run.fake.calls("job", "GET")) == len(WALK)  # NotResponding, Unknown: waited on
     assert not run.fake.calls("job.cancel")
 
 
-def test_metrics_come_from_the_training_run_through_mlflow(run: SimpleNamespace) -> None:
+def test_metrics_come_from_the_training_run_through_mlflow_v2(run: Run) -> None:
     assert run.metrics.values("loss") == [2.4, 2.1, 1.9, 1.7]
     assert run.metrics.values("eval_loss") == [1.9, 1.6]
     (search,) = run.fake.calls("mlflow.search")
     assert search.body["filter"] == f"tags.mlflow.rootRunId='{run.job.name}'"
+    assert "/mlflow/v2.0/subscriptions/" in search.path  # the plugin's path for MLflow 2 and 3
     histories = {c.query["metric_key"][0]: c.query["run_id"][0]
                  for c in run.fake.calls("mlflow.history")}
-    assert histories["loss"] == f"{run.job.name}-finetune"
+    assert histories["loss"] == run.fake.jobs.training_run_id(run.job.name)
     assert all(c.headers["Authorization"].startswith("Bearer ey")
                for c in run.fake.calls("mlflow.search"))
 
 
-def test_model_registered_from_the_job_output(run: SimpleNamespace) -> None:
+def test_model_registered_from_the_job_output(run: Run) -> None:
     (body,) = _bodies(run.fake, "model")
     props = body["properties"]
     assert props["modelUri"] == f"azureml://jobs/{run.job.name}/outputs/trained_model"
     assert props["modelType"] == "mlflow_model" and props["tags"] == run.tags
-    assert run.model.name == f"{MODEL}-ultrachat-200k" and run.model.job_name == run.job.name
+    assert run.model.name == f"{MODEL}-ultrachat-200k"
+    assert run.fake.workspace.models[(run.model.name, run.model.version)]["properties"][
+        "jobName"] == run.model.job_name == run.job.name  # lineage as the service reports it
     assert run.model.version.isdigit() and len(run.model.version) >= 14
 
 
-def test_endpoint_uses_key_auth(run: SimpleNamespace) -> None:
+def test_endpoint_uses_key_auth(run: Run) -> None:
     first = _bodies(run.fake, "endpoint")[0]
     assert first["properties"]["authMode"] == "Key" and first["tags"] == run.tags
     assert run.endpoint.auth_mode == "key" and run.endpoint.provisioning_state == "Succeeded"
 
 
-def test_deployment_probes_timeout_and_model(run: SimpleNamespace) -> None:
+def test_deployment_probes_timeout_and_model(run: Run) -> None:
     (body,) = _bodies(run.fake, "deployment")
     props = body["properties"]
-    assert props["model"] == run.model.id and props["instanceType"] == "Standard_NC6s_v3"
+    assert props["model"] == run.model.id and props["instanceType"] == INSTANCE
     assert body["sku"]["capacity"] == 1 and body["tags"] == run.tags
     assert props["livenessProbe"]["initialDelay"] == "PT10M"
     assert props["readinessProbe"]["failureThreshold"] >= 30
     assert props["requestSettings"]["requestTimeout"] == "PT1M30S"  # 90000 ms
 
 
-def test_all_traffic_goes_to_the_deployment(run: SimpleNamespace) -> None:
+def test_all_traffic_goes_to_the_deployment(run: Run) -> None:
     assert _bodies(run.fake, "endpoint")[-1]["properties"]["traffic"] == {"dep-1": 100}
     assert run.deployment.traffic_percent == 100
     assert run.deployment.request_timeout_ms == 90_000
 
 
-def test_every_created_resource_carries_the_ownership_tags(run: SimpleNamespace) -> None:
+def test_every_created_resource_carries_the_ownership_tags(run: Run) -> None:
     for route in CREATING_ROUTES:
         for body in _bodies(run.fake, route):
             tags = body.get("tags") or body["properties"].get("tags")
             assert tags == run.tags, route
 
 
-def test_invoke_sends_the_key_and_the_deployment(run: SimpleNamespace) -> None:
+def test_invoke_sends_the_key_and_the_deployment(run: Run) -> None:
     from harness import scoring
 
     request = scoring.build_request([{"role": "user", "content": "Capital of France?"}])
     reply = run.backend.invoke(run.endpoint, run.deployment, request)
     assert scoring.parse_response(reply.body, reply.status_code).text.endswith("Paris.")
+    assert (reply.status_code, reply.reason) == (200, "")
     score = run.fake.calls("score")[-1]
     assert score.headers["Authorization"] == f"Bearer {ENDPOINT_KEY}"
     assert score.headers["azureml-model-deployment"] == "dep-1"
     assert score.body == request
+    assert run.fake.calls("endpoint.keys", "POST"), "the key comes from listKeys"
 
 
-def test_raw_requests_without_the_right_key_are_rejected(run: SimpleNamespace) -> None:
+def test_raw_requests_without_the_right_key_are_rejected(run: Run) -> None:
     request: dict[str, Any] = {"input_data": {"input_string": []}}
-    assert run.backend.invoke_raw(run.endpoint, request, None).status_code == 401
+    reply = run.backend.invoke_raw(run.endpoint, request, None)
+    assert reply.status_code == 401 and "no valid endpoint key" in reply.reason
     assert "Authorization" not in run.fake.calls("score")[-1].headers
     assert run.backend.invoke_raw(run.endpoint, request, "wrong").status_code == 401
     key = run.backend.endpoint_key(run.endpoint)
     assert run.backend.invoke_raw(run.endpoint, request, key).status_code == 200
 
 
-def test_sweep_lists_owned_resources_and_deletes_them(run: SimpleNamespace) -> None:
+def test_sweep_lists_owned_resources_and_deletes_them(run: Run) -> None:
     from harness.backends.base import delete_resource
 
     owned = {(r.kind, r.name) for r in run.backend.list_owned_resources()}
@@ -224,6 +267,7 @@ def test_sweep_lists_owned_resources_and_deletes_them(run: SimpleNamespace) -> N
     for resource in run.backend.list_owned_resources():
         delete_resource(run.backend, resource.kind, resource.name, 5)
     assert run.fake.calls("endpoint", "DELETE") and run.fake.calls("compute", "DELETE")
+    assert run.fake.calls("operation.result"), "the endpoint DELETE is followed by its Location"
     assert _bodies(run.fake, "model")[-1]["properties"]["isArchived"] is True
     assert run.backend.list_owned_resources() == []
     run.fake.check()

@@ -63,13 +63,21 @@ def write_card(tmp_path: Path, **fields: Any) -> str:
 
 
 def test_plan_defaults_to_shipped_phi3(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped card is Phi-3-mini 15 as the registry returns it today: lists in system
+    metadata (JSON text), archived, past its fine-tune retirement: a warning by default."""
     result = plan(capsys)
     assert result["model"] == {
-        "name": "Phi-3-mini-4k-instruct", "version": "latest",
-        "id": "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/latest",
+        "name": "Phi-3-mini-4k-instruct", "version": "15",
+        "id": "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/15",
     }
+    assert result["model_sources"] == {"finetune_compute_allow_list": "system_metadata",
+                                       "inference_compute_allow_list": "system_metadata",
+                                       "task": "system_metadata"}
+    assert result["model_deprecation"].startswith("archived; finetune deprecation 2025-06-30")
+    assert "passed its fine-tune retirement date 2025-08-30" in result["warnings"][0]
     assert result["compute_sku"] == "Standard_NC24ads_A100_v4"
-    assert result["instance_type"] == "Standard_NC6s_v3"
+    assert result["instance_type"] == "Standard_ND40rs_v2"  # NC6s_v3..NC24s_v3 are retired
+    assert result["region_checked"] is False
     assert result["gpus_per_node"] == 1
     assert result["dropped_parameters"] == {"learning_rate_min": 5e-07, "learning_rate_max": 5e-05}
     assert result["finetune_parameters"]["deepspeed_stage"] == "2"
@@ -87,14 +95,14 @@ def test_plan_defaults_to_shipped_phi3(capsys: pytest.CaptureFixture[str]) -> No
 def test_plan_options(capsys: pytest.CaptureFixture[str]) -> None:
     result = plan(
         capsys, "--run-id", "hfixed01", "--compute-sku", "standard_nd96asr_v4",
-        "--gpus-per-node", "8", "--instance-type", "standard_nc24s_v3",
+        "--gpus-per-node", "8", "--instance-type", "standard_nc48ads_a100_v4",
         "--finetune-param", "num_train_epochs=2", "--finetune-param", "apply_lora=false",
         "--resource-ttl", "2",
     )
     assert result["run_id"] == "hfixed01"
     assert result["endpoint_name"].startswith("ep-hfixed01-")
     assert result["compute_sku"] == "standard_nd96asr_v4"
-    assert result["instance_type"] == "standard_nc24s_v3"
+    assert result["instance_type"] == "standard_nc48ads_a100_v4"
     assert result["finetune_parameters"]["num_train_epochs"] == 2
     assert result["display_name"].startswith(
         "Phi-3-mini-4k-instruct-ultrachat-bs8-cosine-ds2-nolora-")
@@ -129,12 +137,60 @@ def test_plan_model_card_file(capsys: pytest.CaptureFixture[str], tmp_path: Path
 def test_plan_without_allow_lists(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     card = write_card(tmp_path, name="Bare", tags={})
     assert "--compute-sku" in refused(capsys, "plan", "--model-card", card)
-    assert "K80" in refused(capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC6")
+    assert "retired on 2023-09-06" in refused(capsys, "plan", "--model-card", card,
+                                              "--compute-sku", "Standard_NC6")
     assert "--instance-type" in refused(
-        capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC6s_v3")
-    result = plan(capsys, "--model-card", card, "--compute-sku", "Standard_NC6s_v3",
-                  "--instance-type", "Standard_NC6s_v3")
+        capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC24ads_A100_v4")
+    result = plan(capsys, "--model-card", card, "--compute-sku", "Standard_NC24ads_A100_v4",
+                  "--instance-type", "Standard_NC24ads_A100_v4")
     assert result["model"]["version"] == "latest"
+    assert result["warnings"] == [] and result["model_sources"]["task"] is None
+
+
+def write_sizes(tmp_path: Path, sizes: Any) -> str:
+    path = tmp_path / f"sizes-{len(list(tmp_path.glob('sizes-*')))}.json"
+    path.write_text(json.dumps(sizes))
+    return str(path)
+
+
+def test_plan_takes_the_regions_sizes_from_a_file(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    """The same choice the run makes against list_sizes(), offline: the list as the SDK's
+    VmSize objects dump, or the REST answer."""
+    sdk = write_sizes(tmp_path, [{"name": "Standard_NC48ads_A100_v4", "gpus": 2, "v_cp_us": 48},
+                                 {"name": "Standard_NC6s_v3", "gpus": 1}])
+    result = plan(capsys, "--workspace-sizes", sdk)
+    assert (result["compute_sku"], result["instance_type"], result["gpus_per_node"]) == (
+        "Standard_NC48ads_A100_v4", "Standard_NC48ads_A100_v4", 2)
+    assert result["region_checked"] is True
+    assert "display_name" in result and "-bs2-" in result["display_name"]
+    rest = write_sizes(tmp_path, {"value": [{"name": "Standard_ND96asr_v4", "gpus": 8,
+                                             "vCPUs": 96}]})
+    assert plan(capsys, "--workspace-sizes", rest)["gpus_per_node"] == 8
+    err = refused(capsys, "plan", "--workspace-sizes", sdk, "--compute-sku",
+                  "Standard_NC24ads_A100_v4")
+    assert "not offered in the workspace's region" in err
+    assert "allowed and usable: Standard_NC48ads_A100_v4" in err
+    assert "must be a list of objects" in refused(capsys, "plan", "--workspace-sizes",
+                                                  write_sizes(tmp_path, {"sizes": 1}))
+
+
+def test_plan_refuses_a_retired_model_when_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    err = refused(capsys, "plan", "--strict-deprecation")
+    assert "passed its fine-tune retirement date 2025-08-30" in err
+    assert "drop --strict-deprecation" in err
+
+
+def test_plan_reads_the_older_tag_form_card(capsys: pytest.CaptureFixture[str]) -> None:
+    shipped_tags = ROOT / "harness" / "resources" / "phi-3-mini-4k-instruct.tags.json"
+    result = plan(capsys, "--model-card", str(shipped_tags))
+    assert result["model_sources"]["finetune_compute_allow_list"] == "tags"
+    assert result["warnings"] == []
+
+
+def test_plan_drops_unknown_parameters_when_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+    result = plan(capsys, "--finetune-param", "sed=1", "--allow-dropped-params")
+    assert result["dropped_parameters"]["sed"] == "1"
 
 
 def test_plan_custom_component_inputs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -150,8 +206,13 @@ def test_plan_custom_component_inputs(capsys: pytest.CaptureFixture[str], tmp_pa
     [
         (["plan", "--compute-sku", "Standard_ND40rs_v2"], "allowed: Standard_NC24ads_A100_v4"),
         (["plan", "--instance-type", "Standard_DS3_v2"], "--instance-type"),
+        (["plan", "--instance-type", "Standard_NC6s_v3"], "retired on 2025-09-30"),
+        (["plan", "--compute-name", "gpu-1"], "not a valid Azure compute name"),
+        (["plan", "--workspace-sizes", "/nonexistent/sizes.json"], "cannot read workspace sizes"),
         (["plan", "--finetune-param", "deepspeed_stage=4"], "one of 2, 3"),
         (["plan", "--finetune-param", "train_file_path=x.jsonl"], "wires itself"),
+        (["plan", "--finetune-param", "lora_dropout=1"], "below 1"),
+        (["plan", "--finetune-param", "sed=1"], "did you mean seed?"),
         (["plan", "--finetune-param", "nonsense"], "key=value"),
         (["plan", "--gpus-per-node", "0"], "--gpus-per-node"),
         (["plan", "--gpus-per-node", "two"], "invalid int value"),
@@ -170,7 +231,8 @@ def test_plan_bad_card_files(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     bad_tag = write_card(tmp_path, name="M", tags={"finetune_compute_allow_list": "['a',"})
     err = refused(capsys, "plan", "--model-card", bad_tag)
     assert "finetune_compute_allow_list" in err and "\"['a',\"" in err
-    assert "'tags'" in refused(capsys, "plan", "--model-card", write_card(tmp_path, name="M"))
+    assert "neither 'tags' nor 'system_metadata'" in refused(
+        capsys, "plan", "--model-card", write_card(tmp_path, name="M"))
     assert "'name'" in refused(capsys, "plan", "--model-card", write_card(tmp_path, tags={}))
 
 
@@ -241,7 +303,8 @@ RESOURCES = [
     owned("fresh", created_h_ago=1, ttl_h=6, kind=ResourceKind.JOB),
     owned("old-long-ttl", created_h_ago=10, ttl_h=48, kind=ResourceKind.COMPUTE),
     OwnedResource(kind=ResourceKind.ENDPOINT, name="untagged", tags={}),
-    OwnedResource(kind=ResourceKind.ENDPOINT, name="foreign", tags={"harness-expires": "2000-01-01T00:00:00"}),
+    OwnedResource(kind=ResourceKind.ENDPOINT, name="foreign",
+                  tags={"harness-expires": "2000-01-01T00:00:00"}),
 ]
 
 
@@ -305,3 +368,11 @@ def test_sweep_tries_all_then_fails(
 def test_sweep_bad_duration(capsys: pytest.CaptureFixture[str], fake: dict[str, Any]) -> None:
     assert "--older-than" in refused(capsys, "sweep", "--older-than", "soon")
     assert "backend" not in fake
+
+
+def test_sweep_refuses_a_workspace_that_is_a_file(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    err = refused(capsys, "sweep", "--workspace", str(afile))
+    assert f"{afile} cannot be used" in err and "--workspace" in err

@@ -1,8 +1,9 @@
-"""SKU allow/deny lists, GPU counts and default sizes, against the real Phi-3-mini tags."""
+"""SKU allow-lists, retired sizes, the region's offer, GPU counts and default sizes."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -46,22 +47,26 @@ def test_notebook_default_sku_is_refused(phi3: ModelCard) -> None:
     assert "--compute-sku" in message
 
 
-def test_allow_list_wins_over_k80_deny_list() -> None:
-    c = model_card("M", "1", "id", {"finetune_compute_allow_list": "['Standard_NC6']"})
-    compute.check_finetune_sku(c, "standard_nc6")
+def test_retired_sizes_are_refused_even_when_allowed() -> None:
+    c = model_card("M", "1", "id", {"finetune_compute_allow_list": "['Standard_NC6', 'A']"})
+    with pytest.raises(ComputeError) as err:
+        compute.check_finetune_sku(c, "standard_nc6")
+    message = str(err.value)
+    assert "retired on 2023-09-06" in message and "nc-series-retirement" in message
+    assert "allowed and usable: A" in message and "--compute-sku" in message
 
 
 @pytest.mark.parametrize(
     "sku", ["Standard_NC6", "standard_nc12", "STANDARD_NC24", "Standard_NC24r"]
 )
-def test_k80_denied_without_allow_list(bare: ModelCard, sku: str) -> None:
-    with pytest.raises(ComputeError, match="K80") as err:
+def test_k80_sizes_are_retired_with_or_without_an_allow_list(bare: ModelCard, sku: str) -> None:
+    with pytest.raises(ComputeError, match="retired on 2023-09-06") as err:
         compute.check_finetune_sku(bare, sku)
-    assert "--compute-sku" in str(err.value)
+    assert "--compute-sku with another size" in str(err.value)
 
 
 def test_other_sizes_pass_without_allow_list(bare: ModelCard) -> None:
-    compute.check_finetune_sku(bare, "Standard_NC6s_v3")
+    compute.check_finetune_sku(bare, "Standard_NC24ads_A100_v4")
     compute.check_inference_instance(bare, "anything")
 
 
@@ -74,7 +79,7 @@ def test_empty_allow_list_refuses_everything() -> None:
 
 
 def test_inference_allow_list(phi3: ModelCard) -> None:
-    compute.check_inference_instance(phi3, "standard_nc6s_v3")
+    compute.check_inference_instance(phi3, "standard_nc48ads_a100_v4")
     with pytest.raises(ComputeError) as err:
         compute.check_inference_instance(phi3, "Standard_DS3_v2")
     message = str(err.value)
@@ -83,25 +88,55 @@ def test_inference_allow_list(phi3: ModelCard) -> None:
     assert "--instance-type" in message
 
 
-def test_defaults_come_from_allow_lists(phi3: ModelCard) -> None:
+def test_defaults_are_allowed_not_retired_and_offered(phi3: ModelCard) -> None:
+    """Phi-3-mini's inference list starts with three NCv3 sizes, retired on 2025-09-30."""
     assert compute.default_finetune_sku(phi3) == "Standard_NC24ads_A100_v4"
-    assert compute.default_instance_type(phi3) == "Standard_NC6s_v3"
-    assert compute.choose_finetune_sku(phi3, None) == "Standard_NC24ads_A100_v4"
-    assert compute.choose_finetune_sku(phi3, "standard_nd96asr_v4") == "standard_nd96asr_v4"
-    assert compute.choose_instance_type(phi3, None) == "Standard_NC6s_v3"
+    assert compute.default_instance_type(phi3) == "Standard_ND40rs_v2"
+    assert compute.default_instance_type(phi3, today=date(2025, 9, 29)) == "Standard_NC6s_v3"
+    region = ["Standard_NC48ads_A100_v4", "Standard_NC6s_v3", "Standard_ND96asr_v4"]
+    assert compute.choose_finetune_sku(phi3, None, region) == "Standard_NC48ads_A100_v4"
+    assert compute.choose_instance_type(phi3, None, region) == "Standard_NC48ads_A100_v4"
+    assert compute.choose_finetune_sku(phi3, "standard_nd96asr_v4", region) == (
+        "standard_nd96asr_v4")
     with pytest.raises(ComputeError):
         compute.choose_finetune_sku(phi3, "Standard_ND40rs_v2")
     with pytest.raises(ComputeError):
         compute.choose_instance_type(phi3, "Standard_D2_v2")
 
 
-def test_no_allow_list_and_no_choice_asks_for_option(bare: ModelCard) -> None:
-    with pytest.raises(ComputeError, match="--compute-sku"):
-        compute.choose_finetune_sku(bare, None)
-    with pytest.raises(ComputeError, match="--instance-type"):
-        compute.default_instance_type(bare)
-    assert compute.choose_finetune_sku(bare, "Standard_NC6s_v3") == "Standard_NC6s_v3"
-    assert compute.choose_instance_type(bare, "Standard_NC6s_v3") == "Standard_NC6s_v3"
+def test_an_explicit_size_the_region_does_not_offer_is_refused(phi3: ModelCard) -> None:
+    region = ["Standard_NC48ads_A100_v4"]
+    with pytest.raises(ComputeError) as err:
+        compute.choose_finetune_sku(phi3, "Standard_NC24ads_A100_v4", region)
+    message = str(err.value)
+    assert "is not offered in the workspace's region" in message
+    assert "allowed and usable: Standard_NC48ads_A100_v4" in message
+
+
+def test_an_explicit_retired_instance_type_is_refused(phi3: ModelCard) -> None:
+    with pytest.raises(ComputeError, match=r"Standard_NC6s_v3 cannot be used for deploying .*"
+                                           r"retired on 2025-09-30.*ncv3-retirement"):
+        compute.choose_instance_type(phi3, "Standard_NC6s_v3")
+
+
+def test_no_usable_default_says_why_for_each_size(phi3: ModelCard) -> None:
+    with pytest.raises(ComputeError) as err:
+        compute.default_instance_type(phi3, ["Standard_NC6s_v3", "Standard_DS3_v2"])
+    message = str(err.value)
+    assert "Standard_NC6s_v3 was retired on 2025-09-30" in message
+    assert "Standard_NC24ads_A100_v4 is not offered in the workspace's region" in message
+    assert "--instance-type" in message
+
+
+def test_one_table_of_retired_sizes() -> None:
+    names = {size.name for size in compute.RETIRED_SIZES}
+    assert {"Standard_NC6s_v3", "Standard_NC12s_v3", "Standard_NC24s_v3",
+            "Standard_NC24rs_v3"} <= names
+    assert all(size.source.startswith("https://learn.microsoft.com/") for size in
+               compute.RETIRED_SIZES)
+    assert compute.retirement("standard_nc24rs_v3", today=date(2025, 9, 30)) is not None
+    assert compute.retirement("Standard_NC24rs_v3", today=date(2025, 9, 29)) is None
+    assert compute.retirement("Standard_NC24ads_A100_v4") is None
 
 
 def test_gpus_for_sku() -> None:
@@ -115,9 +150,3 @@ def test_missing_sku_lists_available() -> None:
     message = str(err.value)
     assert "Standard_ND40rs_v2" in message
     assert "Standard_D4s_v3, Standard_NC24ads_A100_v4, Standard_ND96asr_v4" in message
-
-
-def test_k80_deny_list() -> None:
-    assert frozenset({"standard_nc6", "standard_nc12", "standard_nc24", "standard_nc24r"}) == (
-        compute.K80_DENY_LIST
-    )

@@ -193,6 +193,106 @@ def test_jsonl_files_in_the_hub_layout_load(offline: Path, tmp_path: Path) -> No
     assert data.read_jsonl(prepared.files["test_gen"]) == valid_rows("test_gen", 2)
 
 
+# --- data files that cannot load: file, line and field named, before `datasets` runs ---------
+
+def layout_with_line(tmp_path: Path, line: str, number: int = 3) -> tuple[Path, Path]:
+    """A JSON Lines layout whose test_sft file has ``line`` as line ``number``."""
+    source = write_layout(tmp_path / "src", {s: valid_rows(s, 4) for s in data.SPLITS}, "jsonl")
+    path = source / "data" / "test_sft-00000-of-00001.jsonl"
+    lines = path.read_text().splitlines()
+    lines[number - 1] = line
+    path.write_text("\n".join(lines) + "\n")
+    return source, path
+
+
+def with_field(path: str, value: Any) -> str:
+    """A valid row as one JSON line, with one field (``messages.0.content``) replaced."""
+    row: Any = conversation("Why?", "Because.")
+    keys = path.split(".")
+    target = row
+    for key in keys[:-1]:
+        target = target[int(key) if key.isdigit() else key]
+    last = keys[-1]
+    target[int(last) if last.isdigit() else last] = value
+    return json.dumps(row)
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ('{"prompt": "x", oops', "is not JSON (Expecting property name enclosed in double quotes"),
+    ("[1, 2]", "is a JSON list; expected an object"),
+    (with_field("messages", "hello"), "field messages is str 'hello'; expected a list"),
+    (with_field("prompt_id", 5), "field prompt_id is int 5; expected a string"),
+    (with_field("prompt", ["q"]), "field prompt is list ['q']; expected a string"),
+    (with_field("messages.0.content", 3), "field messages[0].content is int 3; expected a string"),
+    (with_field("messages.1", "hi"), "field messages[1] is str 'hi'; expected an object"),
+    (with_field("messages.0.role", True), "field messages[0].role is bool True; expected a string"),
+])
+@pytest.mark.parametrize("allow_invalid", [False, True])
+def test_a_line_that_cannot_load_names_file_line_and_field(
+        offline: Path, tmp_path: Path, line: str, problem: str, allow_invalid: bool) -> None:
+    source, path = layout_with_line(tmp_path, line)
+    with pytest.raises(DataError) as caught:
+        prepare(source, 100, tmp_path / "out", offline, allow_invalid=allow_invalid)
+    message = str(caught.value)
+    assert f"{path} line 3: {problem}" in message
+    assert "fix" in message and len(message.splitlines()) < 10
+    assert caught.value.__cause__ is None  # no chained datasets traceback
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_unloadable_line_is_listed_at_once(offline: Path, tmp_path: Path) -> None:
+    source, path = layout_with_line(tmp_path, "nope", 1)
+    path.write_text(path.read_text() + "\n" + with_field("prompt_id", 9) + "\n")
+    with pytest.raises(DataError) as caught:
+        prepare(source, 100, tmp_path / "out", offline)
+    assert f"{path} line 1: is not JSON" in str(caught.value)
+    assert f"{path} line 6: field prompt_id is int 9" in str(caught.value)
+
+
+def test_arrays_nulls_and_blank_lines_load_and_rows_are_judged(offline: Path,
+                                                               tmp_path: Path) -> None:
+    source, path = layout_with_line(tmp_path, with_field("messages.0.content", None), 2)
+    path.write_text(path.read_text() + "\n")  # a blank line
+    jsonl = source / "data" / "train_gen-00000-of-00001.jsonl"
+    rows = data.read_jsonl(jsonl)
+    jsonl.unlink()
+    array = jsonl.with_suffix(".json")  # one JSON array of rows, which datasets reads too
+    array.write_text(json.dumps(rows, indent=2))
+    prepared = prepare(source, 100, tmp_path / "out", offline, allow_invalid=True)
+    assert prepared.dropped == ["test_sft row 1: message 0 content is missing; expected a "
+                                "non-empty string"]
+    assert prepared.counts["train_gen"] == 4
+    array.write_text(json.dumps([rows[0], {**rows[1], "prompt_id": 5}], indent=2))
+    with pytest.raises(DataError, match=r"\.json item 1: field prompt_id is int 5"):
+        prepare(source, 100, tmp_path / "out2", offline)
+
+
+def test_a_file_datasets_cannot_read_is_named_by_its_cause(offline: Path, tmp_path: Path) -> None:
+    splits = {s: valid_rows(s, 3) for s in data.SPLITS}
+    splits["test_sft"][0]["extra"], splits["test_sft"][2]["extra"] = 1, {"a": 1}
+    source = write_layout(tmp_path / "src", splits, "jsonl")
+    with pytest.raises(DataError) as caught:
+        prepare(source, 100, tmp_path / "out", offline)
+    message = str(caught.value)
+    assert "a data file could not be read (" in message and "every split" not in message
+
+
+def test_a_parquet_column_of_the_wrong_type_names_file_and_column(offline: Path,
+                                                                 tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = write_layout(tmp_path / "src", {s: valid_rows(s, 2) for s in data.SPLITS})
+    path = source / "data" / "train_gen-00000-of-00001.parquet"
+    pq.write_table(pa.table({"prompt": ["q"], "prompt_id": [5], "messages": [["hi"]]}), path)
+    with pytest.raises(DataError) as caught:
+        prepare(source, 100, tmp_path / "out", offline)
+    message = str(caught.value)
+    assert f"{path}: column prompt_id has type int64; expected a string" in message
+    assert f"{path}: column messages has type list<" in message
+    assert "string>; expected a list of {\"role\": string" in message
+
+
 # --- loading failures --------------------------------------------------------------------------
 
 def test_hub_id_fails_fast_offline(offline: Path, tmp_path: Path) -> None:
@@ -325,6 +425,17 @@ def test_scoring_samples_end_with_a_user_turn(tmp_path: Path) -> None:
         data.scoring_samples(prepared, 4)
     with pytest.raises(DataError, match="--scoring-samples 1 or more"):
         data.scoring_samples(prepared, 0)
+
+
+def test_scoring_cases_keep_the_reference_answer(tmp_path: Path) -> None:
+    rows = [
+        conversation("Be brief.", "Capital of Peru?", "Lima.", "And Chile?", "Santiago.",
+                     roles=("system", "user", "assistant", "user", "assistant")),
+        conversation("Hello?", "Hi.", "Unanswered?", roles=("user", "assistant", "user")),
+    ]
+    cases = data.scoring_cases(prepared_with_test_gen(tmp_path, rows), 2)
+    assert [case.reference for case in cases] == ["Santiago.", None]
+    assert [case.messages[-1]["content"] for case in cases] == ["And Chile?", "Unanswered?"]
 
 
 def test_read_jsonl_names_the_bad_line(tmp_path: Path) -> None:

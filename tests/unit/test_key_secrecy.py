@@ -52,26 +52,29 @@ def test_a_request_without_reply_raises_without_the_key(silent_server: str) -> N
 def test_azure_scoring_without_reply_raises_without_the_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The SDK's request pipeline is handed the key in its ``headers`` argument."""
+    """azure-core's pipeline is handed the key in its request's headers."""
     import requests
 
-    from azure_fake import ENDPOINT_KEY, FakeAzureML, fake_azure
+    from azure_fake import ENDPOINT_KEY, fake_azure
+    from azure_fake.endpoints import Endpoints
     from harness.backends.base import RegisteredModel
 
-    def no_reply(self: FakeAzureML, call: Any, match: Any) -> Any:
+    def no_reply(self: Endpoints, call: Any, match: Any) -> Any:
         raise requests.ConnectionError("connection reset by peer")
 
-    monkeypatch.setattr(FakeAzureML, "_score", no_reply)
-    with fake_azure() as (fake, backend):
+    monkeypatch.setattr(Endpoints, "_score", no_reply)
+    with fake_azure() as rig:
+        backend = rig.backend
         backend.begin_create_endpoint("ep-test", {})
         endpoint: Endpoint = backend.wait_for_endpoint("ep-test", timeout_s=5)
-        model = RegisteredModel("m", "1", f"{fake.ws_id}/models/m/versions/1", "job")
-        deployment = backend.deploy(endpoint, model, "dep-1", "Standard_NC6s_v3", {}, 5)
-        with pytest.raises(ScoringError, match="dep-1 of endpoint ep-test got no reply") as sdk:
+        model = RegisteredModel("m", "1", f"{rig.fake.scope.ws_path}/models/m/versions/1", "job")
+        deployment = backend.deploy(endpoint, model, "dep-1", "Standard_NC24ads_A100_v4", {}, 5)
+        with pytest.raises(ScoringError, match="got no reply") as sdk:
             backend.invoke(endpoint, deployment, {"input_data": {}})
         key = backend.endpoint_key(endpoint)
         assert key.reveal() == ENDPOINT_KEY
         with pytest.raises(ScoringError, match="got no reply") as raw:
             backend.invoke_raw(endpoint, {"input_data": {}}, key)
     for excinfo in (sdk, raw):
+        assert excinfo.value.__context__ is None
         assert ENDPOINT_KEY not in rendered(excinfo)

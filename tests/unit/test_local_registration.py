@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import naming
 from harness.__main__ import main
-from harness.backends.local import checkpoints
+from harness.backends.local import checkpoints, registry
 from harness.backends.local.checkpoints import check_model_dir
 from harness.backends.local.compute import LOCAL_SKUS
 from harness.backends.local.models import tiny_model_tags
@@ -88,3 +89,42 @@ def test_the_tiny_models_tags_parse_like_a_registry_models() -> None:
     assert card.finetune_allow_list == LOCAL_SKUS == card.inference_allow_list
     assert card.model_specific_defaults["apply_deepspeed"] == "false"
     assert card.task == "chat-completion"
+
+
+# --- the name is checked first; a failed registration leaves nothing behind ----------------
+
+BAD_NAMES = ["", "a'b", "../../etc", "a/b", ".hidden", "-x", "x.", "a b", 'say"hi"', "x" * 256]
+
+
+def complete_model_dir(tmp_path: Path) -> Path:
+    return model_dir(tmp_path, "config.json", "model.safetensors", "tokenizer.json")
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_a_bad_name_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    workspace = tmp_path / "workspace"
+    code = main(["register-model", str(complete_model_dir(tmp_path)), f"--name={name}",
+                     "--workspace", str(workspace)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--name" in err and repr(name) in err and "Traceback" not in err
+    assert not workspace.exists()
+
+
+@pytest.mark.parametrize("name", ["Phi-3-mini-4k-instruct", "Phi-3.5-mini", "m", "my_model.v2",
+                                  "9b", "x" * 255])
+def test_registry_names_in_azures_rule_pass(name: str) -> None:
+    assert naming.check_model_name(name, "--name") == name
+
+
+@pytest.mark.parametrize("name", ["a'b", 'a"b', "a\\b", "x%y", "x_y", "plain"])
+def test_registry_filters_match_the_name_exactly(name: str) -> None:
+    from mlflow.utils.search_utils import SearchModelVersionUtils
+
+    parsed = SearchModelVersionUtils.parse_search_filter(registry.name_filter(name))
+    assert [(p["key"], p["comparator"], p["value"]) for p in parsed] == [("name", "=", name)]
+
+
+def test_a_name_with_both_quotes_cannot_be_searched_and_says_so() -> None:
+    with pytest.raises(ConfigError, match="both"):
+        registry.name_filter("a'b\"c")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import data
 from harness.backends.local.server import contract
 from harness.backends.local.server.contract import ChatRequest, Generation, handle
+from harness.scoring import build_request
 
 pytestmark = pytest.mark.unit
 
@@ -91,6 +94,54 @@ def test_malformed_requests_get_400_json_naming_the_problem(body: Any, fragment:
     status, payload, model = call(body)
     assert status == 400 and fragment in payload["error"]["message"]
     assert not model.requests
+
+
+DEEP = b'{"input_data": {"input_string": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+LONE_SURROGATE = b'{"input_data": {"input_string": [{"role": "user", "content": "hi \\ud800"}]}}'
+SYSTEM = {"role": "system", "content": "Be brief."}
+ANSWER = {"role": "assistant", "content": "Paris."}
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    (LONE_SURROGATE, "surrogate"),
+    (b'{"input_data": {"parameters": {"\\udfff": 1}, "input_string": []}}', "surrogate"),
+    (DEEP, "nest"),
+    (request([[[[[[MESSAGES]]]]]]), "nest"),
+    (request([*MESSAGES, ANSWER]), "ends with role 'assistant'"),
+    (request([SYSTEM]), "no message has role 'user'"),
+    (request([SYSTEM, ANSWER]), "no message has role 'user'"),
+    (request([{"role": "user", "content": "  "}]), "message 0 content is empty"),
+    (request([SYSTEM, {"role": "user", "content": ""}]), "message 1 content is empty"),
+    (b'{"input_data": {"input_string": [{"role": "user", "content": "hi"}], '
+     b'"parameters": {"temperature": NaN}}}', "temperature must be a finite number"),
+    (b'{"input_data": {"input_string": [{"role": "user", "content": "hi"}], '
+     b'"parameters": {"temperature": Infinity}}}', "temperature must be a finite number"),
+    (b'{"input_data": {"input_string": [{"role": "user", "content": "hi"}], '
+     b'"parameters": {"top_p": 1e999}}}', "top_p must be a finite number"),
+])
+def test_requests_the_model_cannot_answer_get_400_saying_what_to_send(body: Any, fragment: str
+                                                                      ) -> None:
+    status, payload, model = call(body)
+    assert status == 400, payload
+    message = payload["error"]["message"]
+    assert fragment in message and "send" in message
+    assert not model.requests
+    json.dumps(payload, ensure_ascii=False).encode()  # the answer itself is valid UTF-8
+
+
+def test_the_harness_own_scoring_requests_are_accepted(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(data.SHIPPED_DATASET / "data" / "test_gen-00000-of-00001.parquet")
+    path = tmp_path / "test_gen.jsonl"
+    data.write_jsonl(path, rows.to_pylist())
+    prepared = data.PreparedData(str(tmp_path), {"test_gen": str(path)}, {"test_gen": 1})
+    samples = data.scoring_samples(prepared, 20)
+    for nested in (False, True):
+        for messages in samples:
+            status, payload, model = call(build_request(messages, nested=nested))
+            assert status == 200, payload
+            assert model.requests[0].messages == messages
 
 
 def test_greedy_decoding_accepts_temperature_zero() -> None:

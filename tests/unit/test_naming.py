@@ -127,3 +127,36 @@ def test_timestamp_forms_and_doubt() -> None:
     assert not naming.is_expired({naming.TAG_EXPIRES: "soon"}, now=NOW)
     assert not naming.is_expired({}, now=NOW, older_than_h=0)
     assert not naming.is_expired({naming.TAG_CREATED: "garbage"}, now=NOW, older_than_h=0)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["abc", "harness-finetune-gpu", "gpu-a100-cluster", "A1b2C3", "x" * 24, "cpu-cluster-a1"],
+)
+def test_compute_names_azure_accepts(name: str) -> None:
+    assert naming.compute_name_problems(name) == []
+
+
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("ab", "2 characters, not 3-24"),
+        ("x" * 25, "25 characters"),
+        ("1gpu", "does not start with a letter"),
+        ("gpu_cluster", "other than letters, digits and '-'"),
+        ("cpu-cluster-1", "last '-' is not followed by a letter"),  # microsoft/pipelines-azureml#19
+        ("gpu-", "last '-' is not followed by a letter"),
+        ("égpu", "does not start with a letter"),
+    ],
+)
+def test_compute_names_azure_refuses_say_why(name: str, problem: str) -> None:
+    assert any(problem in text for text in naming.compute_name_problems(name)), name
+
+
+def test_a_bad_compute_name_is_refused_when_the_config_is_read() -> None:
+    from harness import config
+
+    with pytest.raises(ConfigError, match=r"--compute-name: not a valid Azure compute name "
+                                          r"\(its last '-' is not followed by a letter\)"):
+        config.resolve(cli={"backend": "azure", "compute_name": "gpu-cluster-1"}, env={})
+    assert config.resolve(cli={"compute_name": "gpu-a"}, env={}).compute_name == "gpu-a"

@@ -23,6 +23,7 @@ from fake_backend import read_events
 pytestmark = pytest.mark.unit
 HERE = Path(__file__).resolve().parent
 E2E_SUITE = HERE.parent / "e2e"
+SUITE = 14  # tests in tests/e2e/test_workflow.py
 
 CONFTEST = f"""
 import json, sys
@@ -49,8 +50,19 @@ def training_data(tmp_path_factory):
 """
 
 
+@pytest.fixture(scope="session")
+def _report_libraries() -> None:
+    """Imported before pytester's in-process runs snapshot sys.modules: numpy (under
+    matplotlib) cannot be imported a second time in one process once a run unloaded it."""
+    import jsonschema  # noqa: F401
+    import sacrebleu.metrics.chrf  # noqa: F401
+    from matplotlib import figure  # noqa: F401
+    from matplotlib.backends import backend_agg  # noqa: F401
+
+
 @pytest.fixture
-def events(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+def events(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+           _report_libraries: None) -> Path:
     """A project with the e2e suite and the fake backend; returns its events file."""
     for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE"):
         monkeypatch.delenv(name, raising=False)
@@ -132,7 +144,7 @@ def test_impossible_values_are_refused_at_startup(pytester: pytest.Pytester, arg
 def test_azure_without_settings_skips_with_the_reason(pytester: pytest.Pytester,
                                                       events: Path) -> None:
     result = run(pytester, "--backend", "azure", "-rs")
-    result.assert_outcomes(skipped=12)
+    result.assert_outcomes(skipped=SUITE)
     result.stdout.fnmatch_lines(["*--backend azure needs*--azure-subscription-id*"])
 
 
@@ -141,7 +153,7 @@ def test_azure_without_settings_fails_when_live_is_required(
 ) -> None:
     monkeypatch.setenv("HARNESS_REQUIRE_LIVE", "1")
     result = run(pytester, "--backend", "azure")
-    result.assert_outcomes(errors=12)
+    result.assert_outcomes(errors=SUITE)
     result.stdout.fnmatch_lines(["*HARNESS_REQUIRE_LIVE is set*"])
 
 
@@ -155,7 +167,7 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
             assert run_is_alive(harness_config.workspace_dir, harness_config.run_id)
     """)
     result = run(pytester)
-    result.assert_outcomes(passed=13)
+    result.assert_outcomes(passed=SUITE, skipped=1)  # no --compare-to; one test added here
     assert leftovers(workspace) == []
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
@@ -175,7 +187,7 @@ def test_under_xdist_resources_are_created_once_and_deleted_once(
             assert harness_resources.shared_dir == runs / harness_config.run_id
     """)
     result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
-    result.assert_outcomes(passed=13)
+    result.assert_outcomes(passed=SUITE, skipped=1)  # one test added here
     assert leftovers(workspace) == []
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
@@ -201,7 +213,7 @@ def test_a_teardown_failure_is_reported_without_hiding_results(
 ) -> None:
     monkeypatch.setenv("HARNESS_FAKE_FAIL", "delete_endpoint")
     result = run(pytester)
-    result.assert_outcomes(passed=12, warnings=1)
+    result.assert_outcomes(passed=SUITE - 1, skipped=1, warnings=1)
     result.stdout.fnmatch_lines(["*harness teardown FAILED: could not delete endpoint*",
                                  "*python -m harness sweep*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -242,6 +254,7 @@ def test_an_interrupted_run_still_tears_down(
     process = start_and_wait_for(pytester, events, "wait_for_job")
     process.send_signal(signum)
     process.wait(timeout=20)
+    assert report(pytester)["run"]["verdict"] == "interrupted"
     assert json.dumps(created(events))
     assert created(events)["endpoint"] == 1
     assert set(balance(events).values()) == {0}, read_events(events)
@@ -272,6 +285,8 @@ def test_sigint_then_sigterm_during_teardown_names_what_is_left(
 
 @pytest.mark.parametrize("args, named", [
     (["--finetune-param", "lr_scheduler_type=bogus"], "lr_scheduler_type"),
+    (["--finetune-param", "lerning_rate=1e-5"], "*did you mean learning_rate?*"),
+    (["--finetune-param", "lora_r=0"], "lora_r='0'*at least 1"),
     (["--compute-sku", "Standard_NC6"], "Standard_NC6"),
     (["--instance-type", "Standard_DS1_v2"], "Standard_DS1_v2"),
     (["--scoring-samples", "9"], "--scoring-samples"),
@@ -282,4 +297,81 @@ def test_bad_input_fails_before_any_resource_is_created(
     result = run(pytester, *args)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([f"*{named}*"])
+    assert created(events) == {}
+
+
+def report(pytester: pytest.Pytester) -> dict[str, Any]:
+    return dict(json.loads((pytester.path / "harness-report" / "report.json").read_text()))
+
+
+def test_a_passing_run_writes_its_report_and_junit_properties(
+    pytester: pytest.Pytester, events: Path
+) -> None:
+    result = run(pytester, "--junitxml", "junit.xml")
+    result.stdout.fnmatch_lines(["*harness verdict: passed*", "report: */report.html"])
+    written = report(pytester)
+    assert written["run"]["verdict"] == "passed" and written["model"]["name"]
+    assert {t["outcome"] for t in written["tests"]} == {"passed", "skipped"}
+    assert [s["status"] for s in written["samples"]] == ["ok"] * 3
+    assert written["figures"]["eval_loss_after"]["value"] == 1.2
+    for name in ("loss.png", "timeline.png", "report.md", "report.html"):
+        assert (pytester.path / "harness-report" / name).stat().st_size > 0
+    junit = (pytester.path / "junit.xml").read_text()
+    assert '<property name="harness_verdict" value="passed"' in junit
+    assert 'name="harness_eval_loss_after" value="1.2"' in junit
+    assert "backend: done" in (pytester.path / "harness-report" / "harness.log").read_text()
+
+
+def test_a_failing_run_reports_what_failed_and_what_it_reached(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_FAKE_FAIL", "deploy")
+    run(pytester)
+    written = report(pytester)
+    assert written["run"]["verdict"] == "failed"
+    stages = {s["name"]: s["outcome"] for s in written["stages"]}
+    assert stages["deployment"] == "failed" and stages["finetune_job"] == "ok"
+    assert {t["outcome"] for t in written["tests"]} >= {"passed", "error"}
+    assert not written["samples"]
+
+
+def test_a_session_that_never_uses_the_harness_writes_nothing(pytester: pytest.Pytester
+                                                              ) -> None:
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    run(pytester).assert_outcomes(passed=1)
+    assert not (pytester.path / "harness-report").exists()
+
+
+def test_the_second_run_fails_when_a_figure_regressed_against_the_first(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = pytester.path / "history"
+    run(pytester, "--history", str(history)).assert_outcomes(passed=SUITE - 1, skipped=1)
+    monkeypatch.setenv("HARNESS_FAKE_EVAL_LOSS", "1.8")  # 50 % worse than the first run's 1.2
+    result = run(pytester, "--history", str(history), "--compare-to", "last")
+    result.assert_outcomes(passed=SUITE - 1, failed=1)
+    result.stdout.fnmatch_lines(["*REGRESSED: eval_loss_after*"])
+    assert report(pytester)["comparison"]["regressed"] == ["eval_loss_after"]
+    assert len(list(history.rglob("*.json"))) == 2  # a failed run is history too
+
+
+def test_allowed_drops_let_a_misspelled_parameter_through(pytester: pytest.Pytester,
+                                                          events: Path) -> None:
+    result = run(pytester, "--allow-dropped-params", "--finetune-param", "lerning_rate=1e-5",
+                 "-k", "test_compute_is_allowed")  # the preflight, then one resource
+    result.assert_outcomes(passed=1)
+    assert created(events) == {"compute": 1}
+
+
+def test_a_workspace_that_is_a_file_is_a_usage_error_at_startup(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    afile = pytester.path / "not-a-directory"
+    afile.write_text("x")
+    monkeypatch.setenv("HARNESS_WORKSPACE", str(afile))
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*env HARNESS_WORKSPACE*{afile} cannot be used*is a file*"
+                                 "--workspace*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert created(events) == {}

@@ -1,15 +1,18 @@
-"""Model tags in the registry's string forms -> ModelCard, and malformed tags refused."""
+"""Registry metadata (tags in their string forms, system metadata as objects or JSON text)
+-> ModelCard, with where each fact came from; malformed values refused."""
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.errors import TagError
-from harness.tags import ModelCard, model_card, parse_tag
+from harness.errors import ConfigError, TagError
+from harness.tags import Deprecation, ModelCard, model_card, parse_tag, retirement_notice
 
 pytestmark = pytest.mark.unit
 
@@ -150,3 +153,101 @@ def test_round_trip_through_dict(registry_tags: dict[str, str]) -> None:
     assert again == c
     parsed = card({"finetune_compute_allow_list": ["A"]})
     assert ModelCard.from_dict(parsed.to_dict()) == parsed
+
+
+# ---- system metadata: where the registry keeps allow-lists, tasks and dates now -------------
+
+SUPPORTED = {"finetuneComputes": ["Standard_NC24ads_A100_v4", "Standard_ND96asr_v4"],
+             "inferenceComputes": ["Standard_NC6s_v3", "Standard_NC24ads_A100_v4"],
+             "evaluationComputes": ["Standard_NC24ads_A100_v4"]}
+METADATA = {
+    "supportedComputes": SUPPORTED,
+    "tasks": {"fineTuningTasks": ["text-generation", "chat-completion"]},
+    "deprecation": {"finetuneRetirementDate": "2025-08-30T00:00:00.000000Z",
+                    "inferenceRetirementDate": "2025-09-30T00:00:00.000000Z"},
+    "languages": ["en"],
+}
+
+
+def as_published_in_place(metadata: dict[str, Any]) -> dict[str, str]:
+    """azureml-assets' stringify_dictionary: dicts as JSON text, the rest str()."""
+    return {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in metadata.items()}
+
+
+def system_card(metadata: dict[str, Any], tags: dict[str, Any] | None = None,
+                archived: bool = False) -> ModelCard:
+    return model_card("M", "15", "id", tags or {}, metadata, archived)
+
+
+@pytest.mark.parametrize("form", [dict, as_published_in_place], ids=["object", "json-text"])
+def test_allow_lists_task_and_dates_from_system_metadata(form: Any) -> None:
+    c = system_card(form(METADATA), archived=True)
+    assert c.finetune_allow_list == ("Standard_NC24ads_A100_v4", "Standard_ND96asr_v4")
+    assert c.inference_allow_list == ("Standard_NC6s_v3", "Standard_NC24ads_A100_v4")
+    assert c.evaluation_allow_list == ("Standard_NC24ads_A100_v4",)
+    assert c.task == "chat-completion"  # listed second, still the one the harness needs
+    assert (c.finetune_allow_list_source, c.inference_allow_list_source, c.task_source) == (
+        "system_metadata", "system_metadata", "system_metadata")
+    assert c.deprecation.archived and c.deprecation.source == "system_metadata"
+    assert c.deprecation.finetune_retirement == date(2025, 8, 30)
+    assert c.deprecation.inference_retirement == date(2025, 9, 30)
+    assert c.deprecation.finetune_deprecation is None
+
+
+def test_system_metadata_wins_over_the_old_tags(registry_tags: dict[str, str]) -> None:
+    c = system_card(METADATA, tags=registry_tags)
+    assert c.finetune_allow_list == tuple(SUPPORTED["finetuneComputes"])
+    assert c.finetune_allow_list_source == "system_metadata"
+    assert c.model_specific_defaults["deepspeed_stage"] == 2  # defaults stay in the tags
+
+
+def test_the_tag_form_still_works_and_says_so(registry_tags: dict[str, str]) -> None:
+    tags = {**registry_tags, "FinetuneRetirementDate": "2025-06-30"}
+    c = system_card({}, tags=tags)
+    assert c.finetune_allow_list_source == c.inference_allow_list_source == "tags"
+    assert c.task_source == "tags"
+    assert c.deprecation.finetune_retirement == date(2025, 6, 30)
+    assert c.deprecation.source == "tags" and not c.deprecation.archived
+
+
+def test_no_lists_anywhere_means_no_source() -> None:
+    c = system_card({"languages": "['en']"})
+    assert c.finetune_allow_list is None and c.finetune_allow_list_source is None
+    assert c.deprecation == Deprecation()
+    assert "no deprecation dates" in c.deprecation.describe()
+
+
+@pytest.mark.parametrize(
+    "metadata, fragment",
+    [
+        ({"supportedComputes": '{"finetuneComputes": ['}, "'supportedComputes'"),
+        ({"supportedComputes": "['a']"}, "must be an object"),
+        ({"supportedComputes": {"finetuneComputes": "{'a': 1}"}},
+         "'supportedComputes.finetuneComputes' must be a list"),
+        ({"tasks": {"fineTuningTasks": [1]}}, "'tasks.fineTuningTasks'"),
+        ({"deprecation": {"finetuneRetirementDate": "soon"}}, "is not a date"),
+    ],
+)
+def test_malformed_system_metadata_names_the_field(metadata: dict[str, Any], fragment: str
+                                                   ) -> None:
+    with pytest.raises(TagError, match=re.escape(fragment)):
+        system_card(metadata)
+
+
+def test_system_metadata_round_trips_through_dict() -> None:
+    c = system_card(as_published_in_place(METADATA), tags={"model_specific_defaults": "{}"},
+                    archived=True)
+    again = ModelCard.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again == c
+    assert again.finetune_allow_list_source == "system_metadata" and again.deprecation.archived
+
+
+def test_retirement_is_a_warning_then_an_error_when_strict() -> None:
+    c = system_card(METADATA, archived=True)
+    assert retirement_notice(c, strict=False, today=date(2025, 8, 30)) is None
+    notice = retirement_notice(c, strict=False, today=date(2025, 8, 31))
+    assert notice and "passed its fine-tune retirement date 2025-08-30" in notice
+    assert "archived" in notice and "--model-version" in notice
+    with pytest.raises(ConfigError, match="drop --strict-deprecation"):
+        retirement_notice(c, strict=True, today=date(2025, 8, 31))
+    assert retirement_notice(system_card({}), strict=True) is None

@@ -37,10 +37,12 @@ if TYPE_CHECKING:
         ScoringReply,
         Secret,
         TrainingMetrics,
+        VmSize,
     )
     from harness.config import HarnessConfig
     from harness.data import PreparedData
     from harness.tags import ModelCard
+    from harness.versions import RegistryVersion
 
 
 class AzureBackend:
@@ -67,6 +69,12 @@ class AzureBackend:
         return models.get_foundation_model(
             self.clients.registry, self.config.azure_registry, name, version_or_label)
 
+    def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
+        return models.list_versions(self.clients.registry, self.config.azure_registry, name)
+
+    def list_vm_sizes(self) -> Sequence[VmSize]:
+        return compute.list_sizes(self.workspace)
+
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return jobs.component_inputs(self._component)
 
@@ -83,7 +91,11 @@ class AzureBackend:
         return jobs.submit(self.workspace, job, self.config.experiment_name)
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
-        return jobs.wait_for_job(self.workspace, job, timeout_s, self.poll_interval_s)
+        return jobs.wait_for_job(self.workspace, job, timeout_s, self.poll_interval_s,
+                                 self.config.job_not_responding_grace_s)
+
+    def get_job(self, name: str) -> JobRun:
+        return jobs.get_job(self.workspace, name)
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
         store = metrics.rest_store(metrics.tracking_uri(self.workspace), self.clients.token)
@@ -117,11 +129,17 @@ class AzureBackend:
 
     def invoke(self, endpoint: Endpoint, deployment: Deployment,
                request: Mapping[str, Any]) -> ScoringReply:
-        return scoring.invoke(self.workspace, endpoint, deployment, request)
+        return scoring.invoke(self.workspace, endpoint, deployment, request,
+                              self.config.scoring_timeout_s)
 
     def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any],
                    key: Secret | str | None) -> ScoringReply:
         return scoring.invoke_raw(endpoint, request, key, self.config.scoring_timeout_s)
+
+    def reference_likelihood(self, foundation: ModelCard, finetuned: RegisteredModel,
+                             conversations: Sequence[Sequence[Mapping[str, str]]]) -> None:
+        """The foundation model would have to be deployed to score it: not measured here."""
+        return None
 
     def delete_compute(self, name: str, timeout_s: float) -> None:
         compute.delete_compute(self.workspace, name, timeout_s)

@@ -15,11 +15,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from harness.config import BY_NAME
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
     from azure.core.credentials import TokenCredential
+    from azure.core.exceptions import AzureError
 
     from harness.config import HarnessConfig
 
@@ -101,11 +102,18 @@ class AzureClients:
 
     @cached_property
     def registry(self) -> MLClient:
-        """The system registry holding foundation models and the fine-tune pipeline."""
+        """The system registry holding foundation models and the fine-tune pipeline (its
+        constructor asks the discovery service where the registry lives)."""
         from azure.ai.ml import MLClient
+        from azure.core.exceptions import AzureError
 
-        return MLClient(self.credential, registry_name=self.config.azure_registry,
-                        **self.client_kwargs)
+        name = self.config.azure_registry
+        try:
+            return MLClient(self.credential, registry_name=name, **self.client_kwargs)
+        except AzureError as exc:
+            raise read_failed(exc, "where the registry lives (discovery)", f"registry {name}",
+                              f"pass {BY_NAME['azure_registry'].cli} with a registry it can "
+                              "read") from None
 
     def token(self, scope: str = ARM_SCOPE) -> str:
         return self.credential.get_token(scope).token
@@ -129,6 +137,26 @@ def service_message(exc: BaseException) -> str:
         return f"{code}: {message}" if code else str(message)
     text = getattr(exc, "message", None) or str(exc)
     return " ".join(str(text).split()) or type(exc).__name__
+
+
+def read_failed(exc: AzureError, wanted: str, where: str, fix: str,
+                error: type[HarnessError] = HarnessError) -> HarnessError:
+    """A read that failed, said plainly. Access is blamed only when the service answered
+    401/403; a credential that produced no token says so; anything else quotes the service."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    status = getattr(exc, "status_code", None)
+    said = service_message(exc)
+    if status in (401, 403):
+        return error(f"{where} refused to show {wanted} to this credential (HTTP {status}: "
+                     f"{said}); give the identity read access, or {fix}")
+    if status is None and isinstance(exc, ClientAuthenticationError):
+        return error(f"no token to read {wanted} from {where}: {said}; configure a credential "
+                     "DefaultAzureCredential finds (in CI: AZURE_CLIENT_ID, AZURE_TENANT_ID, "
+                     "AZURE_CLIENT_SECRET)")
+    code = f"HTTP {status}: " if status else ""
+    return error(f"cannot read {wanted} from {where} ({code}{said}); retry later, or check "
+                 f"the network, or {fix}")
 
 
 def is_quota(text: str) -> bool:

@@ -1,49 +1,81 @@
 """The fine-tune cluster: reuse it by name, or create it (Dedicated, then LowPriority).
 
-The seed's checks are kept and fixed: a Failed cluster is refused, the size is checked against
-the model's allow-list (case-insensitively), and the GPU count comes from the workspace's size
-list. A cluster this run created and then found unusable is deleted again at once.
+The seed's checks are kept and fixed: a Failed cluster is refused; the size must be allowed
+for the model, not retired and offered in the region (``list_sizes()``, read once), checked
+before anything is created; the GPU count comes from the same list. A cluster this run created
+and then found unusable is deleted again at once. Creation that fails on quota fails
+*asynchronously* (the PUT is accepted, the operation ends Failed), so both paths are read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.azure.clients import is_quota, service_message, status_text
+from harness.backends.azure.clients import is_quota, read_failed, service_message, status_text
+from harness.backends.azure.progress import wait_poller
 from harness.compute import check_finetune_sku, default_finetune_sku, gpus_for_sku
 from harness.config import BY_NAME
 from harness.errors import CleanupError, ComputeError
-from harness.waiting import Deadline
+from harness.waiting import Deadline, Heartbeat
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from harness.backends.base import Compute
+    from harness.backends.base import Compute, VmSize
     from harness.tags import ModelCard
 
 # The service's tier names -> what AmlCompute accepts: tier="LowPriority" (the seed's spelling)
 # is sent as "Lowpriority", so the SDK's snake_case values are used.
 TIERS = {"Dedicated": "dedicated", "LowPriority": "low_priority"}
 MAX_INSTANCES = 2
+# Compute names are unique across all computes of an Azure region. The service's words for a
+# name held by another workspace (microsoft/MCW-ML-Ops#28, "Compute with this name already
+# exists. Compute name needs to be unique across all existing computes within an Azure region";
+# and "Compute name 'x' is not available. Reason: AlreadyExists").
+_NAME_TAKEN = re.compile(r"unique across all existing computes|Reason: AlreadyExists|"
+                         r"already in use", re.IGNORECASE)
+
+
+def list_sizes(workspace: MLClient) -> list[VmSize]:
+    """The VM sizes the workspace's region offers, with GPUs, vCPUs and quota family.
+
+    azure-ai-ml 1.35's ``VmSize._from_rest_object`` copies ``as_dict()`` wire names, so the
+    vCPU count sits in ``vCPUs`` and ``v_cp_us`` stays None: both are read."""
+    from azure.core.exceptions import AzureError
+
+    from harness.backends.base import VmSize
+
+    try:
+        found = list(workspace.compute.list_sizes())
+    except AzureError as exc:
+        raise read_failed(exc, "the VM sizes of its region", "the workspace",
+                          "check the workspace settings", ComputeError) from None
+    return [VmSize(str(s.name), gpus=int(s.gpus or 0),
+                   vcpus=int(getattr(s, "vCPUs", None) or s.v_cp_us or 0),
+                   family=str(s.family or "")) for s in found]
 
 
 def ensure_compute(workspace: MLClient, card: ModelCard, name: str, sku: str | None,
                    tags: Mapping[str, str], timeout_s: float) -> Compute:
     """The usable cluster ``name``; ``created_by_harness`` only when this call created it."""
-    existing = _get(workspace, name)
-    if existing is not None:
-        return _checked(workspace, card, existing, created=False)
-    size = sku or default_finetune_sku(card)
-    check_finetune_sku(card, size)  # refuse before anything is created
+    sizes = list_sizes(workspace)
+    found = existing(workspace, name)
+    if found is not None:
+        return _checked(card, found, sizes, created=False)
+    offered = [size.name for size in sizes]
+    size = sku or default_finetune_sku(card, offered)
+    check_finetune_sku(card, size, offered)  # refuse before anything is created
     try:
         made = _create(workspace, name, size, tags, Deadline(timeout_s))
-        return _checked(workspace, card, made, created=True)
+        return _checked(card, made, sizes, created=True)
     except ComputeError as exc:
         raise ComputeError(f"{exc}{_discard(workspace, name)}") from None
 
 
-def _get(workspace: MLClient, name: str) -> Any:
+def existing(workspace: MLClient, name: str) -> Any:
+    """The cluster ``name``, or None when the workspace has none of that name."""
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
     try:
@@ -51,8 +83,8 @@ def _get(workspace: MLClient, name: str) -> Any:
     except ResourceNotFoundError:
         return None
     except AzureError as exc:
-        raise ComputeError(f"cannot read compute cluster {name}: {service_message(exc)}; "
-                           "check the credential's access to the workspace") from None
+        raise read_failed(exc, f"compute cluster {name}", "the workspace",
+                          "check the workspace settings", ComputeError) from None
 
 
 def _create(workspace: MLClient, name: str, size: str, tags: Mapping[str, str],
@@ -65,9 +97,12 @@ def _create(workspace: MLClient, name: str, size: str, tags: Mapping[str, str],
         try:
             return _create_tier(workspace, name, size, tier, tags, deadline)
         except HttpResponseError as exc:
-            failures.append(f"{tier}: {service_message(exc)}")
+            said = service_message(exc)
+            if _NAME_TAKEN.search(said):
+                raise ComputeError(_name_taken(name, said)) from None
+            failures.append(f"{tier}: {said}")
             _remove_failed(workspace, name, deadline)
-    raise ComputeError(_creation_failed(workspace, name, size, failures))
+    raise ComputeError(_creation_failed(name, size, failures))
 
 
 def _create_tier(workspace: MLClient, name: str, size: str, tier: str,
@@ -77,7 +112,8 @@ def _create_tier(workspace: MLClient, name: str, size: str, tier: str,
     cluster = AmlCompute(name=name, size=size, tier=TIERS[tier], max_instances=MAX_INSTANCES,
                          tags=dict(tags))
     poller = workspace.compute.begin_create_or_update(cluster)
-    if not deadline.wait(poller):
+    heartbeat = Heartbeat(f"compute cluster {name} ({size}, {tier}) creation", deadline)
+    if not wait_poller(heartbeat, poller):
         raise ComputeError(
             f"compute cluster {name} ({size}, {tier}) was not created within "
             f"{deadline.seconds:.0f}s; raise {BY_NAME['compute_timeout_s'].cli} or retry later"
@@ -89,16 +125,23 @@ def _remove_failed(workspace: MLClient, name: str, deadline: Deadline) -> None:
     """A failed creation may leave a Failed cluster behind; the next tier needs the name."""
     from azure.core.exceptions import AzureError
 
-    if _get(workspace, name) is None:
+    if existing(workspace, name) is None:
         return
     try:
-        deadline.wait(workspace.compute.begin_delete(name))
+        wait_poller(Heartbeat(f"failed compute cluster {name} deletion", deadline),
+                    workspace.compute.begin_delete(name))
     except AzureError as exc:
         raise ComputeError(f"compute cluster {name} failed to create and could not be "
                            f"deleted for a retry: {service_message(exc)}") from None
 
 
-def _creation_failed(workspace: MLClient, name: str, size: str, failures: list[str]) -> str:
+def _name_taken(name: str, said: str) -> str:
+    return (f"compute name {name} is taken by a compute elsewhere in the workspace's region "
+            f"(Azure wants compute names unique across every workspace of a region): {said}; "
+            f"pass {BY_NAME['compute_name'].cli} with another name")
+
+
+def _creation_failed(name: str, size: str, failures: list[str]) -> str:
     said = "; ".join(failures)
     if is_quota(said):
         return (
@@ -111,8 +154,9 @@ def _creation_failed(workspace: MLClient, name: str, size: str, failures: list[s
             f"pass {BY_NAME['compute_name'].cli} with an existing GPU cluster")
 
 
-def _checked(workspace: MLClient, card: ModelCard, compute: Any, created: bool) -> Compute:
-    """Provisioning state, allow-list and GPUs, as the seed checks them (fixed)."""
+def _checked(card: ModelCard, compute: Any, sizes: Sequence[VmSize], created: bool) -> Compute:
+    """Provisioning state, allow-list, retirement, region and GPUs, as the seed checks them
+    (fixed)."""
     from harness.backends.base import Compute
 
     name, size = str(compute.name), str(compute.size)
@@ -124,7 +168,7 @@ def _checked(workspace: MLClient, card: ModelCard, compute: Any, created: bool) 
             f"delete it or pass {BY_NAME['compute_name'].cli} with another cluster name"
         )
     check_finetune_sku(card, size)
-    gpus = gpus_for_sku(size, _sizes(workspace))
+    gpus = gpus_for_sku(size, [(s.name, s.gpus) for s in sizes])
     if gpus < 1:
         raise ComputeError(
             f"compute cluster {name} has VM size {size} with no GPU; fine-tuning needs GPUs; "
@@ -134,21 +178,11 @@ def _checked(workspace: MLClient, card: ModelCard, compute: Any, created: bool) 
                    provisioning_state=state)
 
 
-def _sizes(workspace: MLClient) -> list[tuple[str, int]]:
-    from azure.core.exceptions import AzureError
-
-    try:
-        return [(str(s.name), int(s.gpus or 0)) for s in workspace.compute.list_sizes()]
-    except AzureError as exc:
-        raise ComputeError(f"cannot list the workspace's VM sizes: {service_message(exc)}; "
-                           "check the credential's access to the workspace") from None
-
-
 def _discard(workspace: MLClient, name: str) -> str:
     """Start deleting a cluster this run created but cannot use; say what happened."""
     from azure.core.exceptions import AzureError
 
-    if _get(workspace, name) is None:
+    if existing(workspace, name) is None:
         return ""
     try:
         workspace.compute.begin_delete(name)
@@ -163,7 +197,8 @@ def delete_compute(workspace: MLClient, name: str, timeout_s: float) -> None:
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
     try:
-        Deadline(timeout_s).wait(workspace.compute.begin_delete(name))
+        poller = workspace.compute.begin_delete(name)
+        wait_poller(Heartbeat(f"compute cluster {name} deletion", Deadline(timeout_s)), poller)
     except ResourceNotFoundError:
         return
     except AzureError as exc:

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, service_message, status_text
 from harness.backends.azure.endpoints import SWEEP
+from harness.backends.azure.progress import wait_poller
 from harness.backends.base import REQUEST_TIMEOUT_MS
 from harness.config import BY_NAME
 from harness.errors import DeploymentError
-from harness.waiting import Deadline
+from harness.waiting import Deadline, Heartbeat
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -53,7 +54,9 @@ def deploy(workspace: MLClient, endpoint: Endpoint, model: RegisteredModel, name
     spec = _deployment_spec(endpoint, model, name, instance_type, tags)
     try:
         poller = workspace.online_deployments.begin_create_or_update(spec)
-        if not deadline.wait(poller):
+        heartbeat = Heartbeat(f"deployment {name} on endpoint {endpoint.name} ({instance_type})",
+                      deadline)
+        if not wait_poller(heartbeat, poller):
             raise DeploymentError(_deployment_failed(
                 workspace, endpoint.name, name, instance_type,
                 f"still not ready after {timeout_s:.0f}s; raise "
@@ -98,7 +101,8 @@ def _route_all_traffic(workspace: MLClient, endpoint: str, name: str, deadline: 
     try:
         current = workspace.online_endpoints.get(endpoint)
         current.traffic = {name: 100}
-        if not deadline.wait(workspace.online_endpoints.begin_create_or_update(current)):
+        poller = workspace.online_endpoints.begin_create_or_update(current)
+        if not wait_poller(Heartbeat(f"endpoint {endpoint} traffic update", deadline), poller):
             raise DeploymentError(f"endpoint {endpoint} did not take the traffic update in "
                                   f"time; raise {BY_NAME['deployment_timeout_s'].cli}")
         routed = workspace.online_endpoints.get(endpoint).traffic or {}

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, service_message, status_text
+from harness.backends.azure.progress import wait_poller
 from harness.config import BY_NAME
 from harness.errors import CleanupError, DeploymentError
-from harness.waiting import Deadline
+from harness.waiting import Deadline, Heartbeat
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -28,9 +29,10 @@ def wait_for_endpoint(workspace: MLClient, name: str, poller: Any | None, timeou
     from azure.core.exceptions import AzureError
 
     deadline = Deadline(timeout_s)
+    heartbeat = Heartbeat(f"endpoint {name} creation", deadline)
     try:
-        settled = deadline.wait(poller) if poller is not None else deadline.until(
-            lambda: _settled(workspace, name), POLL_S)
+        settled = wait_poller(heartbeat, poller) if poller is not None else deadline.until(
+            lambda: _settled(workspace, name, heartbeat), POLL_S)
     except AzureError as exc:
         raise DeploymentError(_endpoint_failed(name, service_message(exc))) from None
     endpoint = get_endpoint(workspace, name)
@@ -45,10 +47,12 @@ def wait_for_endpoint(workspace: MLClient, name: str, poller: Any | None, timeou
     return endpoint
 
 
-def _settled(workspace: MLClient, name: str) -> bool:
+def _settled(workspace: MLClient, name: str, heartbeat: Heartbeat) -> bool:
     from harness.backends.base import ENDPOINT_SETTLED
 
-    return get_endpoint(workspace, name).provisioning_state in ENDPOINT_SETTLED
+    state = get_endpoint(workspace, name).provisioning_state
+    heartbeat.beat(state)
+    return state in ENDPOINT_SETTLED
 
 
 def _quota_hint(said: str, otherwise: str) -> str:
@@ -76,7 +80,7 @@ def begin_create_endpoint(workspace: MLClient, name: str, tags: Mapping[str, str
     except AzureError as exc:
         said = service_message(exc)
         raise DeploymentError(f"endpoint {name} could not be created: {said}; " + _quota_hint(
-            said, "check the name and the credential's rights on the workspace")) from None
+            said, "check the name and the service's message")) from None
     return poller
 
 
@@ -105,11 +109,15 @@ def endpoint_key(workspace: MLClient, name: str) -> str:
 
 
 def delete_endpoint(workspace: MLClient, name: str, timeout_s: float) -> None:
-    """Delete (its deployments go with it); a deletion past the deadline goes on in Azure."""
+    """Delete (its deployments go with it); a deletion past the deadline goes on in Azure.
+
+    ARM answers the DELETE with 202 and a ``Location`` header only (rest-api-specs
+    OnlineEndpoint/delete.json); the SDK's ARMPolling follows it until 200/204."""
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
+    heartbeat = Heartbeat(f"endpoint {name} deletion", Deadline(timeout_s))
     try:
-        finished = Deadline(timeout_s).wait(workspace.online_endpoints.begin_delete(name))
+        finished = wait_poller(heartbeat, workspace.online_endpoints.begin_delete(name))
     except ResourceNotFoundError:
         return
     except AzureError as exc:

@@ -2,18 +2,24 @@
 
 ``jobs.stream()`` is not used: it returns normally on Canceled, NotResponding and Paused, so
 success is asserted here as the status Completed, polled with ``jobs.get`` against a deadline.
+The service's states are followed, not the SDK's: azure-ai-ml's ``JobStatus`` constants call
+NotResponding terminal, but the REST enum says a NotResponding run can go back to any earlier
+state, so it is waited on, up to a grace period; Unknown is in progress too. Only Completed,
+Failed and Canceled end a job (``harness.backends.base.JOB_FINAL``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.azure.clients import service_message, status_text
+from harness.backends.azure.clients import is_quota, read_failed, service_message, status_text
+from harness.backends.azure.progress import wait_poller
 from harness.config import BY_NAME
-from harness.errors import CleanupError, DataError, HarnessError, JobError, ParameterError
-from harness.waiting import Deadline
+from harness.errors import CleanupError, DataError, JobError, ParameterError
+from harness.waiting import Deadline, Heartbeat, short_duration
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -28,7 +34,12 @@ COMPUTE_INPUTS = ("compute_model_import", "compute_preprocess", "compute_finetun
                   "compute_model_evaluation")
 CANCEL_WAIT_S = 60.0
 UNSUCCESSFUL = ("Failed", "NotResponding", "Paused", "Canceled")  # most telling first
+NOT_RESPONDING = "NotResponding"
 MAX_STEPS_SHOWN = 3
+MAX_DEPTH = 3  # root -> chat_completion_pipeline (itself a pipeline component) -> its steps
+# A run-time quota failure (MicrosoftLearning/mslearn-dp100#35: "Job submission to AzureML
+# Compute encountered an Exception with status code JobNodeCountExceedsCoreQuota, ...").
+CORE_QUOTA_CODE = "CoreQuota"
 
 
 def get_component(registry: MLClient, registry_name: str) -> Any:
@@ -37,11 +48,9 @@ def get_component(registry: MLClient, registry_name: str) -> Any:
     try:
         return registry.components.get(COMPONENT, label="latest")
     except AzureError as exc:
-        raise HarnessError(
-            f"cannot read component {COMPONENT} (label latest) from registry {registry_name}: "
-            f"{service_message(exc)}; check {BY_NAME['azure_registry'].cli} and the "
-            "credential's access to it"
-        ) from None
+        raise read_failed(exc, f"component {COMPONENT} (label latest)",
+                          f"registry {registry_name}",
+                          f"check {BY_NAME['azure_registry'].cli}") from None
 
 
 def component_inputs(component: Any) -> dict[str, dict[str, Any]]:
@@ -104,8 +113,6 @@ def submit(workspace: MLClient, job: Any, experiment: str) -> JobRun:
     """Uploads the local JSON Lines files (the SDK does it on create) and submits."""
     from azure.core.exceptions import AzureError
 
-    from harness.backends.base import JobRun
-
     try:
         made = workspace.jobs.create_or_update(job, experiment_name=experiment)
     except AzureError as exc:
@@ -113,9 +120,19 @@ def submit(workspace: MLClient, job: Any, experiment: str) -> JobRun:
             f"fine-tune pipeline {job.display_name} could not be submitted to experiment "
             f"{experiment}: {service_message(exc)}; check the inputs and the workspace quota"
         ) from None
-    return JobRun(name=str(made.name), display_name=str(made.display_name),
-                  status=status_text(made.status), url=str(made.studio_url or ""),
-                  experiment=experiment)
+    return _handle(made, experiment)
+
+
+def _handle(job: Any, experiment: str) -> JobRun:
+    from harness.backends.base import JobRun
+
+    return JobRun(name=str(job.name), display_name=str(job.display_name or job.name),
+                  status=status_text(job.status), url=str(job.studio_url or ""),
+                  experiment=experiment or str(getattr(job, "experiment_name", "") or ""))
+
+
+def get_job(workspace: MLClient, name: str) -> JobRun:
+    return _handle(_get(workspace, name), "")
 
 
 def _get(workspace: MLClient, name: str) -> Any:
@@ -124,23 +141,31 @@ def _get(workspace: MLClient, name: str) -> Any:
     try:
         return workspace.jobs.get(name)
     except AzureError as exc:
-        raise JobError(f"cannot read fine-tune job {name}: {service_message(exc)}; check the "
-                       "credential's access to the workspace") from None
+        raise read_failed(exc, f"fine-tune job {name}", "the workspace",
+                          "check the workspace settings", JobError) from None
 
 
-def wait_for_job(workspace: MLClient, job: JobRun, timeout_s: float,
-                 poll_interval_s: float) -> JobRun:
-    """Poll until a terminal status; cancel the job at the deadline; only Completed passes."""
+def wait_for_job(workspace: MLClient, job: JobRun, timeout_s: float, poll_interval_s: float,
+                 not_responding_grace_s: float) -> JobRun:
+    """Poll until Completed, Failed or Canceled; cancel the job at the deadline, or when it
+    stays NotResponding longer than the grace period; only Completed passes."""
     from harness.backends.base import JOB_FINAL
 
     deadline = Deadline(timeout_s)
+    heartbeat = Heartbeat(f"fine-tune job {job.name}", deadline, job.url)
+    silent_since: float | None = None
     current = _get(workspace, job.name)
-    while status_text(current.status) not in JOB_FINAL:
+    while (status := status_text(current.status)) not in JOB_FINAL:
+        heartbeat.beat(status)
+        silent_since = (silent_since or time.monotonic()) if status == NOT_RESPONDING else None
+        if silent_since is not None and time.monotonic() - silent_since > not_responding_grace_s:
+            _cancel_not_responding(workspace, job, time.monotonic() - silent_since,
+                                   not_responding_grace_s)
         if deadline.expired:
-            _cancel_at_deadline(workspace, job, timeout_s, status_text(current.status))
+            _cancel_at_deadline(workspace, job, timeout_s, status)
         deadline.sleep(poll_interval_s)
         current = _get(workspace, job.name)
-    status = status_text(current.status)
+    heartbeat.beat(status)
     done = dataclasses.replace(job, status=status, url=str(current.studio_url or job.url))
     if status != "Completed":
         raise JobError(
@@ -148,6 +173,19 @@ def wait_for_job(workspace: MLClient, job: JobRun, timeout_s: float,
             f"Completed: {failure_detail(workspace, job.name)}; see {done.url}"
         )
     return done
+
+
+def _cancel_not_responding(workspace: MLClient, job: JobRun, silent_s: float, grace_s: float
+                           ) -> None:
+    try:
+        cancel(workspace, job.name)
+        outcome = "it was cancelled"
+    except CleanupError as exc:
+        outcome = f"cancelling it failed ({exc})"
+    raise JobError(
+        f"fine-tune job {job.name} has been {NOT_RESPONDING} for {short_duration(silent_s)}, "
+        f"longer than the grace period of {short_duration(grace_s)}; {outcome}; its nodes stopped "
+        f"reporting: see {job.url}, or raise {BY_NAME['job_not_responding_grace_s'].cli}")
 
 
 def _cancel_at_deadline(workspace: MLClient, job: JobRun, timeout_s: float, status: str) -> None:
@@ -167,8 +205,10 @@ def cancel(workspace: MLClient, name: str, timeout_s: float = CANCEL_WAIT_S) -> 
     """Request cancellation and wait briefly for the service to accept it."""
     from azure.core.exceptions import AzureError
 
+    deadline = Deadline(min(timeout_s, CANCEL_WAIT_S))
     try:
-        Deadline(min(timeout_s, CANCEL_WAIT_S)).wait(workspace.jobs.begin_cancel(name))
+        wait_poller(Heartbeat(f"fine-tune job {name} cancellation", deadline),
+                    workspace.jobs.begin_cancel(name))
     except AzureError as exc:
         raise CleanupError(f"fine-tune job {name} could not be cancelled: "
                            f"{service_message(exc)}; cancel it in the studio") from None
@@ -183,23 +223,42 @@ def cancel_unless_final(workspace: MLClient, name: str, timeout_s: float) -> Non
 
 
 def failure_detail(workspace: MLClient, name: str) -> str:
-    """The failed steps and their errors, from RunHistory (what ``jobs.stream`` reports)."""
+    """The failed steps and their errors, from RunHistory (what ``jobs.stream`` reports),
+    looking inside nested pipeline components; says so when the cause is core quota."""
     from azure.core.exceptions import AzureError
 
     try:
-        steps = sorted((s for s in workspace.jobs.list(parent_job_name=name)
-                        if status_text(s.status) in UNSUCCESSFUL),
-                       key=lambda s: UNSUCCESSFUL.index(status_text(s.status)))
-        lines = [f"step {s.display_name or s.name} {status_text(s.status)}: "
-                 f"{_run_error(workspace, str(s.name))}" for s in steps[:MAX_STEPS_SHOWN]]
-        return "; ".join(lines) or _run_error(workspace, name)
+        steps = list(_unsuccessful_steps(workspace, name, "", 0))[:MAX_STEPS_SHOWN]
+        lines = [f"step {path} {status}: {error}" for path, status, error in steps]
+        detail = "; ".join(lines) or _run_error(workspace, name)
     except AzureError as exc:
         return f"(the job's error could not be read: {service_message(exc)})"
+    if CORE_QUOTA_CODE.casefold() in detail.casefold() or is_quota(detail):
+        detail += ("; this is a quota failure at run time: the subscription's core quota for "
+                   f"the cluster's VM family is too small; request a quota increase or pass "
+                   f"{BY_NAME['compute_sku'].cli} with a size of another family")
+    return detail
+
+
+def _unsuccessful_steps(workspace: MLClient, run_id: str, prefix: str, depth: int
+                        ) -> Iterator[tuple[str, str, str]]:
+    """(step path, status, error) of every step that did not complete, the innermost one
+    where a step is itself a pipeline (chat_completion_pipeline's steps sit one level down)."""
+    # azure-ai-ml reads children and errors through RunHistory only (jobs.stream uses the same
+    # private operations); jobs.list(parent_job_name=...) would first GET each child as a job.
+    runs = workspace.jobs._runs_operations
+    children = [c for c in runs.get_run_children(run_id) if c is not None]
+    failed = sorted((c for c in children if status_text(c.status) in UNSUCCESSFUL),
+                    key=lambda c: UNSUCCESSFUL.index(status_text(c.status)))
+    for child in failed:
+        path = f"{prefix}{child.display_name or child.name}"
+        inner = list(_unsuccessful_steps(workspace, str(child.name), f"{path}/", depth + 1)
+                     ) if depth < MAX_DEPTH else []
+        yield from inner or [(path, status_text(child.status),
+                              _run_error(workspace, str(child.name)))]
 
 
 def _run_error(workspace: MLClient, run_id: str) -> str:
-    # azure-ai-ml exposes a job's error only through RunHistory run details; jobs.stream reads
-    # the same private operations object to print it.
     details = workspace.jobs._runs_operations.get_run_details(run_id)
     error = getattr(getattr(details, "error", None), "error", None)
     if error is None:

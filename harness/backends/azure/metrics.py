@@ -1,10 +1,15 @@
 """Training metrics of a pipeline job, read through MLflow's REST client.
 
-Without azureml-mlflow, the workspace's ``azureml://`` tracking URI is unusable by MLflow; its
-``https://`` form is the same service. MlflowClient would take the bearer token only from the
-process-wide MLFLOW_TRACKING_TOKEN (global, leaked to child processes, stale after an hour),
-so the harness builds MLflow's own RestStore (what MlflowClient builds for https URIs) with a
-credentials callback that asks the credential for a fresh token on every request.
+The workspace reports an ``azureml://{region}.api.azureml.ms/mlflow/v1.0/...`` tracking URI.
+The official plugin azureml-mlflow (1.62, ``azureml/mlflow/__init__.py``) rewrites
+``/mlflow/v1.0`` to ``/mlflow/v2.0`` for MLflow 2 and 3 clients and talks HTTPS to the same
+host; the harness does the same with MLflow's own RestStore (what MlflowClient builds for https
+URIs) instead of installing the plugin: azureml-mlflow 1.62 pins ``mlflow-skinny<=3.15.0`` and
+``azure-storage-blob<=12.27.1``, below what the lock resolves with azure-ai-ml and the local
+backend (3.17.2, 12.31.1), and all the harness needs from it is that path and a bearer token.
+MlflowClient would take the token only from the process-wide MLFLOW_TRACKING_TOKEN (global,
+leaked to child processes, stale after an hour), so the store gets a credentials callback that
+asks the credential for a fresh token on every request.
 """
 
 from __future__ import annotations
@@ -23,17 +28,18 @@ if TYPE_CHECKING:
 
 TRAINING_MARKER = "epoch"  # only the finetune step's HF Trainer logs it
 MAX_RUNS = 1000
+V1, V2 = "/mlflow/v1.0/", "/mlflow/v2.0/"
 
 
 def rest_tracking_uri(uri: str) -> str:
-    """``azureml://{region}.api.azureml.ms/mlflow/v1.0/...`` -> ``https://`` (same service)."""
+    """``azureml://{region}.api.azureml.ms/mlflow/v1.0/...`` -> ``https://.../mlflow/v2.0/...``:
+    the same service, at the path azureml-mlflow uses for MLflow 2 and 3 clients."""
     parts = urlsplit(uri)
-    if parts.scheme == "https":
-        return uri
-    if parts.scheme != "azureml" or not parts.netloc:
+    if parts.scheme not in ("azureml", "https") or not parts.netloc:
         raise JobError(f"workspace MLflow tracking URI {uri!r} is not azureml:// or https://; "
                        "check the workspace in the studio")
-    return urlunsplit(("https", parts.netloc, parts.path.rstrip("/"), "", ""))
+    path = parts.path.rstrip("/").replace(V1, V2, 1)
+    return urlunsplit(("https", parts.netloc, path, "", ""))
 
 
 def tracking_uri(workspace: MLClient) -> str:
@@ -68,11 +74,12 @@ def job_metrics(store: Any, experiment: str, job: JobRun) -> TrainingMetrics:
 
     try:
         run = _training_run(store, experiment, job)
-        series = {key: _history(store, run.info.run_id, key) for key in sorted(run.data.metrics)}
+        history = {key: _history(store, run.info.run_id, key) for key in sorted(run.data.metrics)}
     except MlflowException as exc:
         raise JobError(f"cannot read the MLflow metrics of job {job.name}: {exc.message}; "
                        f"see {job.url}") from None
-    return TrainingMetrics(series=series)
+    return TrainingMetrics(series={key: [v for _, v in points] for key, points in history.items()},
+                           steps={key: [s for s, _ in points] for key, points in history.items()})
 
 
 def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
@@ -96,6 +103,7 @@ def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
     return training[0]
 
 
-def _history(store: Any, run_id: str, key: str) -> list[float]:
+def _history(store: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     metrics = store.get_metric_history(run_id, key)
-    return [float(m.value) for m in sorted(metrics, key=lambda m: (m.step, m.timestamp))]
+    return [(int(m.step), float(m.value))
+            for m in sorted(metrics, key=lambda m: (m.step, m.timestamp))]

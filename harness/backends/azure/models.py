@@ -1,49 +1,175 @@
-"""Models: the foundation model from the registry, and the fine-tuned model in the workspace."""
+"""Models: the foundation model from the registry, and the fine-tuned model in the workspace.
+
+The foundation model's card is built from the *raw* registry resource: azure-ai-ml's ``Model``
+entity drops ``properties.system_metadata`` (``Model._from_rest_object`` asks
+``hasattr(rest_model_version, "system_metadata")``, false for the arm ``ModelVersion`` it
+deserializes), and that is where the registry keeps the compute allow-lists now. The raw GET is
+the SDK's own (``azure.ai.ml._utils._registry_utils.get_registry_versioned_asset``, the request
+``models.get`` sends), so discovery, authentication and retries stay the SDK's.
+"""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from harness.backends.azure.clients import service_message
+from harness.backends.azure.clients import read_failed, service_message
 from harness.config import BY_NAME
-from harness.errors import CleanupError, ConfigError, HarnessError, JobError
+from harness.errors import CleanupError, ConfigError, JobError
 from harness.tags import ModelCard, model_card
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from harness.backends.base import JobRun, RegisteredModel
+    from harness.versions import RegistryVersion
+
+LATEST = "latest"
+_REGISTRY_FIX = f"pass {BY_NAME['azure_registry'].cli} with a registry it can read"
+MAX_VERSIONS_SHOWN = 10
+# Where a registered model's job shows in what the service returns: ``jobName``, else its path.
+_JOB_IN_PATH = (re.compile(r"azureml://jobs/([^/]+)/outputs/"),
+                re.compile(r"/ExperimentRun/dcid\.([^/]+)/"))
+
+
+def _option(name: str) -> str:
+    return BY_NAME[name].cli
+
 
 def get_foundation_model(registry: MLClient, registry_name: str, name: str,
                          version_or_label: str) -> ModelCard:
-    """A pinned version when numeric, else a label such as ``latest``."""
+    """A pinned version when numeric, else a label such as ``latest``; the card comes from
+    the version's raw resource (tags, system metadata, archive state)."""
+    version = version_or_label
+    if not version_or_label.isdigit():
+        version = _resolve_label(registry, registry_name, name, version_or_label)
+    raw = _raw_version(registry, registry_name, name, version)
+    props: Mapping[str, Any] = raw.get("properties") or {}
+    asset = f"azureml://registries/{registry_name}/models/{name}/versions/{version}"
+    return model_card(name, version, str(raw.get("id") or asset), props.get("tags") or {},
+                      props.get("system_metadata") or {}, bool(props.get("isArchived")))
+
+
+def _resolve_label(registry: MLClient, registry_name: str, name: str, label: str) -> str:
+    """The version a label names. azure-ai-ml resolves ``latest`` on a registry by listing
+    ``$orderBy=createdtime desc&$top=1`` without a list view type, which leaves archived
+    versions out: an archived model's ``latest`` resolves to nothing."""
+    from azure.ai.ml.exceptions import ValidationException
+    from azure.core.exceptions import AzureError
+
+    try:
+        return str(registry.models.get(name, label=label).version)
+    except ValidationException:
+        pass
+    except AzureError as exc:
+        raise read_failed(exc, f"model {name} (label {label})", f"registry {registry_name}",
+                          _REGISTRY_FIX) from None
+    why = ("the registry lists no active version of it: the model may be archived (archived "
+           "versions are left out when resolving latest)" if label == LATEST else
+           f"label {label} is not one the SDK resolves (use {LATEST} or a version number)")
+    raise ConfigError(
+        f"model {name} (label {label}) resolves to nothing in registry {registry_name}: {why}; "
+        f"{_versions_hint(registry, registry_name, name)}")
+
+
+def _raw_version(registry: MLClient, registry_name: str, name: str, version: str
+                 ) -> Mapping[str, Any]:
+    from azure.ai.ml._utils._registry_utils import get_registry_versioned_asset
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-    how = {"version": version_or_label} if version_or_label.isdigit() else {
-        "label": version_or_label}
-    wanted = f"{name} ({next(iter(how))} {version_or_label})"
+    ops: Any = registry.models
     try:
-        model = registry.models.get(name, **how)
-    except ResourceNotFoundError as exc:
+        raw = get_registry_versioned_asset(ops._registry_service_client, "models", name, version,
+                                           ops._resource_group_name, ops._registry_name)
+    except ResourceNotFoundError:
         raise ConfigError(
-            f"model {wanted} not found in registry {registry_name}: {service_message(exc)}; "
-            f"pass {BY_NAME['model_name'].cli} / {BY_NAME['model_version'].cli} with a model "
-            "the registry holds"
-        ) from None
+            f"model {name} version {version} not found in registry {registry_name}; "
+            f"{_versions_hint(registry, registry_name, name)}") from None
     except AzureError as exc:
-        raise HarnessError(
-            f"cannot read model {wanted} from registry {registry_name}: "
-            f"{service_message(exc)}; check the credential's access to the registry"
-        ) from None
-    return model_card(str(model.name), str(model.version), str(model.id), model.tags or {})
+        raise read_failed(exc, f"model {name} version {version}", f"registry {registry_name}",
+                          _REGISTRY_FIX) from None
+    return raw if isinstance(raw, Mapping) else {}
+
+
+def _listed(registry: MLClient, name: str) -> list[Mapping[str, Any]]:
+    """Every version of ``name`` as the registry returns it (archived ones too: the listing
+    asks for ``listViewType=All``), newest first; through the SDK's own registry listing."""
+    from azure.ai.ml._restclient.arm_ml_service.models import ModelVersion
+    from azure.ai.ml._utils._registry_utils import list_registry_assets
+
+    ops: Any = registry.models
+    found = list(list_registry_assets(
+        ops._registry_service_client, "models", name, ops._resource_group_name,
+        ops._registry_name, ModelVersion, lambda item: item, list_view_type="All"))
+    return sorted(found, key=lambda v: int(v["name"]) if str(v["name"]).isdigit() else -1,
+                  reverse=True)
+
+
+def registry_versions(registry: MLClient, name: str) -> list[tuple[str, bool]]:
+    """(version, archived) of every version of ``name``, newest first."""
+    return [(str(item["name"]), bool((item.get("properties") or {}).get("isArchived")))
+            for item in _listed(registry, name)]
+
+
+def list_versions(registry: MLClient, registry_name: str, name: str) -> list[RegistryVersion]:
+    """Every version the registry lists for ``name``, with its archive state and deprecation
+    dates read as the model card reads them (system metadata, else tags)."""
+    from azure.core.exceptions import AzureError
+
+    from harness.errors import TagError
+    from harness.versions import RegistryVersion
+
+    try:
+        found = _listed(registry, name)
+    except AzureError as exc:
+        raise read_failed(exc, f"the versions of model {name}", f"registry {registry_name}",
+                          _REGISTRY_FIX) from None
+    versions = []
+    for item in found:
+        props: Mapping[str, Any] = item.get("properties") or {}
+        version, archived = str(item["name"]), bool(props.get("isArchived"))
+        try:
+            dates = model_card(name, version, str(item.get("id", "")), props.get("tags") or {},
+                               props.get("system_metadata") or {}, archived).deprecation.dates()
+        except TagError:
+            dates = {}  # a malformed version still shows in the listing
+        versions.append(RegistryVersion(version, archived=archived, deprecation=dates))
+    return versions
+
+
+def _versions_hint(registry: MLClient, registry_name: str, name: str) -> str:
+    """The versions the registry does return, when it says; the next step either way."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        versions = registry_versions(registry, name)
+    except AzureError:
+        return f"pass {_option('model_version')} with a version the registry holds"
+    if not versions:
+        return (f"the registry returns no version of {name} at all: check "
+                f"{_option('model_name')}")
+    shown = ", ".join(f"{v} (archived)" if archived else v
+                      for v, archived in versions[:MAX_VERSIONS_SHOWN])
+    return (f"versions the registry returns: {shown}; pass {_option('model_version')} with "
+            f"one of them (e.g. {_option('model_version')} {versions[0][0]})")
 
 
 def model_version() -> str:
     """Unique and sortable: a timestamp plus randomness (two runs in one second differ)."""
     return f"{int(time.time())}{secrets.randbelow(10**4):04d}"
+
+
+def lineage(model: Any) -> str:
+    """The job a registered model came from, as the service reports it: ``jobName``, else
+    the job in the path it stored (``azureml://jobs/<job>/outputs/...`` or the artifact
+    store's ``ExperimentRun/dcid.<job>/...``); empty when it reports neither."""
+    if getattr(model, "job_name", None):
+        return str(model.job_name)
+    path = str(getattr(model, "path", "") or "")
+    return next((m.group(1) for p in _JOB_IN_PATH if (m := p.search(path))), "")
 
 
 def register_model(workspace: MLClient, card: ModelCard, job: JobRun,
@@ -69,7 +195,7 @@ def register_model(workspace: MLClient, card: ModelCard, job: JobRun,
             f"output ({job.url})"
         ) from None
     return RegisteredModel(name=str(made.name), version=str(made.version), id=str(made.id),
-                           job_name=job.name, tags=dict(made.tags or {}))
+                           job_name=lineage(made), tags=dict(made.tags or {}))
 
 
 def delete_model(workspace: MLClient, name: str, version: str) -> None:

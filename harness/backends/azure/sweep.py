@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.azure.clients import service_message, status_text
+from harness.backends.azure.clients import read_failed, status_text
 from harness.backends.base import FINETUNED_SUFFIX, OwnedResource, ResourceKind
 from harness.errors import CleanupError
 from harness.naming import is_owned
@@ -24,8 +24,8 @@ def list_owned(workspace: MLClient) -> list[OwnedResource]:
     try:
         return [*_endpoints(workspace), *_computes(workspace), *_models(workspace)]
     except AzureError as exc:
-        raise CleanupError(f"cannot list the workspace's resources: {service_message(exc)}; "
-                           "check the credential's access to the workspace") from None
+        raise read_failed(exc, "its resources", "the workspace", "check the workspace settings",
+                          CleanupError) from None
 
 
 def _owned(kind: ResourceKind, name: str, tags: Any, detail: str) -> list[OwnedResource]:

@@ -28,6 +28,7 @@ from harness.backends.base import (
     ScoringReply,
     Secret,
     TrainingMetrics,
+    VmSize,
 )
 from harness.backends.local import (
     compute,
@@ -49,7 +50,9 @@ from harness.data import PreparedData
 from harness.errors import CleanupError, HarnessError, ScoringError
 from harness.finetune import load_component_inputs
 from harness.naming import ownership_tags
+from harness.quality import LikelihoodComparison
 from harness.tags import ModelCard
+from harness.versions import RegistryVersion
 
 __all__ = ["DEFAULT_MODEL_NAME", "LOCAL_CPU", "LOCAL_GPU", "LocalBackend"]
 
@@ -72,6 +75,12 @@ class LocalBackend:
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
         tags = ownership_tags(self.config.run_id, self.config.resource_ttl_h)
         return models.get_foundation_model(self.ws, name, version_or_label, tags)
+
+    def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
+        return models.list_versions(self.ws, name)
+
+    def list_vm_sizes(self) -> Sequence[VmSize]:
+        return compute.vm_sizes()
 
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return load_component_inputs()
@@ -104,6 +113,9 @@ class LocalBackend:
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
         return self.jobs.wait(job, timeout_s)
+
+    def get_job(self, name: str) -> JobRun:
+        return self.jobs.get(name)
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
         return self.jobs.metrics(job)
@@ -169,6 +181,20 @@ class LocalBackend:
             failure = exc
         gone = deployments.server_gone(self.ws, endpoint.name, self.servers.get(endpoint.name))
         raise ScoringError(gone) if gone else failure
+
+    def reference_likelihood(
+        self,
+        foundation: ModelCard,
+        finetuned: RegisteredModel,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+    ) -> LikelihoodComparison:
+        """Both models loaded here, in the harness process: nothing needs deploying."""
+        from harness.backends.local.likelihood import compare_models
+
+        base = registry.require_version(self.ws, foundation.name, foundation.version)
+        tuned = registry.require_version(self.ws, finetuned.name, finetuned.version)
+        plain = [[dict(message) for message in conversation] for conversation in conversations]
+        return compare_models(registry.version_dir(base), registry.version_dir(tuned), plain)
 
     def delete_compute(self, name: str, timeout_s: float) -> None:
         """Nothing to delete: the compute is this machine."""

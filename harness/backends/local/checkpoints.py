@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from harness.backends.local import mlflow_model, registry
 from harness.backends.local.compute import LOCAL_SKUS
-from harness.backends.local.models import new_run
+from harness.backends.local.models import model_run
 from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
 from harness.errors import ConfigError, HarnessError
+from harness.naming import check_model_name
 from harness.tags import encode_tag, model_card
 
 if TYPE_CHECKING:
@@ -98,18 +99,20 @@ def check_tags(tags: Mapping[str, str], name: str) -> None:
 def register_directory(
     ws: Workspace, source: Path, name: str, tags: Mapping[str, str]
 ) -> ModelVersion:
-    """Register a Hugging Face checkpoint directory as a new version of ``name``."""
+    """Register a Hugging Face checkpoint directory as a new version of ``name``.
+
+    Everything is checked before the first write; a failure after it (Ctrl-C included) leaves
+    no run and no copied files.
+    """
+    check_model_name(name, "--name")
     source = check_model_dir(source)
     model_card(name, "new", registry.model_id(name, "new"), tags)  # malformed tags fail here
-    run_id, out = new_run(ws, name)
-    try:
-        mlflow_model.save_directory(source, out)
-    except Exception as exc:  # re-raised with the directory named
-        ws.client().set_terminated(run_id, "FAILED")
-        raise HarnessError(
-            f"saving {source} as an MLflow model failed ({type(exc).__name__}: {exc}); check "
-            "that transformers can load the directory (AutoConfig/AutoTokenizer) and try again"
-        ) from exc
-    version = registry.register(ws, name, str(out), run_id, {**tags, TAG_KIND: "foundation"})
-    ws.client().set_terminated(run_id, "FINISHED")
-    return version
+    with model_run(ws, name) as (run_id, out):
+        try:
+            mlflow_model.save_directory(source, out)
+        except Exception as exc:  # re-raised with the directory named
+            raise HarnessError(
+                f"saving {source} as an MLflow model failed ({type(exc).__name__}: {exc}); check"
+                " that transformers can load the directory (AutoConfig/AutoTokenizer) and try again"
+            ) from exc
+        return registry.register(ws, name, str(out), run_id, {**tags, TAG_KIND: "foundation"})

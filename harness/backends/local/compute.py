@@ -9,8 +9,9 @@ do multi-GPU data parallelism, so it never claims more than one device.
 from __future__ import annotations
 
 import functools
+import os
 
-from harness.backends.base import Compute
+from harness.backends.base import Compute, VmSize
 from harness.compute import check_finetune_sku
 from harness.errors import ComputeError
 from harness.tags import ModelCard
@@ -32,6 +33,14 @@ def cuda_devices() -> int:
 
 def available_skus() -> tuple[str, ...]:
     return LOCAL_SKUS if cuda_devices() else (LOCAL_CPU,)
+
+
+def vm_sizes() -> list[VmSize]:
+    """This machine's SKUs, as a region's size list: Local_CPU, and Local_GPU with CUDA."""
+    cores = os.cpu_count() or 1
+    gpus = cuda_devices()
+    return [VmSize(LOCAL_CPU, gpus=0, vcpus=cores),
+            *([VmSize(LOCAL_GPU, gpus=gpus, vcpus=cores)] if gpus else [])]
 
 
 def machine_sku() -> str:

@@ -34,7 +34,7 @@ from harness.backends.local.processes import stop as stop_process
 from harness.backends.local.server import BIND_HOST, DEVICE_ENV, EXIT_INIT_FAILED, KEYS_ENV
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
-from harness.waiting import Deadline
+from harness.waiting import Deadline, Heartbeat
 
 PROBE_TIMEOUT_S = 1.0
 SCORE_SCRIPT = Path(__file__).resolve().parent / "server" / "score.py"
@@ -136,14 +136,19 @@ def start_server(
 def wait_ready(proc: Child, state: EndpointState, log: Path, timeout_s: float) -> None:
     """Return once ``GET /`` answers 200; DeploymentError (with the log tail) otherwise."""
     url = f"http://{BIND_HOST}:{state.port}/"
+    deadline = Deadline(timeout_s)
+    heartbeat = Heartbeat(f"inference server of endpoint {state.name}", deadline, str(log),
+                          every_s=30.0)
 
     def ready() -> bool:
         code = proc.poll()
         if code is not None:
             raise _exited(state, code, log)
-        return _healthy(url)
+        healthy = _healthy(url)
+        heartbeat.beat("ready" if healthy else "loading the model")
+        return healthy
 
-    if Deadline(timeout_s).until(ready, 0.2):
+    if deadline.until(ready, 0.2):
         return
     stop_process(proc.record)
     proc.wait()

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.files import read_json, write_json
+from harness.files import read_state, write_json
 
 STATUS_FILE = "status.json"  # written by the job process (and by the parent for its end)
 PROCESS_FILE = "process.json"  # pid and process group, written by the parent only
@@ -35,10 +35,6 @@ class JobSpec:
     job_dir: str
     device: str = "cpu"
     parameters: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def status_path(self) -> Path:
-        return Path(self.job_dir) / STATUS_FILE
 
     def write(self) -> Path:
         path = Path(self.job_dir) / SPEC_FILE
@@ -67,4 +63,4 @@ def write_status(job_dir: Path, status: str, **extra: Any) -> None:
 
 
 def read_status(job_dir: Path) -> dict[str, Any]:
-    return read_json(job_dir / STATUS_FILE)
+    return read_state(job_dir / STATUS_FILE)

@@ -22,7 +22,7 @@ from harness.backends.local.job_files import (
     read_status,
     write_status,
 )
-from harness.backends.local.metrics import read_series
+from harness.backends.local.metrics import MetricsWatch, read_metrics
 from harness.backends.local.mlflow_model import local_path
 from harness.backends.local.processes import (
     STOP_GRACE_S,
@@ -39,8 +39,8 @@ from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
 from harness.data import PreparedData
 from harness.errors import DataError, JobError
-from harness.files import read_json, write_json
-from harness.waiting import Deadline
+from harness.files import read_state, write_json
+from harness.waiting import Deadline, Heartbeat
 
 POLL_S = 0.5
 MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
@@ -125,14 +125,14 @@ class Jobs:
                 f"job {name} is unknown in {self.ws.jobs}; expected {job_dir / SPEC_FILE}; "
                 "submit the job again"
             )
-        state = {**state, **read_json(job_dir / PROCESS_FILE)}
+        state = {**state, **read_state(job_dir / PROCESS_FILE)}
         if state["status"] in JOB_FINAL or not self._exited(name, state):
             return state
         if read_status(job_dir)["status"] not in JOB_FINAL:  # it may have just finished
             code = self.procs[name].returncode if name in self.procs else None
             error = f"the job process exited (code {code}) without reporting a result"
             self._finish(name, "Failed", error)
-        return {**read_status(job_dir), **read_json(job_dir / PROCESS_FILE)}
+        return {**read_status(job_dir), **read_state(job_dir / PROCESS_FILE)}
 
     def _exited(self, name: str, state: Mapping[str, Any]) -> bool:
         proc = self.procs.get(name)
@@ -162,14 +162,18 @@ class Jobs:
 
     def wait(self, job: JobRun, timeout_s: float) -> JobRun:
         """Wait until the job ends; Completed is returned, anything else raises JobError."""
-        current = job
+        current, deadline = job, Deadline(timeout_s)
+        heartbeat = Heartbeat(f"job {job.name} ({job.display_name})", deadline, job.url)
+        losses = MetricsWatch(self.ws.client(), job.name)
 
         def ended() -> bool:
             nonlocal current
             current = self.get(job.name)
+            heartbeat.beat(current.status)
+            losses.say()
             return current.status in JOB_FINAL
 
-        Deadline(timeout_s).until(ended, POLL_S)
+        deadline.until(ended, POLL_S)
         if current.status not in JOB_FINAL:
             self.cancel(job.name)
             raise self._error(
@@ -190,7 +194,7 @@ class Jobs:
         )
 
     def metrics(self, job: JobRun) -> TrainingMetrics:
-        return TrainingMetrics(series=read_series(self.ws.client(), job.name))
+        return read_metrics(self.ws.client(), job.name)
 
     def spec(self, name: str) -> JobSpec:
         return JobSpec.read(self.ws.jobs / name / SPEC_FILE)

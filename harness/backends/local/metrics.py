@@ -6,19 +6,45 @@ fine-tune step logs, so the same checks read both backends.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+    from harness.backends.base import TrainingMetrics
 
-def read_series(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
-    """Every metric of a run as its history of values in step order."""
+
+log = logging.getLogger("harness")
+WATCHED = ("loss", "eval_loss")
+
+
+class MetricsWatch:
+    """Says each new point of the watched metrics while the job runs (live progress)."""
+
+    def __init__(self, client: MlflowClient, run_id: str) -> None:
+        self.client, self.run_id = client, run_id
+        self.said: dict[str, int] = dict.fromkeys(WATCHED, -1)
+
+    def say(self) -> None:
+        for key in WATCHED:
+            for point in sorted(self.client.get_metric_history(self.run_id, key),
+                                key=lambda m: m.step):
+                if point.step > self.said[key]:
+                    log.info("job %s step %d: %s %.4f", self.run_id, point.step, key, point.value)
+                    self.said[key] = point.step
+
+
+def read_metrics(client: MlflowClient, run_id: str) -> TrainingMetrics:
+    """Every metric of a run as its history of values in step order, with the steps."""
+    from harness.backends.base import TrainingMetrics
+
     run = client.get_run(run_id)
     series: dict[str, list[float]] = {}
+    steps: dict[str, list[int]] = {}
     for key in sorted(run.data.metrics):
         history = sorted(
             client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)
         )
-        series[key] = [m.value for m in history]
-    return series
+        series[key], steps[key] = [m.value for m in history], [m.step for m in history]
+    return TrainingMetrics(series=series, steps=steps)

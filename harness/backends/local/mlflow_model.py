@@ -51,7 +51,7 @@ def hf_paths(model_dir: Path) -> tuple[Path, Path]:
     if not mlmodel.is_file():
         raise HarnessError(
             f"{model_dir} is not an MLflow model: expected an MLmodel file; register the model "
-            "again (python -m harness.backends.local.cli register-model DIR --name NAME)"
+            "again (python -m harness register-model DIR --name NAME)"
         )
     flavor = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {}).get("transformers")
     if not flavor:

@@ -9,8 +9,11 @@ interrupted is ended at once, and one whose harness was killed is found by the s
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from harness.backends.base import JobRun, RegisteredModel, finetuned_model_name
@@ -21,7 +24,9 @@ from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
 from harness.tags import ModelCard, encode_tag
+from harness.versions import RegistryVersion
 
+logger = logging.getLogger("harness")
 DEFAULT_MODEL_NAME = "Phi-3-tiny-ultrachat"
 FOUNDATION_EXPERIMENT = "harness-foundation-models"
 BUILD_TIMEOUT_S = 900.0
@@ -67,6 +72,8 @@ def build_default(ws: Workspace, tags: Mapping[str, str]) -> None:
         if _current_build(ws):
             return
         run_id, out = new_run(ws, DEFAULT_MODEL_NAME, tags)
+        logger.info("building the default model %s once for workspace %s (about 20 s on two "
+                 "cores; log %s)", DEFAULT_MODEL_NAME, ws.root, _build_log(ws))
         try:
             _run_builder(ws, Path(SHIPPED_DATASET), out)
         except BaseException as exc:  # Ctrl-C and SIGTERM too: never a run RUNNING forever
@@ -89,8 +96,40 @@ def new_run(ws: Workspace, name: str, tags: Mapping[str, str] | None = None
     return run.info.run_id, mlflow_model.local_path(run.info.artifact_uri) / "model"
 
 
+@contextlib.contextmanager
+def model_run(ws: Workspace, name: str) -> Iterator[tuple[str, Path]]:
+    """An MLflow run to hold a model's files: FINISHED when the body returns; on any failure
+    (Ctrl-C included) marked FAILED and deleted with its files, so nothing is left RUNNING."""
+    run_id, out = new_run(ws, name)
+    try:
+        yield run_id, out
+    except BaseException:
+        _discard_run(ws, run_id)
+        raise
+    ws.client().set_terminated(run_id, "FINISHED")
+
+
+def _discard_run(ws: Workspace, run_id: str) -> None:
+    """Best effort: a cleanup failure is logged, never raised over the error that caused it."""
+    client = ws.client()
+    try:
+        run_dir = mlflow_model.local_path(client.get_run(run_id).info.artifact_uri).parent
+        if run_dir.name == run_id and run_dir.is_relative_to(ws.root):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        client.set_terminated(run_id, "FAILED")
+        client.delete_run(run_id)
+    except Exception as exc:  # the original failure matters more
+        logger.warning(
+            "could not clean up MLflow run %s of a failed registration (%s: %s); its files may "
+            "remain under %s", run_id, type(exc).__name__, exc, ws.artifacts)
+
+
+def _build_log(ws: Workspace) -> Path:
+    return ws.builds / f"{DEFAULT_MODEL_NAME}.log"
+
+
 def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
-    log = ws.builds / f"{DEFAULT_MODEL_NAME}.log"
+    log = _build_log(ws)
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [
         python(),
@@ -117,6 +156,11 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
             f"{code}); expected an MLflow model at {out}; log {log}:\n{log_tail(log)}\n"
             "fix the cause above (is the shipped dataset complete?) and run again"
         )
+
+
+def list_versions(ws: Workspace, name: str) -> list[RegistryVersion]:
+    """Every registered version of ``name`` (a local registry archives nothing)."""
+    return [RegistryVersion(str(v.version)) for v in registry.versions_of(ws, name)]
 
 
 def register_model(ws: Workspace, card: ModelCard, job: JobRun, output: Path,

@@ -39,12 +39,25 @@ def card_of(version: ModelVersion) -> ModelCard:
     )
 
 
+def name_filter(name: str) -> str:
+    """An MLflow filter string matching ``name`` exactly.
+
+    MLflow's filter grammar has no escape character (a backslash is literal): a name is quoted
+    with the quote it does not hold, and one holding both cannot be searched for.
+    """
+    for quote in ("'", '"'):
+        if quote not in name:
+            return f"name = {quote}{name}{quote}"
+    raise ConfigError(
+        f"model name {name!r} holds both quote characters, which no MLflow registry filter can "
+        "express; use a name of letters, digits, '-', '_' and '.'"
+    )
+
+
 def versions_of(ws: Workspace, name: str) -> list[ModelVersion]:
-    quoted = name.replace("'", "\\'")
+    where = name_filter(name)
     return _all(
-        lambda token: ws.client().search_model_versions(
-            f"name = '{quoted}'", max_results=PAGE, page_token=token
-        )
+        lambda token: ws.client().search_model_versions(where, max_results=PAGE, page_token=token)
     )
 
 
@@ -94,9 +107,15 @@ def register(
     """A new version of ``name`` (created if needed) with lineage to ``run_id``."""
     client = ws.client()
     with ws.lock(f"register-{name}"):
-        if not client.search_registered_models(f"name = '{name}'", max_results=1):
+        created = not client.search_registered_models(name_filter(name), max_results=1)
+        if created:
             client.create_registered_model(name)
-        return client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags))
+        try:
+            return client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags))
+        except BaseException:
+            if created:  # a model without versions would look registered to the next run
+                client.delete_registered_model(name)
+            raise
 
 
 def version_dir(version: ModelVersion) -> Path:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
+from harness.config import check_workspace_dir
+
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
@@ -29,7 +31,9 @@ class Workspace:
 
     @classmethod
     def at(cls, root: Path) -> Workspace:
+        """The workspace at ``root``, created; ConfigError naming --workspace when it cannot be."""
         root = root.expanduser().resolve()
+        check_workspace_dir(root)
         root.mkdir(parents=True, exist_ok=True)
         return cls(root)
 

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.scoring import DEFAULT_PARAMETERS, ROLES
+from harness.data import conversation_problem
+from harness.scoring import DEFAULT_PARAMETERS
 
 MAX_BODY_BYTES = 1_000_000
 MAX_NEW_TOKENS = 2048
+# The documented body is 5 containers deep (6 in the notebook's nested form): more is abuse.
+MAX_DEPTH = 8
+SHAPE = (
+    '{"input_data": {"input_string": [{"role": "user", "content": "..."}], "parameters": {...}}}'
+)
 
 
 class RequestError(Exception):
@@ -75,43 +82,68 @@ def parse(body: bytes) -> ChatRequest:
     """The request's messages and generation parameters, or RequestError(400)."""
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise RequestError(400, _too_deep()) from None
     except (ValueError, UnicodeDecodeError):
-        raise RequestError(
-            400,
-            'body is not JSON; send {"input_data": {"input_string": [...], "parameters": {...}}}',
-        ) from None
+        raise RequestError(400, f"body is not JSON; send {SHAPE}") from None
+    check_tree(data)
     input_data = data.get("input_data") if isinstance(data, dict) else None
     if not isinstance(input_data, dict):
-        raise RequestError(
-            400,
-            "body has no 'input_data' object; send {\"input_data\": "
-            '{"input_string": [messages...], "parameters": {...}}}',
-        )
+        raise RequestError(400, f"body has no 'input_data' object; send {SHAPE}")
     return ChatRequest(
         messages(input_data.get("input_string")), parameters(input_data.get("parameters"))
     )
 
 
-def messages(value: Any) -> list[dict[str, str]]:
-    """A flat list of messages; the notebook's form nests one conversation in one more list."""
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
-        value = value[0]
-    if not isinstance(value, list) or not value:
+def _too_deep() -> str:
+    return f"body nests deeper than {MAX_DEPTH} levels, more than any request; send {SHAPE}"
+
+
+def check_tree(value: Any) -> None:
+    """400 for a body nested deeper than a request can be, or holding a string that is not
+    text (a lone surrogate such as \\ud800, which Python's json accepts and the tokenizer
+    cannot encode). Iterative, so no body can exhaust the stack."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise RequestError(400, _too_deep())
+            children = [*item, *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
         raise RequestError(
             400,
-            '\'input_string\' must be a non-empty list of messages ({"role": ..., "content": ...})',
+            f"body holds a lone surrogate ({text[exc.start]!r}), which is not text; send "
+            "valid Unicode: a high surrogate \\ud800-\\udbff must be followed by a low one "
+            "\\udc00-\\udfff, or send the character as UTF-8",
+        ) from None
+
+
+def messages(value: Any) -> list[dict[str, str]]:
+    """A flat list of messages ending with the user turn to answer, each with content.
+
+    The notebook's form nests one conversation in one more list. The rule is the data
+    check's (harness.data.conversation_problem), plus the last turn being the user's.
+    """
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        value = value[0]
+    problem = conversation_problem(value)
+    if problem:
+        raise RequestError(400, f"input_string: {problem}; send {SHAPE}")
+    if value[-1]["role"] != "user":
+        raise RequestError(
+            400,
+            f"the conversation ends with role {value[-1]['role']!r}; send it up to the user "
+            "turn the model should answer, as the last message",
         )
-    for i, message in enumerate(value):
-        if not (
-            isinstance(message, dict)
-            and message.get("role") in ROLES
-            and isinstance(message.get("content"), str)
-        ):
-            raise RequestError(
-                400,
-                f'message {i} is not {{"role": one of {list(ROLES)}, '
-                f'"content": string}}: {str(message)[:200]}',
-            )
     return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
@@ -130,14 +162,15 @@ def parameters(value: Any) -> dict[str, Any]:
     _check(isinstance(merged["do_sample"], bool), "do_sample must be true or false")
     _check(
         _number(merged["temperature"]) and merged["temperature"] >= 0,
-        "temperature must be a number >= 0",
+        "temperature must be a finite number >= 0",
     )
     _check(
         not merged["do_sample"] or merged["temperature"] > 0,
         "temperature must be > 0 when do_sample is true",
     )
     _check(
-        _number(merged["top_p"]) and 0 < merged["top_p"] <= 1, "top_p must be a number in (0, 1]"
+        _number(merged["top_p"]) and 0 < merged["top_p"] <= 1,
+        "top_p must be a finite number in (0, 1]",
     )
     _check(
         isinstance(merged["max_new_tokens"], int)
@@ -149,12 +182,22 @@ def parameters(value: Any) -> dict[str, Any]:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite JSON number (Python's json also reads NaN, Infinity and 1e999 as floats)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
-        raise RequestError(400, f"invalid parameters: {message}")
+        raise RequestError(
+            400,
+            f"invalid parameters: {message}; send values in range (defaults: "
+            f"{json.dumps(dict(DEFAULT_PARAMETERS))})",
+        )
 
 
 def response(generation: Generation) -> dict[str, Any]:

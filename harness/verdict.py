@@ -1,0 +1,81 @@
+"""The run's verdict: its report, its comparison with an earlier run, its place in the history.
+
+The plugin calls ``finish`` once per run, in the process that saw every test (the xdist
+controller, or the only process), after the teardown; the e2e suite's regression test calls
+``compare_so_far`` while the run is still going. Both build the report from the run's events
+(``harness.progress``), so the gate and the report can never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.progress import events_path
+
+if TYPE_CHECKING:
+    from harness.comparison import Comparison, Tolerances
+    from harness.config import HarnessConfig
+
+log = logging.getLogger("harness")
+
+
+@dataclass
+class Finished:
+    """What the terminal summary says about the run's end."""
+
+    report: dict[str, Any]
+    html: Path | None = None
+    comparison: Comparison | None = None
+    history: Path | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def tolerances(cfg: HarnessConfig) -> Tolerances:
+    """``--tolerance figure=fraction`` over the defaults (ConfigError for a bad one)."""
+    from harness.comparison import Tolerances
+
+    return Tolerances.from_mapping(dict(cfg.tolerances))
+
+
+def current_report(cfg: HarnessConfig) -> dict[str, Any]:
+    """The report of this run as far as it got."""
+    from harness.report import build_report, read_events
+
+    return build_report(*read_events(events_path(cfg.report_dir, cfg.run_id)))
+
+
+def compare_so_far(cfg: HarnessConfig) -> Comparison | None:
+    """This run against ``--compare-to``; None without the option or without a baseline yet."""
+    from harness import history
+    from harness.comparison import compare
+
+    report = current_report(cfg)
+    if cfg.compare_to is None or not report["model"]:
+        return None
+    old = history.baseline(cfg.compare_to, cfg.history_dir, report["model"]["name"], cfg.run_id)
+    if old is None:
+        log.info("no passing run of %s in the history %s yet: nothing to compare with",
+                 report["model"]["name"], cfg.history_dir)
+        return None
+    return compare(old, report, tolerances(cfg))
+
+
+def finish(cfg: HarnessConfig, interrupted: bool) -> Finished:
+    """Write the report (always), compare it, and add a run that ended to the history."""
+    from harness import history
+    from harness.report import write_report
+
+    done = Finished(current_report(cfg))
+    try:
+        done.comparison = compare_so_far(cfg)
+    except Exception as exc:  # a broken baseline must not cost the night's report
+        done.problems.append(f"comparison with {cfg.compare_to} failed: {exc}")
+    if done.comparison is not None:
+        done.report["comparison"] = done.comparison.to_dict()
+    done.html = write_report(done.report, cfg.report_dir)["report.html"]
+    if not interrupted:
+        done.history = history.append(done.report, cfg.history_dir)
+    return done
