@@ -21,7 +21,7 @@ import pytest
 from _pytest.junitxml import xml_key  # what record_testsuite_property uses, at session end
 
 from harness import config, hooks, verdict
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.fixtures import CONFIG, PROGRESS, TRACKER
 from harness.lifecycle import ResourceTracker, RunMark, runs_root
 from harness.progress import Progress, events_path, log_to_file
@@ -292,7 +292,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     ready when an interrupted run needs it (see LocalBackend)."""
     cfg = session.config.stash[CONFIG]
     if _is_coordinator(session.config) and not cfg.missing_azure_settings():
-        _coordinator_backend(session.config)
+        with contextlib.suppress(HarnessError):  # the workers' backend fixture reports it
+            _coordinator_backend(session.config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

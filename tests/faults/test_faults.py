@@ -22,6 +22,7 @@ import pytest
 from runs import (
     LocalRun,
     check_clean_exit,
+    files_and_processes,
     job_running,
     leaked,
     leftovers,
@@ -48,9 +49,10 @@ def fresh_n2(tmp_path_factory: pytest.TempPathFactory) -> LocalRun:
 @pytest.fixture
 def workspace(fresh_n2: LocalRun) -> Iterator[Path]:
     """The shared workspace (tiny model built), swept after a test that left something, so
-    that one failure does not cascade into the next tests."""
+    that one failure does not cascade into the next tests (each test checks ``leftovers``
+    itself; this quick look only decides whether to sweep)."""
     yield fresh_n2.workspace
-    if leftovers(fresh_n2.workspace):
+    if files_and_processes(fresh_n2.workspace):
         sweep(fresh_n2.workspace, "--older-than", "0h")
 
 
@@ -126,7 +128,7 @@ def test_a_killed_server_and_a_scoring_timeout_leak_no_key(workspace: Path, tmp_
     with its exit, and the teardown still removes everything."""
     junit = tmp_path / "junit.xml"
     run = LocalRun.start(workspace, "-p", "kill_server", "--scoring-timeout", "0.01",
-                         "--junitxml", str(junit))
+                         "--junitxml", str(junit), "--finetune-param", "max_steps=10")
     run.wait()
     output = check_clean_exit(run, pytest.ExitCode.TESTS_FAILED, junit=junit.read_text())
     assert "got no reply within 0.01 s" in output
