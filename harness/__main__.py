@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from harness import compute, config, finetune, naming, tags
+from harness import compute, config, finetune, lifecycle, naming, tags
 from harness.backends.base import ResourceKind, VmSize, delete_resource
 from harness.errors import ConfigError, HarnessError
 from harness.tags import ModelCard, model_card
@@ -246,40 +247,64 @@ def check(args: argparse.Namespace) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    """Delete (or list) owned, expired resources; try them all, then report failures."""
+    """Delete (or list) owned, expired resources; try them all, then report failures.
+
+    The resources of a run that is still alive in this workspace are never deleted, whatever
+    ``--older-than`` says; on Azure, where a run on another machine leaves no mark here,
+    ``--older-than`` is what keeps them. Then the directories of finished runs go.
+    """
     older_than_h = None if args.older_than is None else parse_duration_h(args.older_than)
     cfg = config.from_namespace(args)
     from harness.backends import create_backend
 
+    _show_harness_log()
     backend = create_backend(cfg)
     try:
         doomed = [
             r for r in backend.list_owned_resources()
             if naming.is_owned(r.tags) and naming.is_expired(r.tags, older_than_h=older_than_h)
         ]
-        return _delete_all(backend, doomed, args.dry_run, cfg.delete_timeout_s)
+        status = _delete_all(backend, doomed, args.dry_run, cfg)
     finally:
         backend.close(stop_owned=True)
+    verb = "would remove" if args.dry_run else "removed"
+    for directory in lifecycle.remove_dead_runs(cfg.workspace_dir, args.dry_run):
+        print(f"{verb} the directory of finished run {directory.name}: {directory}")
+    return status
+
+
+def _show_harness_log() -> None:
+    """The janitor's warnings (a process it refused to stop, ...) go to stderr, one line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("harness")
+    logger.addHandler(handler)
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
 
 
 def _delete_all(backend: Backend, resources: Sequence[OwnedResource], dry_run: bool,
-                timeout_s: float) -> int:
+                cfg: config.HarnessConfig) -> int:
     verb = "would delete" if dry_run else "deleting"
-    failures = 0
+    failures = skipped = 0
     for resource in resources:
         run_id = resource.tags.get(naming.TAG_RUN_ID)
         expires = resource.tags.get(naming.TAG_EXPIRES)
         kind = ResourceKind(resource.kind).value
+        if run_id and lifecycle.run_is_alive(cfg.workspace_dir, run_id):  # checked just before
+            skipped += 1
+            print(f"skipping {kind} {resource.name}: run {run_id} is still running")
+            continue
         print(f"{verb} {kind} {resource.name} (run {run_id}, expires {expires})")
         if dry_run:
             continue
         try:
-            delete_resource(backend, resource.kind, resource.name, timeout_s)
+            delete_resource(backend, resource.kind, resource.name, cfg.delete_timeout_s)
         except Exception as exc:  # a janitor reports each failure and goes on to the next
             failures += 1
             print(f"error: could not delete {kind} {resource.name}: "
                   f"{type(exc).__name__}: {exc}", file=sys.stderr)
-    print(f"sweep: {len(resources)} expired owned resource(s), {failures} failed")
+    print(f"sweep: {len(resources)} expired owned resource(s), {skipped} of live runs skipped, "
+          f"{failures} failed")
     return EXIT_DELETE_FAILED if failures else 0
 
 

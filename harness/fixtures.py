@@ -70,6 +70,7 @@ def backend(pytestconfig: pytest.Config, harness_config: config.HarnessConfig,
             if harness_config.require_live:
                 pytest.fail(f"{message} (HARNESS_REQUIRE_LIVE is set)", pytrace=False)
             pytest.skip(message)
+        harness_resources.hold_run()  # before anything exists: the sweep spares a live run
         instance = pytestconfig.hook.pytest_harness_create_backend(
             harness_config=harness_config)
     harness_resources.backend = instance

@@ -8,6 +8,7 @@ file under pytest-xdist and read back by another process (``to_dict`` / ``from_d
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -31,6 +32,40 @@ FINETUNED_SUFFIX = "-ultrachat-200k"
 def finetuned_model_name(foundation: str) -> str:
     """The registered name of a fine-tuned model: the notebook's ``{model}-ultrachat-200k``."""
     return f"{foundation}{FINETUNED_SUFFIX}".replace("/", "-")
+
+
+class Secret:
+    """A credential (an endpoint key) that never shows itself.
+
+    pytest prints the arguments of every frame of a failing test's traceback, and ``repr``
+    reaches logs and JUnit XML: both print a mask here. ``reveal()`` is the one way to the
+    value, called only where the key is sent.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(
+            self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(Secret)
+
+    @classmethod
+    def wrap(cls, value: Secret | str | None) -> Secret | None:
+        """A key as callers pass it (a wrong key may be plain text) in a Secret; None stays."""
+        return value if value is None or isinstance(value, Secret) else cls(value)
 
 
 class ResourceKind(str, Enum):
@@ -222,11 +257,12 @@ class Backend(Protocol):
         self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
     ) -> ScoringReply: ...
 
-    def endpoint_key(self, endpoint: Endpoint) -> str: ...
+    def endpoint_key(self, endpoint: Endpoint) -> Secret: ...
 
     def invoke_raw(
-        self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
-    ) -> ScoringReply: ...
+        self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None
+    ) -> ScoringReply:
+        """POST as a plain client would; ``key=None`` sends no key, a str is a wrong key."""
 
     def reference_likelihood(
         self,

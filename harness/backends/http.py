@@ -2,7 +2,10 @@
 
 Both backends use it: Azure for ``invoke_raw``, the local backend for every request. Any HTTP
 answer comes back as a ``ScoringReply`` (judging it is ``harness.scoring``'s job); only "no
-answer at all" raises, and then without the transport's frames, which hold the key.
+answer at all" raises, and then the harness's own ``ScoringError``, raised outside the
+transport's ``except`` so that none of its frames (urllib3 prints the headers it was given,
+``Authorization`` included) is chained to it. The key is a ``Secret`` and no frame of this
+module holds it revealed, so even ``pytest --showlocals`` cannot print it.
 """
 
 from __future__ import annotations
@@ -11,14 +14,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.backends.base import ScoringReply
+from harness.backends.base import ScoringReply, Secret
 from harness.errors import ScoringError
 
 
 def post_score(
     url: str,
     body: Mapping[str, Any],
-    key: str | None,
+    key: Secret | None,
     timeout_s: float,
     hint: str,
     headers: Mapping[str, str] | None = None,
@@ -31,12 +34,11 @@ def post_score(
     """
     import requests
 
-    sent = {"Content-Type": "application/json", **(headers or {})}
-    if key is not None:
-        sent["Authorization"] = f"Bearer {key}"
     started = time.perf_counter()
     try:
-        reply = requests.post(url, json=dict(body), headers=sent, timeout=timeout_s)
+        reply = requests.post(
+            url, json=dict(body), headers=_headers(key, headers), timeout=timeout_s
+        )
     except requests.RequestException as exc:
         failure = f"{type(exc).__name__}: {exc}"
     else:
@@ -45,3 +47,10 @@ def post_score(
     raise ScoringError(
         f"POST {url} got no reply within {timeout_s:g} s ({failure}); {hint}"
     )
+
+
+def _headers(key: Secret | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+    sent = {"Content-Type": "application/json", **(extra or {})}
+    if key is not None:
+        sent["Authorization"] = f"Bearer {key.reveal()}"
+    return sent

@@ -3,7 +3,8 @@
 It records every create/delete as a JSON line in ``HARNESS_FAKE_EVENTS`` so a test can count
 them across processes (xdist workers, a signalled subprocess). ``HARNESS_FAKE_FAIL=<step>``
 makes that step raise after its resource exists (a half-created resource);
-``HARNESS_FAKE_SLEEP=<step>:<seconds>`` makes it slow, to signal the run meanwhile.
+``HARNESS_FAKE_SLEEP=<step>:<seconds>[,<step>:<seconds>]`` makes steps slow, to signal the
+run meanwhile (a slow deletion: a signal during teardown).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harness.backends.base import (
     OwnedResource,
     RegisteredModel,
     ScoringReply,
+    Secret,
     TrainingMetrics,
     VmSize,
 )
@@ -47,12 +49,13 @@ class FakeBackend:
     def __init__(self, events: Path | None = None) -> None:
         self.events = events or Path(os.environ["HARNESS_FAKE_EVENTS"])
         self.fail = set(os.environ.get("HARNESS_FAKE_FAIL", "").split(",")) - {""}
-        step, _, seconds = os.environ.get("HARNESS_FAKE_SLEEP", "").partition(":")
-        self.sleep = {step: float(seconds)} if step else {}
+        sleeps = os.environ.get("HARNESS_FAKE_SLEEP", "").split(",")
+        self.sleep = {step: float(seconds) for step, _, seconds in map(
+            lambda item: item.partition(":"), sleeps) if step}
 
     def _event(self, event: str, kind: str, name: str, timeout_s: float | None = None) -> None:
         line = json.dumps({"event": event, "kind": kind, "name": name, "pid": os.getpid(),
-                           "delete_timeout_s": timeout_s})
+                           "delete_timeout_s": timeout_s, "t": round(time.time(), 2)})
         with self.events.open("a") as out:
             out.write(line + "\n")
 
@@ -140,12 +143,12 @@ class FakeBackend:
         self._step("invoke")
         return ScoringReply(200, json.dumps({"output": "Paris is the capital."}), 0.01)
 
-    def endpoint_key(self, endpoint: Endpoint) -> str:
-        return "fake-key"
+    def endpoint_key(self, endpoint: Endpoint) -> Secret:
+        return Secret("fake-key")
 
-    def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
-                   ) -> ScoringReply:
-        if key != "fake-key":
+    def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any],
+                   key: Secret | str | None) -> ScoringReply:
+        if Secret.wrap(key) != Secret("fake-key"):
             return ScoringReply(401, "{}", 0.01)
         return ScoringReply(200, json.dumps({"output": "Paris."}), 0.01)
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import socket
 import stat
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
 from harness.backends.local import deployments, endpoints, sweep
+from harness.backends.local.processes import group_members, owned_members, spawn, stop
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
 from harness.naming import ownership_tags
@@ -53,16 +58,16 @@ def test_an_unknown_endpoint_is_a_clear_error(ws: Workspace) -> None:
     assert deployments.delete(ws, "missing") is False
 
 
-def dead_pid() -> int:
+def dead_process() -> dict[str, object]:
     proc = subprocess.Popen(["true"])
     proc.wait()
-    return proc.pid
+    return {"pid": proc.pid, "started": 1.0, "cmdline": ["true"], "token": "0" * 32}
 
 
 def test_the_sweep_finds_a_stale_server_by_its_tags_and_cleans_it(ws: Workspace) -> None:
     tags = ownership_tags("run1", 1.0)
     stale = endpoints.create(ws, "ep-stale", tags)
-    endpoints.save(ws, replace(stale, deployment={"pgid": dead_pid(), "name": "demo"}))
+    endpoints.save(ws, replace(stale, deployment={"process": dead_process(), "name": "demo"}))
     endpoints.create(ws, "ep-not-ours", {})
     found = sweep.owned_endpoints(ws)
     assert [(r.kind, r.name) for r in found] == [("endpoint", "ep-stale")]
@@ -74,8 +79,101 @@ def test_the_sweep_finds_a_stale_server_by_its_tags_and_cleans_it(ws: Workspace)
 
 def test_deleting_an_endpoint_stops_its_server_group(ws: Workspace) -> None:
     state = endpoints.create(ws, "ep-live", ownership_tags("run1", 1.0))
-    server = subprocess.Popen(["sleep", "30"], start_new_session=True)
-    endpoints.save(ws, replace(state, deployment={"pgid": server.pid}))
+    server = spawn(["sh", "-c", "sleep 30 & sleep 30"], ws.root / "server.log", {}, ws.root)
+    endpoints.save(ws, replace(state, deployment={"process": server.record.to_dict()}))
     assert "server alive" in sweep.owned_endpoints(ws)[0].detail
     assert deployments.delete(ws, "ep-live")
-    assert server.wait(timeout=5) != 0
+    assert server.wait(timeout=5) != 0 and not group_members(server.pid)
+
+
+def test_the_keys_stay_out_of_the_states_repr(ws: Workspace) -> None:
+    state = endpoints.create(ws, "ep-keys", {})
+    assert not any(key in repr(state) for key in state.keys)
+
+
+@pytest.fixture
+def strangers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Two unrelated process groups, as `setsid sleep 30` twice would make."""
+    started = [subprocess.Popen(["sleep", "30"], start_new_session=True) for _ in range(2)]
+    yield started
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def reused(pid: int) -> dict[str, object]:
+    """A record of a harness process that died, whose pid now belongs to someone else."""
+    started = psutil.Process(pid).create_time() - 60
+    cmdline = ["python", "-m", "harness.backends.local.server"]
+    return {"pid": pid, "started": started, "cmdline": cmdline, "token": "f" * 32}
+
+
+def test_a_stale_state_naming_a_reused_pid_stops_nothing(
+    ws: Workspace, strangers: list[subprocess.Popen[bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sweep's deletions of a stale endpoint and a stale job leave both strangers alive;
+    the one a deletion would have signalled is named in a warning."""
+    from harness.backends.local.job_files import PROCESS_FILE, write_status
+    from harness.files import write_json
+
+    stale = endpoints.create(ws, "ep-stale", ownership_tags("run1", 1.0))
+    endpoints.save(ws, replace(stale, deployment={"process": reused(strangers[0].pid)}))
+    write_status(ws.jobs / "job1", "Running")
+    write_json(ws.jobs / "job1" / PROCESS_FILE, reused(strangers[1].pid))
+    assert "server dead" in sweep.owned_endpoints(ws)[0].detail
+    with caplog.at_level("WARNING", logger="harness"):
+        assert deployments.delete(ws, "ep-stale")
+        RecordingJobs(ws).cancel("job1")
+    assert [proc.poll() for proc in strangers] == [None, None]
+    assert endpoints.load(ws, "ep-stale") is None
+    assert f"not stopping pid {strangers[0].pid} `sleep 30`" in caplog.text
+    assert "of endpoint ep-stale: it is not the harness's" in caplog.text
+    assert "without reporting a result" in RecordingJobs(ws).get("job1").error
+
+
+class RecordingJobs:
+    """Jobs whose MLflow bookkeeping is skipped (no database in a unit test)."""
+
+    def __new__(cls, ws: Workspace) -> Any:
+        from harness.backends.local.jobs import Jobs
+
+        jobs = Jobs(ws)
+        jobs.end_run = lambda name, status: None  # type: ignore[method-assign]
+        return jobs
+
+
+def test_an_orphaned_child_of_a_server_is_still_proven_and_stopped(tmp_path: Path) -> None:
+    """The leader died (SIGKILL); its child carries the token and is stopped by the record."""
+    server = spawn(["sh", "-c", "sleep 30 & wait"], tmp_path / "log", {}, tmp_path)
+    deadline = time.monotonic() + 5
+    while len(group_members(server.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.kill()
+    server.wait()
+    assert owned_members(server.record)
+    assert stop(server.record, grace_s=2)
+    assert not group_members(server.pid)
+
+
+def test_scoring_a_server_that_died_says_it_exited_with_its_log(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not "no reply within 90 s": the exit code and the log tail are the clue."""
+    from harness import config
+    from harness.backends.base import Deployment
+    from harness.backends.local import LocalBackend
+    from harness.errors import ScoringError
+
+    monkeypatch.setattr(Workspace, "warm_up", lambda self: None)  # seconds of CPU, unused
+    backend = LocalBackend(config.resolve(cli={"workspace_dir": str(ws.root)}, env={}, ini={}))
+    state = endpoints.create(ws, "ep-dead", ownership_tags("run1", 1.0))
+    log = deployments.log_path(ws, "ep-dead")
+    server = spawn(["sh", "-c", "echo CUDA error: out of memory; exit 3"], log, {}, ws.root)
+    server.wait()
+    endpoints.save(ws, replace(state, deployment={"process": server.record.to_dict()}))
+    backend.servers["ep-dead"] = server
+    deployment = Deployment("dep", "ep-dead", "m", "Local_CPU", "Succeeded", 100, 90000)
+    with pytest.raises(ScoringError, match=r"exited \(exit code 3\); log .*ep-dead.log") as raised:
+        backend.invoke(state.handle(), deployment, {"input_data": {}})
+    assert "CUDA error: out of memory" in str(raised.value)
+    backend.close(stop_owned=True)

@@ -13,7 +13,7 @@ import pytest
 from harness.backends.local import jobs as job_module
 from harness.backends.local.job_files import JobSpec, write_status
 from harness.backends.local.jobs import Jobs
-from harness.backends.local.processes import group_alive, spawn, stop_group
+from harness.backends.local.processes import group_members, spawn, stop
 from harness.backends.local.workspace import Workspace
 from harness.errors import JobError
 
@@ -64,7 +64,7 @@ def test_a_running_job_is_canceled_with_its_whole_process_group(jobs: RecordingJ
     pgid = jobs.procs[job.name].pid
     jobs.cancel(job.name)
     assert jobs.get(job.name).status == "Canceled"
-    assert not group_alive(pgid)
+    assert not group_members(pgid)
     assert jobs.ended == [(job.name, "Canceled")]
     jobs.cancel(job.name)  # a finished job: nothing happens
     assert jobs.ended == [(job.name, "Canceled")]
@@ -101,15 +101,15 @@ def test_an_unknown_job_is_a_clear_error(jobs: RecordingJobs) -> None:
         jobs.get("nope")
 
 
-def test_stop_group_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
+def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     proc = spawn(["sh", "-c", "trap '' TERM; echo ready; sleep 30"], tmp_path / "log", {}, tmp_path)
     deadline = time.monotonic() + 5
     while b"ready" not in (tmp_path / "log").read_bytes() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert stop_group(proc.pid, grace_s=0.2)
+    assert stop(proc.record, grace_s=0.2)
     proc.wait()
-    assert not group_alive(proc.pid)
-    assert not stop_group(proc.pid)
+    assert not group_members(proc.pid)
+    assert not stop(proc.record)
 
 
 def test_python_children_are_started_with_this_interpreter() -> None:

@@ -86,6 +86,20 @@ def _no_plugin_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
+@pytest.fixture(autouse=True)
+def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+              ) -> Path:
+    """Each run's own workspace: where its liveness mark and shared state live."""
+    path = tmp_path_factory.mktemp("workspace")
+    monkeypatch.setenv("HARNESS_WORKSPACE", str(path))
+    return path
+
+
+def leftovers(workspace: Path) -> list[Path]:
+    """What a finished run left in the workspace's runs directory (nothing, if all is well)."""
+    return sorted((workspace / "runs").glob("*")) if (workspace / "runs").exists() else []
+
+
 def balance(path: Path) -> Counter[str]:
     """creates minus deletes per kind: all zeros means nothing leaked."""
     counts: Counter[str] = Counter()
@@ -144,10 +158,17 @@ def test_azure_without_settings_fails_when_live_is_required(
 
 
 def test_the_whole_chain_creates_and_deletes_each_resource_once(
-    pytester: pytest.Pytester, events: Path
+    pytester: pytest.Pytester, events: Path, workspace: Path
 ) -> None:
+    """...while the run is marked alive (the sweep skips it), and leaves no run directory."""
+    pytester.makepyfile(test_alive="""
+        from harness.lifecycle import run_is_alive
+        def test_the_run_is_marked_alive(backend, harness_config):
+            assert run_is_alive(harness_config.workspace_dir, harness_config.run_id)
+    """)
     result = run(pytester)
-    result.assert_outcomes(passed=SUITE - 1, skipped=1)  # no --compare-to
+    result.assert_outcomes(passed=SUITE, skipped=1)  # no --compare-to; one test added here
+    assert leftovers(workspace) == []
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
     assert set(balance(events).values()) == {0}
@@ -156,10 +177,18 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
 
 
 def test_under_xdist_resources_are_created_once_and_deleted_once(
-    pytester: pytest.Pytester, events: Path
+    pytester: pytest.Pytester, events: Path, workspace: Path
 ) -> None:
+    """The shared state (and the data copy) lives in the run's directory in the workspace,
+    where the sweep finds it if the run is killed; a finished run removes it."""
+    pytester.makepyfile(test_shared_state="""
+        def test_the_shared_state_is_in_the_workspace(harness_resources, harness_config):
+            runs = harness_config.workspace_dir / "runs"
+            assert harness_resources.shared_dir == runs / harness_config.run_id
+    """)
     result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
-    result.assert_outcomes(passed=SUITE - 1, skipped=1)
+    result.assert_outcomes(passed=SUITE, skipped=1)  # one test added here
+    assert leftovers(workspace) == []
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
                                "deployment": 1}
     assert set(balance(events).values()) == {0}
@@ -190,13 +219,31 @@ def test_a_teardown_failure_is_reported_without_hiding_results(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.mark.parametrize("step, kept", [("invoke", "endpoint"), ("wait_for_job", "job")])
 def test_keep_resources_keeps_what_a_failed_run_created(
-    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, step: str,
+    kept: str
 ) -> None:
-    monkeypatch.setenv("HARNESS_FAKE_FAIL", "invoke")
+    """Including the failed job itself, whose own fixture fails before any test has."""
+    monkeypatch.setenv("HARNESS_FAKE_FAIL", step)
     result = run(pytester, "--keep-resources")
-    result.stdout.fnmatch_lines(["*harness kept (--keep-resources): endpoint*"])
-    assert balance(events)["endpoint"] == 1
+    result.stdout.fnmatch_lines([f"*harness kept (--keep-resources): {kept}*"])
+    assert balance(events)[kept] == 1
+
+
+def start_and_wait_for(pytester: pytest.Pytester, events: Path, kind: str) -> Any:
+    """A pytest subprocess, once the fake backend sleeps in step ``kind``."""
+    process = pytester.popen([sys.executable, "-m", "pytest", "-q", "-p", "harness.plugin"],
+                             stdin=-1)
+    wait_for_event(process, events, kind)
+    return process
+
+
+def wait_for_event(process: Any, events: Path, kind: str) -> None:
+    deadline = time.monotonic() + 20
+    while not any(e["event"] == "sleeping" and e["kind"] == kind for e in read_events(events)):
+        assert time.monotonic() < deadline and process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -204,12 +251,7 @@ def test_an_interrupted_run_still_tears_down(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
 ) -> None:
     monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30")
-    process = pytester.popen([sys.executable, "-m", "pytest", "-q", "-p", "harness.plugin"],
-                             stdin=-1)
-    deadline = time.monotonic() + 20
-    while not any(e["event"] == "sleeping" for e in read_events(events)):
-        assert time.monotonic() < deadline, process.stdout.read()
-        time.sleep(0.05)
+    process = start_and_wait_for(pytester, events, "wait_for_job")
     process.send_signal(signum)
     process.wait(timeout=20)
     assert report(pytester)["run"]["verdict"] == "interrupted"
@@ -218,6 +260,27 @@ def test_an_interrupted_run_still_tears_down(
     assert set(balance(events).values()) == {0}, read_events(events)
     deletions = [e for e in read_events(events) if e["event"] == "delete"]
     assert {e["delete_timeout_s"] for e in deletions} == {5.0}  # started, not awaited
+
+
+def test_sigint_then_sigterm_during_teardown_names_what_is_left(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI's cancel: SIGTERM follows SIGINT while a deletion is under way. No traceback; the
+    deletion under way is not broken; nothing more is started and each resource not deleted
+    is named (at once: SIGKILL may follow before the summary)."""
+    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30,delete_endpoint:1")
+    process = start_and_wait_for(pytester, events, "wait_for_job")
+    process.send_signal(signal.SIGINT)
+    wait_for_event(process, events, "delete_endpoint")
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    output = out.decode()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output
+    deleted = {e["kind"] for e in read_events(events) if e["event"] == "delete"}
+    assert deleted == {"job", "endpoint"}  # the endpoint's was under way
+    left = "harness: left for `python -m harness sweep` after a second signal:"
+    assert f"{left} endpoint ep-" in output and f"{left} compute local" in output
 
 
 @pytest.mark.parametrize("args, named", [

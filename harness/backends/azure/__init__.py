@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         OwnedResource,
         RegisteredModel,
         ScoringReply,
+        Secret,
         TrainingMetrics,
         VmSize,
     )
@@ -120,9 +121,11 @@ class AzureBackend:
         return deployments.deploy(self.workspace, endpoint, model, name, instance_type, tags,
                                   timeout_s)
 
-    def endpoint_key(self, endpoint: Endpoint) -> str:
-        """The endpoint's primary key, for ``invoke_raw``."""
-        return endpoints.endpoint_key(self.workspace, endpoint.name)
+    def endpoint_key(self, endpoint: Endpoint) -> Secret:
+        """The endpoint's primary key, for ``invoke_raw`` (masked in any output)."""
+        from harness.backends.base import Secret
+
+        return Secret(endpoints.endpoint_key(self.workspace, endpoint.name))
 
     def invoke(self, endpoint: Endpoint, deployment: Deployment,
                request: Mapping[str, Any]) -> ScoringReply:
@@ -130,7 +133,7 @@ class AzureBackend:
                               self.config.scoring_timeout_s)
 
     def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any],
-                   key: str | None) -> ScoringReply:
+                   key: Secret | str | None) -> ScoringReply:
         return scoring.invoke_raw(endpoint, request, key, self.config.scoring_timeout_s)
 
     def reference_likelihood(self, foundation: ModelCard, finetuned: RegisteredModel,

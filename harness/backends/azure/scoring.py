@@ -25,7 +25,7 @@ from harness.waiting import Deadline
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from harness.backends.base import Deployment, Endpoint, ScoringReply
+    from harness.backends.base import Deployment, Endpoint, ScoringReply, Secret
 
 MAX_RETRIES = 5
 MODEL_ERROR_STATUS = "ms-azureml-model-error-statuscode"
@@ -60,13 +60,17 @@ def reason_for(status: int, headers: Mapping[str, str]) -> str:
 def invoke(workspace: MLClient, endpoint: Endpoint, deployment: Deployment,
            request: Mapping[str, Any], timeout_s: float) -> ScoringReply:
     """POST the request with the endpoint's key to the deployment; any status is a reply."""
-    headers = {"Authorization": f"Bearer {endpoint_key(workspace, endpoint.name)}",
-               "azureml-model-deployment": deployment.name}
-    return _post(endpoint.scoring_uri, request, headers, Deadline(timeout_s))
+    from harness.backends.base import Secret
+
+    key = Secret(endpoint_key(workspace, endpoint.name))
+    return _post(endpoint.scoring_uri, request, key, deployment.name, Deadline(timeout_s))
 
 
-def _post(url: str, request: Mapping[str, Any], headers: Mapping[str, str],
+def _post(url: str, request: Mapping[str, Any], key: Secret, deployment: str,
           deadline: Deadline) -> ScoringReply:
+    """No reply at all is the harness's ``ScoringError``, raised outside the ``except`` and
+    from frames whose arguments hold the key only as a ``Secret``: pytest prints every
+    frame's arguments, and azure-core's frames are handed the headers."""
     from azure.core import PipelineClient
     from azure.core.exceptions import AzureError
     from azure.core.rest import HttpRequest
@@ -78,14 +82,19 @@ def _post(url: str, request: Mapping[str, Any], headers: Mapping[str, str],
     try:
         with client:
             reply = client.send_request(HttpRequest("POST", url, json=dict(request),
-                                                    headers=dict(headers)))
+                                                    headers=_headers(key, deployment)))
             reply.read()
     except AzureError as exc:  # no answer at all; the message holds no header, no key
-        raise ScoringError(f"POST {url} got no reply within {deadline.seconds:g} s "
-                           f"({type(exc).__name__}: {exc.message}); check that the endpoint "
-                           "exists and is reachable from here") from None
-    return ScoringReply(reply.status_code, reply.text(), time.monotonic() - started,
-                        reason_for(reply.status_code, reply.headers))
+        failure = f"{type(exc).__name__}: {exc.message}"
+    else:
+        return ScoringReply(reply.status_code, reply.text(), time.monotonic() - started,
+                            reason_for(reply.status_code, reply.headers))
+    raise ScoringError(f"POST {url} got no reply within {deadline.seconds:g} s ({failure}); "
+                       "check that the endpoint exists and is reachable from here")
+
+
+def _headers(key: Secret, deployment: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key.reveal()}", "azureml-model-deployment": deployment}
 
 
 def _policies(deadline: Deadline) -> list[Any]:
@@ -112,11 +121,12 @@ def _policies(deadline: Deadline) -> list[Any]:
     return [ThrottledOnly(retry_total=MAX_RETRIES, timeout=deadline.seconds), AttemptTimeout()]
 
 
-def invoke_raw(endpoint: Endpoint, request: Mapping[str, Any], key: str | None,
+def invoke_raw(endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None,
                timeout_s: float) -> ScoringReply:
     """POST to the scoring URI as a plain HTTPS client would (``harness.backends.http``)."""
+    from harness.backends.base import Secret
     from harness.backends.http import post_score
 
-    return post_score(endpoint.scoring_uri, request, key, timeout_s,
+    return post_score(endpoint.scoring_uri, request, Secret.wrap(key), timeout_s,
                       f"check that endpoint {endpoint.name} exists and is reachable from here",
                       reason=reason_for)

@@ -12,7 +12,7 @@ MLflow import). Every process it starts runs in its own process group and is sto
 from __future__ import annotations
 
 import atexit
-import subprocess
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -26,6 +26,7 @@ from harness.backends.base import (
     OwnedResource,
     RegisteredModel,
     ScoringReply,
+    Secret,
     TrainingMetrics,
     VmSize,
 )
@@ -41,13 +42,14 @@ from harness.backends.local import (
 from harness.backends.local.compute import LOCAL_CPU, LOCAL_GPU
 from harness.backends.local.jobs import Jobs, training_files
 from harness.backends.local.models import DEFAULT_MODEL_NAME
-from harness.backends.local.processes import STOP_GRACE_S
+from harness.backends.local.processes import STOP_GRACE_S, Child
 from harness.backends.local.training.parameters import resolve
 from harness.backends.local.workspace import Workspace
 from harness.config import HarnessConfig
 from harness.data import PreparedData
-from harness.errors import CleanupError, HarnessError
+from harness.errors import CleanupError, HarnessError, ScoringError
 from harness.finetune import load_component_inputs
+from harness.naming import ownership_tags
 from harness.quality import LikelihoodComparison
 from harness.tags import ModelCard
 from harness.versions import RegistryVersion
@@ -62,12 +64,17 @@ class LocalBackend:
         self.config = config
         self.ws = Workspace.at(config.workspace_dir)
         self.jobs = Jobs(self.ws)
-        self.servers: dict[str, subprocess.Popen[bytes]] = {}
+        self.servers: dict[str, Child] = {}
         self._stop_owned_at_exit = True
         atexit.register(lambda: self.close(self._stop_owned_at_exit))
+        # every step, deletions included, needs the MLflow store, which takes seconds to
+        # open: the xdist controller (its backend made at session start) can then delete an
+        # interrupted run's job at once, before CI's SIGKILL
+        threading.Thread(target=self.ws.warm_up, name="harness-open-mlflow", daemon=True).start()
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
-        return models.get_foundation_model(self.ws, name, version_or_label)
+        tags = ownership_tags(self.config.run_id, self.config.resource_ttl_h)
+        return models.get_foundation_model(self.ws, name, version_or_label, tags)
 
     def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
         return models.list_versions(self.ws, name)
@@ -148,20 +155,32 @@ class LocalBackend:
         self.servers[endpoint.name] = proc
         return handle
 
-    def endpoint_key(self, endpoint: Endpoint) -> str:
+    def endpoint_key(self, endpoint: Endpoint) -> Secret:
         """The endpoint's primary key, for ``invoke_raw``."""
-        return endpoints.require(self.ws, endpoint.name).keys[0]
+        return Secret(endpoints.require(self.ws, endpoint.name).keys[0])
 
     def invoke(
         self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
     ) -> ScoringReply:
-        key = self.endpoint_key(endpoint)
-        return scoring.post(endpoint.scoring_uri, request, key, self.config.scoring_timeout_s)
+        return self._score(endpoint, request, self.endpoint_key(endpoint))
 
     def invoke_raw(
-        self, endpoint: Endpoint, request: Mapping[str, Any], key: str | None
+        self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None
     ) -> ScoringReply:
-        return scoring.post(endpoint.scoring_uri, request, key, self.config.scoring_timeout_s)
+        return self._score(endpoint, request, Secret.wrap(key))
+
+    def _score(self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | None
+               ) -> ScoringReply:
+        """POST as a client would; no reply from a server that died says so (exit code, log)
+        instead of blaming the timeout."""
+        log = deployments.log_path(self.ws, endpoint.name)
+        try:
+            return scoring.post(endpoint.scoring_uri, request, key,
+                                self.config.scoring_timeout_s, log)
+        except ScoringError as exc:
+            failure = exc
+        gone = deployments.server_gone(self.ws, endpoint.name, self.servers.get(endpoint.name))
+        raise ScoringError(gone) if gone else failure
 
     def reference_likelihood(
         self,

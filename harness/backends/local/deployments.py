@@ -11,7 +11,7 @@ during the wait leaves a server that the sweep finds.
 
 from __future__ import annotations
 
-import subprocess
+import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,14 @@ from harness.backends.local import endpoints
 from harness.backends.local.endpoints import EndpointState, check_port_free
 from harness.backends.local.processes import (
     STOP_GRACE_S,
+    Child,
+    alive,
     child_env,
     log_tail,
     python,
     spawn,
-    stop_group,
 )
+from harness.backends.local.processes import stop as stop_process
 from harness.backends.local.server import BIND_HOST, DEVICE_ENV, EXIT_INIT_FAILED, KEYS_ENV
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
@@ -45,16 +47,15 @@ def start(
     fields: dict[str, Any],
     device: str,
     timeout_s: float,
-) -> tuple[Deployment, subprocess.Popen[bytes]]:
+) -> tuple[Deployment, Child]:
     """Start the server for ``endpoint``, wait until it serves; ``fields``: name, model_id..."""
     state = endpoints.require(ws, endpoint)
-    if state.pgid:
-        stop(state)  # one deployment per local endpoint: a new one replaces it
-    log = ws.endpoints / f"{endpoint}.log"
+    stop(state)  # one deployment per local endpoint: a new one replaces it
+    log = log_path(ws, endpoint)
     proc = start_server(state, model_dir, device, log, REQUEST_TIMEOUT_MS)
     record = {
         **fields,
-        "pgid": proc.pid,
+        "process": proc.record.to_dict(),
         "log": str(log),
         "provisioning_state": "Creating",
         "traffic": 0,
@@ -97,13 +98,13 @@ def delete(ws: Workspace, name: str, grace_s: float = STOP_GRACE_S) -> bool:
         return False
     stop(state, grace_s)
     endpoints.path_of(ws, name).unlink(missing_ok=True)
-    (ws.endpoints / f"{name}.log").unlink(missing_ok=True)
+    log_path(ws, name).unlink(missing_ok=True)
     return True
 
 
 def start_server(
     state: EndpointState, model_dir: Path, device: str, log: Path, request_timeout_ms: int
-) -> subprocess.Popen[bytes]:
+) -> Child:
     """Start the server for ``state``'s port and keys; returns at once (see ``wait_ready``)."""
     check_port_free(state.port)
     argv = [
@@ -132,9 +133,7 @@ def start_server(
     return spawn(argv, log, env, cwd=log.parent)
 
 
-def wait_ready(
-    proc: subprocess.Popen[bytes], state: EndpointState, log: Path, timeout_s: float
-) -> None:
+def wait_ready(proc: Child, state: EndpointState, log: Path, timeout_s: float) -> None:
     """Return once ``GET /`` answers 200; DeploymentError (with the log tail) otherwise."""
     url = f"http://{BIND_HOST}:{state.port}/"
     deadline = Deadline(timeout_s)
@@ -151,7 +150,7 @@ def wait_ready(
 
     if deadline.until(ready, 0.2):
         return
-    stop_group(proc.pid)
+    stop_process(proc.record)
     proc.wait()
     raise DeploymentError(
         f"deployment of endpoint {state.name} did not become ready within {timeout_s:.0f} s "
@@ -178,7 +177,31 @@ def _exited(state: EndpointState, code: int, log: Path) -> DeploymentError:
     )
 
 
+def log_path(ws: Workspace, endpoint: str) -> Path:
+    return ws.endpoints / f"{endpoint}.log"
+
+
+def server_gone(ws: Workspace, endpoint: str, proc: Child | None) -> str | None:
+    """Why the endpoint's server cannot answer when it no longer runs (its exit code if this
+    process started it, and its log tail); None while it runs or when none was deployed."""
+    state = endpoints.load(ws, endpoint)
+    if state is None or state.process is None or alive(state.process):
+        return None
+    code = proc.poll() if proc is not None else None
+    if code is None:
+        how = "exit code unknown: another process started it"
+    elif code < 0:
+        how = f"exit code {code}: killed by {signal.Signals(-code).name}"
+    else:
+        how = f"exit code {code}"
+    log = log_path(ws, endpoint)
+    return (
+        f"the inference server of endpoint {endpoint} is not running: it exited ({how}); "
+        f"log {log}:\n{log_tail(log)}\nfix the cause shown in the log and deploy again"
+    )
+
+
 def stop(state: EndpointState, grace_s: float = STOP_GRACE_S) -> bool:
     """Stop the endpoint's server group (SIGTERM, then SIGKILL after ``grace_s``); True if it
-    was running."""
-    return stop_group(state.pgid, grace_s)
+    was running. A process that merely reuses the recorded pid is not touched."""
+    return stop_process(state.process, grace_s, f"endpoint {state.name}")

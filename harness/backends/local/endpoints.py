@@ -1,8 +1,9 @@
 """Local endpoints: one state file per endpoint, holding its keys, port and server process.
 
 State files are the source of truth for every process (xdist workers, the sweep): the server's
-process group id is in there, so a server left by a killed run can still be found and stopped.
-They hold the endpoint keys and are readable by the owner only.
+process record is in there, so a server left by a killed run can still be found and stopped
+(and a stranger that reused its pid cannot be). They hold the endpoint keys and are readable by
+the owner only; the keys are left out of the state's repr, which tracebacks print.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Endpoint
+from harness.backends.local.processes import ProcessRecord
 from harness.backends.local.server import BIND_HOST
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
@@ -27,21 +29,25 @@ from harness.files import PRIVATE, write_json
 class EndpointState:
     name: str
     port: int
-    keys: tuple[str, str]
+    keys: tuple[str, str] = field(repr=False)
     tags: dict[str, str] = field(default_factory=dict)
     auth_mode: str = "key"
     provisioning_state: str = "Creating"
     created: float = 0.0
-    deployment: dict[str, Any] = field(default_factory=dict)  # name, model_id, pgid, log, ...
+    deployment: dict[str, Any] = field(default_factory=dict)  # name, model_id, process, log...
 
     @property
     def scoring_uri(self) -> str:
         return f"http://{BIND_HOST}:{self.port}/score"
 
     @property
+    def process(self) -> ProcessRecord | None:
+        """The server's process, as ``processes.spawn`` recorded it (None: no server)."""
+        return ProcessRecord.from_dict(self.deployment.get("process"))
+
+    @property
     def pgid(self) -> int | None:
-        value = self.deployment.get("pgid")
-        return int(value) if value else None
+        return self.process.pgid if self.process else None
 
     def handle(self) -> Endpoint:
         return Endpoint(

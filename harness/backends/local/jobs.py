@@ -8,7 +8,6 @@ that dies without reporting is ``Failed`` with its log tail, never left ``Runnin
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,12 +26,14 @@ from harness.backends.local.metrics import MetricsWatch, read_metrics
 from harness.backends.local.mlflow_model import local_path
 from harness.backends.local.processes import (
     STOP_GRACE_S,
+    Child,
+    ProcessRecord,
+    alive,
     child_env,
     log_tail,
-    pid_alive,
     python,
     spawn,
-    stop_group,
+    stop,
 )
 from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
@@ -66,7 +67,7 @@ class Jobs:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, Child] = {}
 
     def submit(
         self, inputs: Mapping[str, Any], display_name: str, experiment: str, tags: Mapping[str, str]
@@ -101,7 +102,7 @@ class Jobs:
         write_status(job_dir, "NotStarted", **info)
         proc = spawn(argv or spec.argv(python()), job_dir / LOG_FILE, child_env(), cwd=job_dir)
         self.procs[spec.job_name] = proc
-        write_json(job_dir / PROCESS_FILE, {"pid": proc.pid, "pgid": proc.pid})
+        write_json(job_dir / PROCESS_FILE, proc.record.to_dict())
         return self.get(spec.job_name)
 
     def get(self, name: str) -> JobRun:
@@ -137,7 +138,7 @@ class Jobs:
         proc = self.procs.get(name)
         if proc is not None:
             return proc.poll() is not None
-        return not pid_alive(state.get("pid"))
+        return not alive(ProcessRecord.from_dict(state))
 
     def _finish(self, name: str, status: str, error: str = "") -> None:
         write_status(self.ws.jobs / name, status, error=error, ended=time.time())
@@ -153,7 +154,7 @@ class Jobs:
         if state["status"] in JOB_FINAL:
             return
         write_status(self.ws.jobs / name, "CancelRequested")
-        stop_group(state.get("pgid"), grace_s)
+        stop(ProcessRecord.from_dict(state), grace_s, f"job {name}")
         if name in self.procs:
             self.procs[name].wait()
         if read_status(self.ws.jobs / name)["status"] not in JOB_FINAL:
@@ -202,7 +203,7 @@ class Jobs:
         """Stop tracking a job whose files are gone (reaping its process if it was ours)."""
         proc = self.procs.pop(name, None)
         if proc is not None:
-            stop_group(proc.pid, grace_s)
+            stop(proc.record, grace_s, f"job {name}")
             proc.wait()
 
     def delete(self, name: str, grace_s: float) -> None:

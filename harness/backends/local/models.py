@@ -2,7 +2,9 @@
 registered checkpoint) and the fine-tuned model a job produced.
 
 The tiny model is built on first use in a child process (it needs torch; the harness process
-stays light) under a workspace lock, so parallel workers build it once.
+stays light) under a workspace lock, so parallel workers build it once. The build's MLflow run
+carries the building run's ownership tags until it is registered: a build that is
+interrupted is ended at once, and one whose harness was killed is found by the sweep.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from harness.backends.base import JobRun, RegisteredModel, finetuned_model_name
 from harness.backends.local import mlflow_model, registry
 from harness.backends.local.compute import LOCAL_SKUS
-from harness.backends.local.processes import child_env, log_tail, python
+from harness.backends.local.processes import child_env, die_with_parent, log_tail, python
 from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
@@ -44,10 +46,12 @@ def tiny_model_tags(recipe: str = "") -> dict[str, str]:
     }
 
 
-def get_foundation_model(ws: Workspace, name: str, version_or_label: str) -> ModelCard:
-    """The card of a registered model; the default tiny model is built when missing."""
+def get_foundation_model(ws: Workspace, name: str, version_or_label: str,
+                         tags: Mapping[str, str]) -> ModelCard:
+    """The card of a registered model; the default tiny model is built when missing
+    (``tags``: the ownership tags its build run carries until it is registered)."""
     if name == DEFAULT_MODEL_NAME and not _current_build(ws):
-        build_default(ws)
+        build_default(ws, tags)
     return registry.card_of(registry.require_version(ws, name, version_or_label))
 
 
@@ -59,7 +63,7 @@ def _current_build(ws: Workspace) -> bool:
     return latest is not None and latest.tags.get(TAG_RECIPE) == recipe()
 
 
-def build_default(ws: Workspace) -> None:
+def build_default(ws: Workspace, tags: Mapping[str, str]) -> None:
     """Build, pre-train and register the tiny model once per workspace."""
     from harness.backends.local.training.tiny_model import recipe
     from harness.data import SHIPPED_DATASET
@@ -67,22 +71,27 @@ def build_default(ws: Workspace) -> None:
     with ws.lock(f"build-{DEFAULT_MODEL_NAME}"):
         if _current_build(ws):
             return
-        run_id, out = new_run(ws, DEFAULT_MODEL_NAME)
+        run_id, out = new_run(ws, DEFAULT_MODEL_NAME, tags)
         logger.info("building the default model %s once for workspace %s (about 20 s on two "
                  "cores; log %s)", DEFAULT_MODEL_NAME, ws.root, _build_log(ws))
         try:
             _run_builder(ws, Path(SHIPPED_DATASET), out)
-        except HarnessError:
-            ws.client().set_terminated(run_id, "FAILED")
+        except BaseException as exc:  # Ctrl-C and SIGTERM too: never a run RUNNING forever
+            ended = "FAILED" if isinstance(exc, Exception) else "KILLED"
+            ws.client().set_terminated(run_id, ended)
             raise
         registry.register(ws, DEFAULT_MODEL_NAME, str(out), run_id, tiny_model_tags(recipe()))
+        for tag in tags:  # registered: the sweep must never take this run's files away
+            ws.client().delete_tag(run_id, tag)
         ws.client().set_terminated(run_id, "FINISHED")
 
 
-def new_run(ws: Workspace, name: str) -> tuple[str, Path]:
+def new_run(ws: Workspace, name: str, tags: Mapping[str, str] | None = None
+            ) -> tuple[str, Path]:
     """An MLflow run holding the model's files, and the model directory inside it."""
     run = ws.client().create_run(
-        ws.experiment_id(FOUNDATION_EXPERIMENT), run_name=name, tags={TAG_KIND: "foundation"}
+        ws.experiment_id(FOUNDATION_EXPERIMENT), run_name=name,
+        tags={**(tags or {}), TAG_KIND: "foundation"},
     )
     return run.info.run_id, mlflow_model.local_path(run.info.artifact_uri) / "model"
 
@@ -139,6 +148,7 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
             env=child_env(),
             timeout=BUILD_TIMEOUT_S,
             check=False,
+            preexec_fn=die_with_parent,
         ).returncode
     if code != 0:
         raise HarnessError(

@@ -1,20 +1,30 @@
-"""The child processes the local backend starts: their environment, start and stop.
+"""The child processes the local backend starts: their environment, start, identity and stop.
 
 Every child (training job, inference server, model build) gets its own session, so that
-stopping it means signalling the group: killing a gunicorn master alone leaves its workers
+stopping it means signalling its group: killing a gunicorn master alone leaves its workers
 serving the port. Children never reach the Hugging Face hub (a hub id would retry for tens of
 seconds before failing) and import this checkout of the harness even when it is not installed.
+
+Pids are reused. A state file written by a run that died long ago may name a pid that now
+belongs to someone else, so a process is only ever signalled after proving it is the one the
+harness started (``ProcessRecord``): same start time and command line for the group leader, and
+for every member the random token that ``spawn`` put in the leader's environment, which its
+children (gunicorn workers, torchrun ranks) inherit and no stranger has.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -28,6 +38,9 @@ OFFLINE = {
 }
 PROJECT_ROOT = Path(harness.__file__).resolve().parent.parent
 STOP_GRACE_S = 10.0  # between SIGTERM and SIGKILL, unless the caller has less time
+TOKEN_ENV = "HARNESS_PROCESS_TOKEN"  # in every spawned process's environment, inherited
+START_TOLERANCE_S = 0.05  # psutil's start times are rounded to the clock tick
+log = logging.getLogger("harness")
 
 
 def python() -> str:
@@ -53,21 +66,91 @@ def set_offline() -> None:
         os.environ.setdefault(name, value)
 
 
-def spawn(
-    argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path
-) -> subprocess.Popen[bytes]:
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What a state file remembers of a started process: enough to prove it is still that one.
+
+    The process leads its own group and session (``spawn``), so its pid is the group id.
+    """
+
+    pid: int
+    started: float  # psutil's create_time
+    cmdline: tuple[str, ...]
+    token: str  # the value of TOKEN_ENV in its environment
+
+    @property
+    def pgid(self) -> int:
+        return self.pid
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "pgid": self.pid, "started": self.started,
+                "cmdline": list(self.cmdline), "token": self.token}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ProcessRecord | None:
+        """None for a record without proof (written before records had one): never signalled."""
+        if not data or not all(k in data for k in ("pid", "started", "cmdline", "token")):
+            return None
+        return cls(int(data["pid"]), float(data["started"]), tuple(data["cmdline"]),
+                   str(data["token"]))
+
+    def describe(self) -> str:
+        return _describe(self.pid, self.cmdline, self.started)
+
+
+def _describe(pid: int, cmdline: Sequence[str], started: float) -> str:
+    return f"pid {pid} `{' '.join(cmdline)[:120]}` started {started:.2f}"
+
+
+class Child(subprocess.Popen[bytes]):
+    """A spawned process and its record (written to state files for other processes)."""
+
+    record: ProcessRecord
+
+
+def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path) -> Child:
     """Start ``argv`` in a new session with stdout and stderr appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
+    token = secrets.token_hex(16)
+    with log_path.open("ab") as sink:
+        child = Child(
             list(argv),
-            stdout=log,
+            stdout=sink,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=dict(env),
+            env={**env, TOKEN_ENV: token},
             cwd=cwd,
             start_new_session=True,
         )
+    child.record = ProcessRecord(child.pid, _start_time(child.pid), tuple(argv), token)
+    return child
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of a child that only makes sense while the harness waits for it (the
+    model build): the kernel kills it when the harness dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _prctl() -> Any:
+    """libc's prctl, resolved in the parent: nothing may be loaded between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+_PR_SET_PDEATHSIG = 1
+_PRCTL = _prctl()
+
+
+def _start_time(pid: int) -> float:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:  # already gone (and unreaped): nothing will ever match it
+        return 0.0
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -80,11 +163,9 @@ def pid_alive(pid: int | None) -> bool:
         return False
 
 
-def group_alive(pgid: int | None) -> bool:
-    """True while any process of the group ``pgid`` runs."""
-    if not pgid:
-        return False
-    return any(_in_group(proc, pgid) for proc in psutil.process_iter())
+def group_members(pgid: int) -> list[psutil.Process]:
+    """The live (not zombie) processes of group ``pgid``, whoever they belong to."""
+    return [proc for proc in psutil.process_iter() if _in_group(proc, pgid)]
 
 
 def _in_group(proc: psutil.Process, pgid: int) -> bool:
@@ -93,21 +174,87 @@ def _in_group(proc: psutil.Process, pgid: int) -> bool:
     return False
 
 
-def stop_group(pgid: int | None, grace_s: float = STOP_GRACE_S) -> bool:
-    """SIGTERM the group, wait up to ``grace_s``, then SIGKILL it; True if it was running."""
-    if not group_alive(pgid):
+def is_ours(proc: psutil.Process, record: ProcessRecord) -> bool | None:
+    """Whether ``proc`` is the recorded process or one of its descendants; None when it is
+    exiting (its environment is already gone) and cannot be told either way."""
+    try:
+        environ = proc.environ()
+        if not environ:
+            return None
+        if environ.get(TOKEN_ENV) != record.token:
+            return False
+        if proc.pid != record.pid:
+            return True
+        same_start = abs(proc.create_time() - record.started) <= START_TOLERANCE_S
+        return same_start and tuple(proc.cmdline()) == record.cmdline
+    except (psutil.NoSuchProcess, ProcessLookupError):
+        return None
+    except (psutil.Error, OSError):  # AccessDenied: another user's process
         return False
-    assert pgid is not None
-    _signal_group(pgid, signal.SIGTERM)
-    if not Deadline(grace_s).until(lambda: not group_alive(pgid), 0.05):
-        _signal_group(pgid, signal.SIGKILL)
-        Deadline(5.0).until(lambda: not group_alive(pgid), 0.05)
+
+
+def owned_members(record: ProcessRecord | None) -> list[psutil.Process]:
+    """The live processes of the record's group that are provably the harness's."""
+    if record is None:
+        return []
+    return [proc for proc in group_members(record.pgid) if is_ours(proc, record)]
+
+
+def alive(record: ProcessRecord | None) -> bool:
+    return bool(owned_members(record))
+
+
+def strangers(record: ProcessRecord) -> list[psutil.Process]:
+    """Live processes in the record's group that are not the harness's (the pid was reused)."""
+    return [proc for proc in group_members(record.pgid) if is_ours(proc, record) is False]
+
+
+def stop(record: ProcessRecord | None, grace_s: float = STOP_GRACE_S, what: str = "") -> bool:
+    """SIGTERM the record's processes, wait up to ``grace_s``, then SIGKILL them; True if any
+    was running. Only processes proven to be the harness's are signalled; a stranger that
+    now holds the pid or group is left alone, with a warning naming it."""
+    if record is None:
+        return False
+    _warn_strangers(record, what)
+    targets = owned_members(record)
+    if not targets:
+        return False
+    _signal_all(targets, signal.SIGTERM)
+
+    def gone() -> bool:  # the signalled ones, and any child forked meanwhile
+        targets[:] = _running([*targets, *owned_members(record)])
+        return not targets
+
+    if not Deadline(grace_s).until(gone, 0.05):
+        _signal_all(targets, signal.SIGKILL)
+        Deadline(5.0).until(gone, 0.05)
     return True
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
+def _running(processes: Sequence[psutil.Process]) -> list[psutil.Process]:
+    """Those still running, each once (psutil compares pid and start time: no reuse)."""
+    running: list[psutil.Process] = []
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            if proc not in running and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                running.append(proc)
+    return running
+
+
+def _warn_strangers(record: ProcessRecord, what: str) -> None:
+    for proc in strangers(record):
+        with contextlib.suppress(psutil.Error):
+            found = _describe(proc.pid, proc.cmdline(), proc.create_time())
+            log.warning(
+                "not stopping %s in process group %d%s: it is not the harness's (the pid was "
+                "reused; recorded %s)", found, record.pgid, f" of {what}" if what else "",
+                record.describe())
+
+
+def _signal_all(processes: Sequence[psutil.Process], sig: signal.Signals) -> None:
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

@@ -1,15 +1,16 @@
 """Finding what harness runs left in the workspace, by their ownership tags (the sweep).
 
-Endpoints (with their server processes, alive or not), fine-tune jobs (MLflow runs) and
-registered model versions. Anything without the harness's run-id tag (foundation models, for
-instance) is never listed, so never deleted.
+Endpoints (with their server processes, alive or not), fine-tune jobs (MLflow runs), builds of
+the tiny model that never got registered (their run keeps its ownership tags only until then)
+and registered model versions. Anything without the harness's run-id tag (a registered
+foundation model, for instance) is never listed, so never deleted.
 """
 
 from __future__ import annotations
 
 from harness.backends.base import OwnedResource, ResourceKind
 from harness.backends.local import endpoints, registry
-from harness.backends.local.processes import group_alive
+from harness.backends.local.processes import alive
 from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
 from harness.naming import is_owned
@@ -25,22 +26,31 @@ def owned_endpoints(ws: Workspace) -> list[OwnedResource]:
     found = []
     for state in endpoints.all_states(ws):
         if is_owned(state.tags):
-            server = "none" if not state.pgid else ("alive" if group_alive(state.pgid) else "dead")
-            detail = f"port {state.port}, server {server} (pgid {state.pgid})"
+            record = state.process
+            server = "none" if record is None else ("alive" if alive(record) else "dead")
+            detail = f"port {state.port}, server {server}" + (
+                f" ({record.describe()})" if record else "")
             found.append(OwnedResource(ResourceKind.ENDPOINT, state.name, dict(state.tags), detail))
     return found
 
 
 def owned_jobs(ws: Workspace) -> list[OwnedResource]:
+    """Jobs and unfinished builds: MLflow runs, deleted the same way (``Jobs.delete``)."""
     client = ws.client()
     ids = [e.experiment_id for e in client.search_experiments(max_results=PAGE)]
-    runs = (
-        client.search_runs(ids, filter_string=f"tags.`{TAG_KIND}` = 'job'", max_results=PAGE)
-        if ids
-        else []
-    )
+    runs = [
+        run
+        for kind in ("job", "foundation")
+        for run in (
+            client.search_runs(ids, filter_string=f"tags.`{TAG_KIND}` = '{kind}'",
+                               max_results=PAGE)
+            if ids else []
+        )
+    ]
     return [
-        OwnedResource(ResourceKind.JOB, r.info.run_id, dict(r.data.tags), f"MLflow status {r.info.status}")
+        OwnedResource(
+            ResourceKind.JOB, r.info.run_id, dict(r.data.tags), f"MLflow status {r.info.status}"
+        )
         for r in runs
         if is_owned(r.data.tags)
     ]

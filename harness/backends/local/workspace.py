@@ -66,6 +66,11 @@ class Workspace:
     def client(self) -> MlflowClient:
         return _client(self.root, self.tracking_uri)
 
+    def warm_up(self) -> None:
+        """Import MLflow and open its tracking and registry stores (seconds: the import,
+        then a schema check per store), so that the first real call is quick."""
+        self.client().search_registered_models(max_results=1)
+
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created with its artifacts inside the workspace."""
         client = self.client()
@@ -82,14 +87,17 @@ class Workspace:
 
 @functools.cache
 def _client(root: Path, uri: str) -> MlflowClient:
-    """One client per workspace and process; the first one creates the database tables."""
+    """One client per workspace and process. Building the first one creates (migrates) the
+    database, so on a fresh workspace the lock is taken before the client is built: parallel
+    workers would otherwise race on MLflow's migration (``_alembic_tmp_*`` already exists)."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     marker = root / ".mlflow-initialised"
-    if not marker.exists():
-        with Workspace(root).lock("init"):
-            client.search_experiments(max_results=1)
-            client.search_registered_models(max_results=1)
-            marker.touch()
+    if marker.exists():
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with Workspace(root).lock("init"):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+        marker.touch()
     return client

@@ -1,0 +1,186 @@
+"""Real local runs, hurt the way CI, a terminal or the machine hurts them.
+
+Each test asserts the run's exit status, that it printed no Python traceback and no endpoint
+key, and that nothing is left afterwards: after the run when the run could tear down, after
+the sweep when the fault allowed no teardown. The first run (two workers on a fresh
+workspace) builds the tiny model that every later test reuses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from runs import (
+    LocalRun,
+    check_clean_exit,
+    files_and_processes,
+    job_running,
+    leaked,
+    leftovers,
+    python_tracebacks,
+    server_serving,
+    sweep,
+)
+
+pytestmark = pytest.mark.faults
+CI_SIGTERM_AFTER_S = 7.5  # GitHub Actions: SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after
+CI_SIGKILL_AFTER_S = 2.5
+LEFT = "left for `python -m harness sweep` after a second signal: "
+
+
+@pytest.fixture(scope="module")
+def fresh_n2(tmp_path_factory: pytest.TempPathFactory) -> LocalRun:
+    """``-n 2`` on a fresh workspace: both workers initialise the database and ask for the
+    tiny model at the same moment."""
+    run = LocalRun.start(tmp_path_factory.mktemp("faults") / "workspace", "-n", "2")
+    run.wait()
+    return run
+
+
+@pytest.fixture
+def workspace(fresh_n2: LocalRun) -> Iterator[Path]:
+    """The shared workspace (tiny model built), swept after a test that left something, so
+    that one failure does not cascade into the next tests (each test checks ``leftovers``
+    itself; this quick look only decides whether to sweep)."""
+    yield fresh_n2.workspace
+    if files_and_processes(fresh_n2.workspace):
+        sweep(fresh_n2.workspace, "--older-than", "0h")
+
+
+def test_two_workers_on_a_fresh_workspace(fresh_n2: LocalRun) -> None:
+    output = check_clean_exit(fresh_n2, 0)
+    assert re.search(r" \d+ passed", output) and " failed" not in output
+    assert leftovers(fresh_n2.workspace) == []
+
+
+def test_sigterm_during_training_tears_everything_down(workspace: Path) -> None:
+    run = LocalRun.start(workspace)
+    run.until(lambda: job_running(workspace), "a running job")
+    run.signal(signal.SIGTERM)
+    run.wait()
+    check_clean_exit(run, pytest.ExitCode.INTERRUPTED)
+    assert leftovers(workspace) == []
+
+
+@pytest.mark.parametrize("args, group", [((), True), (("-n", "2"), False)],
+                         ids=["serial-group", "xdist-controller"])
+def test_ci_cancel_sigint_then_sigterm(workspace: Path, args: tuple[str, ...], group: bool
+                                       ) -> None:
+    """CI's cancel, to the whole process group (serial) or to pytest alone (xdist: the
+    workers only learn of it from the controller). A single signal must be handled before
+    SIGTERM; whatever SIGKILL cut short is named, and the sweep finds it."""
+    run = LocalRun.start(workspace, *args)
+    run.until(lambda: job_running(workspace), "a running job")
+    signalled = time.monotonic()
+    run.signal(signal.SIGINT, group)
+    for sig, wait_s in ((signal.SIGTERM, CI_SIGTERM_AFTER_S), (signal.SIGKILL,
+                                                               CI_SIGKILL_AFTER_S)):
+        try:
+            run.process.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            run.signal(sig, group)
+    run.wait(timeout_s=30)
+    took_s = time.monotonic() - signalled
+    print(f"{args or 'serial'}: the run ended {took_s:.1f} s after SIGINT")
+    output = check_clean_exit(run, pytest.ExitCode.INTERRUPTED)
+    assert took_s < CI_SIGTERM_AFTER_S, output
+    _named_then_swept(workspace, output)
+
+
+def _named_then_swept(workspace: Path, output: str) -> None:
+    """What a run left is each named in a line, and the sweep removes it."""
+    owned = [line for line in leftovers(workspace) if line.startswith("would delete ")]
+    for line in owned:
+        kind, name = line.split()[2:4]
+        assert f"{LEFT}{kind} {name}" in output, output
+    if leftovers(workspace):
+        assert sweep(workspace, "--older-than", "0h").returncode == 0
+    assert leftovers(workspace) == []
+
+
+def test_sigkill_leaves_what_the_sweep_then_removes(workspace: Path) -> None:
+    run = LocalRun.start(workspace)
+    run.until(lambda: job_running(workspace), "a running job")
+    run.signal(signal.SIGKILL)
+    assert run.wait() == -signal.SIGKILL
+    assert leftovers(workspace), "a killed run left nothing: the test proves nothing"
+    swept = sweep(workspace, "--older-than", "0h")
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert not python_tracebacks(swept.stdout + swept.stderr)
+    assert not leaked(run.keys, swept.stdout, swept.stderr)
+    assert leftovers(workspace) == []
+
+
+def test_a_killed_server_and_a_scoring_timeout_leak_no_key(workspace: Path, tmp_path: Path
+                                                           ) -> None:
+    """Scoring times out (--scoring-timeout 0.01), then the server is killed before the last
+    test: neither failure prints the key (terminal and JUnit XML), the dead server is named
+    with its exit, and the teardown still removes everything."""
+    junit = tmp_path / "junit.xml"
+    run = LocalRun.start(workspace, "-p", "kill_server", "--scoring-timeout", "0.01",
+                         "--junitxml", str(junit), "--finetune-param", "max_steps=10")
+    run.wait()
+    output = check_clean_exit(run, pytest.ExitCode.TESTS_FAILED, junit=junit.read_text())
+    assert "got no reply within 0.01 s" in output
+    assert re.search(r"inference server of endpoint \S+ is not running: it exited \(exit code "
+                     r"-9: killed by SIGKILL\)", output), output
+    assert leftovers(workspace) == []
+
+
+@pytest.fixture
+def strangers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Two process groups that are not the harness's, as ``setsid sleep`` makes them."""
+    started = [subprocess.Popen(["setsid", "sleep", "120"]) for _ in range(2)]
+    yield started
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_stale_state_naming_a_reused_pid_stops_nothing(
+    workspace: Path, strangers: list[subprocess.Popen[bytes]]
+) -> None:
+    """A killed run's endpoint state names a server whose pid now belongs to a stranger."""
+    from harness.naming import ownership_tags
+
+    reused = psutil.Process(strangers[0].pid)
+    key = secrets.token_urlsafe(32)
+    state = {"name": "ep-stale", "port": 1, "keys": [key, key], "provisioning_state":
+             "Succeeded", "tags": ownership_tags("hstale0001", 1.0), "created": 0.0,
+             "deployment": {"name": "dep", "process": {
+                 "pid": reused.pid, "started": reused.create_time() - 3600, "token": "0" * 32,
+                 "cmdline": ["python", "-m", "harness.backends.local.server"]}}}
+    (workspace / "endpoints").mkdir(exist_ok=True)
+    (workspace / "endpoints" / "ep-stale.json").write_text(json.dumps(state))
+    swept = sweep(workspace, "--older-than", "0h")
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert [proc.poll() for proc in strangers] == [None, None]
+    assert f"not stopping pid {reused.pid} `sleep 120`" in swept.stderr
+    assert not leaked([key], swept.stdout, swept.stderr)
+    assert leftovers(workspace) == []
+
+
+def test_a_sweep_during_a_run_spares_it(workspace: Path) -> None:
+    """``sweep --older-than 0h`` (CI runs it) while a run trains: the run still passes."""
+    run = LocalRun.start(workspace)
+    run.until(lambda: job_running(workspace), "a running job")
+    swept = sweep(workspace, "--older-than", "0h")
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert re.search(r"skipping job \S+: run \S+ is still running", swept.stdout), swept.stdout
+    assert re.search(r"skipping endpoint \S+: run \S+ is still running", swept.stdout)
+    run.until(lambda: server_serving(workspace), "a deployment", timeout_s=900)
+    assert sweep(workspace, "--older-than", "0h").returncode == 0
+    run.wait()
+    output = check_clean_exit(run, 0)
+    assert re.search(r" \d+ passed", output) and " failed" not in output
+    assert leftovers(workspace) == []

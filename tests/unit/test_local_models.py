@@ -1,0 +1,99 @@
+"""The tiny model's build: an interrupted or killed build leaves nothing that no sweep finds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.backends.local import models
+from harness.backends.local.processes import PROJECT_ROOT, pid_alive
+from harness.backends.local.workspace import Workspace
+from harness.naming import ownership_tags
+
+pytestmark = pytest.mark.unit
+
+
+class RunsClient:
+    """The part of MlflowClient the build uses, recording runs and how they end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tags: dict[str, dict[str, str]] = {}
+        self.ended: dict[str, str] = {}
+
+    def get_experiment_by_name(self, name: str) -> Any:
+        return type("Experiment", (), {"experiment_id": "1"})()
+
+    def create_run(self, experiment_id: str, run_name: str, tags: dict[str, str]) -> Any:
+        run_id = f"run{len(self.tags) + 1}"
+        self.tags[run_id] = dict(tags)
+        uri = (self.root / run_id / "artifacts").as_uri()
+        return type("Run", (), {"info": type("Info", (), {"run_id": run_id,
+                                                          "artifact_uri": uri})()})()
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        self.ended[run_id] = status
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        del self.tags[run_id][key]
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunsClient:
+    runs = RunsClient(tmp_path)
+    monkeypatch.setattr(Workspace, "client", lambda self: runs)
+    monkeypatch.setattr(models, "_current_build", lambda ws: False)
+    return runs
+
+
+@pytest.mark.parametrize("raised, ended", [(KeyboardInterrupt(), "KILLED"),
+                                           (models.HarnessError("build failed"), "FAILED")])
+def test_an_interrupted_or_failed_build_ends_its_run(
+    tmp_path: Path, client: RunsClient, monkeypatch: pytest.MonkeyPatch,
+    raised: BaseException, ended: str
+) -> None:
+    def builder(ws: Workspace, dataset: Path, out: Path) -> None:
+        raise raised
+
+    monkeypatch.setattr(models, "_run_builder", builder)
+    tags = ownership_tags("run1", 1.0)
+    with pytest.raises(type(raised)):
+        models.build_default(Workspace.at(tmp_path), tags)
+    assert client.ended == {"run1": ended}
+    assert tags.items() <= client.tags["run1"].items()  # the sweep finds and deletes it
+
+
+def test_a_registered_build_loses_its_ownership_tags(
+    tmp_path: Path, client: RunsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its files are the foundation model's: the sweep must never delete that run."""
+    monkeypatch.setattr(models, "_run_builder", lambda ws, dataset, out: None)
+    monkeypatch.setattr(models.registry, "register", lambda *args: None)
+    models.build_default(Workspace.at(tmp_path), ownership_tags("run1", 1.0))
+    assert client.ended == {"run1": "FINISHED"}
+    assert client.tags["run1"] == {"harness-kind": "foundation"}
+
+
+def test_a_build_process_dies_with_the_harness(tmp_path: Path) -> None:
+    """SIGKILL of the harness during a build leaves no builder running on."""
+    code = ("import subprocess, sys; from harness.backends.local.processes import "
+            "die_with_parent; p = subprocess.Popen(['sleep', '30'], "
+            "preexec_fn=die_with_parent); print(p.pid, flush=True); p.wait()")
+    harness = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert harness.stdout is not None
+    builder = int(harness.stdout.readline())
+    assert pid_alive(builder)
+    harness.send_signal(signal.SIGKILL)
+    harness.wait()
+    deadline = time.monotonic() + 5
+    while pid_alive(builder) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not pid_alive(builder)
