@@ -49,8 +49,12 @@ def endpoint(name: str) -> Endpoint:
 def test_once_shares_a_result_between_trackers_of_one_run(tmp_path: Path) -> None:
     calls: list[int] = []
     first, second = ResourceTracker(shared_dir=tmp_path), ResourceTracker(shared_dir=tmp_path)
-    assert first.once("x", Endpoint, lambda: calls.append(1) or endpoint("a")) == endpoint("a")
-    assert second.once("x", Endpoint, lambda: calls.append(2) or endpoint("b")) == endpoint("a")
+    def make(n: int, name: str) -> Endpoint:
+        calls.append(n)
+        return endpoint(name)
+
+    assert first.once("x", Endpoint, lambda: make(1, "a")) == endpoint("a")
+    assert second.once("x", Endpoint, lambda: make(2, "b")) == endpoint("a")
     assert calls == [1]
 
 
@@ -94,8 +98,12 @@ def test_coordinated_trackers_only_record_and_the_coordinator_deletes(tmp_path: 
 
 def test_deletion_failures_are_collected_not_raised() -> None:
     tracker = ResourceTracker(backend=Deleter(fail=True))  # type: ignore[arg-type]
+    def create(register: Register) -> Endpoint:
+        register("ep1")
+        return endpoint("ep1")
+
     with pytest.warns(UserWarning, match="could not delete endpoint ep1"), tracker.resource(
-            ResourceKind.ENDPOINT, Endpoint, lambda register: register("ep1") or endpoint("ep1")):
+            ResourceKind.ENDPOINT, Endpoint, create):
         pass
     assert tracker.problems == ["could not delete endpoint ep1: service said no"]
 
@@ -151,7 +159,6 @@ def test_a_mark_taken_while_the_sweep_removes_the_directory_still_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sweep removes a dead run's directory between a new holder's open and its lock."""
-    import harness.lifecycle as lifecycle
 
     mark = RunMark(runs_root(tmp_path) / "run1")
     real_flock = fcntl.flock
@@ -162,7 +169,7 @@ def test_a_mark_taken_while_the_sweep_removes_the_directory_still_counts(
             raced.append(remove_if_dead(mark.directory))  # the sweep wins the race once
         real_flock(fd, operation)
 
-    monkeypatch.setattr(lifecycle.fcntl, "flock", flock)
+    monkeypatch.setattr(fcntl, "flock", flock)
     mark.hold()
     assert raced == [True] and run_is_alive(tmp_path, "run1")
     mark.release()
@@ -222,7 +229,7 @@ def test_a_worker_that_died_after_creating_is_not_followed_by_a_second_creation(
     calls: list[str] = []
     survivor = ResourceTracker(shared_dir=tmp_path)
     with pytest.raises(HarnessError, match="worker creating it died after creating job-1"):
-        survivor.once("job", Endpoint, lambda: calls.append("created") or endpoint("job-2"))
+        survivor.once("job", Endpoint, lambda: _created(calls, "job-2"))
     assert calls == []
     assert survivor.recorded() == [Cleanup(ResourceKind.JOB, "job-1")]  # deleted at the end
 
@@ -268,3 +275,8 @@ def test_a_second_signal_starts_no_more_deletions_and_names_what_is_left() -> No
     assert [name for name, _ in backend.deleted] == ["e"]  # the one under way is not broken
     prefix = "harness: left for `python -m harness sweep` after a second signal: "
     assert said == [f"{prefix}endpoint e", f"{prefix}job j", f"{prefix}model m"]
+
+
+def _created(calls: list[str], name: str) -> Endpoint:
+    calls.append("created")
+    return endpoint(name)

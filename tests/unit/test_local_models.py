@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from harness.backends.local import models
+from harness.backends.local import models, registry
 from harness.backends.local.processes import PROJECT_ROOT, pid_alive
 from harness.backends.local.workspace import Workspace
+from harness.errors import HarnessError
 from harness.naming import ownership_tags
 
 pytestmark = pytest.mark.unit
@@ -54,7 +55,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunsClient:
 
 
 @pytest.mark.parametrize("raised, ended", [(KeyboardInterrupt(), "KILLED"),
-                                           (models.HarnessError("build failed"), "FAILED")])
+                                           (HarnessError("build failed"), "FAILED")])
 def test_an_interrupted_or_failed_build_ends_its_run(
     tmp_path: Path, client: RunsClient, monkeypatch: pytest.MonkeyPatch,
     raised: BaseException, ended: str
@@ -75,7 +76,7 @@ def test_a_registered_build_loses_its_ownership_tags(
 ) -> None:
     """Its files are the foundation model's: the sweep must never delete that run."""
     monkeypatch.setattr(models, "_run_builder", lambda ws, dataset, out: None)
-    monkeypatch.setattr(models.registry, "register", lambda *args: None)
+    monkeypatch.setattr(registry, "register", lambda *args: None)
     models.build_default(Workspace.at(tmp_path), ownership_tags("run1", 1.0))
     assert client.ended == {"run1": "FINISHED"}
     assert client.tags["run1"] == {"harness-kind": "foundation"}

@@ -121,7 +121,8 @@ def test_registry_names_in_azures_rule_pass(name: str) -> None:
 def test_registry_filters_match_the_name_exactly(name: str) -> None:
     from mlflow.utils.search_utils import SearchModelVersionUtils
 
-    parsed = SearchModelVersionUtils.parse_search_filter(registry.name_filter(name))
+    parsed = SearchModelVersionUtils.parse_search_filter(  # type: ignore[no-untyped-call]
+        registry.name_filter(name))
     assert [(p["key"], p["comparator"], p["value"]) for p in parsed] == [("name", "=", name)]
 
 
