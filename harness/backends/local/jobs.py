@@ -1,8 +1,10 @@
 """Fine-tune jobs as child processes: submit, status, cancel, wait, metrics.
 
 A job is an MLflow run (the job name is the run id, as an Azure job name is its root run id)
-plus a directory with its spec, log and status file. Status uses Azure's job states; a process
-that dies without reporting is ``Failed`` with its log tail, never left ``Running``.
+plus a directory with its spec, logs and status file. Status uses Azure's job states; a process
+that dies without reporting is ``Failed`` with its log tail, never left ``Running``. A job of
+several processes is a ``torchrun`` launcher and its ranks: stopping the job stops the
+launcher's group and every rank's own group, and a failed job shows the failed rank's log.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from harness.backends.local.job_files import (
     PROCESS_FILE,
     SPEC_FILE,
     JobSpec,
+    rank_log,
+    rank_processes,
     read_status,
     write_status,
 )
@@ -28,6 +32,7 @@ from harness.backends.local.mlflow_model import local_path
 from harness.backends.local.processes import (
     STOP_GRACE_S,
     child_env,
+    group_alive,
     log_tail,
     pid_alive,
     python,
@@ -42,6 +47,7 @@ from harness.files import read_json, write_json
 from harness.waiting import Deadline
 
 POLL_S = 0.5
+SETTLE_S = 10.0  # a failed job's launcher gets this long to stop its ranks and say why
 MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
 
 
@@ -99,7 +105,8 @@ class Jobs:
         job_dir.mkdir(parents=True)
         spec.write()
         write_status(job_dir, "NotStarted", **info)
-        proc = spawn(argv or spec.argv(python()), job_dir / LOG_FILE, child_env(), cwd=job_dir)
+        command = argv or spec.argv(python())
+        proc = spawn(command, job_dir / LOG_FILE, child_env(spec.env()), cwd=job_dir)
         self.procs[spec.job_name] = proc
         write_json(job_dir / PROCESS_FILE, {"pid": proc.pid, "pgid": proc.pid})
         return self.get(spec.job_name)
@@ -153,11 +160,18 @@ class Jobs:
         if state["status"] in JOB_FINAL:
             return
         write_status(self.ws.jobs / name, "CancelRequested")
-        stop_group(state.get("pgid"), grace_s)
+        self._stop(name, state.get("pgid"), grace_s)
         if name in self.procs:
             self.procs[name].wait()
         if read_status(self.ws.jobs / name)["status"] not in JOB_FINAL:
             self._finish(name, "Canceled", "canceled by the harness")
+
+    def _stop(self, name: str, pgid: int | None, grace_s: float) -> None:
+        """Stop the launcher's group (torchrun stops its ranks on SIGTERM), then any rank
+        group still running: a SIGKILLed launcher leaves its ranks behind."""
+        stop_group(pgid, grace_s)
+        for rank in rank_processes(self.ws.jobs / name):
+            stop_group(rank.get("pgid"), grace_s)
 
     def wait(self, job: JobRun, timeout_s: float) -> JobRun:
         """Wait until the job ends; Completed is returned, anything else raises JobError."""
@@ -177,15 +191,24 @@ class Jobs:
                 "canceled; raise the job timeout (--job-timeout) or train fewer steps",
             )
         if current.status != "Completed":
+            self._settle(job.name)
             raise self._error(current, f"ended with status {current.status}, expected Completed")
         return current
 
+    def _settle(self, name: str) -> None:
+        """Give a failed job's launcher a moment to stop its other ranks and log why."""
+        pgid = read_json(self.ws.jobs / name / PROCESS_FILE).get("pgid")
+        Deadline(SETTLE_S).until(lambda: not group_alive(pgid), POLL_S / 5)
+
     def _error(self, job: JobRun, what: str) -> JobError:
-        log = Path(job.url)
+        job_dir = self.ws.jobs / job.name
+        rank = int(read_status(job_dir).get("failed_rank") or 0)
         reason = f" ({job.error})" if job.error else ""
+        logs = [rank_log(job_dir, rank)] + ([Path(job.url)] if rank else [])
+        tails = "\n".join(f"log {log}:\n{log_tail(log, 40 if rank == 0 else 20)}" for log in logs)
         return JobError(
-            f"fine-tune job {job.name} ({job.display_name}) {what}{reason}; log {log}:\n"
-            f"{log_tail(log)}\nfix the cause shown in the log and run again"
+            f"fine-tune job {job.name} ({job.display_name}) {what}{reason}; {tails}\n"
+            "fix the cause shown in the log and run again"
         )
 
     def metrics(self, job: JobRun) -> TrainingMetrics:
@@ -198,7 +221,7 @@ class Jobs:
         """Stop tracking a job whose files are gone (reaping its process if it was ours)."""
         proc = self.procs.pop(name, None)
         if proc is not None:
-            stop_group(proc.pid, grace_s)
+            self._stop(name, proc.pid, grace_s)
             proc.wait()
 
     def delete(self, name: str, grace_s: float) -> None:
