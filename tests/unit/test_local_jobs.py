@@ -210,3 +210,16 @@ def test_missing_training_files_are_refused_before_a_job_starts(tmp_path: Path) 
     test.write_text("{}\n")
     complete = PreparedData(str(tmp_path), {"train_sft": str(train), "test_sft": str(test)}, {})
     assert training_files(complete) == (str(train), str(test))
+
+
+def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_path: Path
+                                                                           ) -> None:
+    from harness.backends.local.jobs import failed_rank
+
+    write_status(tmp_path, "Failed", failed_rank=0)  # rank 0 reported its peer's loss first
+    assert failed_rank(tmp_path) == 0
+    (tmp_path / "job.log").write_text(
+        "Failures:\n[1]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : -15\n"
+        "Root Cause (first observed failure):\n[0]:\n  rank      : 1 (local_rank: 1)\n"
+        "  exitcode  : -9 (pid: 4860)  (SIGKILL)\n")
+    assert failed_rank(tmp_path) == 1

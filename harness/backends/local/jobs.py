@@ -9,6 +9,7 @@ launcher's group and every rank's own group, and a failed job shows the failed r
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -48,6 +49,7 @@ from harness.waiting import Deadline
 
 POLL_S = 0.5
 SETTLE_S = 10.0  # a failed job's launcher gets this long to stop its ranks and say why
+ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+)", re.S)  # torchrun's failure summary
 MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
 
 
@@ -65,6 +67,15 @@ def training_files(data: PreparedData) -> tuple[str, str]:
             "Lines files written by harness.data.prepare; prepare the data again"
         )
     return files[0], files[1]
+
+
+def failed_rank(job_dir: Path) -> int:
+    """The rank that failed first: torchrun's root cause when it printed one (it also knows of
+    ranks killed by a signal), else the rank that reported the failure, else 0."""
+    found = ROOT_CAUSE.search(log_tail(job_dir / LOG_FILE, 60))
+    if found:
+        return int(found.group(1))
+    return int(read_status(job_dir).get("failed_rank") or 0)
 
 
 class Jobs:
@@ -202,7 +213,7 @@ class Jobs:
 
     def _error(self, job: JobRun, what: str) -> JobError:
         job_dir = self.ws.jobs / job.name
-        rank = int(read_status(job_dir).get("failed_rank") or 0)
+        rank = failed_rank(job_dir)
         reason = f" ({job.error})" if job.error else ""
         logs = [rank_log(job_dir, rank)] + ([Path(job.url)] if rank else [])
         tails = "\n".join(f"log {log}:\n{log_tail(log, 40 if rank == 0 else 20)}" for log in logs)
