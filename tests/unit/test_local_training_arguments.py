@@ -73,10 +73,13 @@ def test_the_length_limit_is_max_seq_length_else_the_models_capped() -> None:
     assert arguments.max_length(settings(max_seq_length=-1), 512) == 512
 
 
-def test_a_cpu_trains_in_float32_with_padded_batches_and_sdpa() -> None:
+def test_a_cpu_trains_in_float32_with_sdpa_and_padding_free_batches() -> None:
     p = arguments.plan(settings(precision="16"), CPU)
     assert (p.weights_dtype, p.bf16, p.fp16) == ("float32", False, False)
-    assert (p.attn_implementation, p.padding_free, p.packing) == ("sdpa", False, False)
+    assert (p.attn_implementation, p.padding_free, p.packing) == ("sdpa", True, False)
+    assert not arguments.plan(settings(padding_free="false"), CPU).padding_free
+    old = arguments.plan(settings(), Machine("cpu", packed_masks=False))
+    assert not old.padding_free  # transformers could not keep the conversations apart
 
 
 def test_a_gpu_uses_bf16_and_flash_attention_without_padding_when_it_can() -> None:
