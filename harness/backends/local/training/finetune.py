@@ -22,6 +22,8 @@ from harness.backends.local.training.metrics import MetricsCallback, MetricsLog
 from harness.backends.local.training.parameters import TrainSettings, resolve, unused_note
 from harness.errors import JobError
 
+THROUGHPUT = ("train_tokens_per_second", "total_tokens")
+
 
 def world_size() -> int:
     """The number of ranks (torchrun sets WORLD_SIZE; a lone process is one)."""
@@ -126,8 +128,8 @@ def run(spec: JobSpec, log: MetricsLog | None) -> dict[str, float]:
     if evaluating and not _evaluated_last(sft):
         sft.evaluate()
     summary = _summary(sft, result.metrics)
-    if log is not None:
-        log.log(sft.state.global_step, summary)
+    if log is not None:  # the trainer logged train_loss and train_runtime already
+        log.log(sft.state.global_step, {k: summary[k] for k in THROUGHPUT})
         merged = sft.model.merge_and_unload() if s.lora else sft.model
         mlflow_model.save(merged.eval(), sft.processing_class, Path(spec.output_dir))
     return summary
