@@ -98,3 +98,18 @@ def test_settings_take_the_parameters_over_the_components_defaults() -> None:
 def test_an_impossible_setting_is_a_parameter_error() -> None:
     with pytest.raises(ParameterError, match="lr_scheduler_type"):
         resolve({"lr_scheduler_type": "sometimes"})
+    with pytest.raises(ParameterError, match="padding_free"):
+        resolve({"padding_free": "sometimes"})
+
+
+def test_the_local_jobs_own_inputs_pass_the_component_fit_and_azures_drop_them() -> None:
+    from harness.backends.local.training.parameters import LOCAL_INPUTS, local_component_inputs
+    from harness.finetune import fit_to_component, load_component_inputs
+
+    asked = {"packing": True, "gradient_checkpointing": "true", "learning_rate": "1e-3"}
+    local = fit_to_component(asked, local_component_inputs())
+    assert local.parameters == {"packing": "true", "gradient_checkpointing": "true",
+                                "learning_rate": 1e-3} and not local.dropped
+    azure = fit_to_component(asked, load_component_inputs())
+    assert set(azure.dropped) == {"packing", "gradient_checkpointing"}
+    assert not set(LOCAL_INPUTS) & set(load_component_inputs())
