@@ -168,11 +168,15 @@ def baseline(spec_path: Path) -> None:
     model, tokenizer = finetune.load(spec, plan)
     model = get_peft_model(model, LoraConfig(**arguments.lora_config(s)))
     limit = arguments.max_length(s, tokenizer.model_max_length)
-    rows = chat_data.rows(chat_data.read_conversations(Path(spec.train_file)),
-                          chat_data.encoder(tokenizer), limit)
-    train = [{"input_ids": r["input_ids"],
-              "labels": [t if m else -100 for t, m in zip(r["input_ids"], r["assistant_masks"],
-                                                          strict=True)]} for r in rows]
+    encode = chat_data.encoder(tokenizer)
+
+    def labelled(path: str) -> list[dict[str, list[int]]]:
+        rows = chat_data.rows(chat_data.read_conversations(Path(path)), encode, limit)
+        return [{"input_ids": r["input_ids"], "labels": [
+            t if m else -100 for t, m in zip(r["input_ids"], r["assistant_masks"], strict=True)]}
+            for r in rows]
+
+    train, test = labelled(spec.train_file), labelled(spec.test_file)
     pad, counted = DataCollatorForSeq2Seq(tokenizer, padding=True), {"tokens": 0}
 
     def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
@@ -183,11 +187,14 @@ def baseline(spec_path: Path) -> None:
     config = arguments.sft_config(s, plan, spec.device, tempfile.mkdtemp(), limit)
     same = {k: v for k, v in config.items() if k not in TRL_ONLY}
     args = TrainingArguments(**{**same, "eval_strategy": "no", "remove_unused_columns": False})
-    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collate)  # type: ignore[arg-type]
+    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=pad)  # type: ignore[arg-type]
+    before = trainer.evaluate(eval_dataset=test)["eval_loss"]  # type: ignore[arg-type]
+    trainer.data_collator = collate
     result = trainer.train()
     runtime = float(result.metrics["train_runtime"])
     print(json.dumps({"tokens_per_second": counted["tokens"] / runtime, "runtime_s": runtime,
-                      "steps": result.global_step, "train_loss": result.training_loss}))
+                      "steps": result.global_step, "train_loss": result.training_loss,
+                      "eval_loss_before": before}))
 
 
 def run_baseline(spec_path: Path) -> dict[str, Any]:
@@ -210,6 +217,16 @@ def train_job(backend: LocalBackend, found: dict[str, Any], processes: int,
     return job, read_status(backend.ws.jobs / job.name)
 
 
+def same_loss(job: float, padded: float, gpu: bool) -> None:
+    """The job's batches (padding-free on a CPU, with flash attention or packing on a GPU) and
+    the baseline's padded ones give the untrained model the same eval loss: no conversation
+    attended to another. On a GPU, half precision and packed rows (other batch means) leave
+    a little more room."""
+    check(abs(job - padded) < (2e-2 if gpu else 1e-3) * max(1.0, abs(padded)),
+          f"eval loss before training: job {job:.6f}, padded baseline {padded:.6f} "
+          "(conversations kept apart)")
+
+
 def compare_training(backend: LocalBackend, found: dict[str, Any], tags: dict[str, str],
                      repeat: int) -> dict[str, list[float]]:
     """Tokens/s of the job (1 and 2 processes) and of the baseline, ``repeat`` times each,
@@ -229,7 +246,11 @@ def compare_training(backend: LocalBackend, found: dict[str, Any], tags: dict[st
             figures["job"].append(status["summary"]["train_tokens_per_second"])
             backend.delete_job(job.name, 30)
         spec = backend.ws.jobs / found["job"].name / "spec.json"
-        figures["baseline"].append(run_baseline(spec)["tokens_per_second"])
+        base = run_baseline(spec)
+        if i == 0:
+            same_loss(found["metrics"]["eval_loss"][0], base["eval_loss_before"],
+                      found["sku"] == "Local_GPU")
+        figures["baseline"].append(base["tokens_per_second"])
         if not two:
             continue
         job, status = train_job(backend, found, 2, tags)
