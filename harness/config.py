@@ -193,6 +193,9 @@ OPTIONS: tuple[Option, ...] = (
            flag=True),
     Option("workspace_dir", "local backend's workspace directory", Path, None,
            env=("HARNESS_WORKSPACE",)),
+    Option("local_train_processes", "data-parallel processes of a local fine-tune job "
+           "(default: one per GPU, or 1 on a CPU; N on a CPU shares the cores over gloo)",
+           _positive_int, None),
     Option("resource_ttl_h", "hours after which the sweep may delete a resource", _hours, 6.0),
     Option("experiment_name", "experiment the job is filed under"),
     Option("report_dir", "where the run report is written (report.json, .md, .html, plots)",
@@ -242,6 +245,7 @@ class HarnessConfig:
     delete_timeout_s: float
     keep_resources: bool
     workspace_dir: Path
+    local_train_processes: int | None
     resource_ttl_h: float
     experiment_name: str
     report_dir: Path

@@ -11,9 +11,15 @@ from typing import Any
 import pytest
 
 from harness.backends.local import jobs as job_module
-from harness.backends.local.job_files import JobSpec, write_status
+from harness.backends.local.job_files import (
+    JobSpec,
+    rank_log,
+    rank_processes,
+    read_status,
+    write_status,
+)
 from harness.backends.local.jobs import Jobs
-from harness.backends.local.processes import group_members, spawn, stop
+from harness.backends.local.processes import group_members, pid_alive, spawn, stop
 from harness.backends.local.workspace import Workspace
 from harness.errors import JobError
 
@@ -39,14 +45,37 @@ def jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingJ
     recording.close()
 
 
-def spec(ws: Workspace, name: str = "job1") -> JobSpec:
+def spec(ws: Workspace, name: str = "job1", processes: int = 1) -> JobSpec:
     return JobSpec(job_name=name, tracking_uri="sqlite:///unused.db", run_id=name, model_dir="m",
                    train_file="train.jsonl", test_file="test.jsonl", output_dir="out",
-                   job_dir=str(ws.jobs / name), parameters={"max_steps": 3})
+                   job_dir=str(ws.jobs / name), parameters={"max_steps": 3}, processes=processes)
 
 
 def start(jobs: Jobs, script: str, name: str = "job1") -> Any:
     return jobs.start(spec(jobs.ws, name), {"display_name": "tiny-job"}, argv=["sh", "-c", script])
+
+
+def start_python(jobs: Jobs, code: str, name: str = "job1") -> Any:
+    argv = [sys.executable, "-c", code]
+    return jobs.start(spec(jobs.ws, name), {"display_name": "tiny-job"}, argv=argv)
+
+
+# A stand-in for torchrun: each rank in a session of its own (as torchrun starts them) and
+# recorded as the ranks record themselves, the launcher deaf to SIGTERM, so only the records
+# let the harness stop the ranks.
+LAUNCHER = """
+import json, os, pathlib, signal, subprocess, time
+import psutil
+from harness.backends.local.processes import TOKEN_ENV
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+for r in (0, 1):
+    pid = subprocess.Popen(["sleep", "30"], start_new_session=True).pid
+    record = {"rank": r, "pid": pid, "pgid": pid, "started": psutil.Process(pid).create_time(),
+              "cmdline": ["sleep", "30"], "token": os.environ[TOKEN_ENV]}
+    pathlib.Path("tmp").write_text(json.dumps(record))
+    os.replace("tmp", f"rank{r}.json")
+time.sleep(30)
+"""
 
 
 def test_spec_round_trips_and_starts_the_training_entry(tmp_path: Path) -> None:
@@ -56,6 +85,56 @@ def test_spec_round_trips_and_starts_the_training_entry(tmp_path: Path) -> None:
     assert JobSpec.read(path) == job_spec
     entry = ["-m", "harness.backends.local.training", "--spec", str(path)]
     assert job_spec.argv("/py") == ["/py", *entry]
+    assert job_spec.env() == {}
+
+
+def test_several_processes_start_through_torchrun_sharing_the_cores(tmp_path: Path) -> None:
+    job_spec = spec(Workspace.at(tmp_path), processes=2)
+    argv = job_spec.argv("/py")
+    assert argv[:3] == ["/py", "-m", "torch.distributed.run"]
+    assert "--nproc-per-node=2" in argv and "--standalone" in argv and "--max-restarts=0" in argv
+    assert argv[-4:] == ["-m", "harness.backends.local.training", "--spec",
+                         str(Path(job_spec.job_dir) / "spec.json")]
+    assert job_spec.env(cpus=8) == {"OMP_NUM_THREADS": "4"}
+    assert job_spec.env(cpus=1) == {"OMP_NUM_THREADS": "1"}
+
+
+def test_cancel_stops_every_rank_even_when_the_launcher_ignores_sigterm(jobs: RecordingJobs
+                                                                        ) -> None:
+    job = start_python(jobs, LAUNCHER)
+    job_dir = jobs.ws.jobs / job.name
+    deadline = time.monotonic() + 10
+    while len(rank_processes(job_dir)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ranks = rank_processes(job_dir)
+    assert [r["rank"] for r in ranks] == [0, 1] and all(pid_alive(r["pid"]) for r in ranks)
+    jobs.cancel(job.name, grace_s=0.1)
+    assert jobs.get(job.name).status == "Canceled"
+    assert not any(pid_alive(r["pid"]) for r in ranks)
+
+
+def test_a_failed_rank_fails_the_job_with_its_own_log_tail(jobs: RecordingJobs) -> None:
+    code = ("import pathlib; from harness.backends.local.job_files import write_status; "
+            "pathlib.Path('rank1.log').write_text('Traceback\\nValueError: boom on rank 1\\n'); "
+            "write_status(pathlib.Path('.'), 'Failed', error='rank 1: ValueError: boom', "
+            "failed_rank=1); print('torchrun: rank 1 failed'); raise SystemExit(1)")
+    job = start_python(jobs, code)
+    with pytest.raises(JobError, match="boom on rank 1") as raised:
+        jobs.wait(job, 10)
+    message = str(raised.value)
+    assert "rank 1: ValueError: boom" in message and "torchrun: rank 1 failed" in message
+    assert str(rank_log(jobs.ws.jobs / job.name, 1)) in message
+
+
+def test_the_first_failing_rank_names_the_cause(tmp_path: Path) -> None:
+    from harness.backends.local.training.__main__ import report_failure
+
+    write_status(tmp_path, "Running")
+    assert report_failure(tmp_path, 1, ValueError("bad row"), ranked=True)
+    assert not report_failure(tmp_path, 0, RuntimeError("peer closed"), ranked=True)
+    state = read_status(tmp_path)
+    assert (state["status"], state["error"], state["failed_rank"]) == (
+        "Failed", "rank 1: ValueError: bad row", 1)
 
 
 def test_a_running_job_is_canceled_with_its_whole_process_group(jobs: RecordingJobs) -> None:
@@ -135,3 +214,16 @@ def test_missing_training_files_are_refused_before_a_job_starts(tmp_path: Path) 
     test.write_text("{}\n")
     complete = PreparedData(str(tmp_path), {"train_sft": str(train), "test_sft": str(test)}, {})
     assert training_files(complete) == (str(train), str(test))
+
+
+def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_path: Path
+                                                                           ) -> None:
+    from harness.backends.local.jobs import failed_rank
+
+    write_status(tmp_path, "Failed", failed_rank=0)  # rank 0 reported its peer's loss first
+    assert failed_rank(tmp_path) == 0
+    (tmp_path / "job.log").write_text(
+        "Failures:\n[1]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : -15\n"
+        "Root Cause (first observed failure):\n[0]:\n  rank      : 1 (local_rank: 1)\n"
+        "  exitcode  : -9 (pid: 4860)  (SIGKILL)\n")
+    assert failed_rank(tmp_path) == 1

@@ -29,8 +29,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tokenizer = tiny_model.train_tokenizer(conversations)
     model = tiny_model.new_model(tokenizer)
     mlflow_model.save(model, tokenizer, root / "foundation")
-    examples = chat_data.encode_all(tokenizer, conversations, 256)
-    batch = chat_data.collate(examples, tokenizer.pad_token_id)
+    batch = _batch(torch, chat_data.encoder(tokenizer), conversations, tokenizer.pad_token_id)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(STEPS):
@@ -41,7 +40,19 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         own_loss = float(model(**batch).loss)
     mlflow_model.save(model, tokenizer, root / "finetuned")
     return {"root": root, "conversations": conversations, "own_loss": own_loss,
-            "assistant_tokens": sum(ex.trained_tokens for ex in examples)}
+            "assistant_tokens": int((batch["labels"][:, 1:] != -100).sum())}
+
+
+def _batch(torch: Any, encode: Any, conversations: list[Any], pad: int) -> dict[str, Any]:
+    """Right-padded input ids, attention mask and labels (-100 outside assistant turns)."""
+    rows = [encode(conversation) for conversation in conversations]
+    width = max(len(ids) for ids, _ in rows)
+    ids = [ids + [pad] * (width - len(ids)) for ids, _ in rows]
+    attention = [[1] * len(i) + [0] * (width - len(i)) for i, _ in rows]
+    labels = [[t if m else -100 for t, m in zip(i, mask, strict=True)] + [-100] * (width - len(i))
+              for i, mask in rows]
+    return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(attention),
+            "labels": torch.tensor(labels)}
 
 
 def test_training_on_the_references_raises_their_likelihood(models: dict[str, Any]) -> None:
@@ -62,7 +73,7 @@ def test_the_mean_is_the_negative_training_loss_over_assistant_tokens(models: di
     from harness.backends.local.likelihood import reference_likelihood
 
     result = reference_likelihood(models["root"] / "finetuned", models["conversations"],
-                                  max_len=256, batch_size=2)
+                                  max_len=256)
     # HF shifts labels by one: the first token of a conversation is never predicted
     assert result.tokens == models["assistant_tokens"]
     assert result.mean == pytest.approx(-models["own_loss"], rel=1e-4)

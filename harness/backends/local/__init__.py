@@ -43,12 +43,11 @@ from harness.backends.local.compute import LOCAL_CPU, LOCAL_GPU
 from harness.backends.local.jobs import Jobs, training_files
 from harness.backends.local.models import DEFAULT_MODEL_NAME
 from harness.backends.local.processes import STOP_GRACE_S, Child
-from harness.backends.local.training.parameters import resolve
+from harness.backends.local.training.parameters import local_component_inputs, resolve
 from harness.backends.local.workspace import Workspace
 from harness.config import HarnessConfig
 from harness.data import PreparedData
 from harness.errors import CleanupError, HarnessError, ScoringError
-from harness.finetune import load_component_inputs
 from harness.naming import ownership_tags
 from harness.quality import LikelihoodComparison
 from harness.tags import ModelCard
@@ -83,12 +82,13 @@ class LocalBackend:
         return compute.vm_sizes()
 
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
-        return load_component_inputs()
+        """The pipeline component's inputs plus the local job's own (packing, ...)."""
+        return local_component_inputs()
 
     def ensure_compute(
         self, card: ModelCard, name: str, sku: str | None, tags: Mapping[str, str]
     ) -> Compute:
-        return compute.local_compute(card, name, sku)
+        return compute.local_compute(card, name, sku, self.config.local_train_processes)
 
     def submit_finetune(
         self,
@@ -107,6 +107,7 @@ class LocalBackend:
             "train_file": train,
             "test_file": test,
             "device": compute.training_device(compute_),
+            "processes": compute_.gpus_per_node,
             "parameters": dict(parameters),
         }
         return self.jobs.submit(inputs, display_name, self.config.experiment_name, tags)

@@ -1,9 +1,10 @@
 """Compute is this machine: ``Local_GPU`` when CUDA is available, else ``Local_CPU``.
 
-``Compute.gpus_per_node`` is the number of devices the job trains on: 1 (the CPU, or the
-first CUDA GPU). Counting the CPU as one device keeps the effective batch size in the display
-name right and ``number_of_gpu_to_use_finetuning`` (minimum 1) valid; the local job does not
-do multi-GPU data parallelism, so it never claims more than one device.
+``Compute.gpus_per_node`` is the number of data-parallel processes the job trains with, as
+``number_of_gpu_to_use_finetuning`` is on Azure: every GPU torch sees (or the first
+``--local-train-processes`` of them) on ``Local_GPU``; on ``Local_CPU`` one process, or
+``--local-train-processes`` processes sharing the cores over gloo, which is how a CPU-only
+machine proves data-parallel training. The display name's batch size follows it.
 """
 
 from __future__ import annotations
@@ -60,11 +61,28 @@ def check_available(sku: str, option: str) -> str:
     )
 
 
-def local_compute(card: ModelCard, name: str, sku: str | None) -> Compute:
+def local_compute(
+    card: ModelCard, name: str, sku: str | None, processes: int | None = None
+) -> Compute:
     """This machine as the fine-tune compute, checked against the model's allow-list."""
     chosen = check_available(sku, "--compute-sku") if sku else machine_sku()
     check_finetune_sku(card, chosen)
-    return Compute(name=name, sku=chosen, gpus_per_node=1, created_by_harness=False)
+    ranks = training_processes(chosen, processes)
+    return Compute(name=name, sku=chosen, gpus_per_node=ranks, created_by_harness=False)
+
+
+def training_processes(sku: str, asked: int | None) -> int:
+    """One process per GPU (at most ``asked``) on Local_GPU; ``asked`` or 1 on Local_CPU."""
+    if sku != LOCAL_GPU:
+        return asked or 1
+    gpus = cuda_devices()
+    if asked is not None and asked > gpus:
+        raise ComputeError(
+            f"--local-train-processes {asked} asks for more GPU processes than the {gpus} "
+            f"CUDA GPU(s) torch sees; pass at most {gpus}, or --compute-sku {LOCAL_CPU} to "
+            "train with CPU processes"
+        )
+    return asked or gpus
 
 
 def serving_device(instance_type: str) -> str:

@@ -1,12 +1,15 @@
 """Fine-tune jobs as child processes: submit, status, cancel, wait, metrics.
 
 A job is an MLflow run (the job name is the run id, as an Azure job name is its root run id)
-plus a directory with its spec, log and status file. Status uses Azure's job states; a process
-that dies without reporting is ``Failed`` with its log tail, never left ``Running``.
+plus a directory with its spec, logs and status file. Status uses Azure's job states; a process
+that dies without reporting is ``Failed`` with its log tail, never left ``Running``. A job of
+several processes is a ``torchrun`` launcher and its ranks: stopping the job stops the
+launcher's group and every rank's own group, and a failed job shows the failed rank's log.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Mapping
@@ -19,6 +22,8 @@ from harness.backends.local.job_files import (
     PROCESS_FILE,
     SPEC_FILE,
     JobSpec,
+    rank_log,
+    rank_processes,
     read_status,
     write_status,
 )
@@ -43,6 +48,8 @@ from harness.files import read_state, write_json
 from harness.waiting import Deadline, Heartbeat
 
 POLL_S = 0.5
+SETTLE_S = 10.0  # a failed job's launcher gets this long to stop its ranks and say why
+ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+)", re.S)  # torchrun's failure summary
 MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
 
 
@@ -60,6 +67,15 @@ def training_files(data: PreparedData) -> tuple[str, str]:
             "Lines files written by harness.data.prepare; prepare the data again"
         )
     return files[0], files[1]
+
+
+def failed_rank(job_dir: Path) -> int:
+    """The rank that failed first: torchrun's root cause when it printed one (it also knows of
+    ranks killed by a signal), else the rank that reported the failure, else 0."""
+    found = ROOT_CAUSE.search(log_tail(job_dir / LOG_FILE, 60))
+    if found:
+        return int(found.group(1))
+    return int(read_status(job_dir).get("failed_rank") or 0)
 
 
 class Jobs:
@@ -100,7 +116,8 @@ class Jobs:
         job_dir.mkdir(parents=True)
         spec.write()
         write_status(job_dir, "NotStarted", **info)
-        proc = spawn(argv or spec.argv(python()), job_dir / LOG_FILE, child_env(), cwd=job_dir)
+        command = argv or spec.argv(python())
+        proc = spawn(command, job_dir / LOG_FILE, child_env(spec.env()), cwd=job_dir)
         self.procs[spec.job_name] = proc
         write_json(job_dir / PROCESS_FILE, proc.record.to_dict())
         return self.get(spec.job_name)
@@ -154,11 +171,18 @@ class Jobs:
         if state["status"] in JOB_FINAL:
             return
         write_status(self.ws.jobs / name, "CancelRequested")
-        stop(ProcessRecord.from_dict(state), grace_s, f"job {name}")
+        self._stop(name, ProcessRecord.from_dict(state), grace_s)
         if name in self.procs:
             self.procs[name].wait()
         if read_status(self.ws.jobs / name)["status"] not in JOB_FINAL:
             self._finish(name, "Canceled", "canceled by the harness")
+
+    def _stop(self, name: str, launcher: ProcessRecord | None, grace_s: float) -> None:
+        """Stop the launcher's group (torchrun stops its ranks on SIGTERM), then any rank
+        still running: a SIGKILLed launcher leaves its ranks behind."""
+        stop(launcher, grace_s, f"job {name}")
+        for rank in rank_processes(self.ws.jobs / name):
+            stop(ProcessRecord.from_dict(rank), grace_s, f"job {name} rank {rank.get('rank')}")
 
     def wait(self, job: JobRun, timeout_s: float) -> JobRun:
         """Wait until the job ends; Completed is returned, anything else raises JobError."""
@@ -182,15 +206,24 @@ class Jobs:
                 "canceled; raise the job timeout (--job-timeout) or train fewer steps",
             )
         if current.status != "Completed":
+            self._settle(job.name)
             raise self._error(current, f"ended with status {current.status}, expected Completed")
         return current
 
+    def _settle(self, name: str) -> None:
+        """Give a failed job's launcher a moment to stop its other ranks and log why."""
+        launcher = ProcessRecord.from_dict(read_state(self.ws.jobs / name / PROCESS_FILE))
+        Deadline(SETTLE_S).until(lambda: not alive(launcher), POLL_S / 5)
+
     def _error(self, job: JobRun, what: str) -> JobError:
-        log = Path(job.url)
+        job_dir = self.ws.jobs / job.name
+        rank = failed_rank(job_dir)
         reason = f" ({job.error})" if job.error else ""
+        logs = [rank_log(job_dir, rank)] + ([Path(job.url)] if rank else [])
+        tails = "\n".join(f"log {log}:\n{log_tail(log, 40 if rank == 0 else 20)}" for log in logs)
         return JobError(
-            f"fine-tune job {job.name} ({job.display_name}) {what}{reason}; log {log}:\n"
-            f"{log_tail(log)}\nfix the cause shown in the log and run again"
+            f"fine-tune job {job.name} ({job.display_name}) {what}{reason}; {tails}\n"
+            "fix the cause shown in the log and run again"
         )
 
     def metrics(self, job: JobRun) -> TrainingMetrics:
@@ -203,7 +236,7 @@ class Jobs:
         """Stop tracking a job whose files are gone (reaping its process if it was ours)."""
         proc = self.procs.pop(name, None)
         if proc is not None:
-            stop(proc.record, grace_s, f"job {name}")
+            self._stop(name, proc.record, grace_s)
             proc.wait()
 
     def delete(self, name: str, grace_s: float) -> None:

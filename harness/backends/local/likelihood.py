@@ -8,7 +8,7 @@ here, in the harness process, from the MLflow model directories the local regist
 the foundation model never has to be deployed.
 
 Only assistant tokens count, masked exactly as the fine-tune job masks them
-(``chat_data.encode``: the template's ``{% generation %}`` markers when it has them).
+(``chat_data.encoder``: the template's ``{% generation %}`` markers when it has them).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from harness.quality import Likelihood, LikelihoodComparison
 
 logger = logging.getLogger("harness")
 MAX_LEN = 1024
-BATCH = 4
 
 
 def _load(model_dir: Path) -> tuple[Any, Any]:
@@ -39,37 +38,39 @@ def _load(model_dir: Path) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
-def _sum_and_count(model: Any, batch: list[chat_data.Example], pad_id: int) -> tuple[float, int]:
-    """Summed log-probabilities of the labelled tokens of one batch, and how many there are."""
+def _sum_and_count(model: Any, ids: list[int], mask: list[int]) -> tuple[float, int]:
+    """Summed log-probabilities of one conversation's assistant tokens, and how many."""
     import torch
 
-    tensors = {k: v.to(model.device) for k, v in chat_data.collate(batch, pad_id).items()}
-    logits = model(input_ids=tensors["input_ids"],
-                   attention_mask=tensors["attention_mask"]).logits[:, :-1].float()
-    targets = tensors["labels"][:, 1:]
-    mask = targets != chat_data.IGNORE
-    picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1))
-    return float(picked.squeeze(-1)[mask].sum()), int(mask.sum())
+    inputs = torch.tensor([ids], device=model.device)
+    logits = model(input_ids=inputs).logits[0, :-1].float()
+    targets = inputs[0, 1:]
+    scored = torch.tensor(mask[1:], device=model.device, dtype=torch.bool)
+    picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return float(picked[scored].sum()), int(scored.sum())
 
 
 def reference_likelihood(model_dir: Path, conversations: Sequence[Sequence[dict[str, str]]],
-                         max_len: int = MAX_LEN, batch_size: int = BATCH) -> Likelihood:
-    """Mean per-token log-likelihood of the assistant turns of ``conversations``."""
+                         max_len: int = MAX_LEN) -> Likelihood:
+    """Mean per-token log-likelihood of the assistant turns of ``conversations``, one
+    conversation at a time (no padding to get wrong)."""
     import torch
 
     started = time.monotonic()
     model, tokenizer = _load(model_dir)
-    examples = chat_data.encode_all(tokenizer, conversations, max_len)
-    if not examples:
-        raise DataError(f"none of the {len(conversations)} conversations has an assistant "
-                         "token to score; pass test_gen conversations with assistant turns")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total, count = 0.0, 0
+    encode = chat_data.encoder(tokenizer)
+    total, count, scored = 0.0, 0, 0
     with torch.inference_mode():
-        for batch in chat_data.batches(examples, batch_size, seed=None):
-            summed, tokens = _sum_and_count(model, batch, pad_id)
-            total, count = total + summed, count + tokens
-    result = Likelihood(total / count, count, len(examples))
+        for conversation in conversations:
+            ids, mask = encode(conversation)
+            ids, mask = ids[:max_len], mask[:max_len]
+            if any(mask[1:]):
+                summed, tokens = _sum_and_count(model, ids, mask)
+                total, count, scored = total + summed, count + tokens, scored + 1
+    if not count:
+        raise DataError(f"none of the {len(conversations)} conversations has an assistant "
+                        "token to score; pass test_gen conversations with assistant turns")
+    result = Likelihood(total / count, count, scored)
     logger.info("reference log-likelihood of %s: %.4f nats/token over %d tokens (%.1f s)",
                 model_dir, result.mean, count, time.monotonic() - started)
     return result

@@ -97,6 +97,12 @@ class ProcessRecord:
     def describe(self) -> str:
         return _describe(self.pid, self.cmdline, self.started)
 
+    @classmethod
+    def of_this_process(cls) -> ProcessRecord:
+        """The calling process (a training rank that leads its own session) as a record."""
+        me = psutil.Process()
+        return cls(me.pid, me.create_time(), tuple(me.cmdline()), os.environ.get(TOKEN_ENV, ""))
+
 
 def _describe(pid: int, cmdline: Sequence[str], started: float) -> str:
     return f"pid {pid} `{' '.join(cmdline)[:120]}` started {started:.2f}"

@@ -1,29 +1,58 @@
-"""A LoRA (or full) fine-tune of an MLflow transformers model on chat JSON Lines.
+"""A LoRA (or full) fine-tune of an MLflow transformers model on chat JSON Lines, with TRL's
+``SFTTrainer`` in one process or in each rank of a ``torchrun`` job.
 
-Loads the foundation model, encodes the prepared train/test files with the chat template,
-trains with ``loop.Loop`` and saves the merged model (``merge_and_unload``) as an MLflow model,
-the output Azure's pipeline produces as ``mlflow_model_folder``.
+Loads the foundation model, tokenises the prepared train/test files with their assistant
+masks (``chat_data``), evaluates, trains, evaluates again, and rank 0 saves the merged model
+(``merge_and_unload``) as an MLflow model, the output Azure's pipeline produces as
+``mlflow_model_folder``. How the settings map onto TRL and peft is ``arguments``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from harness.backends.local import mlflow_model
 from harness.backends.local.job_files import JobSpec
-from harness.backends.local.training import chat_data
-from harness.backends.local.training.loop import Loop
-from harness.backends.local.training.metrics import MetricsLog
+from harness.backends.local.training import arguments, chat_data
+from harness.backends.local.training.arguments import Machine, Plan
+from harness.backends.local.training.metrics import MetricsCallback, MetricsLog
 from harness.backends.local.training.parameters import TrainSettings, resolve, unused_note
 from harness.errors import JobError
 
-DEFAULT_MAX_LEN = 2048
+THROUGHPUT = ("train_tokens_per_second", "total_tokens")
 
 
-def load(spec: JobSpec, s: TrainSettings) -> tuple[Any, Any]:
-    """(model on the job's device, tokenizer) of the foundation model."""
+def world_size() -> int:
+    """The number of ranks (torchrun sets WORLD_SIZE; a lone process is one)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def probe(device: str) -> Machine:
+    """What this process can use: bf16 support and flash attention on a GPU, and whether
+    transformers masks packed sequences apart for SDPA/eager."""
+    import torch
+    from transformers import masking_utils
+    from transformers.utils.import_utils import (
+        is_flash_attn_2_available,
+        is_flash_attn_3_available,
+    )
+
+    cuda = device == "cuda"
+    flash = [("flash_attention_3", is_flash_attn_3_available()),
+             ("flash_attention_2", is_flash_attn_2_available())]
+    return Machine(
+        device=device,
+        bf16_supported=cuda and torch.cuda.is_bf16_supported(),
+        flash_attention=tuple(name for name, ok in flash if ok and cuda),
+        packed_masks=hasattr(masking_utils, "find_packed_sequence_indices"),
+    )
+
+
+def load(spec: JobSpec, p: Plan) -> tuple[Any, Any]:
+    """(model, tokenizer) of the foundation model; the trainer places the model."""
     import torch
     import transformers
 
@@ -38,57 +67,88 @@ def load(spec: JobSpec, s: TrainSettings) -> tuple[Any, Any]:
         )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    half = spec.device == "cuda" and s.precision == "16" and torch.cuda.is_bf16_supported()
     model = hf.AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=torch.bfloat16 if half else torch.float32
+        model_path, dtype=getattr(torch, p.weights_dtype), attn_implementation=p.attn_implementation
     )
-    return model.to(spec.device), tokenizer
+    return model, tokenizer
 
 
-def with_lora(model: Any, s: TrainSettings) -> Any:
-    """LoRA adapters on every linear layer but the output head (peft's "all-linear")."""
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=s.lora_r,
-        lora_alpha=s.lora_alpha,
-        lora_dropout=s.lora_dropout,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
-    peft_model = get_peft_model(model, config)
-    peft_model.print_trainable_parameters()
-    return peft_model
-
-
-def examples(tokenizer: Any, path: str, s: TrainSettings) -> list[chat_data.Example]:
-    limit = (
-        s.max_seq_length
-        if s.max_seq_length > 0
-        else min(tokenizer.model_max_length, DEFAULT_MAX_LEN)
-    )
-    return chat_data.encode_all(tokenizer, chat_data.read_conversations(Path(path)), limit)
-
-
-def run(spec: JobSpec, log: MetricsLog) -> dict[str, float]:
-    """The whole job: settings, model, data, training, merged MLflow model at ``output_dir``."""
-    import torch
-
-    s, unused = resolve(spec.parameters)
-    if note := unused_note(unused):
-        print(f"parameters {note}", flush=True)
-    log.params({"device": spec.device, **asdict(s)})
-    torch.manual_seed(s.seed)
-    model, tokenizer = load(spec, s)
-    train, test = examples(tokenizer, spec.train_file, s), examples(tokenizer, spec.test_file, s)
-    if not train:
+def datasets(spec: JobSpec, s: TrainSettings, tokenizer: Any) -> tuple[Any, Any]:
+    """The train and test rows, tokenised with their assistant masks and truncated."""
+    limit = arguments.max_length(s, tokenizer.model_max_length)
+    encode = chat_data.encoder(tokenizer)
+    train = chat_data.dataset(Path(spec.train_file), encode, limit)
+    if len(train) == 0:
         raise JobError(
             f"no training example in {spec.train_file} has an assistant token within "
             f"max_seq_length={s.max_seq_length}; raise max_seq_length or check the data"
         )
-    print(f"examples: train {len(train)}, test {len(test)}", flush=True)
-    model = with_lora(model, s) if s.lora else model
-    summary = Loop(model, s, log, tokenizer.pad_token_id, spec.device).run(train, test)
-    merged = model.merge_and_unload() if s.lora else model
-    mlflow_model.save(merged.eval(), tokenizer, Path(spec.output_dir))
+    test = chat_data.dataset(Path(spec.test_file), encode, limit)
+    return train, (test if len(test) else None)
+
+
+def trainer(spec: JobSpec, s: TrainSettings, p: Plan, log: MetricsLog | None) -> Any:
+    """An ``SFTTrainer`` with LoRA (when asked) on the job's model and data."""
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
+
+    model, tokenizer = load(spec, p)
+    train, test = datasets(spec, s, tokenizer)
+    limit = arguments.max_length(s, tokenizer.model_max_length)
+    output = str(Path(spec.job_dir) / "trainer")
+    config = arguments.sft_config(s, p, spec.device, output, limit, world_size())
+    sft = SFTTrainer(
+        model=model,
+        args=SFTConfig(**{**config, **({} if test is not None else {"eval_strategy": "no"})}),
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=tokenizer,
+        peft_config=LoraConfig(**arguments.lora_config(s)) if s.lora else None,
+        callbacks=[MetricsCallback(log)],
+    )
+    sft.remove_callback(PrinterCallback)  # MetricsLog echoes every logged value already
+    return sft
+
+
+def run(spec: JobSpec, log: MetricsLog | None) -> dict[str, float]:
+    """The whole job on this rank; rank 0 (``log`` set) logs and writes the merged model."""
+    s, unused = resolve(spec.parameters)
+    p = arguments.plan(s, probe(spec.device))
+    if log is not None:
+        if note := unused_note(unused):
+            print(f"parameters {note}", flush=True)
+        log.params({"device": spec.device, "processes": world_size(), **asdict(s), **asdict(p)})
+    sft = trainer(spec, s, p, log)
+    evaluating = sft.eval_dataset is not None and s.evaluation_strategy != "disable"
+    if evaluating:
+        sft.evaluate()  # eval_loss before training, at step 0
+    result = sft.train()
+    if evaluating and not _evaluated_last(sft):
+        sft.evaluate()
+    summary = _summary(sft, result.metrics)
+    if log is not None:  # the trainer logged train_loss and train_runtime already
+        log.log(sft.state.global_step, {k: summary[k] for k in THROUGHPUT})
+        merged = sft.model.merge_and_unload() if s.lora else sft.model
+        mlflow_model.save(merged.eval(), sft.processing_class, Path(spec.output_dir))
     return summary
+
+
+def _evaluated_last(sft: Any) -> bool:
+    step = sft.state.global_step
+    return any("eval_loss" in e and e.get("step") == step for e in sft.state.log_history)
+
+
+def _summary(sft: Any, metrics: dict[str, float]) -> dict[str, float]:
+    """Throughput over training time only (evaluation excluded), in real (unpadded) tokens of
+    every rank, as TRL counts them."""
+    callback = next(c for c in sft.callback_handler.callbacks if isinstance(c, MetricsCallback))
+    busy = max(1e-9, float(metrics["train_runtime"]) - callback.eval_seconds)
+    tokens = max((float(e.get("num_tokens", 0)) for e in sft.state.log_history), default=0.0)
+    return {
+        "train_loss": float(metrics["train_loss"]),
+        "train_runtime": float(metrics["train_runtime"]),
+        "train_tokens_per_second": tokens / busy,
+        "total_tokens": tokens,
+    }

@@ -1,7 +1,9 @@
 """Training metrics into the job's MLflow run, one call per logging step.
 
-Names follow the Hugging Face Trainer (``loss``, ``eval_loss``, ``learning_rate``, ``epoch``,
-``train_loss``, ...), the names Azure's fine-tune step logs, so the same checks read both.
+Names are the Hugging Face Trainer's (``loss``, ``eval_loss``, ``learning_rate``, ``epoch``,
+``train_loss``, ...) plus TRL's (``num_tokens``, ``mean_token_accuracy``, ``entropy``), the names
+Azure's fine-tune step logs, so the same checks read both. Only rank 0 logs; TRL gathers its
+token counts and the Trainer its evaluation loss over every rank first.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from transformers import TrainerCallback
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -49,3 +53,29 @@ class MetricsLog:
 
         params = [Param(key, str(value)[:6000]) for key, value in values.items()]
         self.client.log_batch(self.run_id, params=params)
+
+
+class MetricsCallback(TrainerCallback):
+    """Sends every numeric value the trainer logs to ``MetricsLog`` (rank 0 only), and times
+    the evaluations that run during training so throughput can leave them out."""
+
+    def __init__(self, log: MetricsLog | None) -> None:
+        self.log = log
+        self.training = False
+        self.eval_seconds = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.training, self.eval_seconds = True, 0.0
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.training = False
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.training:
+            self.eval_seconds += float(kwargs.get("metrics", {}).get("eval_runtime", 0.0))
+
+    def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        logs = kwargs.get("logs") or {}
+        values = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+        if self.log is not None and state.is_world_process_zero and values:
+            self.log.log(state.global_step, values)

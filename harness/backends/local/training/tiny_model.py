@@ -35,6 +35,7 @@ PRETRAIN_BATCH = 8
 PRETRAIN_LR = 3e-3
 MAX_LEN = 256
 PRETRAIN_SPLITS = ("train_gen",)
+PRETRAIN_TRAINER = "trl.SFTTrainer, padding-free, cpu"  # in the recipe: it shapes the weights
 HIDDEN, INTERMEDIATE, LAYERS, HEADS = 128, 512, 2, 4
 # Tuned so that the CPU run is quick (60 optimizer steps of a 0.8M-parameter model, ~5 s) while
 # the training and evaluation losses still drop clearly (loss windows of 80 samples).
@@ -87,6 +88,7 @@ def recipe() -> str:
         PRETRAIN_LR,
         MAX_LEN,
         PRETRAIN_SPLITS,
+        PRETRAIN_TRAINER,
         HIDDEN,
         INTERMEDIATE,
         LAYERS,
@@ -169,29 +171,45 @@ def new_model(tokenizer: Any) -> Any:
 def pretrain(
     model: Any, tokenizer: Any, conversations: Sequence[Sequence[dict[str, str]]]
 ) -> list[float]:
-    """Short full-parameter language-model training on every token; returns the losses."""
-    import torch
-    from transformers import get_scheduler
+    """Short full-parameter language-model training on every token, with the same trainer as
+    the fine-tune job (TRL's ``SFTTrainer``, padding-free rows, on the CPU so the build is the
+    same everywhere); returns the loss of each step."""
+    import tempfile
 
-    examples = chat_data.encode_all(tokenizer, conversations, MAX_LEN, all_tokens=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=PRETRAIN_LR, weight_decay=0.0)
-    scheduler = get_scheduler(
-        "cosine", optimizer, num_warmup_steps=10, num_training_steps=PRETRAIN_STEPS
-    )
-    model.train()
-    losses: list[float] = []
-    epoch = 0
-    while len(losses) < PRETRAIN_STEPS:
-        for batch in chat_data.batches(examples, PRETRAIN_BATCH, SEED + epoch):
-            loss = model(**chat_data.collate(batch, tokenizer.pad_token_id)).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step(), scheduler.step(), optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            if len(losses) == PRETRAIN_STEPS:
-                break
-        epoch += 1
-    return losses
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
+
+    encode = chat_data.encoder(tokenizer)
+    rows = Dataset.from_list([{"input_ids": encode(conv)[0][:MAX_LEN]} for conv in conversations])
+    with tempfile.TemporaryDirectory(prefix="tiny-model-") as scratch:
+        config = SFTConfig(
+            output_dir=scratch,
+            max_steps=PRETRAIN_STEPS,
+            per_device_train_batch_size=PRETRAIN_BATCH,
+            learning_rate=PRETRAIN_LR,
+            lr_scheduler_type="cosine",
+            warmup_steps=10,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            seed=SEED,
+            logging_steps=1,
+            padding_free=True,
+            max_length=None,
+            bf16=False,
+            fp16=False,
+            use_cpu=True,
+            gradient_checkpointing=False,
+            save_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+        )
+        trainer = SFTTrainer(model=model, args=config, train_dataset=rows,
+                             processing_class=tokenizer)
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    return [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
 
 
 def build(dataset_dir: Path, out: Path) -> dict[str, Any]:
@@ -200,6 +218,9 @@ def build(dataset_dir: Path, out: Path) -> dict[str, Any]:
 
     torch.manual_seed(SEED)
     torch.use_deterministic_algorithms(True)
+    # Deterministic mode also fills every new tensor with NaN to expose reads of uninitialised
+    # memory; TRL's chunked loss allocates large buffers, and the filling cost 10 % of the build.
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     conversations = [conv for split in PRETRAIN_SPLITS for conv in read_split(dataset_dir, split)]
     tokenizer = train_tokenizer(conversations)
     model = new_model(tokenizer)
