@@ -89,11 +89,13 @@ class RunMark:
                 os.close(fd)
         return self
 
-    def release(self) -> None:
-        """Drop the mark; the last process of the run to drop it removes the directory."""
+    def release(self, remove: bool = True) -> None:
+        """Drop the mark; the last process of the run to drop it removes the directory, unless
+        ``remove`` is False (an xdist worker: the controller still reads the shared state)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if remove:
             remove_if_dead(self.directory)
 
 
@@ -236,6 +238,7 @@ class ResourceTracker:
     def _create_once(self, key: str, create: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         if self.shared_dir is None:
             return create()
+        self.shared_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.shared_dir / f"{key}.lock")):
             state = self._read()
             entry = state.get("resources", {}).get(key) or _orphaned(key, state)
@@ -361,6 +364,7 @@ class ResourceTracker:
 
     def _update(self, change: Callable[[dict[str, Any]], None]) -> None:
         assert self.shared_dir is not None
+        self.shared_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.shared_dir / f"{STATE_FILE}.lock")):
             state = self._read()
             change(state)

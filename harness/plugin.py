@@ -5,16 +5,10 @@ controller's teardown and the summary. The session fixture chain lives in ``fixt
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
-import os
-import signal
-import sys
 import threading
-from collections.abc import Generator
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +17,7 @@ from _pytest.junitxml import xml_key  # what record_testsuite_property uses, at 
 from harness import config, hooks, verdict
 from harness.errors import ConfigError, HarnessError
 from harness.fixtures import CONFIG, PROGRESS, TRACKER
+from harness.interrupts import Signals
 from harness.lifecycle import ResourceTracker, RunMark, runs_root
 from harness.progress import Progress, events_path, log_to_file
 from harness.report.junit import junit_properties
@@ -31,10 +26,11 @@ if TYPE_CHECKING:
     from harness.backends.base import Backend
 
 pytest_plugins = ("harness.fixtures",)  # the session fixture chain
-SIGNALS = pytest.StashKey["_Signals"]()
+SIGNALS = pytest.StashKey[Signals]()
 LOG_FILE = pytest.StashKey[logging.Handler]()
 FINISHED = pytest.StashKey[verdict.Finished]()
 MESSAGE_CHARS = 2000
+WATCH_S = 0.5
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -50,29 +46,17 @@ def pytest_configure(config: pytest.Config) -> None:
     mark = RunMark(runs_root(cfg.workspace_dir) / cfg.run_id)
     shared = getattr(config, "workerinput", {}).get("harness_shared_dir")
     if shared is None and _is_coordinator(config):
-        shared = str(_hold(mark, cfg).directory)  # the run's directory: the sweep finds it
+        shared = str(mark.directory)  # the run's directory (made when used): the sweep finds it
     config.stash[PROGRESS] = progress = _progress(config, cfg)
     config.stash[TRACKER] = tracker = ResourceTracker(
         shared_dir=Path(shared) if shared else None, run_mark=mark,
         delete_timeout_s=cfg.delete_timeout_s, keep_on_failure=cfg.keep_resources,
         progress=progress)
-    config.pluginmanager.register(_RunWatch(tracker, progress, _is_worker(config)),
-                                  "harness-run-watch")
-    signals = config.stash[SIGNALS] = _Signals(config, tracker)
+    config.pluginmanager.register(_RunWatch(config, tracker, progress), "harness-run-watch")
+    signals = config.stash[SIGNALS] = Signals(
+        config, tracker, _is_coordinator(config), lambda: _delete_recorded(config))
     config.pluginmanager.register(signals, "harness-signals")
     signals.install()
-
-
-def _hold(mark: RunMark, cfg: config.HarnessConfig) -> RunMark:
-    """The xdist controller's mark, which also makes the directory the workers share."""
-    try:
-        return mark.hold()
-    except OSError as exc:
-        if cfg.sources["workspace_dir"].startswith("default"):
-            return mark  # the local backend names the unusable default when it starts
-        raise pytest.UsageError(
-            f"cannot create the run's directory {mark.directory} ({exc.strerror}); "
-            "pass a writable directory with --workspace") from None
 
 
 QUIET_LIBRARIES = ("azure", "urllib3", "msal", "mlflow", "alembic", "filelock", "matplotlib",
@@ -109,7 +93,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         if _is_coordinator(config) and tracker.backend is not None:
             tracker.backend.close(stop_owned=True)
         if tracker.run_mark is not None:
-            tracker.run_mark.release()
+            tracker.run_mark.release(remove=not _is_worker(config))
     handler = config.stash.get(LOG_FILE, None)
     if handler is not None:
         logging.getLogger("harness").removeHandler(handler)
@@ -145,118 +129,6 @@ def _is_worker(pytest_config: pytest.Config) -> bool:
     return hasattr(pytest_config, "workerinput")
 
 
-class _Signals:
-    """Ctrl-C and SIGTERM end the run as Ctrl-C does, and its teardown still runs.
-
-    CI cancels a job with SIGINT, SIGTERM about 7.5 s later, then SIGKILL. The first signal
-    raises KeyboardInterrupt where that is safe (collection, a test's setup or call), so
-    pytest's teardown runs and hurries (see ResourceTracker.delete); where an exception would
-    break a deletion half-way or escape pytest as a traceback (a deletion, a teardown,
-    ``pytest_sessionfinish`` and after), it only makes the rest hurry and is raised at the
-    end of that teardown. A second signal starts no more deletions and names what is left
-    for the sweep. The xdist controller passes the first signal on to its workers, which
-    are its child processes, so that they stop now instead of when the controller's
-    shutdown gives up waiting for them.
-    """
-
-    def __init__(self, config: pytest.Config, tracker: ResourceTracker) -> None:
-        self.config, self.tracker = config, tracker
-        self.previous: dict[int, Any] = {}
-        self.signalled = False
-        self.safe = True  # raising now unwinds into pytest's handling of Ctrl-C
-        self.finishing = False  # pytest_sessionfinish and after: never raise
-        self.deferred = False  # to raise at the end of the test phase under way
-        self.exitstatus = int(pytest.ExitCode.INTERRUPTED)
-
-    def install(self) -> None:
-        atexit.register(self._exit_now)  # registered first, so it runs last
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {sig: signal.signal(sig, self.handle)
-                             for sig in (signal.SIGINT, signal.SIGTERM)}
-        self.tracker.say = self._say
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        if not self.signalled:  # e.g. a pytester run inside another pytest
-            atexit.unregister(self._exit_now)
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signalled:
-            self.tracker.abandon()
-            return
-        self.signalled = self.tracker.interrupted = True
-        if _is_coordinator(self.config):
-            _signal_children(signal.SIGTERM)
-        if self.finishing:
-            return
-        if self.safe and not self.tracker.deleting:
-            raise KeyboardInterrupt(f"signal {signum}")
-        self.deferred = True
-
-    def _phase(self, safe: bool) -> Generator[None, Any, Any]:
-        self.safe = safe
-        try:
-            return (yield)
-        finally:
-            self.safe = True
-            if self.deferred:
-                self.deferred = False
-                raise KeyboardInterrupt("signal during a deletion or teardown")
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self) -> Generator[None, Any, Any]:
-        return (yield from self._phase(safe=True))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self) -> Generator[None, Any, Any]:
-        return (yield from self._phase(safe=True))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self) -> Generator[None, Any, Any]:
-        return (yield from self._phase(safe=False))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
-        """The controller deletes before xdist waits for its workers (``pytest_sessionfinish``
-        below runs first); interrupted, they may still be winding down then, so what they
-        recorded meanwhile is deleted once they are gone."""
-        self.finishing = True
-        yield
-        if self.signalled:
-            _delete_recorded(self.config)
-        self.exitstatus = int(session.exitstatus)
-
-    def _exit_now(self) -> None:
-        """atexit, in an interrupted run: exit without Python's finalization, which takes
-        seconds once mlflow and datasets are loaded, while CI's SIGKILL is on its way (and
-        the xdist controller waits for its workers). Everything was written and deleted."""
-        if self.signalled:
-            logging.shutdown()
-            for stream in (sys.stdout, sys.stderr):
-                stream.flush()
-            os._exit(self.exitstatus)
-
-    def _say(self, line: str) -> None:
-        """A line on the terminal now, even while pytest captures output."""
-        capture = self.config.pluginmanager.getplugin("capturemanager")
-        writer = self.config.get_terminal_writer()
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            if writer.width_of_current_line:
-                writer.line()
-            writer.line(line, yellow=True)
-            writer.flush()
-
-
-def _signal_children(sig: signal.Signals) -> None:
-    """The xdist controller's children are its workers (it starts nothing else)."""
-    import psutil
-
-    for child in psutil.Process().children():
-        with contextlib.suppress(psutil.Error):
-            child.send_signal(sig)
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist: every worker shares the run id and the state directory."""
@@ -270,8 +142,22 @@ class _RunWatch:
     exists; under xdist the controller sees every worker's reports). Every test's outcome
     goes into the run record, from the process that sees them all."""
 
-    def __init__(self, tracker: ResourceTracker, progress: Progress, worker: bool) -> None:
-        self.tracker, self.progress, self.worker = tracker, progress, worker
+    def __init__(self, config: pytest.Config, tracker: ResourceTracker, progress: Progress
+                 ) -> None:
+        self.config, self.tracker, self.progress = config, tracker, progress
+        self.worker, self.joined = _is_worker(config), threading.Event()
+
+    def pytest_sessionstart(self) -> None:
+        if _is_coordinator(self.config):
+            threading.Thread(target=self._watch, name="harness-join-run", daemon=True).start()
+
+    def _watch(self) -> None:
+        """The xdist controller learns that its workers use the harness from the run's record
+        (the first step of a worker writes it), long before the first test report."""
+        while not self.joined.is_set():
+            if self.progress.used:
+                self._join_run()
+            self.joined.wait(WATCH_S)
 
     def pytest_keyboard_interrupt(self) -> None:
         self.tracker.interrupted = True
@@ -279,21 +165,24 @@ class _RunWatch:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
             self.tracker.failure()
-        if self.worker or (report.when != "call" and report.outcome == "passed"):
+        if self.worker:
+            return
+        if report.when != "call" and report.outcome == "passed":
             return
         message = report.longreprtext[-MESSAGE_CHARS:] if report.failed else ""
         outcome = "error" if report.failed and report.when != "call" else report.outcome
         self.progress.record_if_used("test", nodeid=report.nodeid, outcome=outcome,
                                      duration_s=report.duration, message=message)
 
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The xdist controller makes its backend now: whatever it must load to delete is then
-    ready when an interrupted run needs it (see LocalBackend)."""
-    cfg = session.config.stash[CONFIG]
-    if _is_coordinator(session.config) and not cfg.missing_azure_settings():
-        with contextlib.suppress(HarnessError):  # the workers' backend fixture reports it
-            _coordinator_backend(session.config)
+    def _join_run(self) -> None:
+        """The xdist controller, once its workers use the harness: it holds the run's mark
+        too (the shared state must outlive the last worker, for the deletions) and makes its
+        backend now, so that whatever it needs to delete is loaded before an interruption.
+        A session that never uses the harness makes neither (no workspace, no MLflow)."""
+        self.joined.set()
+        with contextlib.suppress(OSError, HarnessError):  # the workers report what is wrong
+            self.tracker.hold_run()
+            _coordinator_backend(self.config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

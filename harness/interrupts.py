@@ -1,0 +1,134 @@
+"""What Ctrl-C and SIGTERM do to a run: it ends as Ctrl-C ends it, and its teardown still
+deletes what the run created (CI cancels a job with SIGINT, SIGTERM 7.5 s later, SIGKILL).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Generator
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from harness.lifecycle import ResourceTracker
+
+
+class Signals:
+    """Ctrl-C and SIGTERM end the run as Ctrl-C does, and its teardown still runs.
+
+    CI cancels a job with SIGINT, SIGTERM about 7.5 s later, then SIGKILL. The first signal
+    raises KeyboardInterrupt where that is safe (collection, a test's setup or call), so
+    pytest's teardown runs and hurries (see ResourceTracker.delete); where an exception would
+    break a deletion half-way or escape pytest as a traceback (a deletion, a teardown,
+    ``pytest_sessionfinish`` and after), it only makes the rest hurry and is raised at the
+    end of that teardown. A second signal starts no more deletions and names what is left
+    for the sweep. The xdist controller passes the first signal on to its workers, which
+    are its child processes, so that they stop now instead of when the controller's
+    shutdown gives up waiting for them.
+    """
+
+    def __init__(self, config: pytest.Config, tracker: ResourceTracker, coordinator: bool,
+                 delete_recorded: Callable[[], None]) -> None:
+        self.config, self.tracker = config, tracker
+        self.coordinator, self.delete_recorded = coordinator, delete_recorded
+        self.previous: dict[int, Any] = {}
+        self.signalled = False
+        self.safe = True  # raising now unwinds into pytest's handling of Ctrl-C
+        self.finishing = False  # pytest_sessionfinish and after: never raise
+        self.deferred = False  # to raise at the end of the test phase under way
+        self.exitstatus = int(pytest.ExitCode.INTERRUPTED)
+
+    def install(self) -> None:
+        atexit.register(self._exit_now)  # registered first, so it runs last
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self.handle)
+                             for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.tracker.say = self._say
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        if not self.signalled:  # e.g. a pytester run inside another pytest
+            atexit.unregister(self._exit_now)
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signalled:
+            self.tracker.abandon()
+            return
+        self.signalled = self.tracker.interrupted = True
+        if self.coordinator:
+            _signal_children(signal.SIGTERM)
+        if self.finishing:
+            return
+        if self.safe and not self.tracker.deleting:
+            raise KeyboardInterrupt(f"signal {signum}")
+        self.deferred = True
+
+    def _phase(self, safe: bool) -> Generator[None, Any, Any]:
+        self.safe = safe
+        try:
+            return (yield)
+        finally:
+            self.safe = True
+            if self.deferred:
+                self.deferred = False
+                raise KeyboardInterrupt("signal during a deletion or teardown")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self) -> Generator[None, Any, Any]:
+        return (yield from self._phase(safe=True))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self) -> Generator[None, Any, Any]:
+        return (yield from self._phase(safe=True))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self) -> Generator[None, Any, Any]:
+        return (yield from self._phase(safe=False))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        """The controller deletes before xdist waits for its workers (``pytest_sessionfinish``
+        below runs first); interrupted, they may still be winding down then, so what they
+        recorded meanwhile is deleted once they are gone."""
+        self.finishing = True
+        yield
+        if self.signalled:
+            self.delete_recorded()
+        self.exitstatus = int(session.exitstatus)
+
+    def _exit_now(self) -> None:
+        """atexit, in an interrupted run: exit without Python's finalization, which takes
+        seconds once mlflow and datasets are loaded, while CI's SIGKILL is on its way (and
+        the xdist controller waits for its workers). Everything was written and deleted."""
+        if self.signalled:
+            logging.shutdown()
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(self.exitstatus)
+
+    def _say(self, line: str) -> None:
+        """A line on the terminal now, even while pytest captures output."""
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        writer = self.config.get_terminal_writer()
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if writer.width_of_current_line:
+                writer.line()
+            writer.line(line, yellow=True)
+            writer.flush()
+
+
+def _signal_children(sig: signal.Signals) -> None:
+    """The xdist controller's children are its workers (it starts nothing else)."""
+    import psutil
+
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            child.send_signal(sig)
