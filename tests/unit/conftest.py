@@ -65,11 +65,12 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under tests/unit is a unit test, whether or not it says so, except a test
     that says it is too slow for the unit suite by being marked ``e2e`` (it runs with the
-    acceptance suite: ``pytest -m e2e``)."""
+    acceptance suite: ``pytest -m e2e``) or ``faults`` (signalled or parallel subprocesses: it
+    runs with the fault tests, ``pytest -m faults``)."""
     for item in items:
         ours = "tests/unit/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith(
             "tests/unit")
-        if ours and item.get_closest_marker("e2e") is None:
+        if ours and not any(item.get_closest_marker(m) for m in ("e2e", "faults")):
             item.add_marker(pytest.mark.unit)
 
 

@@ -176,6 +176,7 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
     assert {e["delete_timeout_s"] for e in deletions} == {10.0}  # --delete-timeout: no hurry
 
 
+@pytest.mark.faults  # pytest-xdist workers in a subprocess: seconds, not milliseconds
 def test_under_xdist_resources_are_created_once_and_deleted_once(
     pytester: pytest.Pytester, events: Path, workspace: Path
 ) -> None:
@@ -246,6 +247,7 @@ def wait_for_event(process: Any, events: Path, kind: str) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.faults  # a signalled subprocess
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_still_tears_down(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
@@ -262,6 +264,7 @@ def test_an_interrupted_run_still_tears_down(
     assert {e["delete_timeout_s"] for e in deletions} == {5.0}  # started, not awaited
 
 
+@pytest.mark.faults  # a signalled subprocess
 def test_sigint_then_sigterm_during_teardown_names_what_is_left(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

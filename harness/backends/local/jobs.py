@@ -188,7 +188,7 @@ class Jobs:
         """Wait until the job ends; Completed is returned, anything else raises JobError."""
         current, deadline = job, Deadline(timeout_s)
         heartbeat = Heartbeat(f"job {job.name} ({job.display_name})", deadline, job.url)
-        losses = MetricsWatch(self.ws.client(), job.name)
+        losses = MetricsWatch(self.ws.client, job.name)
 
         def ended() -> bool:
             nonlocal current

@@ -7,6 +7,8 @@ fine-tune step logs, so the same checks read both backends.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,15 +22,23 @@ WATCHED = ("loss", "eval_loss")
 
 
 class MetricsWatch:
-    """Says each new point of the watched metrics while the job runs (live progress)."""
+    """Says each new point of the watched metrics while the job runs (live progress).
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
-        self.client, self.run_id = client, run_id
+    The store is asked at most every ``every_s`` (the job's wait polls far more often) and
+    not before: a job over within seconds costs no query at all."""
+
+    def __init__(self, client: Callable[[], MlflowClient], run_id: str,
+                 every_s: float = 2.0) -> None:
+        self.client, self.run_id, self.every_s = client, run_id, every_s
         self.said: dict[str, int] = dict.fromkeys(WATCHED, -1)
+        self.asked_at = time.monotonic()
 
     def say(self) -> None:
+        if time.monotonic() - self.asked_at < self.every_s:
+            return
+        self.asked_at = time.monotonic()
         for key in WATCHED:
-            for point in sorted(self.client.get_metric_history(self.run_id, key),
+            for point in sorted(self.client().get_metric_history(self.run_id, key),
                                 key=lambda m: m.step):
                 if point.step > self.said[key]:
                     log.info("job %s step %d: %s %.4f", self.run_id, point.step, key, point.value)
