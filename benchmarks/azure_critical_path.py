@@ -37,8 +37,7 @@ from azure_fake import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML  # n
 from azure_fake.plugin import AzureFakePlugin  # noqa: E402
 
 # seconds at scale 1: the issue's example, kept short so a run takes well under a minute
-LATENCIES = {"cluster": 2.0, "endpoint": 6.0, "job": 10.0, "registration": 1.0,
-             "deployment": 5.0}
+LATENCIES = {"cluster": 2.0, "endpoint": 6.0, "job": 10.0, "registration": 1.0, "deployment": 5.0}
 LRO_POLL_MS = "20"  # how often the SDK's pollers ask (retry-after-ms)
 
 
@@ -49,8 +48,11 @@ def critical_path(s: dict[str, float]) -> float:
 def script(latencies: dict[str, float]) -> Any:
     def apply(fake: FakeAzureML) -> None:
         fake.ops.retry_after_ms = LRO_POLL_MS
-        fake.ops.latency.update(compute=latencies["cluster"], endpoint=latencies["endpoint"],
-                                deployment=latencies["deployment"])
+        fake.ops.latency.update(
+            compute=latencies["cluster"],
+            endpoint=latencies["endpoint"],
+            deployment=latencies["deployment"],
+        )
         fake.jobs.duration_s = latencies["job"]
         fake.router.latency["PUT model"] = latencies["registration"]
 
@@ -74,11 +76,11 @@ class Clock:
 
 def gaps(fake: FakeAzureML, clock: Clock, s: dict[str, float]) -> dict[str, float]:
     """Seconds the harness added between dependent steps of the critical path."""
+
     def sent(route: str) -> float:
         return next(c.at for c in fake.requests if (c.method, c.route) == ("PUT", route))
 
-    compute, job, model, deployment = (sent(r) for r in ("compute", "job", "model",
-                                                         "deployment"))
+    compute, job, model, deployment = (sent(r) for r in ("compute", "job", "model", "deployment"))
     assert clock.start is not None and clock.end is not None
     return {
         "start -> cluster requested": compute - clock.start,
@@ -99,31 +101,58 @@ def preload() -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scale", type=float, default=2.0, help="multiply every latency")
-    parser.add_argument("--job-poll", type=float, default=0.05,
-                        help="seconds between the harness's job status reads (30 s live)")
+    parser.add_argument(
+        "--job-poll",
+        type=float,
+        default=0.05,
+        help="seconds between the harness's job status reads (30 s live)",
+    )
     args = parser.parse_args()
     latencies = {k: v * args.scale for k, v in LATENCIES.items()}
     preload()
     fake = AzureFakePlugin(script(latencies), poll_interval_s=args.job_poll)
     clock = Clock()
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as workspace:
-        code = pytest.main([
-            str(ROOT / "tests" / "e2e"), "-m", "e2e", "-q", "-p", "no:cacheprovider",
-            "--backend", "azure", "--model-name", "Phi-4",
-            "--azure-subscription-id", SUBSCRIPTION, "--azure-resource-group", RESOURCE_GROUP,
-            "--azure-workspace", WORKSPACE, "--workspace", workspace,
-            "--dataset", str(ROOT / "harness" / "resources" / "ultrachat_mini"),
-            "--dataset-percent", "100"], plugins=[fake, clock])
+        code = pytest.main(
+            [
+                str(ROOT / "tests" / "e2e"),
+                "-m",
+                "e2e",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--backend",
+                "azure",
+                "--model-name",
+                "Phi-4",
+                "--azure-subscription-id",
+                SUBSCRIPTION,
+                "--azure-resource-group",
+                RESOURCE_GROUP,
+                "--azure-workspace",
+                WORKSPACE,
+                "--workspace",
+                workspace,
+                "--dataset",
+                str(ROOT / "harness" / "resources" / "ultrachat_mini"),
+                "--dataset-percent",
+                "100",
+            ],
+            plugins=[fake, clock],
+        )
     if code != 0 or clock.start is None or clock.end is None or fake.fake is None:
         print(f"the suite did not pass against the fake (exit code {code})")
         return 1
     wall, path = clock.end - clock.start, critical_path(latencies)
     print("service latencies: " + ", ".join(f"{k} {v:.1f} s" for k, v in latencies.items()))
-    print(f"service critical path: cluster + job + registration + deployment = {path:.2f} s "
-          f"(endpoint {latencies['endpoint']:.1f} s overlaps the job)")
+    print(
+        f"service critical path: cluster + job + registration + deployment = {path:.2f} s "
+        f"(endpoint {latencies['endpoint']:.1f} s overlaps the job)"
+    )
     print(f"harness wall time (first test setup to last test call): {wall:.2f} s")
     for step, seconds in gaps(fake.fake, clock, latencies).items():
         print(f"  added by the harness, {step}: {seconds:.2f} s")

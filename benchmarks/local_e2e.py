@@ -101,11 +101,25 @@ def train_and_check(
     endpoint = backend.wait_for_endpoint(pending.name, config.endpoint_timeout_s)
     with stages("deploy"):
         instance_type = choose_instance_type(card, config.instance_type)
-        deployment = backend.deploy(endpoint, model, deployment_name(config.run_id), instance_type,
-                                    tags, config.deployment_timeout_s)
+        deployment = backend.deploy(
+            endpoint,
+            model,
+            deployment_name(config.run_id),
+            instance_type,
+            tags,
+            config.deployment_timeout_s,
+        )
     check(deployment.traffic_percent == 100, "deployment takes all traffic")
-    return {"job": job, "endpoint": endpoint, "deployment": deployment, "prepared": prepared,
-            "metrics": metrics.series, "card": card, "params": params, "sku": compute.sku}
+    return {
+        "job": job,
+        "endpoint": endpoint,
+        "deployment": deployment,
+        "prepared": prepared,
+        "metrics": metrics.series,
+        "card": card,
+        "params": params,
+        "sku": compute.sku,
+    }
 
 
 def score_and_check(
@@ -172,9 +186,16 @@ def baseline(spec_path: Path) -> None:
 
     def labelled(path: str) -> list[dict[str, list[int]]]:
         rows = chat_data.rows(chat_data.read_conversations(Path(path)), encode, limit)
-        return [{"input_ids": r["input_ids"], "labels": [
-            t if m else -100 for t, m in zip(r["input_ids"], r["assistant_masks"], strict=True)]}
-            for r in rows]
+        return [
+            {
+                "input_ids": r["input_ids"],
+                "labels": [
+                    t if m else -100
+                    for t, m in zip(r["input_ids"], r["assistant_masks"], strict=True)
+                ],
+            }
+            for r in rows
+        ]
 
     train, test = labelled(spec.train_file), labelled(spec.test_file)
     pad, counted = DataCollatorForSeq2Seq(tokenizer, padding=True), {"tokens": 0}
@@ -192,9 +213,17 @@ def baseline(spec_path: Path) -> None:
     trainer.data_collator = collate
     result = trainer.train()
     runtime = float(result.metrics["train_runtime"])
-    print(json.dumps({"tokens_per_second": counted["tokens"] / runtime, "runtime_s": runtime,
-                      "steps": result.global_step, "train_loss": result.training_loss,
-                      "eval_loss_before": before}))
+    print(
+        json.dumps(
+            {
+                "tokens_per_second": counted["tokens"] / runtime,
+                "runtime_s": runtime,
+                "steps": result.global_step,
+                "train_loss": result.training_loss,
+                "eval_loss_before": before,
+            }
+        )
+    )
 
 
 def run_baseline(spec_path: Path) -> dict[str, Any]:
@@ -206,8 +235,9 @@ def run_baseline(spec_path: Path) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def train_job(backend: LocalBackend, found: dict[str, Any], processes: int,
-              tags: dict[str, str]) -> tuple[JobRun, dict[str, Any]]:
+def train_job(
+    backend: LocalBackend, found: dict[str, Any], processes: int, tags: dict[str, str]
+) -> tuple[JobRun, dict[str, Any]]:
     """One more job on the same model, data and parameters with ``processes`` processes."""
     card, params = found["card"], found["params"]
     compute = local_compute(card, "local", found["sku"], processes)
@@ -222,18 +252,24 @@ def same_loss(job: float, padded: float, gpu: bool) -> None:
     the baseline's padded ones give the untrained model the same eval loss: no conversation
     attended to another. On a GPU, half precision and packed rows (other batch means) leave
     a little more room."""
-    check(abs(job - padded) < (2e-2 if gpu else 1e-3) * max(1.0, abs(padded)),
-          f"eval loss before training: job {job:.6f}, padded baseline {padded:.6f} "
-          "(conversations kept apart)")
+    check(
+        abs(job - padded) < (2e-2 if gpu else 1e-3) * max(1.0, abs(padded)),
+        f"eval loss before training: job {job:.6f}, padded baseline {padded:.6f} "
+        "(conversations kept apart)",
+    )
 
 
-def compare_training(backend: LocalBackend, found: dict[str, Any], tags: dict[str, str],
-                     repeat: int) -> dict[str, list[float]]:
+def compare_training(
+    backend: LocalBackend, found: dict[str, Any], tags: dict[str, str], repeat: int
+) -> dict[str, list[float]]:
     """Tokens/s of the job (1 and 2 processes) and of the baseline, ``repeat`` times each,
     interleaved so that load from elsewhere hits all three alike."""
     first = read_status(backend.ws.jobs / found["job"].name)["summary"]
-    figures: dict[str, list[float]] = {"job": [first["train_tokens_per_second"]],
-                                       "baseline": [], "job_2_processes": []}
+    figures: dict[str, list[float]] = {
+        "job": [first["train_tokens_per_second"]],
+        "baseline": [],
+        "job_2_processes": [],
+    }
     try:
         local_compute(found["card"], "local", found["sku"], 2)
         two = True
@@ -248,14 +284,19 @@ def compare_training(backend: LocalBackend, found: dict[str, Any], tags: dict[st
         spec = backend.ws.jobs / found["job"].name / "spec.json"
         base = run_baseline(spec)
         if i == 0:
-            same_loss(found["metrics"]["eval_loss"][0], base["eval_loss_before"],
-                      found["sku"] == "Local_GPU")
+            same_loss(
+                found["metrics"]["eval_loss"][0],
+                base["eval_loss_before"],
+                found["sku"] == "Local_GPU",
+            )
         figures["baseline"].append(base["tokens_per_second"])
         if not two:
             continue
         job, status = train_job(backend, found, 2, tags)
-        check(status["summary"]["total_tokens"] > first["total_tokens"] * 1.5,
-              "two processes train on twice the batches (global batch = 2 x per-device batch)")
+        check(
+            status["summary"]["total_tokens"] > first["total_tokens"] * 1.5,
+            "two processes train on twice the batches (global batch = 2 x per-device batch)",
+        )
         figures["job_2_processes"].append(status["summary"]["train_tokens_per_second"])
         backend.delete_job(job.name, 30)
     return figures
@@ -273,12 +314,17 @@ def spread(values: list[float]) -> str:
 
 
 def ratio(a: list[float], b: list[float]) -> str:
-    return (f"best {max(a) / max(b):.2f}x, median "
-            f"{statistics.median(a) / statistics.median(b):.2f}x")
+    return f"best {max(a) / max(b):.2f}x, median {statistics.median(a) / statistics.median(b):.2f}x"
 
 
-def report(stages: Stages, status: dict[str, Any], scored: dict[str, Any], tps: dict[str, Any],
-           server_mb: float, series: dict[str, list[float]]) -> None:
+def report(
+    stages: Stages,
+    status: dict[str, Any],
+    scored: dict[str, Any],
+    tps: dict[str, Any],
+    server_mb: float,
+    series: dict[str, list[float]],
+) -> None:
     print("\n== stage wall times (s)")
     for name, seconds in [*stages.times.items(), ("total", sum(stages.times.values()))]:
         print(f"  {name:<18}{seconds:8.2f}")
@@ -315,8 +361,13 @@ def main() -> None:
         return baseline(args.baseline)
     tmp = Path(tempfile.mkdtemp(prefix="local-e2e-"))
     workspace = str(args.workspace or tmp / "workspace")
-    cli = {"backend": "local", "workspace_dir": workspace, "finetune_params": args.finetune_param,
-           "compute_sku": args.compute_sku, "instance_type": args.compute_sku}
+    cli = {
+        "backend": "local",
+        "workspace_dir": workspace,
+        "finetune_params": args.finetune_param,
+        "compute_sku": args.compute_sku,
+        "instance_type": args.compute_sku,
+    }
     config = resolve(cli={k: v for k, v in cli.items() if v}, env={}, ini={})
     tags = ownership_tags(config.run_id, config.resource_ttl_h)
     backend, stages = LocalBackend(config), Stages()

@@ -25,10 +25,13 @@ def wall(command: list[str]) -> float:
 
 
 def heavy_modules_loaded_by_plugin() -> list[str]:
-    probe = ("import json, sys, harness.plugin; "
-             f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    probe = (
+        "import json, sys, harness.plugin; "
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     return list(json.loads(out))
 
 
@@ -40,8 +43,10 @@ def main() -> None:
     imports = [wall([sys.executable, "-c", "import harness.plugin"]) for _ in range(repeat)]
     net = statistics.median(imports) - statistics.median(baseline)
     print(f"python startup           median {statistics.median(baseline):.3f} s")
-    print(f"import harness.plugin    median {statistics.median(imports):.3f} s "
-          f"(net of startup {net:.3f} s; target < 0.3 s)")
+    print(
+        f"import harness.plugin    median {statistics.median(imports):.3f} s "
+        f"(net of startup {net:.3f} s; target < 0.3 s)"
+    )
     print(f"heavy modules imported by the plugin: {heavy_modules_loaded_by_plugin() or 'none'}")
     suite = wall([sys.executable, "-m", "pytest", "-m", "unit", "-q", "-p", "no:cacheprovider"])
     print(f"pytest -m unit           wall {suite:.2f} s (target < 15 s)")

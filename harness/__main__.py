@@ -64,21 +64,32 @@ def load_model_card(path: Path, default_version: str = "latest") -> ModelCard:
     """A card from a JSON file shaped like the registry's answer: name, version, tags,
     system_metadata (objects or JSON text) and isArchived."""
     data = _read_json(path, "model card")
-    shape = ("see harness/resources/phi-3-mini-4k-instruct.model.json for the shape")
-    if not isinstance(data, dict) or not isinstance(data.get("tags", {}), dict) or not (
-            isinstance(data.get("system_metadata", {}), dict)):
-        raise ConfigError(f"model card {path} needs 'tags' and/or 'system_metadata' objects "
-                          f"(and 'name'); {shape}")
+    shape = "see harness/resources/phi-3-mini-4k-instruct.model.json for the shape"
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("tags", {}), dict)
+        or not (isinstance(data.get("system_metadata", {}), dict))
+    ):
+        raise ConfigError(
+            f"model card {path} needs 'tags' and/or 'system_metadata' objects (and 'name'); {shape}"
+        )
     if "tags" not in data and "system_metadata" not in data:
-        raise ConfigError(f"model card {path} has neither 'tags' nor 'system_metadata'; "
-                          f"{shape}")
+        raise ConfigError(f"model card {path} has neither 'tags' nor 'system_metadata'; {shape}")
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"model card {path} has no 'name'; add the model's registry name")
     version = str(data.get("version") or default_version)
-    model_id = str(data.get("id") or f"azureml://registries/azureml/models/{name}/versions/{version}")
-    return model_card(name, version, model_id, data.get("tags", {}),
-                      data.get("system_metadata", {}), bool(data.get("isArchived")))
+    model_id = str(
+        data.get("id") or f"azureml://registries/azureml/models/{name}/versions/{version}"
+    )
+    return model_card(
+        name,
+        version,
+        model_id,
+        data.get("tags", {}),
+        data.get("system_metadata", {}),
+        bool(data.get("isArchived")),
+    )
 
 
 def load_vm_sizes(path: Path) -> list[VmSize]:
@@ -88,83 +99,138 @@ def load_vm_sizes(path: Path) -> list[VmSize]:
     data = _read_json(path, "workspace sizes")
     items = data.get("value") if isinstance(data, dict) else data
     if not isinstance(items, list) or not all(
-            isinstance(i, dict) and isinstance(i.get("name"), str) for i in items):
-        raise ConfigError(f"workspace sizes {path} must be a list of objects with a 'name' (as "
-                          "compute.list_sizes() returns them, or the REST {\"value\": [...]}); "
-                          "`python -m harness check --backend azure` prints the region's sizes")
-    return [VmSize(i["name"], gpus=int(i.get("gpus") or 0),
-                   vcpus=int(i.get("v_cp_us") or i.get("vCPUs") or 0),
-                   family=str(i.get("family") or "")) for i in items]
+        isinstance(i, dict) and isinstance(i.get("name"), str) for i in items
+    ):
+        raise ConfigError(
+            f"workspace sizes {path} must be a list of objects with a 'name' (as "
+            'compute.list_sizes() returns them, or the REST {"value": [...]}); '
+            "`python -m harness check --backend azure` prints the region's sizes"
+        )
+    return [
+        VmSize(
+            i["name"],
+            gpus=int(i.get("gpus") or 0),
+            vcpus=int(i.get("v_cp_us") or i.get("vCPUs") or 0),
+            family=str(i.get("family") or ""),
+        )
+        for i in items
+    ]
 
 
 def _plan_parser(sub: Any) -> None:
     plan = sub.add_parser("plan", help="print what a run would do, offline (JSON)")
-    plan.add_argument("--model-card", type=Path, default=SHIPPED_MODEL_CARD,
-                      help="JSON with name, version, tags, system_metadata and isArchived as "
-                      "the registry returns them (default: shipped Phi-3-mini-4k-instruct 15)")
-    plan.add_argument("--component-inputs", type=Path, default=None,
-                      help="JSON with the pipeline component's 'inputs' (default: shipped copy)")
-    plan.add_argument("--workspace-sizes", type=Path, default=None,
-                      help="JSON of the region's VM sizes as compute.list_sizes() returns them; "
-                      "defaults must then be offered there (default: region not checked)")
-    plan.add_argument("--gpus-per-node", type=int, default=None,
-                      help="GPUs per fine-tune node (default: from --workspace-sizes, else 1)")
+    plan.add_argument(
+        "--model-card",
+        type=Path,
+        default=SHIPPED_MODEL_CARD,
+        help="JSON with name, version, tags, system_metadata and isArchived as "
+        "the registry returns them (default: shipped Phi-3-mini-4k-instruct 15)",
+    )
+    plan.add_argument(
+        "--component-inputs",
+        type=Path,
+        default=None,
+        help="JSON with the pipeline component's 'inputs' (default: shipped copy)",
+    )
+    plan.add_argument(
+        "--workspace-sizes",
+        type=Path,
+        default=None,
+        help="JSON of the region's VM sizes as compute.list_sizes() returns them; "
+        "defaults must then be offered there (default: region not checked)",
+    )
+    plan.add_argument(
+        "--gpus-per-node",
+        type=int,
+        default=None,
+        help="GPUs per fine-tune node (default: from --workspace-sizes, else 1)",
+    )
     config.add_argparse_options(plan)
 
 
 def _check_parser(sub: Any) -> None:
-    check = sub.add_parser("check", help="ask a live Azure workspace, read-only, whether a "
-                           "nightly run could start (model, sizes, quota, endpoints)")
-    check.add_argument("--endpoint-limit", type=int, default=None,
-                       help="online endpoints the subscription may hold per region "
-                       "(default: the documented 50)")
+    check = sub.add_parser(
+        "check",
+        help="ask a live Azure workspace, read-only, whether a "
+        "nightly run could start (model, sizes, quota, endpoints)",
+    )
+    check.add_argument(
+        "--endpoint-limit",
+        type=int,
+        default=None,
+        help="online endpoints the subscription may hold per region (default: the documented 50)",
+    )
     config.add_argparse_options(check)
 
 
 def _sweep_parser(sub: Any) -> None:
     sweep = sub.add_parser("sweep", help="delete owned, expired resources of earlier runs")
-    sweep.add_argument("--older-than", default=None,
-                       help="also delete owned resources created longer ago than this (6h, 2d)")
+    sweep.add_argument(
+        "--older-than",
+        default=None,
+        help="also delete owned resources created longer ago than this (6h, 2d)",
+    )
     sweep.add_argument("--dry-run", action="store_true", help="only print what would go")
     config.add_argparse_options(sweep)
 
 
 def _register_parser(sub: Any) -> None:
     register = sub.add_parser(
-        "register-model", help="register a Hugging Face checkpoint directory as a foundation "
-        "model of the local backend")
+        "register-model",
+        help="register a Hugging Face checkpoint directory as a foundation "
+        "model of the local backend",
+    )
     register.add_argument("directory", type=Path, help="directory written by save_pretrained")
     register.add_argument("--name", required=True, help="registered model name")
-    register.add_argument("--tags-file", type=Path,
-                          help="JSON object of tags (registry format), over the local defaults")
+    register.add_argument(
+        "--tags-file",
+        type=Path,
+        help="JSON object of tags (registry format), over the local defaults",
+    )
     config.add_argparse_options(register)
 
 
 def _versions_parser(sub: Any) -> None:
     versions = sub.add_parser(
-        "versions", help="list a model's registry versions and whether the history holds a "
-        "passing run of each")
-    versions.add_argument("--unvalidated", action="store_true",
-                          help="only the versions without a passing run (archived ones left out)")
-    versions.add_argument("--include-archived", action="store_true",
-                          help="with --unvalidated: archived versions too")
+        "versions",
+        help="list a model's registry versions and whether the history holds a passing run of each",
+    )
+    versions.add_argument(
+        "--unvalidated",
+        action="store_true",
+        help="only the versions without a passing run (archived ones left out)",
+    )
+    versions.add_argument(
+        "--include-archived", action="store_true", help="with --unvalidated: archived versions too"
+    )
     versions.add_argument("--json", action="store_true", help="JSON for a CI matrix")
     config.add_argparse_options(versions)
 
 
 def _compare_parser(sub: Any) -> None:
-    compare = sub.add_parser("compare", help="compare two run reports (report.json); exit 1 "
-                             "when a figure regressed past its tolerance")
+    compare = sub.add_parser(
+        "compare",
+        help="compare two run reports (report.json); exit 1 "
+        "when a figure regressed past its tolerance",
+    )
     compare.add_argument("old", type=Path, help="the baseline report.json")
     compare.add_argument("new", type=Path, help="the report.json to judge")
     compare.add_argument("--json", action="store_true", help="the comparison as JSON")
-    compare.add_argument("--tolerance", dest="tolerances", action="append", default=[],
-                         help="figure=fraction (repeatable), e.g. eval_loss_after=0.05")
+    compare.add_argument(
+        "--tolerance",
+        dest="tolerances",
+        action="append",
+        default=[],
+        help="figure=fraction (repeatable), e.g. eval_loss_after=0.05",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="python -m harness",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _plan_parser(sub)
     _check_parser(sub)
@@ -186,14 +252,18 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     offered = None if sizes is None else [size.name for size in sizes]
     sku = compute.choose_finetune_sku(card, cfg.compute_sku, offered)
     instance_type = compute.choose_instance_type(card, cfg.instance_type, offered)
-    gpus = args.gpus_per_node or (compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes])
-                                  if sizes else 1)
+    gpus = args.gpus_per_node or (
+        compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes]) if sizes else 1
+    )
     if gpus < 1:
-        raise ConfigError(f"VM size {sku} has no GPU in {args.workspace_sizes}; pass "
-                          "--compute-sku with a GPU size")
+        raise ConfigError(
+            f"VM size {sku} has no GPU in {args.workspace_sizes}; pass "
+            "--compute-sku with a GPU size"
+        )
     inputs = finetune.load_component_inputs(args.component_inputs)
-    fitted = finetune.plan_parameters(card, cfg.finetune_overrides, inputs,
-                                      cfg.allow_dropped_params)
+    fitted = finetune.plan_parameters(
+        card, cfg.finetune_overrides, inputs, cfg.allow_dropped_params
+    )
     return {
         "run_id": cfg.run_id,
         "backend": cfg.backend,
@@ -224,8 +294,10 @@ def check(args: argparse.Namespace) -> int:
 
     cfg = config.from_namespace(args)
     if cfg.backend != "azure":
-        raise ConfigError("check asks a live Azure ML workspace: pass --backend azure (the "
-                          "local backend needs no account and no check)")
+        raise ConfigError(
+            "check asks a live Azure ML workspace: pass --backend azure (the "
+            "local backend needs no account and no check)"
+        )
     missing = cfg.missing_azure_settings()
     if missing:
         raise ConfigError("check needs " + "; ".join(missing))
@@ -240,9 +312,14 @@ def check(args: argparse.Namespace) -> int:
     for finding in findings:
         print(finding.line())
     failed = [f for f in findings if f.level == FAIL]
-    print(f"check: {len(failed)} problem(s); " + (
-        "a nightly run would fail, see the FAIL lines" if failed else
-        "a nightly run could start (quota and capacity can still change)"))
+    print(
+        f"check: {len(failed)} problem(s); "
+        + (
+            "a nightly run would fail, see the FAIL lines"
+            if failed
+            else "a nightly run could start (quota and capacity can still change)"
+        )
+    )
     return EXIT_CHECK_FAILED if failed else 0
 
 
@@ -261,7 +338,8 @@ def sweep(args: argparse.Namespace) -> int:
     backend = create_backend(cfg)
     try:
         doomed = [
-            r for r in backend.list_owned_resources()
+            r
+            for r in backend.list_owned_resources()
             if naming.is_owned(r.tags) and naming.is_expired(r.tags, older_than_h=older_than_h)
         ]
         status = _delete_all(backend, doomed, args.dry_run, cfg)
@@ -282,8 +360,9 @@ def _show_harness_log() -> None:
     logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
 
 
-def _delete_all(backend: Backend, resources: Sequence[OwnedResource], dry_run: bool,
-                cfg: config.HarnessConfig) -> int:
+def _delete_all(
+    backend: Backend, resources: Sequence[OwnedResource], dry_run: bool, cfg: config.HarnessConfig
+) -> int:
     verb = "would delete" if dry_run else "deleting"
     failures = skipped = 0
     for resource in resources:
@@ -301,10 +380,14 @@ def _delete_all(backend: Backend, resources: Sequence[OwnedResource], dry_run: b
             delete_resource(backend, resource.kind, resource.name, cfg.delete_timeout_s)
         except Exception as exc:  # a janitor reports each failure and goes on to the next
             failures += 1
-            print(f"error: could not delete {kind} {resource.name}: "
-                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
-    print(f"sweep: {len(resources)} expired owned resource(s), {skipped} of live runs skipped, "
-          f"{failures} failed")
+            print(
+                f"error: could not delete {kind} {resource.name}: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+    print(
+        f"sweep: {len(resources)} expired owned resource(s), {skipped} of live runs skipped, "
+        f"{failures} failed"
+    )
     return EXIT_DELETE_FAILED if failures else 0
 
 
@@ -341,8 +424,16 @@ def versions(args: argparse.Namespace) -> int:
         found = backend.list_model_versions(cfg.model_name)
     finally:
         backend.close(stop_owned=True)
-    print(versions_command(cfg.model_name, found, cfg.history_dir, args.unvalidated, args.json,
-                           args.include_archived))
+    print(
+        versions_command(
+            cfg.model_name,
+            found,
+            cfg.history_dir,
+            args.unvalidated,
+            args.json,
+            args.include_archived,
+        )
+    )
     return 0
 
 
@@ -355,8 +446,14 @@ def compare(args: argparse.Namespace) -> int:
     return code
 
 
-COMMANDS = {"plan": _print_plan, "check": check, "sweep": sweep,
-            "register-model": register_model, "versions": versions, "compare": compare}
+COMMANDS = {
+    "plan": _print_plan,
+    "check": check,
+    "sweep": sweep,
+    "register-model": register_model,
+    "versions": versions,
+    "compare": compare,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

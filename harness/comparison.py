@@ -23,8 +23,12 @@ from typing import Any
 from harness.errors import ConfigError, ReportError
 from harness.report.events import COMPUTED_FIGURES
 
-REGRESSED, IMPROVED, WITHIN, NOT_COMPARED = "regressed", "improved", "within tolerance", \
-    "not compared"
+REGRESSED, IMPROVED, WITHIN, NOT_COMPARED = (
+    "regressed",
+    "improved",
+    "within tolerance",
+    "not compared",
+)
 EXIT_OK, EXIT_REGRESSION, EXIT_UNREADABLE = 0, 1, 2
 
 
@@ -40,8 +44,10 @@ class Tolerances:
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
             if not isinstance(value, (int, float)) or not 0 <= value < 100:
-                raise ConfigError(f"tolerance {name}={value!r} must be a fraction >= 0 "
-                                  "(0.10 allows 10 % worse); fix the option")
+                raise ConfigError(
+                    f"tolerance {name}={value!r} must be a fraction >= 0 "
+                    "(0.10 allows 10 % worse); fix the option"
+                )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Tolerances:
@@ -84,13 +90,13 @@ class FigureComparison:
         return (self.new - self.old) / abs(self.old)
 
 
-def _judge(figure: str, old: float | None, new: float | None, tolerance: float
-           ) -> FigureComparison:
+def _judge(figure: str, old: float | None, new: float | None, tolerance: float) -> FigureComparison:
     better = COMPUTED_FIGURES[figure][2] or "lower"
     if old is None or new is None:
         side = "both" if old is None and new is None else ("old" if old is None else "new")
-        return FigureComparison(figure, better, old, new, tolerance, NOT_COMPARED,
-                                f"missing in {side} report")
+        return FigureComparison(
+            figure, better, old, new, tolerance, NOT_COMPARED, f"missing in {side} report"
+        )
     allowance = max(abs(old) * tolerance, NOISE_FLOORS.get(figure, 0.0))
     worse = new - old if better == "lower" else old - new
     status = REGRESSED if worse > allowance else IMPROVED if -worse > allowance else WITHIN
@@ -104,8 +110,10 @@ def _value(report: Mapping[str, Any], figure: str) -> float | None:
 
 def _label(report: Mapping[str, Any]) -> str:
     run, model = report["run"], report.get("model") or {}
-    return (f"{run.get('id')} ({model.get('name', '?')}:{model.get('version', '?')}, "
-            f"{run.get('verdict')}, {run.get('started_at')})")
+    return (
+        f"{run.get('id')} ({model.get('name', '?')}:{model.get('version', '?')}, "
+        f"{run.get('verdict')}, {run.get('started_at')})"
+    )
 
 
 @dataclass(frozen=True)
@@ -124,27 +132,54 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """The report's ``comparison`` section: plain, JSON-ready values."""
-        return {"old": self.old, "new": self.new, "regressed": self.regressed,
-                "rows": [{"figure": r.figure, "better": r.better, "old": r.old, "new": r.new,
-                          "change": _percent(r.change), "tolerance": f"{r.tolerance * 100:g}%",
-                          "status": r.status, "reason": r.reason} for r in self.rows]}
+        return {
+            "old": self.old,
+            "new": self.new,
+            "regressed": self.regressed,
+            "rows": [
+                {
+                    "figure": r.figure,
+                    "better": r.better,
+                    "old": r.old,
+                    "new": r.new,
+                    "change": _percent(r.change),
+                    "tolerance": f"{r.tolerance * 100:g}%",
+                    "status": r.status,
+                    "reason": r.reason,
+                }
+                for r in self.rows
+            ],
+        }
 
     def render(self) -> str:
         """A text table, then one line saying which figures regressed, if any."""
         header = ("figure", "better", "old", "new", "change", "tolerance", "status")
-        rows = [(r["figure"], r["better"], _number(r["old"]), _number(r["new"]), r["change"],
-                 r["tolerance"], f"{r['status']} ({r['reason']})" if r["reason"]
-                 else r["status"]) for r in self.to_dict()["rows"]]
+        rows = [
+            (
+                r["figure"],
+                r["better"],
+                _number(r["old"]),
+                _number(r["new"]),
+                r["change"],
+                r["tolerance"],
+                f"{r['status']} ({r['reason']})" if r["reason"] else r["status"],
+            )
+            for r in self.to_dict()["rows"]
+        ]
         widths = [max(len(str(line[i])) for line in (header, *rows)) for i in range(len(header))]
         lines = [f"old: {self.old}", f"new: {self.new}", ""]
-        lines += ["  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-                  for line in (header, *rows)]
+        lines += [
+            "  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+            for line in (header, *rows)
+        ]
         lines.append("")
         if self.regressed:
             lines.append(f"REGRESSED: {', '.join(self.regressed)}")
         else:
-            lines.append("no regression" + (f"; not compared: {', '.join(self.not_compared)}"
-                                            if self.not_compared else ""))
+            lines.append(
+                "no regression"
+                + (f"; not compared: {', '.join(self.not_compared)}" if self.not_compared else "")
+            )
         return "\n".join(lines)
 
 
@@ -156,17 +191,20 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def compare(old: Mapping[str, Any], new: Mapping[str, Any],
-            tolerances: Tolerances | None = None) -> Comparison:
+def compare(
+    old: Mapping[str, Any], new: Mapping[str, Any], tolerances: Tolerances | None = None
+) -> Comparison:
     """Each gated figure of ``new`` against ``old``, within ``tolerances``."""
     limits = dataclasses.asdict(tolerances or Tolerances())
-    rows = tuple(_judge(name, _value(old, name), _value(new, name), limit)
-                 for name, limit in limits.items())
+    rows = tuple(
+        _judge(name, _value(old, name), _value(new, name), limit) for name, limit in limits.items()
+    )
     return Comparison(_label(old), _label(new), rows)
 
 
-def compare_command(old_path: Path, new_path: Path, tolerances: Tolerances | None = None,
-                    as_json: bool = False) -> tuple[int, str]:
+def compare_command(
+    old_path: Path, new_path: Path, tolerances: Tolerances | None = None, as_json: bool = False
+) -> tuple[int, str]:
     """``python -m harness compare OLD NEW``: (exit code, text to print).
 
     Exit 0: no figure regressed; 1: at least one did; 2: a report could not be read.

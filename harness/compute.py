@@ -33,11 +33,20 @@ _NC_K80 = "https://learn.microsoft.com/azure/virtual-machines/nc-series-retireme
 _NCV3 = "https://learn.microsoft.com/azure/virtual-machines/ncv3-retirement"
 RETIRED_SIZES: tuple[RetiredSize, ...] = (
     # NC (v1), NVIDIA K80: retirement extended from 2022-08-31 to 2023-09-06
-    *(RetiredSize(name, date(2023, 9, 6), _NC_K80)
-      for name in ("Standard_NC6", "Standard_NC12", "Standard_NC24", "Standard_NC24r")),
+    *(
+        RetiredSize(name, date(2023, 9, 6), _NC_K80)
+        for name in ("Standard_NC6", "Standard_NC12", "Standard_NC24", "Standard_NC24r")
+    ),
     # NCv3, NVIDIA V100: NC24rs_v3's earlier 2025-03-31 date was moved to the series' date
-    *(RetiredSize(name, date(2025, 9, 30), _NCV3) for name in (
-        "Standard_NC6s_v3", "Standard_NC12s_v3", "Standard_NC24s_v3", "Standard_NC24rs_v3")),
+    *(
+        RetiredSize(name, date(2025, 9, 30), _NCV3)
+        for name in (
+            "Standard_NC6s_v3",
+            "Standard_NC12s_v3",
+            "Standard_NC24s_v3",
+            "Standard_NC24rs_v3",
+        )
+    ),
 )
 _RETIRED = {size.name.casefold(): size for size in RETIRED_SIZES}
 
@@ -64,12 +73,16 @@ def _listed(values: Iterable[str]) -> str:
     return ", ".join(values) or "(none)"
 
 
-def usable(sizes: Iterable[str], offered: Collection[str] | None, today: date | None = None
-           ) -> list[str]:
+def usable(
+    sizes: Iterable[str], offered: Collection[str] | None, today: date | None = None
+) -> list[str]:
     """The sizes that are not retired and, when the region's list is known, offered."""
     region = None if offered is None else _folded(offered)
-    return [s for s in sizes if retirement(s, today) is None
-            and (region is None or s.casefold() in region)]
+    return [
+        s
+        for s in sizes
+        if retirement(s, today) is None and (region is None or s.casefold() in region)
+    ]
 
 
 def _why_not(size: str, offered: Collection[str] | None, today: date | None) -> str | None:
@@ -82,35 +95,56 @@ def _why_not(size: str, offered: Collection[str] | None, today: date | None) -> 
     return None
 
 
-def _check(card: ModelCard, size: str, what: str, allow_list: Sequence[str] | None,
-           option: str, offered: Collection[str] | None, today: date | None) -> None:
+def _check(
+    card: ModelCard,
+    size: str,
+    what: str,
+    allow_list: Sequence[str] | None,
+    option: str,
+    offered: Collection[str] | None,
+    today: date | None,
+) -> None:
     use = "fine-tuning" if option == _FINETUNE_OPTION else "deploying"
     if allow_list is not None and not _allowed(size, allow_list):
         raise ComputeError(
             f"{what} {size} is not allowed for {use} {card.label}; allowed: "
-            f"{_listed(allow_list)}; pass {option} with one of them")
+            f"{_listed(allow_list)}; pass {option} with one of them"
+        )
     reason = _why_not(size, offered, today)
     if reason is not None:
         alternatives = usable(allow_list or (), offered, today)
-        hint = (f"allowed and usable: {_listed(alternatives)}; pass {option} with one of them"
-                if allow_list is not None else f"pass {option} with another size")
-        raise ComputeError(f"{what} {size} cannot be used for {use} {card.label}: {reason}; "
-                           f"{hint}")
+        hint = (
+            f"allowed and usable: {_listed(alternatives)}; pass {option} with one of them"
+            if allow_list is not None
+            else f"pass {option} with another size"
+        )
+        raise ComputeError(f"{what} {size} cannot be used for {use} {card.label}: {reason}; {hint}")
 
 
-def check_finetune_sku(card: ModelCard, sku: str, offered: Collection[str] | None = None,
-                       today: date | None = None) -> None:
+def check_finetune_sku(
+    card: ModelCard, sku: str, offered: Collection[str] | None = None, today: date | None = None
+) -> None:
     """Refuse a size the model cannot be fine-tuned on, or that no longer exists or is not
     offered in the region (``offered=None``: region unknown), before any cluster exists."""
     _check(card, sku, "VM size", card.finetune_allow_list, _FINETUNE_OPTION, offered, today)
 
 
-def check_inference_instance(card: ModelCard, instance_type: str,
-                             offered: Collection[str] | None = None,
-                             today: date | None = None) -> None:
+def check_inference_instance(
+    card: ModelCard,
+    instance_type: str,
+    offered: Collection[str] | None = None,
+    today: date | None = None,
+) -> None:
     """Refuse an instance type the model cannot be served on (the seed only warned)."""
-    _check(card, instance_type, "instance type", card.inference_allow_list, _INFERENCE_OPTION,
-           offered, today)
+    _check(
+        card,
+        instance_type,
+        "instance type",
+        card.inference_allow_list,
+        _INFERENCE_OPTION,
+        offered,
+        today,
+    )
 
 
 def gpus_for_sku(sku: str, sizes: Iterable[tuple[str, int]]) -> int:
@@ -126,47 +160,75 @@ def gpus_for_sku(sku: str, sizes: Iterable[tuple[str, int]]) -> int:
     )
 
 
-def _first_usable(card: ModelCard, allow_list: Sequence[str] | None, tag: str, option: str,
-                  offered: Collection[str] | None, today: date | None) -> str:
+def _first_usable(
+    card: ModelCard,
+    allow_list: Sequence[str] | None,
+    tag: str,
+    option: str,
+    offered: Collection[str] | None,
+    today: date | None,
+) -> str:
     if not allow_list:
         raise ComputeError(
             f"{card.label} has no {tag} (system metadata or tag), or it is empty, so there is "
-            f"no safe default; pass {option} with a GPU size")
+            f"no safe default; pass {option} with a GPU size"
+        )
     found = usable(allow_list, offered, today)
     if found:
         return found[0]
     reasons = "; ".join(r for s in allow_list if (r := _why_not(s, offered, today)))
     raise ComputeError(
         f"no size allowed for {card.label} can be used: {reasons}; pass {option} with a size "
-        "offered in the region, or use a workspace in a region that offers an allowed size")
+        "offered in the region, or use a workspace in a region that offers an allowed size"
+    )
 
 
-def default_finetune_sku(card: ModelCard, offered: Collection[str] | None = None,
-                         today: date | None = None) -> str:
+def default_finetune_sku(
+    card: ModelCard, offered: Collection[str] | None = None, today: date | None = None
+) -> str:
     """The first allow-listed size that is not retired and is offered in the region."""
-    return _first_usable(card, card.finetune_allow_list, "fine-tune compute allow-list",
-                         _FINETUNE_OPTION, offered, today)
+    return _first_usable(
+        card,
+        card.finetune_allow_list,
+        "fine-tune compute allow-list",
+        _FINETUNE_OPTION,
+        offered,
+        today,
+    )
 
 
-def default_instance_type(card: ModelCard, offered: Collection[str] | None = None,
-                          today: date | None = None) -> str:
+def default_instance_type(
+    card: ModelCard, offered: Collection[str] | None = None, today: date | None = None
+) -> str:
     """The first inference-allow-listed instance type that can be used."""
-    return _first_usable(card, card.inference_allow_list, "inference compute allow-list",
-                         _INFERENCE_OPTION, offered, today)
+    return _first_usable(
+        card,
+        card.inference_allow_list,
+        "inference compute allow-list",
+        _INFERENCE_OPTION,
+        offered,
+        today,
+    )
 
 
-def choose_finetune_sku(card: ModelCard, sku: str | None,
-                        offered: Collection[str] | None = None, today: date | None = None
-                        ) -> str:
+def choose_finetune_sku(
+    card: ModelCard,
+    sku: str | None,
+    offered: Collection[str] | None = None,
+    today: date | None = None,
+) -> str:
     """The user's size if usable, else the default: one call for every caller."""
     chosen = sku or default_finetune_sku(card, offered, today)
     check_finetune_sku(card, chosen, offered, today)
     return chosen
 
 
-def choose_instance_type(card: ModelCard, instance_type: str | None,
-                         offered: Collection[str] | None = None, today: date | None = None
-                         ) -> str:
+def choose_instance_type(
+    card: ModelCard,
+    instance_type: str | None,
+    offered: Collection[str] | None = None,
+    today: date | None = None,
+) -> str:
     """The user's instance type if usable, else the default."""
     chosen = instance_type or default_instance_type(card, offered, today)
     check_inference_instance(card, chosen, offered, today)

@@ -83,9 +83,11 @@ def _compute_name(text: str) -> str:
 
     problems = compute_name_problems(text)
     if problems:
-        raise ValueError(f"not a valid Azure compute name ({'; '.join(problems)}): 3-24 "
-                         "letters, digits or '-', a letter first, each '-' followed later by a "
-                         "letter")
+        raise ValueError(
+            f"not a valid Azure compute name ({'; '.join(problems)}): 3-24 "
+            "letters, digits or '-', a letter first, each '-' followed later by a "
+            "letter"
+        )
     return text
 
 
@@ -135,8 +137,10 @@ _FLAGS = {
     "workspace_dir": "--workspace",
     "resource_ttl_h": "--resource-ttl",
     "job_not_responding_grace_s": "--job-not-responding-grace",
-    **{f"{stage}_timeout_s": f"--{stage}-timeout"
-       for stage in ("compute", "job", "endpoint", "deployment", "scoring", "delete")},
+    **{
+        f"{stage}_timeout_s": f"--{stage}-timeout"
+        for stage in ("compute", "job", "endpoint", "deployment", "scoring", "delete")
+    },
 }
 
 
@@ -151,69 +155,167 @@ def _default_workspace() -> Path:
 
 OPTIONS: tuple[Option, ...] = (
     Option("backend", "where the workflow runs: local (this machine) or azure", _backend, "local"),
-    Option("model_name", "foundation model to fine-tune", per_backend={
-        "local": "Phi-3-tiny-ultrachat", "azure": "Phi-3-mini-4k-instruct"}),
+    Option(
+        "model_name",
+        "foundation model to fine-tune",
+        per_backend={"local": "Phi-3-tiny-ultrachat", "azure": "Phi-3-mini-4k-instruct"},
+    ),
     Option("model_version", "model version, or a label such as latest", default="latest"),
-    Option("compute_name", "compute cluster to use or create (unique in the Azure region)",
-           _compute_name, per_backend={
-        "local": "local", "azure": "harness-finetune-gpu"}),
-    Option("compute_sku", "VM size of a created cluster (default: the first allow-listed size "
-           "that is not retired and is offered in the region)"),
-    Option("instance_type", "inference instance type (default: the first allow-listed type "
-           "that is not retired and is offered in the region)"),
-    Option("strict_deprecation", "fail instead of warning when the model is past its "
-           "fine-tune retirement date", _bool, False, flag=True),
-    Option("dataset", "hub id or local directory in the ultrachat_200k layout", per_backend={
-        "local": _local_dataset(), "azure": "HuggingFaceH4/ultrachat_200k"}),
-    Option("dataset_percent", "percent of each split to use, in (0, 100]", _percent,
-           per_backend={"local": 100.0, "azure": 5.0}),
-    Option("allow_invalid_rows", "drop invalid dataset rows instead of failing", _bool, False,
-           flag=True),
-    Option("finetune_params", "override a fine-tune parameter, key=value (repeatable)",
-           _override, (), repeat=True),
-    Option("allow_dropped_params", "drop --finetune-param keys that are no input of the "
-           "fine-tune component instead of failing", _bool, False, flag=True),
+    Option(
+        "compute_name",
+        "compute cluster to use or create (unique in the Azure region)",
+        _compute_name,
+        per_backend={"local": "local", "azure": "harness-finetune-gpu"},
+    ),
+    Option(
+        "compute_sku",
+        "VM size of a created cluster (default: the first allow-listed size "
+        "that is not retired and is offered in the region)",
+    ),
+    Option(
+        "instance_type",
+        "inference instance type (default: the first allow-listed type "
+        "that is not retired and is offered in the region)",
+    ),
+    Option(
+        "strict_deprecation",
+        "fail instead of warning when the model is past its fine-tune retirement date",
+        _bool,
+        False,
+        flag=True,
+    ),
+    Option(
+        "dataset",
+        "hub id or local directory in the ultrachat_200k layout",
+        per_backend={"local": _local_dataset(), "azure": "HuggingFaceH4/ultrachat_200k"},
+    ),
+    Option(
+        "dataset_percent",
+        "percent of each split to use, in (0, 100]",
+        _percent,
+        per_backend={"local": 100.0, "azure": 5.0},
+    ),
+    Option(
+        "allow_invalid_rows",
+        "drop invalid dataset rows instead of failing",
+        _bool,
+        False,
+        flag=True,
+    ),
+    Option(
+        "finetune_params",
+        "override a fine-tune parameter, key=value (repeatable)",
+        _override,
+        (),
+        repeat=True,
+    ),
+    Option(
+        "allow_dropped_params",
+        "drop --finetune-param keys that are no input of the "
+        "fine-tune component instead of failing",
+        _bool,
+        False,
+        flag=True,
+    ),
     Option("run_id", "id stamped on every resource (default: generated)", _run_id),
     Option("scoring_samples", "test_gen conversations to score", _positive_int, 3),
-    Option("compute_timeout_s", "deadline for compute creation, seconds", _seconds,
-           per_backend={"local": 60.0, "azure": 1800.0}),
-    Option("job_timeout_s", "deadline for the fine-tune job, seconds", _seconds,
-           per_backend={"local": 900.0, "azure": 6 * 3600.0}),
-    Option("job_not_responding_grace_s", "how long a job may stay NotResponding before the "
-           "run fails, seconds", _seconds, 1800.0),
-    Option("endpoint_timeout_s", "deadline for endpoint creation, seconds", _seconds,
-           per_backend={"local": 120.0, "azure": 1800.0}),
-    Option("deployment_timeout_s", "deadline for the deployment, seconds", _seconds,
-           per_backend={"local": 300.0, "azure": 3600.0}),
+    Option(
+        "compute_timeout_s",
+        "deadline for compute creation, seconds",
+        _seconds,
+        per_backend={"local": 60.0, "azure": 1800.0},
+    ),
+    Option(
+        "job_timeout_s",
+        "deadline for the fine-tune job, seconds",
+        _seconds,
+        per_backend={"local": 900.0, "azure": 6 * 3600.0},
+    ),
+    Option(
+        "job_not_responding_grace_s",
+        "how long a job may stay NotResponding before the run fails, seconds",
+        _seconds,
+        1800.0,
+    ),
+    Option(
+        "endpoint_timeout_s",
+        "deadline for endpoint creation, seconds",
+        _seconds,
+        per_backend={"local": 120.0, "azure": 1800.0},
+    ),
+    Option(
+        "deployment_timeout_s",
+        "deadline for the deployment, seconds",
+        _seconds,
+        per_backend={"local": 300.0, "azure": 3600.0},
+    ),
     Option("scoring_timeout_s", "deadline for one scoring request, seconds", _seconds, 90.0),
-    Option("delete_timeout_s", "how long teardown waits for one deletion, seconds (after "
-           "Ctrl-C or SIGTERM: 5 s, the sweep finishes slow ones)", _seconds,
-           per_backend={"local": 10.0, "azure": 1800.0}),
-    Option("keep_resources", "keep what a failed run created, for debugging", _bool, False,
-           flag=True),
-    Option("workspace_dir", "local backend's workspace directory", Path, None,
-           env=("HARNESS_WORKSPACE",)),
-    Option("local_train_processes", "data-parallel processes of a local fine-tune job "
-           "(default: one per GPU, or 1 on a CPU; N on a CPU shares the cores over gloo)",
-           _positive_int, None),
+    Option(
+        "delete_timeout_s",
+        "how long teardown waits for one deletion, seconds (after "
+        "Ctrl-C or SIGTERM: 5 s, the sweep finishes slow ones)",
+        _seconds,
+        per_backend={"local": 10.0, "azure": 1800.0},
+    ),
+    Option(
+        "keep_resources", "keep what a failed run created, for debugging", _bool, False, flag=True
+    ),
+    Option(
+        "workspace_dir",
+        "local backend's workspace directory",
+        Path,
+        None,
+        env=("HARNESS_WORKSPACE",),
+    ),
+    Option(
+        "local_train_processes",
+        "data-parallel processes of a local fine-tune job "
+        "(default: one per GPU, or 1 on a CPU; N on a CPU shares the cores over gloo)",
+        _positive_int,
+        None,
+    ),
     Option("resource_ttl_h", "hours after which the sweep may delete a resource", _hours, 6.0),
     Option("experiment_name", "experiment the job is filed under"),
-    Option("report_dir", "where the run report is written (report.json, .md, .html, plots)",
-           Path, Path("harness-report")),
-    Option("history_dir", "history of run reports, by model name and version (default: "
-           "<workspace>/history locally, ./harness-history on Azure)", Path, None),
-    Option("compare_to", "compare this run with `last` (the last passing run of the model in "
-           "the history) or a report.json, and fail on a regression", _compare_to),
-    Option("tolerances", "relative tolerance of a compared figure, figure=fraction (repeatable; "
-           "e.g. eval_loss_after=0.05)", _override, (), repeat=True),
+    Option(
+        "report_dir",
+        "where the run report is written (report.json, .md, .html, plots)",
+        Path,
+        Path("harness-report"),
+    ),
+    Option(
+        "history_dir",
+        "history of run reports, by model name and version (default: "
+        "<workspace>/history locally, ./harness-history on Azure)",
+        Path,
+        None,
+    ),
+    Option(
+        "compare_to",
+        "compare this run with `last` (the last passing run of the model in "
+        "the history) or a report.json, and fail on a regression",
+        _compare_to,
+    ),
+    Option(
+        "tolerances",
+        "relative tolerance of a compared figure, figure=fraction (repeatable; "
+        "e.g. eval_loss_after=0.05)",
+        _override,
+        (),
+        repeat=True,
+    ),
     Option("azure_subscription_id", "Azure subscription id", env=("AZURE_SUBSCRIPTION_ID",)),
     Option("azure_resource_group", "Azure resource group", env=("AZURE_RESOURCE_GROUP",)),
     Option("azure_workspace", "Azure ML workspace name", env=("AZURE_ML_WORKSPACE",)),
     Option("azure_registry", "registry holding foundation models", default="azureml"),
     Option("azure_config_file", "workspace config.json", Path, None),
     Option("interactive_login", "allow a browser login (never in CI)", _bool, False, flag=True),
-    Option("require_live", "fail instead of skipping when Azure settings are missing",
-           _bool, False, flag=True),
+    Option(
+        "require_live",
+        "fail instead of skipping when Azure settings are missing",
+        _bool,
+        False,
+        flag=True,
+    ),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -274,12 +376,12 @@ class HarnessConfig:
         if not missing or (self.azure_config_file or Path("config.json")).is_file():
             return []
         return [f"{BY_NAME[n].cli} (or {BY_NAME[n].env_names[-1]})" for n in missing] + [
-            "or a workspace config file (--azure-config-file, default ./config.json)"]
+            "or a workspace config file (--azure-config-file, default ./config.json)"
+        ]
 
     def report_options(self) -> dict[str, str]:
         """Every setting as text with its source, for the run report."""
-        return {n: f"{_show(getattr(self, n))} ({self.sources.get(n, 'default')})"
-                for n in BY_NAME}
+        return {n: f"{_show(getattr(self, n))} ({self.sources.get(n, 'default')})" for n in BY_NAME}
 
     def header_lines(self) -> list[str]:
         """The report header: every value that is not a plain default, then the defaults."""
@@ -363,8 +465,9 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
     values["workspace_dir"] = Path(values["workspace_dir"]).expanduser().resolve()
     if values["history_dir"] is None:
         local = values["backend"] == "local"
-        values["history_dir"] = values["workspace_dir"] / "history" if local else Path(
-            "harness-history")
+        values["history_dir"] = (
+            values["workspace_dir"] / "history" if local else Path("harness-history")
+        )
         sources["history_dir"] = f"default for the {values['backend']} backend"
     for name in ("report_dir", "history_dir"):
         values[name] = Path(values[name]).expanduser().resolve()
@@ -417,11 +520,17 @@ def add_argparse_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("harness")
     for option in OPTIONS:
         if option.flag:
-            group.add_argument(option.cli, dest=option.name, action="store_true", default=None,
-                               help=option.help)
+            group.add_argument(
+                option.cli, dest=option.name, action="store_true", default=None, help=option.help
+            )
         else:
-            group.add_argument(option.cli, dest=option.name, default=None, help=option.help,
-                               action="append" if option.repeat else "store")
+            group.add_argument(
+                option.cli,
+                dest=option.name,
+                default=None,
+                help=option.help,
+                action="append" if option.repeat else "store",
+            )
 
 
 def add_pytest_options(parser: Any) -> None:
@@ -430,11 +539,17 @@ def add_pytest_options(parser: Any) -> None:
     for option in OPTIONS:
         dest = f"harness_{option.name}"
         if option.flag:
-            group.addoption(option.cli, dest=dest, action="store_true", default=None,
-                            help=option.help)
+            group.addoption(
+                option.cli, dest=dest, action="store_true", default=None, help=option.help
+            )
         else:
-            group.addoption(option.cli, dest=dest, default=None, help=option.help,
-                            action="append" if option.repeat else "store")
+            group.addoption(
+                option.cli,
+                dest=dest,
+                default=None,
+                help=option.help,
+                action="append" if option.repeat else "store",
+            )
         parser.addini(option.ini, option.help, type="linelist" if option.repeat else "string")
 
 
@@ -445,9 +560,9 @@ def from_pytest(config: Any) -> HarnessConfig:
     return resolve(cli={k: v for k, v in cli.items() if v is not None}, env=os.environ, ini=ini)
 
 
-def from_namespace(namespace: argparse.Namespace, env: Mapping[str, str] | None = None
-                   ) -> HarnessConfig:
+def from_namespace(
+    namespace: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> HarnessConfig:
     """Resolve from ``add_argparse_options`` results (values left None fall through)."""
     cli = {o.name: getattr(namespace, o.name, None) for o in OPTIONS}
     return resolve(cli={k: v for k, v in cli.items() if v is not None}, env=env)
-

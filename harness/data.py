@@ -41,19 +41,27 @@ class PreparedData:
     dropped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"directory": self.directory, "files": dict(self.files),
-                "counts": dict(self.counts), "dropped": list(self.dropped)}
+        return {
+            "directory": self.directory,
+            "files": dict(self.files),
+            "counts": dict(self.counts),
+            "dropped": list(self.dropped),
+        }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> PreparedData:
         missing = [key for key in ("directory", "files", "counts") if key not in raw]
         if missing:
-            raise DataError(f"prepared-data record lacks {', '.join(missing)}; found keys "
-                            f"{sorted(raw)}; delete the shared state and prepare the data again")
-        return cls(directory=str(raw["directory"]),
-                   files={str(k): str(v) for k, v in raw["files"].items()},
-                   counts={str(k): int(v) for k, v in raw["counts"].items()},
-                   dropped=[str(line) for line in raw.get("dropped", [])])
+            raise DataError(
+                f"prepared-data record lacks {', '.join(missing)}; found keys "
+                f"{sorted(raw)}; delete the shared state and prepare the data again"
+            )
+        return cls(
+            directory=str(raw["directory"]),
+            files={str(k): str(v) for k, v in raw["files"].items()},
+            counts={str(k): int(v) for k, v in raw["counts"].items()},
+            dropped=[str(line) for line in raw.get("dropped", [])],
+        )
 
 
 def percent_text(percent: float) -> str:
@@ -71,32 +79,44 @@ def split_spec(split: str, percent: float) -> str:
 
 def check_percent(percent: float) -> None:
     if not (math.isfinite(percent) and 0 < percent <= 100):
-        raise DataError(f"dataset percent {percent!r} is outside (0, 100]; pass "
-                        "--dataset-percent with a value above 0 and at most 100")
+        raise DataError(
+            f"dataset percent {percent!r} is outside (0, 100]; pass "
+            "--dataset-percent with a value above 0 and at most 100"
+        )
 
 
 def _looks_local(source: str) -> bool:
     """Mirrors datasets: more than one slash, or an absolute/dotted path, is never a hub id."""
-    return (source.startswith((".", "~")) or os.path.isabs(source) or "\\" in source
-            or source.count("/") > 1)
+    return (
+        source.startswith((".", "~"))
+        or os.path.isabs(source)
+        or "\\" in source
+        or source.count("/") > 1
+    )
 
 
 def resolve_source(source: str) -> str:
     """An existing directory becomes absolute; anything else must look like a hub id."""
     path = Path(source).expanduser()
     if not source.strip():
-        raise DataError(f"dataset is empty; pass --dataset with the hub id {HUB_DATASET} or a "
-                        f"local directory in the ultrachat_200k layout ({LAYOUT})")
+        raise DataError(
+            f"dataset is empty; pass --dataset with the hub id {HUB_DATASET} or a "
+            f"local directory in the ultrachat_200k layout ({LAYOUT})"
+        )
     if path.is_dir():
         return str(path.resolve())
     if path.exists():
-        raise DataError(f"dataset {source!r} is a file ({path.resolve()}); expected a directory "
-                        f"in the ultrachat_200k layout ({LAYOUT}); pass --dataset with one")
+        raise DataError(
+            f"dataset {source!r} is a file ({path.resolve()}); expected a directory "
+            f"in the ultrachat_200k layout ({LAYOUT}); pass --dataset with one"
+        )
     if _looks_local(source):
-        raise DataError(f"dataset directory {source!r} does not exist (resolved to "
-                        f"{path.resolve()}); expected a directory in the ultrachat_200k layout "
-                        f"({LAYOUT}); pass --dataset with an existing directory, e.g. "
-                        f"{SHIPPED_DATASET}, or the hub id {HUB_DATASET}")
+        raise DataError(
+            f"dataset directory {source!r} does not exist (resolved to "
+            f"{path.resolve()}); expected a directory in the ultrachat_200k layout "
+            f"({LAYOUT}); pass --dataset with an existing directory, e.g. "
+            f"{SHIPPED_DATASET}, or the hub id {HUB_DATASET}"
+        )
     return source
 
 
@@ -111,16 +131,22 @@ def _split_argument(split: str, percent: float) -> Any:
 
 def _next_step(source: str, error: BaseException) -> str:
     if isinstance(error, ConnectionError):
-        return (f"the Hugging Face Hub is unreachable or offline mode is on (HF_HUB_OFFLINE, "
-                f"HF_DATASETS_OFFLINE) and the dataset is not in the cache; use --dataset with a "
-                f"local directory in the ultrachat_200k layout ({LAYOUT}), e.g. {SHIPPED_DATASET}")
+        return (
+            f"the Hugging Face Hub is unreachable or offline mode is on (HF_HUB_OFFLINE, "
+            f"HF_DATASETS_OFFLINE) and the dataset is not in the cache; use --dataset with a "
+            f"local directory in the ultrachat_200k layout ({LAYOUT}), e.g. {SHIPPED_DATASET}"
+        )
     if "Unknown split" in str(error):
         return f"the dataset must hold every split in the ultrachat_200k layout ({LAYOUT})"
     if os.path.isdir(source):
-        return (f"a data file could not be read ({_root_cause(error)}); check the files of "
-                f"the ultrachat_200k layout ({LAYOUT})")
-    return (f"check the hub id, or use --dataset with a local directory in the ultrachat_200k "
-            f"layout ({LAYOUT})")
+        return (
+            f"a data file could not be read ({_root_cause(error)}); check the files of "
+            f"the ultrachat_200k layout ({LAYOUT})"
+        )
+    return (
+        f"check the hub id, or use --dataset with a local directory in the ultrachat_200k "
+        f"layout ({LAYOUT})"
+    )
 
 
 def _root_cause(error: BaseException) -> str:
@@ -130,22 +156,30 @@ def _root_cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
 
 
-def _load_split(source: str, split: str, percent: float, cache_dir: Path | None
-                ) -> list[dict[str, Any]]:
+def _load_split(
+    source: str, split: str, percent: float, cache_dir: Path | None
+) -> list[dict[str, Any]]:
     """An empty slice is returned as no rows, so it is reported like any other empty split."""
     import datasets
 
     try:
-        loaded = datasets.load_dataset(source, split=_split_argument(split, percent),
-                                       cache_dir=str(cache_dir) if cache_dir else None)
+        loaded = datasets.load_dataset(
+            source,
+            split=_split_argument(split, percent),
+            cache_dir=str(cache_dir) if cache_dir else None,
+        )
     except ValueError as error:
         if "corresponds to no data" in str(error):
             return []
-        raise DataError(f"cannot load {split_spec(split, percent)} from dataset {source!r}: "
-                        f"{type(error).__name__}: {error}; {_next_step(source, error)}") from error
+        raise DataError(
+            f"cannot load {split_spec(split, percent)} from dataset {source!r}: "
+            f"{type(error).__name__}: {error}; {_next_step(source, error)}"
+        ) from error
     except (OSError, datasets.exceptions.DatasetsError) as error:
-        raise DataError(f"cannot load {split_spec(split, percent)} from dataset {source!r}: "
-                        f"{type(error).__name__}: {error}; {_next_step(source, error)}") from error
+        raise DataError(
+            f"cannot load {split_spec(split, percent)} from dataset {source!r}: "
+            f"{type(error).__name__}: {error}; {_next_step(source, error)}"
+        ) from error
     rows: list[dict[str, Any]] = loaded.to_list()
     return rows
 
@@ -248,8 +282,11 @@ def _json_problems(path: Path) -> list[str]:
         return [f"{path}: is not a JSON array of rows ({error})"]
     problems = []
     for index, row in enumerate(rows):
-        problem = (_field_problem(row) if isinstance(row, dict)
-                   else f"is a JSON {type(row).__name__}; expected an object")
+        problem = (
+            _field_problem(row)
+            if isinstance(row, dict)
+            else f"is a JSON {type(row).__name__}; expected an object"
+        )
         if problem:
             problems.append(f"{path} item {index}: {problem}")
     return problems
@@ -282,8 +319,10 @@ def _is_messages(kind: Any) -> bool:
     if pat.is_null(item):
         return True
     return bool(pat.is_struct(item)) and all(
-        _is_text(item.field(key).type) for key in ("role", "content")
-        if item.get_field_index(key) >= 0)
+        _is_text(item.field(key).type)
+        for key in ("role", "content")
+        if item.get_field_index(key) >= 0
+    )
 
 
 def _parquet_problems(path: Path) -> list[str]:
@@ -293,12 +332,16 @@ def _parquet_problems(path: Path) -> list[str]:
         schema = pq.read_schema(path)
     except (OSError, ValueError) as error:
         return [f"{path}: is not a Parquet file ({error})"]
-    problems = [f"{path}: column {name} has type {schema.field(name).type}; expected a string"
-                for name in ("prompt", "prompt_id")
-                if name in schema.names and not _is_text(schema.field(name).type)]
+    problems = [
+        f"{path}: column {name} has type {schema.field(name).type}; expected a string"
+        for name in ("prompt", "prompt_id")
+        if name in schema.names and not _is_text(schema.field(name).type)
+    ]
     if "messages" in schema.names and not _is_messages(schema.field("messages").type):
-        problems.append(f"{path}: column messages has type {schema.field('messages').type}; "
-                        f"expected a list of {MESSAGE_SHAPE}")
+        problems.append(
+            f"{path}: column messages has type {schema.field('messages').type}; "
+            f"expected a list of {MESSAGE_SHAPE}"
+        )
     return problems
 
 
@@ -323,7 +366,8 @@ def check_data_files(directory: Path) -> None:
             f"dataset {directory} has {len(problems)} line(s) or column(s) that cannot load:"
             f"\n  {listed}{tail}\nexpected one JSON object per line (or Parquet columns) with "
             f"prompt and prompt_id strings and messages, a list of {MESSAGE_SHAPE}; fix them "
-            "(--allow-invalid-rows drops rows that load but are invalid, not these)")
+            "(--allow-invalid-rows drops rows that load but are invalid, not these)"
+        )
 
 
 def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -347,25 +391,29 @@ def _invalid_message(source: str, percent: float, invalid: list[str]) -> str:
     listed = "\n  ".join(invalid[:LISTED_INVALID])
     more = len(invalid) - LISTED_INVALID
     tail = f"\n  ... and {more} more" if more > 0 else ""
-    return (f"dataset {source} at {percent_text(percent)}% has {len(invalid)} invalid row(s) "
-            f"(row numbers count from 0 within each split):\n  {listed}{tail}\n"
-            f"expected every row to have a non-empty prompt_id and messages with roles in "
-            f"{', '.join(ROLES)}, non-empty content and a user turn; fix the rows, or pass "
-            f"--allow-invalid-rows to drop them")
+    return (
+        f"dataset {source} at {percent_text(percent)}% has {len(invalid)} invalid row(s) "
+        f"(row numbers count from 0 within each split):\n  {listed}{tail}\n"
+        f"expected every row to have a non-empty prompt_id and messages with roles in "
+        f"{', '.join(ROLES)}, non-empty content and a user turn; fix the rows, or pass "
+        f"--allow-invalid-rows to drop them"
+    )
 
 
 def _loaded_text(count: int) -> str:
     return "no rows in the slice" if count == 0 else f"all {count} loaded row(s) invalid"
 
 
-def _require_rows(source: str, percent: float, loaded: Mapping[str, list[Any]],
-                  kept: Mapping[str, list[Any]]) -> None:
-    empty = [f"{split} ({_loaded_text(len(loaded[split]))})" for split in SPLITS
-             if not kept[split]]
+def _require_rows(
+    source: str, percent: float, loaded: Mapping[str, list[Any]], kept: Mapping[str, list[Any]]
+) -> None:
+    empty = [f"{split} ({_loaded_text(len(loaded[split]))})" for split in SPLITS if not kept[split]]
     if empty:
-        raise DataError(f"dataset {source} at {percent_text(percent)}% leaves no usable rows in "
-                        f"{'; '.join(empty)}; expected at least one row per split; pass a larger "
-                        f"--dataset-percent or use a dataset with more rows")
+        raise DataError(
+            f"dataset {source} at {percent_text(percent)}% leaves no usable rows in "
+            f"{'; '.join(empty)}; expected at least one row per split; pass a larger "
+            f"--dataset-percent or use a dataset with more rows"
+        )
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -378,8 +426,10 @@ def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise DataError(f"cannot read JSON Lines file {path}: {error}; prepare the data again "
-                        "(harness.data.prepare)") from error
+        raise DataError(
+            f"cannot read JSON Lines file {path}: {error}; prepare the data again "
+            "(harness.data.prepare)"
+        ) from error
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -387,17 +437,27 @@ def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataError(f"{path} line {number} is not valid JSON ({error.msg}); expected one "
-                            "JSON object per line; prepare the data again") from error
+            raise DataError(
+                f"{path} line {number} is not valid JSON ({error.msg}); expected one "
+                "JSON object per line; prepare the data again"
+            ) from error
         if not isinstance(row, dict):
-            raise DataError(f"{path} line {number} is a JSON {type(row).__name__}; expected one "
-                            "JSON object per line; prepare the data again")
+            raise DataError(
+                f"{path} line {number} is a JSON {type(row).__name__}; expected one "
+                "JSON object per line; prepare the data again"
+            )
         rows.append(row)
     return rows
 
 
-def prepare(source: str, percent: float, out_dir: Path, allow_invalid: bool = False, *,
-            cache_dir: Path | None = None) -> PreparedData:
+def prepare(
+    source: str,
+    percent: float,
+    out_dir: Path,
+    allow_invalid: bool = False,
+    *,
+    cache_dir: Path | None = None,
+) -> PreparedData:
     """Loads ``percent`` of every split, validates all rows, then writes ``{split}.jsonl``.
 
     All invalid rows are reported in one error, so one run shows everything to fix. Nothing is
@@ -462,14 +522,18 @@ def scoring_cases(data: PreparedData, n: int) -> list[ScoringCase]:
         raise DataError(f"scoring sample count {n} is below 1; pass --scoring-samples 1 or more")
     path = data.files.get("test_gen")
     if path is None:
-        raise DataError(f"prepared data in {data.directory} has no test_gen file (found "
-                        f"{sorted(data.files)}); prepare the data again")
+        raise DataError(
+            f"prepared data in {data.directory} has no test_gen file (found "
+            f"{sorted(data.files)}); prepare the data again"
+        )
     samples = []
     for row in read_jsonl(path):
         if validate_row(row) is None:
             samples.append(_case(row["messages"]))
         if len(samples) == n:
             return samples
-    raise DataError(f"only {len(samples)} usable test_gen conversation(s) in {path}; expected "
-                    f"{n} for scoring; pass a smaller --scoring-samples or a larger "
-                    f"--dataset-percent")
+    raise DataError(
+        f"only {len(samples)} usable test_gen conversation(s) in {path}; expected "
+        f"{n} for scoring; pass a smaller --scoring-samples or a larger "
+        f"--dataset-percent"
+    )

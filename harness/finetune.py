@@ -45,8 +45,13 @@ ASSET_TYPES = frozenset(
 )
 # Inputs the backend sets from the compute it checked; a parameter must not contradict them.
 WIRED_INPUTS = frozenset(
-    {"compute_model_import", "compute_preprocess", "compute_finetune",
-     "compute_model_evaluation", "number_of_gpu_to_use_finetuning"}
+    {
+        "compute_model_import",
+        "compute_preprocess",
+        "compute_finetune",
+        "compute_model_evaluation",
+        "number_of_gpu_to_use_finetuning",
+    }
 )
 _WHERE = "--finetune-param (or the model's model_specific_defaults tag)"
 logger = logging.getLogger("harness")
@@ -64,36 +69,40 @@ class Bounds:
     def allows(self, number: float) -> bool:
         low_ok = self.low is None or (number > self.low if self.low_open else number >= self.low)
         high_ok = self.high is None or (
-            number < self.high if self.high_open else number <= self.high)
+            number < self.high if self.high_open else number <= self.high
+        )
         return low_ok and high_ok
 
     def text(self) -> str:
         low = f"{'above' if self.low_open else 'at least'} {self.low}"
         high = f"{'below' if self.high_open else 'at most'} {self.high}"
         return " and ".join(
-            part for part, end in ((low, self.low), (high, self.high)) if end is not None)
+            part for part, end in ((low, self.low), (high, self.high)) if end is not None
+        )
 
 
 # Where the component declares no bound: what its trainer refuses at run time (torch's AdamW
 # and Dropout, peft's LoRA rank, transformers' TrainingArguments, numpy's seed range) or what
 # cannot train at all (a zero learning rate, zero accumulation steps).
-TRAINER_BOUNDS: Mapping[str, Bounds] = MappingProxyType({
-    "learning_rate": Bounds(low=0, low_open=True),
-    "lora_r": Bounds(low=1),
-    "lora_alpha": Bounds(low=1),
-    "lora_dropout": Bounds(low=0, high=1, high_open=True),
-    "adam_beta1": Bounds(low=0, high=1, high_open=True),
-    "adam_beta2": Bounds(low=0, high=1, high_open=True),
-    "adam_epsilon": Bounds(low=0),
-    "weight_decay": Bounds(low=0),
-    "max_grad_norm": Bounds(low=0),
-    "gradient_accumulation_steps": Bounds(low=1),
-    "warmup_steps": Bounds(low=0),
-    "logging_steps": Bounds(low=1),
-    "eval_steps": Bounds(low=1),
-    "seed": Bounds(low=0, high=2**32 - 1),
-    "dataloader_num_workers": Bounds(low=0),
-})
+TRAINER_BOUNDS: Mapping[str, Bounds] = MappingProxyType(
+    {
+        "learning_rate": Bounds(low=0, low_open=True),
+        "lora_r": Bounds(low=1),
+        "lora_alpha": Bounds(low=1),
+        "lora_dropout": Bounds(low=0, high=1, high_open=True),
+        "adam_beta1": Bounds(low=0, high=1, high_open=True),
+        "adam_beta2": Bounds(low=0, high=1, high_open=True),
+        "adam_epsilon": Bounds(low=0),
+        "weight_decay": Bounds(low=0),
+        "max_grad_norm": Bounds(low=0),
+        "gradient_accumulation_steps": Bounds(low=1),
+        "warmup_steps": Bounds(low=0),
+        "logging_steps": Bounds(low=1),
+        "eval_steps": Bounds(low=1),
+        "seed": Bounds(low=0, high=2**32 - 1),
+        "dataloader_num_workers": Bounds(low=0),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -248,19 +257,25 @@ def plan_parameters(
         check_override_names(overrides, inputs)
     plan = fit_to_component(merge_parameters(card, overrides), inputs)
     if plan.dropped:
-        logger.info("fine-tune parameters not sent (no input of the component, or None): %s",
-                    ", ".join(f"{k}={v!r}" for k, v in plan.dropped.items()))
+        logger.info(
+            "fine-tune parameters not sent (no input of the component, or None): %s",
+            ", ".join(f"{k}={v!r}" for k, v in plan.dropped.items()),
+        )
     return plan
 
 
 def settable_inputs(inputs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The inputs a user may set: not an asset, not wired from the compute."""
-    return sorted(name for name, spec in inputs.items()
-                  if name not in WIRED_INPUTS and spec.get("type") not in ASSET_TYPES)
+    return sorted(
+        name
+        for name, spec in inputs.items()
+        if name not in WIRED_INPUTS and spec.get("type") not in ASSET_TYPES
+    )
 
 
-def check_override_names(overrides: Mapping[str, Any],
-                         inputs: Mapping[str, Mapping[str, Any]]) -> None:
+def check_override_names(
+    overrides: Mapping[str, Any], inputs: Mapping[str, Mapping[str, Any]]
+) -> None:
     """A key the user typed that is no input: ParameterError naming the closest input."""
     unknown = [name for name in overrides if name not in inputs]
     if not unknown:
@@ -269,7 +284,8 @@ def check_override_names(overrides: Mapping[str, Any],
     hints = {name: difflib.get_close_matches(name.lower(), valid, n=1) for name in unknown}
     named = ", ".join(
         f"{name} (did you mean {close[0]}?)" if close else f"{name} (no input is close)"
-        for name, close in hints.items())
+        for name, close in hints.items()
+    )
     listing = "" if all(hints.values()) else f"; valid inputs: {', '.join(valid)}"
     verb = "is not an input" if len(unknown) == 1 else "are not inputs"
     raise ParameterError(

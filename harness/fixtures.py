@@ -59,9 +59,12 @@ def harness_progress(pytestconfig: pytest.Config) -> Progress:
 
 
 @pytest.fixture(scope="session")
-def backend(pytestconfig: pytest.Config, harness_config: config.HarnessConfig,
-            harness_resources: ResourceTracker, harness_progress: Progress
-            ) -> Iterator[Backend]:
+def backend(
+    pytestconfig: pytest.Config,
+    harness_config: config.HarnessConfig,
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+) -> Iterator[Backend]:
     """The backend; Azure without settings skips (fails with HARNESS_REQUIRE_LIVE=1)."""
     with harness_progress.stage("backend", harness_config.backend):
         missing = harness_config.missing_azure_settings()
@@ -71,8 +74,7 @@ def backend(pytestconfig: pytest.Config, harness_config: config.HarnessConfig,
                 pytest.fail(f"{message} (HARNESS_REQUIRE_LIVE is set)", pytrace=False)
             pytest.skip(message)
         harness_resources.hold_run()  # before anything exists: the sweep spares a live run
-        instance = pytestconfig.hook.pytest_harness_create_backend(
-            harness_config=harness_config)
+        instance = pytestconfig.hook.pytest_harness_create_backend(harness_config=harness_config)
     harness_resources.backend = instance
     yield instance
     # an xdist worker leaves what it started to the coordinator, --keep-resources to the sweep
@@ -86,14 +88,14 @@ def ownership_tags(harness_config: config.HarnessConfig) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def foundation_model(backend: Backend, harness_config: config.HarnessConfig,
-                     harness_progress: Progress) -> ModelCard:
+def foundation_model(
+    backend: Backend, harness_config: config.HarnessConfig, harness_progress: Progress
+) -> ModelCard:
     """The model card; past its fine-tune retirement date a warning (an error with
     --strict-deprecation)."""
     wanted = f"{harness_config.model_name} ({harness_config.model_version})"
     with harness_progress.stage("foundation_model", f"{wanted} from the {backend.name} registry"):
-        card = backend.get_foundation_model(harness_config.model_name,
-                                            harness_config.model_version)
+        card = backend.get_foundation_model(harness_config.model_name, harness_config.model_version)
     harness_progress.record("model", **card.report_fields())
     sources = ", ".join(f"{key} from {source}" for key, source in card.sources().items())
     log.info("foundation model %s: %s; %s", card.label, sources, card.deprecation.describe())
@@ -111,8 +113,11 @@ def region_vm_sizes(backend: Backend) -> tuple[VmSize, ...]:
 
 
 @pytest.fixture(scope="session")
-def finetune_compute_sku(foundation_model: ModelCard, harness_config: config.HarnessConfig,
-                         region_vm_sizes: tuple[VmSize, ...]) -> str | None:
+def finetune_compute_sku(
+    foundation_model: ModelCard,
+    harness_config: config.HarnessConfig,
+    region_vm_sizes: tuple[VmSize, ...],
+) -> str | None:
     """The SKU asked for, checked (allowed, not retired, offered); None lets the backend take
     the default, which must exist before anything is created."""
     offered = [size.name for size in region_vm_sizes]
@@ -124,8 +129,11 @@ def finetune_compute_sku(foundation_model: ModelCard, harness_config: config.Har
 
 
 @pytest.fixture(scope="session")
-def inference_instance_type(foundation_model: ModelCard, harness_config: config.HarnessConfig,
-                            region_vm_sizes: tuple[VmSize, ...]) -> str:
+def inference_instance_type(
+    foundation_model: ModelCard,
+    harness_config: config.HarnessConfig,
+    region_vm_sizes: tuple[VmSize, ...],
+) -> str:
     offered = [size.name for size in region_vm_sizes]
     return compute.choose_instance_type(foundation_model, harness_config.instance_type, offered)
 
@@ -136,20 +144,29 @@ def finetune_component_inputs(backend: Backend) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def finetune_parameters(foundation_model: ModelCard, finetune_component_inputs: dict[str, Any],
-                        harness_config: config.HarnessConfig, harness_progress: Progress
-                        ) -> finetune.ParameterPlan:
-    plan = finetune.plan_parameters(foundation_model, harness_config.finetune_overrides,
-                                    finetune_component_inputs,
-                                    harness_config.allow_dropped_params)
+def finetune_parameters(
+    foundation_model: ModelCard,
+    finetune_component_inputs: dict[str, Any],
+    harness_config: config.HarnessConfig,
+    harness_progress: Progress,
+) -> finetune.ParameterPlan:
+    plan = finetune.plan_parameters(
+        foundation_model,
+        harness_config.finetune_overrides,
+        finetune_component_inputs,
+        harness_config.allow_dropped_params,
+    )
     harness_progress.record("parameters", sent=dict(plan.parameters), dropped=dict(plan.dropped))
     return plan
 
 
 @pytest.fixture(scope="session")
-def training_data(harness_config: config.HarnessConfig, harness_resources: ResourceTracker,
-                  harness_progress: Progress, tmp_path_factory: pytest.TempPathFactory
-                  ) -> PreparedData:
+def training_data(
+    harness_config: config.HarnessConfig,
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> PreparedData:
     from harness import data
 
     def prepare() -> data.PreparedData:
@@ -157,20 +174,28 @@ def training_data(harness_config: config.HarnessConfig, harness_resources: Resou
         out = shared / "data" if shared else tmp_path_factory.mktemp("training-data")
         source = f"{harness_config.dataset} at {harness_config.dataset_percent:g}%"
         with harness_progress.stage("data", source):
-            prepared = data.prepare(harness_config.dataset, harness_config.dataset_percent, out,
-                                    allow_invalid=harness_config.allow_invalid_rows)
-        harness_progress.record("dataset", slices=dict(prepared.counts),
-                                source=harness_config.dataset,
-                                percent=harness_config.dataset_percent,
-                                dropped_rows=len(prepared.dropped))
+            prepared = data.prepare(
+                harness_config.dataset,
+                harness_config.dataset_percent,
+                out,
+                allow_invalid=harness_config.allow_invalid_rows,
+            )
+        harness_progress.record(
+            "dataset",
+            slices=dict(prepared.counts),
+            source=harness_config.dataset,
+            percent=harness_config.dataset_percent,
+            dropped_rows=len(prepared.dropped),
+        )
         return prepared
 
     return harness_resources.once("training-data", data.PreparedData, prepare)
 
 
 @pytest.fixture(scope="session")
-def scoring_cases(training_data: PreparedData, harness_config: config.HarnessConfig
-                  ) -> list[ScoringCase]:
+def scoring_cases(
+    training_data: PreparedData, harness_config: config.HarnessConfig
+) -> list[ScoringCase]:
     """The test_gen conversations to score, each ending with a user turn, with the reference
     assistant turn that answered it."""
     from harness import data
@@ -187,24 +212,36 @@ def scoring_requests(scoring_cases: list[ScoringCase]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def harness_preflight(foundation_model: ModelCard, finetune_compute_sku: str | None,
-                      inference_instance_type: str, finetune_parameters: finetune.ParameterPlan,
-                      training_data: PreparedData, scoring_requests: list[dict[str, Any]]
-                      ) -> None:
+def harness_preflight(
+    foundation_model: ModelCard,
+    finetune_compute_sku: str | None,
+    inference_instance_type: str,
+    finetune_parameters: finetune.ParameterPlan,
+    training_data: PreparedData,
+    scoring_requests: list[dict[str, Any]],
+) -> None:
     """Every input decision, made before the first resource is created."""
 
 
 @pytest.fixture(scope="session")
-def finetune_compute(backend: Backend, foundation_model: ModelCard, harness_preflight: None,
-                     finetune_compute_sku: str | None, harness_config: config.HarnessConfig,
-                     ownership_tags: dict[str, str], harness_resources: ResourceTracker,
-                     harness_progress: Progress) -> Iterator[Compute]:
+def finetune_compute(
+    backend: Backend,
+    foundation_model: ModelCard,
+    harness_preflight: None,
+    finetune_compute_sku: str | None,
+    harness_config: config.HarnessConfig,
+    ownership_tags: dict[str, str],
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+) -> Iterator[Compute]:
     """The cluster; deleted at the end only when this run created it."""
+
     def create(register: Register) -> Compute:
         name = harness_config.compute_name
         with harness_progress.stage("compute", f"{name} ({finetune_compute_sku or 'default'})"):
-            made = backend.ensure_compute(foundation_model, name, finetune_compute_sku,
-                                          ownership_tags)
+            made = backend.ensure_compute(
+                foundation_model, name, finetune_compute_sku, ownership_tags
+            )
         if made.created_by_harness:
             register(made.name)
         harness_progress.record("compute", **made.to_dict())
@@ -215,11 +252,16 @@ def finetune_compute(backend: Backend, foundation_model: ModelCard, harness_pref
 
 
 @pytest.fixture(scope="session")
-def online_endpoint_pending(backend: Backend, harness_preflight: None,
-                            harness_config: config.HarnessConfig, ownership_tags: dict[str, str],
-                            harness_resources: ResourceTracker, harness_progress: Progress
-                            ) -> Iterator[Endpoint]:
+def online_endpoint_pending(
+    backend: Backend,
+    harness_preflight: None,
+    harness_config: config.HarnessConfig,
+    ownership_tags: dict[str, str],
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+) -> Iterator[Endpoint]:
     """Starts the endpoint early: its minutes of provisioning overlap the training."""
+
     def create(register: Register) -> Endpoint:
         name = naming.endpoint_name(harness_config.run_id)
         register(name)
@@ -235,26 +277,45 @@ def online_endpoint_pending(backend: Backend, harness_preflight: None,
 
 
 @pytest.fixture(scope="session")
-def finetune_display_name(foundation_model: ModelCard, finetune_parameters: finetune.ParameterPlan,
-                          finetune_compute: Compute) -> str:
-    return finetune.display_name(foundation_model.name, finetune_parameters.parameters,
-                                 finetune_compute.gpus_per_node)
+def finetune_display_name(
+    foundation_model: ModelCard,
+    finetune_parameters: finetune.ParameterPlan,
+    finetune_compute: Compute,
+) -> str:
+    return finetune.display_name(
+        foundation_model.name, finetune_parameters.parameters, finetune_compute.gpus_per_node
+    )
 
 
 @pytest.fixture(scope="session")
-def finetune_job(backend: Backend, foundation_model: ModelCard, finetune_compute: Compute,
-                 training_data: PreparedData, finetune_parameters: finetune.ParameterPlan,
-                 finetune_display_name: str, online_endpoint_pending: Endpoint,
-                 harness_config: config.HarnessConfig, ownership_tags: dict[str, str],
-                 harness_resources: ResourceTracker, harness_progress: Progress
-                 ) -> Iterator[JobRun]:
+def finetune_job(
+    backend: Backend,
+    foundation_model: ModelCard,
+    finetune_compute: Compute,
+    training_data: PreparedData,
+    finetune_parameters: finetune.ParameterPlan,
+    finetune_display_name: str,
+    online_endpoint_pending: Endpoint,
+    harness_config: config.HarnessConfig,
+    ownership_tags: dict[str, str],
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+) -> Iterator[JobRun]:
     """Submits the job and waits for it to end; teardown cancels it if it still runs."""
+
     def create(register: Register) -> JobRun:
-        with harness_progress.stage("finetune_job", f"{finetune_display_name} on "
-                                    f"{finetune_compute.name} ({finetune_compute.sku})"):
-            job = backend.submit_finetune(foundation_model, finetune_compute, training_data,
-                                          finetune_parameters.parameters, finetune_display_name,
-                                          ownership_tags)
+        with harness_progress.stage(
+            "finetune_job",
+            f"{finetune_display_name} on {finetune_compute.name} ({finetune_compute.sku})",
+        ):
+            job = backend.submit_finetune(
+                foundation_model,
+                finetune_compute,
+                training_data,
+                finetune_parameters.parameters,
+                finetune_display_name,
+                ownership_tags,
+            )
             register(job.name)
             harness_progress.record("job", **job.to_dict())
             try:
@@ -278,17 +339,23 @@ def _record_job_end(backend: Backend, job: JobRun, progress: Progress) -> None:
 
 
 @pytest.fixture(scope="session")
-def training_metrics(backend: Backend, finetune_job: JobRun, harness_progress: Progress
-                     ) -> TrainingMetrics:
+def training_metrics(
+    backend: Backend, finetune_job: JobRun, harness_progress: Progress
+) -> TrainingMetrics:
     metrics = backend.job_metrics(finetune_job)
     harness_progress.record("metrics", series=metrics.points())
     return metrics
 
 
 @pytest.fixture(scope="session")
-def finetuned_model(backend: Backend, foundation_model: ModelCard, finetune_job: JobRun,
-                    ownership_tags: dict[str, str], harness_resources: ResourceTracker,
-                    harness_progress: Progress) -> Iterator[RegisteredModel]:
+def finetuned_model(
+    backend: Backend,
+    foundation_model: ModelCard,
+    finetune_job: JobRun,
+    ownership_tags: dict[str, str],
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+) -> Iterator[RegisteredModel]:
     def create(register: Register) -> RegisteredModel:
         with harness_progress.stage("register", f"the output of job {finetune_job.name}"):
             model = backend.register_model(foundation_model, finetune_job, ownership_tags)
@@ -301,17 +368,22 @@ def finetuned_model(backend: Backend, foundation_model: ModelCard, finetune_job:
 
 
 @pytest.fixture(scope="session")
-def online_endpoint(backend: Backend, online_endpoint_pending: Endpoint,
-                    harness_config: config.HarnessConfig, harness_resources: ResourceTracker,
-                    harness_progress: Progress) -> Endpoint:
+def online_endpoint(
+    backend: Backend,
+    online_endpoint_pending: Endpoint,
+    harness_config: config.HarnessConfig,
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+) -> Endpoint:
     """The endpoint once provisioned (any worker may wait; the creator's poller is faster)."""
     if online_endpoint_pending.provisioning_state == "Succeeded":  # created at once (local)
         return online_endpoint_pending
 
     def ready() -> Endpoint:
         try:
-            endpoint = backend.wait_for_endpoint(online_endpoint_pending.name,
-                                                 harness_config.endpoint_timeout_s)
+            endpoint = backend.wait_for_endpoint(
+                online_endpoint_pending.name, harness_config.endpoint_timeout_s
+            )
         except BaseException as exc:
             harness_progress.end("endpoint", "failed", f"{type(exc).__name__}: {exc}"[:500])
             raise
@@ -323,21 +395,40 @@ def online_endpoint(backend: Backend, online_endpoint_pending: Endpoint,
 
 
 @pytest.fixture(scope="session")
-def deployment(backend: Backend, online_endpoint: Endpoint, finetuned_model: RegisteredModel,
-               inference_instance_type: str, harness_config: config.HarnessConfig,
-               ownership_tags: dict[str, str], harness_resources: ResourceTracker,
-               harness_progress: Progress) -> Deployment:
+def deployment(
+    backend: Backend,
+    online_endpoint: Endpoint,
+    finetuned_model: RegisteredModel,
+    inference_instance_type: str,
+    harness_config: config.HarnessConfig,
+    ownership_tags: dict[str, str],
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+) -> Deployment:
     """Deploys the model behind the endpoint; deleted with the endpoint."""
+
     def deploy() -> Deployment:
         name = naming.deployment_name(harness_config.run_id)
-        harness_progress.record("deployment", name=name, endpoint_name=online_endpoint.name,
-                                instance_type=inference_instance_type, instance_count=1,
-                                provisioning_state="Creating", model_id=finetuned_model.id)
-        with harness_progress.stage("deployment", f"{finetuned_model.ref} as {name} on "
-                                    f"{inference_instance_type}"):
-            made = backend.deploy(online_endpoint, finetuned_model, name,
-                                  inference_instance_type, ownership_tags,
-                                  harness_config.deployment_timeout_s)
+        harness_progress.record(
+            "deployment",
+            name=name,
+            endpoint_name=online_endpoint.name,
+            instance_type=inference_instance_type,
+            instance_count=1,
+            provisioning_state="Creating",
+            model_id=finetuned_model.id,
+        )
+        with harness_progress.stage(
+            "deployment", f"{finetuned_model.ref} as {name} on {inference_instance_type}"
+        ):
+            made = backend.deploy(
+                online_endpoint,
+                finetuned_model,
+                name,
+                inference_instance_type,
+                ownership_tags,
+                harness_config.deployment_timeout_s,
+            )
         harness_progress.record("deployment", **made.to_dict())
         return made
 
@@ -345,18 +436,27 @@ def deployment(backend: Backend, online_endpoint: Endpoint, finetuned_model: Reg
 
 
 @pytest.fixture(scope="session")
-def scored_samples(backend: Backend, online_endpoint: Endpoint, deployment: Deployment,
-                   scoring_cases: list[ScoringCase], scoring_requests: list[dict[str, Any]],
-                   harness_resources: ResourceTracker, harness_progress: Progress) -> Samples:
+def scored_samples(
+    backend: Backend,
+    online_endpoint: Endpoint,
+    deployment: Deployment,
+    scoring_cases: list[ScoringCase],
+    scoring_requests: list[dict[str, Any]],
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+) -> Samples:
     """Every scoring request sent once, through the backend as the notebook does; each answer,
     error, status and latency kept for the tests and recorded for the report."""
     from harness import scoring
 
     def score() -> scoring.Samples:
         with harness_progress.stage("scoring", f"{len(scoring_requests)} test_gen samples"):
-            samples = tuple(_score(backend, online_endpoint, deployment, i, case, request)
-                            for i, (case, request) in enumerate(
-                                zip(scoring_cases, scoring_requests, strict=True)))
+            samples = tuple(
+                _score(backend, online_endpoint, deployment, i, case, request)
+                for i, (case, request) in enumerate(
+                    zip(scoring_cases, scoring_requests, strict=True)
+                )
+            )
         for sample in samples:
             harness_progress.record("sample", **scoring.report_fields(sample))
         return scoring.Samples(samples)
@@ -364,8 +464,14 @@ def scored_samples(backend: Backend, online_endpoint: Endpoint, deployment: Depl
     return harness_resources.once("scored-samples", scoring.Samples, score)
 
 
-def _score(backend: Backend, endpoint: Endpoint, deployment: Deployment, index: int,
-           case: ScoringCase, request: dict[str, Any]) -> Sample:
+def _score(
+    backend: Backend,
+    endpoint: Endpoint,
+    deployment: Deployment,
+    index: int,
+    case: ScoringCase,
+    request: dict[str, Any],
+) -> Sample:
     """One request: its reply parsed, or why it failed, never an exception."""
     from harness import scoring
     from harness.errors import ScoringError
@@ -378,22 +484,35 @@ def _score(backend: Backend, endpoint: Endpoint, deployment: Deployment, index: 
         answer, error = scoring.parse_response(reply.body, reply.status_code).text, ""
     except ScoringError as exc:  # the status's meaning, as the service put it, comes first
         answer, error = "", f"{reply.reason}: {exc}" if reply.reason else str(exc)
-    return scoring.Sample(index, case.messages, case.reference, reply.status_code, reply.body,
-                          reply.elapsed_s, answer, error)
+    return scoring.Sample(
+        index,
+        case.messages,
+        case.reference,
+        reply.status_code,
+        reply.body,
+        reply.elapsed_s,
+        answer,
+        error,
+    )
 
 
 @pytest.fixture(scope="session")
-def reference_likelihood(backend: Backend, foundation_model: ModelCard,
-                         finetuned_model: RegisteredModel, training_data: PreparedData,
-                         harness_resources: ResourceTracker, harness_progress: Progress
-                         ) -> LikelihoodComparison | None:
+def reference_likelihood(
+    backend: Backend,
+    foundation_model: ModelCard,
+    finetuned_model: RegisteredModel,
+    training_data: PreparedData,
+    harness_resources: ResourceTracker,
+    harness_progress: Progress,
+) -> LikelihoodComparison | None:
     """Foundation vs fine-tuned model on the test_gen references, where the backend can
     load both models itself (None elsewhere)."""
     from harness import data
 
     conversations = [row["messages"] for row in data.read_jsonl(training_data.files["test_gen"])]
-    with harness_progress.stage("reference_likelihood",
-                                f"{len(conversations)} test_gen conversations, both models"):
+    with harness_progress.stage(
+        "reference_likelihood", f"{len(conversations)} test_gen conversations, both models"
+    ):
         found = backend.reference_likelihood(foundation_model, finetuned_model, conversations)
     for figure in found.figures() if found is not None else []:
         harness_progress.record("figure", **figure)

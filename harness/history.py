@@ -34,8 +34,9 @@ def load_report(path: Path) -> dict[str, Any]:
     """A report.json, checked against the schema; ReportError says what is wrong with it."""
     report = read_json(path, ReportError)
     if not isinstance(report, dict):
-        raise ReportError(f"{path} holds {type(report).__name__}, not a report object; "
-                          "pass a report.json file")
+        raise ReportError(
+            f"{path} holds {type(report).__name__}, not a report object; pass a report.json file"
+        )
     validate_report(report, str(path))
     return report
 
@@ -45,18 +46,24 @@ def append(report: Mapping[str, Any], history_dir: Path) -> Path | None:
     validate_report(report)
     model, run_id = report["model"], report["run"]["id"]
     if not model or not run_id:
-        logger.info("run not added to the history %s: it reached no model or has no run id",
-                    history_dir)
+        logger.info(
+            "run not added to the history %s: it reached no model or has no run id", history_dir
+        )
         return None
-    path = (history_dir / _component(model["name"]) / _component(model["version"])
-            / f"{_component(run_id)}.json")
+    path = (
+        history_dir
+        / _component(model["name"])
+        / _component(model["version"])
+        / f"{_component(run_id)}.json"
+    )
     write_json(path, report)
     logger.info("run %s added to the history: %s", run_id, path)
     return path
 
 
-def reports(history_dir: Path, model_name: str | None = None,
-            model_version: str | None = None) -> list[dict[str, Any]]:
+def reports(
+    history_dir: Path, model_name: str | None = None, model_version: str | None = None
+) -> list[dict[str, Any]]:
     """Readable reports of the history, oldest first; unreadable files are logged and skipped."""
     name = _component(model_name) if model_name else "*"
     version = _component(model_version) if model_version else "*"
@@ -69,27 +76,37 @@ def reports(history_dir: Path, model_name: str | None = None,
             continue
         model = report["model"] or {}
         if (model_name is None or model.get("name") == model_name) and (
-                model_version is None or model.get("version") == model_version):
+            model_version is None or model.get("version") == model_version
+        ):
             found.append(report)
     return sorted(found, key=lambda r: r["run"]["started_at"] or "")
 
 
-def passing(history_dir: Path, model_name: str, model_version: str | None = None,
-            exclude_run_id: str | None = None) -> list[dict[str, Any]]:
+def passing(
+    history_dir: Path,
+    model_name: str,
+    model_version: str | None = None,
+    exclude_run_id: str | None = None,
+) -> list[dict[str, Any]]:
     """Passing runs of a model (optionally one version), oldest first."""
-    return [r for r in reports(history_dir, model_name, model_version)
-            if r["run"]["verdict"] == "passed" and r["run"]["id"] != exclude_run_id]
+    return [
+        r
+        for r in reports(history_dir, model_name, model_version)
+        if r["run"]["verdict"] == "passed" and r["run"]["id"] != exclude_run_id
+    ]
 
 
-def last_passing(history_dir: Path, model_name: str, exclude_run_id: str | None = None
-                 ) -> dict[str, Any] | None:
+def last_passing(
+    history_dir: Path, model_name: str, exclude_run_id: str | None = None
+) -> dict[str, Any] | None:
     """The latest passing run of any version of ``model_name``, other than ``exclude_run_id``."""
     runs = passing(history_dir, model_name, exclude_run_id=exclude_run_id)
     return runs[-1] if runs else None
 
 
-def baseline(spec: str, history_dir: Path, model_name: str, exclude_run_id: str | None = None
-             ) -> dict[str, Any] | None:
+def baseline(
+    spec: str, history_dir: Path, model_name: str, exclude_run_id: str | None = None
+) -> dict[str, Any] | None:
     """What ``--compare-to`` names: ``last`` (None when the history has no passing run of the
     model yet) or the path of a report.json (ReportError when it cannot be read)."""
     if spec == LAST:

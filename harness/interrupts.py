@@ -34,8 +34,13 @@ class Signals:
     shutdown gives up waiting for them.
     """
 
-    def __init__(self, config: pytest.Config, tracker: ResourceTracker, coordinator: bool,
-                 delete_recorded: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        tracker: ResourceTracker,
+        coordinator: bool,
+        delete_recorded: Callable[[], None],
+    ) -> None:
         self.config, self.tracker = config, tracker
         self.coordinator, self.delete_recorded = coordinator, delete_recorded
         self.previous: dict[int, Any] = {}
@@ -48,8 +53,9 @@ class Signals:
     def install(self) -> None:
         atexit.register(self._exit_now)  # registered first, so it runs last
         if threading.current_thread() is threading.main_thread():
-            self.previous = {sig: signal.signal(sig, self.handle)
-                             for sig in (signal.SIGINT, signal.SIGTERM)}
+            self.previous = {
+                sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
         self.tracker.say = self._say
 
     def restore(self) -> None:

@@ -159,8 +159,10 @@ def _orphaned(key: str, state: Mapping[str, Any]) -> dict[str, Any] | None:
     names = [c["name"] for c in state.get("cleanups", []) if c.get("key") == key]
     if not names:
         return None
-    return {"error": f"the worker creating it died after creating {', '.join(names)}; not "
-                     "creating another: it is deleted at the end of the run"}
+    return {
+        "error": f"the worker creating it died after creating {', '.join(names)}; not "
+        "creating another: it is deleted at the end of the run"
+    }
 
 
 class TeardownWarning(UserWarning):
@@ -202,8 +204,9 @@ class ResourceTracker:
     deleting: bool = False  # a signal now must not break a deletion half-way
     pending: list[Cleanup] = field(default_factory=list)
     handled: list[Cleanup] = field(default_factory=list)  # deleted, kept, failed or left
-    say: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr,
-                                                                   flush=True))
+    say: Callable[[str], None] = field(
+        default=lambda line: print(line, file=sys.stderr, flush=True)
+    )
     _memo: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -330,8 +333,13 @@ class ResourceTracker:
             self._said(cleanup, "deleted")
 
     def _said(self, cleanup: Cleanup, outcome: str, detail: str = "") -> None:
-        self.progress.record("teardown", resource=cleanup.kind.value, name=cleanup.name,
-                             outcome=outcome, **({"detail": detail[:500]} if detail else {}))
+        self.progress.record(
+            "teardown",
+            resource=cleanup.kind.value,
+            name=cleanup.name,
+            outcome=outcome,
+            **({"detail": detail[:500]} if detail else {}),
+        )
 
     def abandon(self) -> None:
         """A second signal: start no more deletions and name, at once, each resource left

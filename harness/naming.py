@@ -96,7 +96,7 @@ def compute_name_problems(name: str) -> list[str]:
         problems.append("it does not start with a letter")
     if not _COMPUTE_CHARS.fullmatch(name):
         problems.append("it has characters other than letters, digits and '-'")
-    elif "-" in name and not re.search(r"[A-Za-z]", name[name.rindex("-"):]):
+    elif "-" in name and not re.search(r"[A-Za-z]", name[name.rindex("-") :]):
         problems.append("its last '-' is not followed by a letter")
     return problems
 

@@ -49,18 +49,34 @@ def pytest_configure(config: pytest.Config) -> None:
         shared = str(mark.directory)  # the run's directory (made when used): the sweep finds it
     config.stash[PROGRESS] = progress = _progress(config, cfg)
     config.stash[TRACKER] = tracker = ResourceTracker(
-        shared_dir=Path(shared) if shared else None, run_mark=mark,
-        delete_timeout_s=cfg.delete_timeout_s, keep_on_failure=cfg.keep_resources,
-        progress=progress)
+        shared_dir=Path(shared) if shared else None,
+        run_mark=mark,
+        delete_timeout_s=cfg.delete_timeout_s,
+        keep_on_failure=cfg.keep_resources,
+        progress=progress,
+    )
     config.pluginmanager.register(_RunWatch(config, tracker, progress), "harness-run-watch")
     signals = config.stash[SIGNALS] = Signals(
-        config, tracker, _is_coordinator(config), lambda: _delete_recorded(config))
+        config, tracker, _is_coordinator(config), lambda: _delete_recorded(config)
+    )
     config.pluginmanager.register(signals, "harness-signals")
     signals.install()
 
 
-QUIET_LIBRARIES = ("azure", "urllib3", "msal", "mlflow", "alembic", "filelock", "matplotlib",
-                   "fsspec", "datasets", "httpx", "git", "PIL")
+QUIET_LIBRARIES = (
+    "azure",
+    "urllib3",
+    "msal",
+    "mlflow",
+    "alembic",
+    "filelock",
+    "matplotlib",
+    "fsspec",
+    "datasets",
+    "httpx",
+    "git",
+    "PIL",
+)
 
 
 def _quiet_libraries() -> None:
@@ -80,8 +96,9 @@ def _progress(config: pytest.Config, cfg: config.HarnessConfig) -> Progress:
         path.unlink(missing_ok=True)  # a run id given again starts a new record
     config.stash[LOG_FILE] = log_to_file(cfg.report_dir / "harness.log")
     _quiet_libraries()
-    return Progress(path, {"run_id": cfg.run_id, "backend": cfg.backend,
-                           "options": cfg.report_options()})
+    return Progress(
+        path, {"run_id": cfg.run_id, "backend": cfg.backend, "options": cfg.report_options()}
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -122,7 +139,8 @@ def _resolve(pytest_config: pytest.Config) -> config.HarnessConfig:
 def _is_coordinator(pytest_config: pytest.Config) -> bool:
     """True in the xdist controller process (``-n N`` with N workers)."""
     return bool(getattr(pytest_config.option, "numprocesses", None)) and not _is_worker(
-        pytest_config)
+        pytest_config
+    )
 
 
 def _is_worker(pytest_config: pytest.Config) -> bool:
@@ -142,8 +160,7 @@ class _RunWatch:
     exists; under xdist the controller sees every worker's reports). Every test's outcome
     goes into the run record, from the process that sees them all."""
 
-    def __init__(self, config: pytest.Config, tracker: ResourceTracker, progress: Progress
-                 ) -> None:
+    def __init__(self, config: pytest.Config, tracker: ResourceTracker, progress: Progress) -> None:
         self.config, self.tracker, self.progress = config, tracker, progress
         self.worker, self.joined = _is_worker(config), threading.Event()
 
@@ -171,8 +188,13 @@ class _RunWatch:
             return
         message = report.longreprtext[-MESSAGE_CHARS:] if report.failed else ""
         outcome = "error" if report.failed and report.when != "call" else report.outcome
-        self.progress.record_if_used("test", nodeid=report.nodeid, outcome=outcome,
-                                     duration_s=report.duration, message=message)
+        self.progress.record_if_used(
+            "test",
+            nodeid=report.nodeid,
+            outcome=outcome,
+            duration_s=report.duration,
+            message=message,
+        )
 
     def _join_run(self) -> None:
         """The xdist controller, once its workers use the harness: it holds the run's mark
@@ -211,8 +233,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _finish(session: pytest.Session, interrupted: bool) -> None:
     """Write the report whatever happened; a failure here is said, never raised."""
     config, cfg = session.config, session.config.stash[CONFIG]
-    config.stash[PROGRESS].record("run_ended", exit_status=int(session.exitstatus),
-                                  interrupted=interrupted)
+    config.stash[PROGRESS].record(
+        "run_ended", exit_status=int(session.exitstatus), interrupted=interrupted
+    )
     try:
         finished = config.stash[FINISHED] = verdict.finish(cfg, interrupted)
     except Exception as exc:  # the run's outcome stands; the summary says what broke

@@ -49,8 +49,9 @@ def log_to_file(path: Path) -> logging.Handler:
     report): under pytest-xdist the workers' live logs never reach the terminal."""
     handler = _LazyFile(path, encoding="utf-8", delay=True)
     handler.addFilter(_Worker())
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)s [%(worker)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(worker)s] %(message)s", "%Y-%m-%d %H:%M:%S")
+    )
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO)  # progress is INFO; the root logger would drop it
     log.addHandler(handler)
@@ -109,10 +110,17 @@ class Progress:
     def end(self, name: str, outcome: str = "ok", error: str = "") -> None:
         took = short_duration(time.monotonic() - self._open.pop(name, time.monotonic()))
         said = f" ({error})" if error else ""
-        log.log(logging.INFO if outcome == "ok" else logging.WARNING, "%s: %s after %s%s",
-                name, "done" if outcome == "ok" else outcome, took, said)
-        self.record("stage_ended", name=name, outcome=outcome, **({"error": error} if error
-                                                                   else {}))
+        log.log(
+            logging.INFO if outcome == "ok" else logging.WARNING,
+            "%s: %s after %s%s",
+            name,
+            "done" if outcome == "ok" else outcome,
+            took,
+            said,
+        )
+        self.record(
+            "stage_ended", name=name, outcome=outcome, **({"error": error} if error else {})
+        )
 
     @contextmanager
     def stage(self, name: str, detail: str) -> Iterator[None]:

@@ -57,8 +57,10 @@ def metric_label() -> str:
     import sacrebleu
 
     chrf = _chrf()
-    return (f"{METRIC} (nc:{chrf.char_order}|nw:{chrf.word_order}|beta:{chrf.beta}|"
-            f"sacrebleu {sacrebleu.__version__})")
+    return (
+        f"{METRIC} (nc:{chrf.char_order}|nw:{chrf.word_order}|beta:{chrf.beta}|"
+        f"sacrebleu {sacrebleu.__version__})"
+    )
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,14 @@ class LikelihoodComparison:
     def figures(self) -> list[dict[str, Any]]:
         """Fields of the report's ``figure`` events for both models."""
         return [
-            {"name": f"log_likelihood_{which}", "value": result.mean, "unit": "nats/token",
-             "better": "higher", "description": f"mean log-likelihood of the {result.tokens} "
-             f"reference assistant tokens of {result.conversations} test_gen conversations, "
-             f"{which} model"}
+            {
+                "name": f"log_likelihood_{which}",
+                "value": result.mean,
+                "unit": "nats/token",
+                "better": "higher",
+                "description": f"mean log-likelihood of the {result.tokens} "
+                f"reference assistant tokens of {result.conversations} test_gen conversations, "
+                f"{which} model",
+            }
             for which, result in (("foundation", self.foundation), ("finetuned", self.finetuned))
         ]

@@ -24,8 +24,22 @@ from typing import Any
 REDACTED = "[REDACTED]"
 # a key holding one of these words anywhere is secret
 SECRET_WORDS = frozenset(
-    {"apikey", "accountkey", "secret", "secrets", "password", "passwd", "pwd", "sas", "sig",
-     "signature", "authorization", "credential", "credentials", "connectionstring"}
+    {
+        "apikey",
+        "accountkey",
+        "secret",
+        "secrets",
+        "password",
+        "passwd",
+        "pwd",
+        "sas",
+        "sig",
+        "signature",
+        "authorization",
+        "credential",
+        "credentials",
+        "connectionstring",
+    }
 )
 # these only as the key's last word: ``access_token`` is secret, ``mean_token_accuracy`` (a
 # training metric) and ``key_vault_id`` are not
@@ -33,16 +47,21 @@ SECRET_LAST_WORDS = frozenset({"key", "keys", "token", "cookie"})
 _WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _TEXT_PATTERNS = (
     # a URL with a SAS signature: keep scheme, host and path, drop the whole query
-    (re.compile(r"(https?://[^\s?\"'<>]+)\?[^\s\"'<>]*\bsig=[^\s\"'<>]*", re.I),
-     rf"\1?{REDACTED}"),
+    (re.compile(r"(https?://[^\s?\"'<>]+)\?[^\s\"'<>]*\bsig=[^\s\"'<>]*", re.I), rf"\1?{REDACTED}"),
     (re.compile(r"\bsig=[^&\s\"'<>]+", re.I), f"sig={REDACTED}"),
-    (re.compile(r"\b(Bearer|Basic|SharedAccessSignature)\s+[^\s\"',;]+", re.I),
-     rf"\1 {REDACTED}"),
-    (re.compile(r"\b(AccountKey|SharedAccessKey|Password|Pwd)=[^;\s\"']+", re.I),
-     rf"\1={REDACTED}"),
-    (re.compile(r"\b((?:api[-_]?|primary[-_]?|secondary[-_]?|endpoint[-_]?)?key|token|secret"
-                r"|password|authorization)(\"?\s*[:=]\s*\"?)(?!\[REDACTED\])[^\s\"',;}]+", re.I),
-     rf"\1\2{REDACTED}"),
+    (re.compile(r"\b(Bearer|Basic|SharedAccessSignature)\s+[^\s\"',;]+", re.I), rf"\1 {REDACTED}"),
+    (
+        re.compile(r"\b(AccountKey|SharedAccessKey|Password|Pwd)=[^;\s\"']+", re.I),
+        rf"\1={REDACTED}",
+    ),
+    (
+        re.compile(
+            r"\b((?:api[-_]?|primary[-_]?|secondary[-_]?|endpoint[-_]?)?key|token|secret"
+            r"|password|authorization)(\"?\s*[:=]\s*\"?)(?!\[REDACTED\])[^\s\"',;}]+",
+            re.I,
+        ),
+        rf"\1\2{REDACTED}",
+    ),
 )
 _MIN_KNOWN_SECRET = 8  # shorter "secrets" would redact ordinary words
 
@@ -51,8 +70,11 @@ def is_secret_key(name: str) -> bool:
     """Whether a field called ``name`` holds a secret, judged by the words of the name."""
     words = [w.lower() for w in _WORDS.findall(name)]
     joined = re.sub(r"[^a-z]", "", name.lower())
-    return (bool(set(words) & SECRET_WORDS) or joined in SECRET_WORDS
-            or (bool(words) and words[-1] in SECRET_LAST_WORDS))
+    return (
+        bool(set(words) & SECRET_WORDS)
+        or joined in SECRET_WORDS
+        or (bool(words) and words[-1] in SECRET_LAST_WORDS)
+    )
 
 
 def redact_text(text: str, known: Iterable[str] = ()) -> str:
@@ -72,7 +94,8 @@ def redact(value: Any, known: Iterable[str] = ()) -> Any:
         return redact_text(value, secrets)
     if isinstance(value, Mapping):
         return {
-            str(k): REDACTED if is_secret_key(str(k)) and v not in (None, "")
+            str(k): REDACTED
+            if is_secret_key(str(k)) and v not in (None, "")
             else redact(v, secrets)
             for k, v in value.items()
         }

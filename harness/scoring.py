@@ -167,9 +167,13 @@ class Samples:
 
 def report_fields(sample: Sample) -> dict[str, Any]:
     """A sample as the run report's ``sample`` event (the score is computed there)."""
-    fields: dict[str, Any] = {"index": sample.index, "prompt": sample.prompt,
-                              "status": "error" if sample.error else "ok",
-                              "latency_s": sample.latency_s, "answer": sample.answer}
+    fields: dict[str, Any] = {
+        "index": sample.index,
+        "prompt": sample.prompt,
+        "status": "error" if sample.error else "ok",
+        "latency_s": sample.latency_s,
+        "answer": sample.answer,
+    }
     if sample.reference is not None:
         fields["reference"] = sample.reference
     if sample.error:

@@ -37,8 +37,11 @@ FROM_TAGS = "tags"
 
 # system_metadata keys, as the model specs in Azure/azureml-assets spell them
 SUPPORTED_COMPUTES = "supportedComputes"
-COMPUTE_KEYS = {FINETUNE_ALLOW_LIST: "finetuneComputes", INFERENCE_ALLOW_LIST: "inferenceComputes",
-                EVALUATION_ALLOW_LIST: "evaluationComputes"}
+COMPUTE_KEYS = {
+    FINETUNE_ALLOW_LIST: "finetuneComputes",
+    INFERENCE_ALLOW_LIST: "inferenceComputes",
+    EVALUATION_ALLOW_LIST: "evaluationComputes",
+}
 TASKS = "tasks"
 FINETUNE_TASKS = "fineTuningTasks"
 DEPRECATION = "deprecation"
@@ -73,13 +76,19 @@ class Deprecation:
 
     def dates(self) -> dict[str, str]:
         """Each known date as ISO text, by fact (``finetune_retirement``: ``2025-08-30``)."""
-        return {name: value.isoformat() for name in DEPRECATION_KEYS
-                if (value := getattr(self, name)) is not None}
+        return {
+            name: value.isoformat()
+            for name in DEPRECATION_KEYS
+            if (value := getattr(self, name)) is not None
+        }
 
     def describe(self) -> str:
         """One line for logs, plan and reports."""
-        dates = [f"{name.replace('_', ' ')} {value}" for name in DEPRECATION_KEYS
-                 if (value := getattr(self, name)) is not None]
+        dates = [
+            f"{name.replace('_', ' ')} {value}"
+            for name in DEPRECATION_KEYS
+            if (value := getattr(self, name)) is not None
+        ]
         where = f" (from {self.source})" if dates else ""
         state = "archived" if self.archived else "not archived"
         return f"{state}; " + ("; ".join(dates) + where if dates else "no deprecation dates")
@@ -115,18 +124,24 @@ class ModelCard:
 
     def report_fields(self) -> dict[str, Any]:
         """What the run report says of the model (its ``model`` event)."""
-        return {"name": self.name, "version": self.version, "id": self.id,
-                "finetune_allow_list": list(self.finetune_allow_list or []),
-                "inference_allow_list": list(self.inference_allow_list or []),
-                "allow_list_source": self.finetune_allow_list_source,
-                "archived": self.deprecation.archived,
-                "deprecation": self.deprecation.dates() or None}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "id": self.id,
+            "finetune_allow_list": list(self.finetune_allow_list or []),
+            "inference_allow_list": list(self.inference_allow_list or []),
+            "allow_list_source": self.finetune_allow_list_source,
+            "archived": self.deprecation.archived,
+            "deprecation": self.deprecation.dates() or None,
+        }
 
     def sources(self) -> dict[str, str | None]:
         """Where each allow-list and the task came from, for plan and reports."""
-        return {FINETUNE_ALLOW_LIST: self.finetune_allow_list_source,
-                INFERENCE_ALLOW_LIST: self.inference_allow_list_source,
-                TASK: self.task_source}
+        return {
+            FINETUNE_ALLOW_LIST: self.finetune_allow_list_source,
+            INFERENCE_ALLOW_LIST: self.inference_allow_list_source,
+            TASK: self.task_source,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible values, so the card can cross processes (pytest-xdist)."""
@@ -142,8 +157,14 @@ class ModelCard:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
         """Rebuild from ``to_dict`` by parsing the raw metadata again: one source of truth."""
-        return model_card(data["name"], data["version"], data["id"], data.get("tags", {}),
-                          data.get("system_metadata") or {}, bool(data.get("archived")))
+        return model_card(
+            data["name"],
+            data["version"],
+            data["id"],
+            data.get("tags", {}),
+            data.get("system_metadata") or {},
+            bool(data.get("archived")),
+        )
 
 
 def _shown(text: str) -> str:
@@ -207,13 +228,16 @@ def _metadata_object(metadata: Mapping[str, object], key: str) -> Mapping[str, A
     where = f"system metadata {key!r}"
     parsed = _parse(where, metadata[key])
     if not isinstance(parsed, dict):
-        raise TagError(f"{where} must be an object, found {type(parsed).__name__}: "
-                       f"{_shown(encode_tag(metadata[key]))}; fix it on the model")
+        raise TagError(
+            f"{where} must be an object, found {type(parsed).__name__}: "
+            f"{_shown(encode_tag(metadata[key]))}; fix it on the model"
+        )
     return parsed
 
 
-def _allow_list(name: str, tags: Mapping[str, object], metadata: Mapping[str, object]
-                ) -> tuple[tuple[str, ...] | None, str | None]:
+def _allow_list(
+    name: str, tags: Mapping[str, object], metadata: Mapping[str, object]
+) -> tuple[tuple[str, ...] | None, str | None]:
     """System metadata first (where the registry keeps the lists now), then the tag."""
     computes = _metadata_object(metadata, SUPPORTED_COMPUTES) or {}
     key = COMPUTE_KEYS[name]
@@ -238,17 +262,21 @@ def _defaults(tags: Mapping[str, object]) -> Mapping[str, Any]:
     return dict(parsed)
 
 
-def _task(tags: Mapping[str, object], metadata: Mapping[str, object]
-          ) -> tuple[str | None, str | None]:
+def _task(
+    tags: Mapping[str, object], metadata: Mapping[str, object]
+) -> tuple[str | None, str | None]:
     """``tasks.fineTuningTasks`` (chat-completion when listed), else the ``task`` tag."""
     tasks = (_metadata_object(metadata, TASKS) or {}).get(FINETUNE_TASKS)
     if tasks:
         listed = _parse(f"system metadata '{TASKS}.{FINETUNE_TASKS}'", tasks)
         if isinstance(listed, list) and all(isinstance(t, str) for t in listed) and listed:
             return (CHAT_COMPLETION if CHAT_COMPLETION in listed else listed[0]), (
-                FROM_SYSTEM_METADATA)
-        raise TagError(f"system metadata '{TASKS}.{FINETUNE_TASKS}' must be a list of task "
-                       f"names, found {_shown(encode_tag(tasks))}; fix it on the model")
+                FROM_SYSTEM_METADATA
+            )
+        raise TagError(
+            f"system metadata '{TASKS}.{FINETUNE_TASKS}' must be a list of task "
+            f"names, found {_shown(encode_tag(tasks))}; fix it on the model"
+        )
     value = tags.get(TASK)
     if value is None:
         return None, None
@@ -269,22 +297,32 @@ def _date(where: str, value: object) -> date:
         raise TagError(f"{where} is not a date: {_shown(text)}; fix it on the model") from None
 
 
-def _deprecation(tags: Mapping[str, object], metadata: Mapping[str, object], archived: bool
-                 ) -> Deprecation:
+def _deprecation(
+    tags: Mapping[str, object], metadata: Mapping[str, object], archived: bool
+) -> Deprecation:
     found = _metadata_object(metadata, DEPRECATION) or {}
     if found:
-        dates = {name: _date(f"system metadata '{DEPRECATION}.{key}'", found[key])
-                 for name, (key, _) in DEPRECATION_KEYS.items() if found.get(key)}
+        dates = {
+            name: _date(f"system metadata '{DEPRECATION}.{key}'", found[key])
+            for name, (key, _) in DEPRECATION_KEYS.items()
+            if found.get(key)
+        }
         source: str | None = FROM_SYSTEM_METADATA
     else:
-        dates = {name: _date(f"model tag {tag!r}", tags[tag])
-                 for name, (_, tag) in DEPRECATION_KEYS.items() if tags.get(tag)}
+        dates = {
+            name: _date(f"model tag {tag!r}", tags[tag])
+            for name, (_, tag) in DEPRECATION_KEYS.items()
+            if tags.get(tag)
+        }
         source = FROM_TAGS if dates else None
-    return Deprecation(archived=archived, source=source,
-                       finetune_deprecation=dates.get("finetune_deprecation"),
-                       finetune_retirement=dates.get("finetune_retirement"),
-                       inference_deprecation=dates.get("inference_deprecation"),
-                       inference_retirement=dates.get("inference_retirement"))
+    return Deprecation(
+        archived=archived,
+        source=source,
+        finetune_deprecation=dates.get("finetune_deprecation"),
+        finetune_retirement=dates.get("finetune_retirement"),
+        inference_deprecation=dates.get("inference_deprecation"),
+        inference_retirement=dates.get("inference_retirement"),
+    )
 
 
 def encode_tag(value: object) -> str:
@@ -300,9 +338,14 @@ def encode_tag(value: object) -> str:
         return repr(value)
 
 
-def model_card(name: str, version: str, id: str, tags: Mapping[str, object],
-               system_metadata: Mapping[str, object] | None = None,
-               archived: bool = False) -> ModelCard:
+def model_card(
+    name: str,
+    version: str,
+    id: str,
+    tags: Mapping[str, object],
+    system_metadata: Mapping[str, object] | None = None,
+    archived: bool = False,
+) -> ModelCard:
     """Build a ModelCard, raising TagError for any value the harness relies on that is
     malformed. ``system_metadata`` is the version's ``properties.system_metadata`` as sent."""
     metadata = dict(system_metadata or {})
@@ -339,9 +382,11 @@ def retirement_notice(card: ModelCard, strict: bool, today: date | None = None) 
     if retired_on is None or (today or _today()) <= retired_on:
         return None
     archived = ", and it is archived" if card.deprecation.archived else ""
-    notice = (f"{card.label} passed its fine-tune retirement date {retired_on} (from "
-              f"{card.deprecation.source}){archived}; the service may refuse to fine-tune it; "
-              "pass --model-version (or --model-name) with a current model")
+    notice = (
+        f"{card.label} passed its fine-tune retirement date {retired_on} (from "
+        f"{card.deprecation.source}){archived}; the service may refuse to fine-tune it; "
+        "pass --model-version (or --model-name) with a current model"
+    )
     if strict:
         raise ConfigError(f"{notice}, or drop {STRICT_OPTION} to run anyway")
     return notice

@@ -57,8 +57,11 @@ def compare_so_far(cfg: HarnessConfig) -> Comparison | None:
         return None
     old = history.baseline(cfg.compare_to, cfg.history_dir, report["model"]["name"], cfg.run_id)
     if old is None:
-        log.info("no passing run of %s in the history %s yet: nothing to compare with",
-                 report["model"]["name"], cfg.history_dir)
+        log.info(
+            "no passing run of %s in the history %s yet: nothing to compare with",
+            report["model"]["name"],
+            cfg.history_dir,
+        )
         return None
     return compare(old, report, tolerances(cfg))
 

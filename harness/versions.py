@@ -46,48 +46,66 @@ class VersionStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """One CI matrix entry."""
-        return {"model_name": self.model_name, "model_version": self.version.version,
-                "archived": self.version.archived, "deprecation": dict(self.version.deprecation),
-                "validated": self.validated, "last_passing_run": self.last_passing_run,
-                "last_passing_at": self.last_passing_at}
+        return {
+            "model_name": self.model_name,
+            "model_version": self.version.version,
+            "archived": self.version.archived,
+            "deprecation": dict(self.version.deprecation),
+            "validated": self.validated,
+            "last_passing_run": self.last_passing_run,
+            "last_passing_at": self.last_passing_at,
+        }
 
 
 def _version_key(version: str) -> list[tuple[int, int | str]]:
     """Numeric parts compare as numbers: 9 < 10 < 10.1."""
-    return [(0, int(part)) if part.isdigit() else (1, part)
-            for part in re.split(r"[.\-+]", version)]
+    return [
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"[.\-+]", version)
+    ]
 
 
-def version_statuses(model_name: str, versions: Sequence[RegistryVersion], history_dir: Path
-                     ) -> list[VersionStatus]:
+def version_statuses(
+    model_name: str, versions: Sequence[RegistryVersion], history_dir: Path
+) -> list[VersionStatus]:
     """Every registry version with its latest passing run in the history, oldest version first."""
     statuses = []
     for version in sorted(versions, key=lambda v: _version_key(v.version)):
         runs = passing(history_dir, model_name, version.version)
         last = runs[-1]["run"] if runs else {}
-        statuses.append(VersionStatus(model_name, version, last.get("id"),
-                                      last.get("started_at")))
+        statuses.append(VersionStatus(model_name, version, last.get("id"), last.get("started_at")))
     return statuses
 
 
-def versions_command(model_name: str, versions: Sequence[RegistryVersion], history_dir: Path,
-                     unvalidated: bool = False, as_json: bool = False,
-                     include_archived: bool = False) -> str:
+def versions_command(
+    model_name: str,
+    versions: Sequence[RegistryVersion],
+    history_dir: Path,
+    unvalidated: bool = False,
+    as_json: bool = False,
+    include_archived: bool = False,
+) -> str:
     """The text ``python -m harness versions`` prints: a table, or JSON for a CI matrix."""
     statuses = version_statuses(model_name, versions, history_dir)
     if unvalidated:
-        statuses = [s for s in statuses
-                    if not s.validated and (include_archived or not s.version.archived)]
+        statuses = [
+            s for s in statuses if not s.validated and (include_archived or not s.version.archived)
+        ]
     if as_json:
         return json.dumps([s.to_dict() for s in statuses])
     if not statuses:
         return f"{model_name}: no version to show" + (" (all validated)" if unvalidated else "")
     rows = [("version", "archived", "deprecation", "last passing run")]
-    rows += [(s.version.version, "yes" if s.version.archived else "no",
-              ", ".join(f"{k} {v}" for k, v in sorted(s.version.deprecation.items())) or "-",
-              f"{s.last_passing_run} ({s.last_passing_at})" if s.validated else "none")
-             for s in statuses]
+    rows += [
+        (
+            s.version.version,
+            "yes" if s.version.archived else "no",
+            ", ".join(f"{k} {v}" for k, v in sorted(s.version.deprecation.items())) or "-",
+            f"{s.last_passing_run} ({s.last_passing_at})" if s.validated else "none",
+        )
+        for s in statuses
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     return "\n".join([f"{model_name} (history: {history_dir})", *lines])

@@ -89,6 +89,12 @@ class Heartbeat:
             return
         waited = short_duration(now - self.deadline.start)
         where = f"; {self.where}" if self.where else ""
-        log.info("%s %s, %s of %s deadline%s", self.what, state, waited,
-                 short_duration(self.deadline.seconds), where)
+        log.info(
+            "%s %s, %s of %s deadline%s",
+            self.what,
+            state,
+            waited,
+            short_duration(self.deadline.seconds),
+            where,
+        )
         self._state, self._said_at = state, now

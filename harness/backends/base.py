@@ -57,7 +57,8 @@ class Secret:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and hmac.compare_digest(
-            self._value.encode(), other._value.encode())
+            self._value.encode(), other._value.encode()
+        )
 
     def __hash__(self) -> int:
         return hash(Secret)
@@ -131,9 +132,15 @@ class TrainingMetrics(Handle):
 
     def points(self) -> dict[str, list[list[float]]]:
         """Every metric as [[step, value], ...] (the value's index where no step is known)."""
-        return {name: [[float(step), value] for step, value in zip(
-                    self.steps.get(name) or range(len(values)), values, strict=False)]
-                for name, values in self.series.items()}
+        return {
+            name: [
+                [float(step), value]
+                for step, value in zip(
+                    self.steps.get(name) or range(len(values)), values, strict=False
+                )
+            ]
+            for name, values in self.series.items()
+        }
 
 
 @dataclass(frozen=True)

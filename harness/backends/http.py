@@ -44,9 +44,7 @@ def post_score(
     else:
         said = reason(reply.status_code, reply.headers) if reason else ""
         return ScoringReply(reply.status_code, reply.text, time.perf_counter() - started, said)
-    raise ScoringError(
-        f"POST {url} got no reply within {timeout_s:g} s ({failure}); {hint}"
-    )
+    raise ScoringError(f"POST {url} got no reply within {timeout_s:g} s ({failure}); {hint}")
 
 
 def _headers(key: Secret | None, extra: Mapping[str, str] | None) -> dict[str, str]:

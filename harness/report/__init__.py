@@ -17,7 +17,16 @@ from harness.report.schema import SCHEMA_VERSION, schema, validate_report
 from harness.report.write import FILES, report_from_events, write_report
 
 __all__ = [
-    "EVENT_KINDS", "FILES", "SCHEMA_VERSION", "Recorder", "build_report", "junit_properties",
-    "library_versions", "read_events", "report_from_events", "schema", "validate_report",
+    "EVENT_KINDS",
+    "FILES",
+    "SCHEMA_VERSION",
+    "Recorder",
+    "build_report",
+    "junit_properties",
+    "library_versions",
+    "read_events",
+    "report_from_events",
+    "schema",
+    "validate_report",
     "write_report",
 ]

@@ -26,41 +26,76 @@ class EventKind:
 
 
 EVENT_KINDS: Mapping[str, EventKind] = {
-    "run_started": EventKind(("run_id", "backend"), ("options", "versions"),
-                             doc="versions default to library_versions()"),
-    "run_ended": EventKind((), ("exit_status", "interrupted", "reason"),
-                           doc="absent: the run was killed; interrupted: Ctrl-C or SIGTERM"),
-    "model": EventKind(("name", "version"), ("id", "allow_list_source", "finetune_allow_list",
-                                            "inference_allow_list", "archived", "deprecation"),
-                       open=True, doc="the foundation model; deprecation: {fact: date}"),
-    "compute": EventKind(("name", "sku"), ("gpus_per_node", "nodes", "created_by_harness"),
-                         open=True, doc="nodes: how many nodes the fine-tune job uses (1)"),
+    "run_started": EventKind(
+        ("run_id", "backend"), ("options", "versions"), doc="versions default to library_versions()"
+    ),
+    "run_ended": EventKind(
+        (),
+        ("exit_status", "interrupted", "reason"),
+        doc="absent: the run was killed; interrupted: Ctrl-C or SIGTERM",
+    ),
+    "model": EventKind(
+        ("name", "version"),
+        (
+            "id",
+            "allow_list_source",
+            "finetune_allow_list",
+            "inference_allow_list",
+            "archived",
+            "deprecation",
+        ),
+        open=True,
+        doc="the foundation model; deprecation: {fact: date}",
+    ),
+    "compute": EventKind(
+        ("name", "sku"),
+        ("gpus_per_node", "nodes", "created_by_harness"),
+        open=True,
+        doc="nodes: how many nodes the fine-tune job uses (1)",
+    ),
     "parameters": EventKind(("sent",), ("dropped",), doc="fine-tune parameters"),
-    "dataset": EventKind(("slices",), ("source", "percent", "dropped_rows"),
-                         doc="slices: {split: rows}"),
-    "job": EventKind(("name", "status"), ("display_name", "url", "duration_s", "nodes",
-                                          "error"),
-                     open=True, doc="one event per status change; the last one wins"),
+    "dataset": EventKind(
+        ("slices",), ("source", "percent", "dropped_rows"), doc="slices: {split: rows}"
+    ),
+    "job": EventKind(
+        ("name", "status"),
+        ("display_name", "url", "duration_s", "nodes", "error"),
+        open=True,
+        doc="one event per status change; the last one wins",
+    ),
     "metrics": EventKind(("series",), doc="{metric: [[step, value], ...]} or {metric: [values]}"),
     "registered_model": EventKind(("name", "version"), ("id", "job_name"), open=True),
-    "endpoint": EventKind(("name",), ("provisioning_state", "auth_mode", "scoring_uri"),
-                          open=True),
-    "deployment": EventKind(("name", "endpoint_name", "instance_type"),
-                            ("instance_count", "provisioning_state", "traffic_percent",
-                             "model_id"),
-                            open=True, doc="record one when creation starts: billing starts"),
-    "sample": EventKind(("prompt", "status"), ("index", "answer", "reference", "latency_s",
-                                               "score", "error"),
-                        doc="status: ok or error; score is computed when absent"),
+    "endpoint": EventKind(("name",), ("provisioning_state", "auth_mode", "scoring_uri"), open=True),
+    "deployment": EventKind(
+        ("name", "endpoint_name", "instance_type"),
+        ("instance_count", "provisioning_state", "traffic_percent", "model_id"),
+        open=True,
+        doc="record one when creation starts: billing starts",
+    ),
+    "sample": EventKind(
+        ("prompt", "status"),
+        ("index", "answer", "reference", "latency_s", "score", "error"),
+        doc="status: ok or error; score is computed when absent",
+    ),
     "stage_started": EventKind(("name",)),
-    "stage_ended": EventKind(("name",), ("outcome", "error"),
-                             doc="outcome: ok, failed, skipped or interrupted"),
-    "teardown": EventKind(("resource", "name", "outcome"), ("detail",),
-                          doc="outcome: deleted, started (left to the sweep), kept, failed"),
-    "test": EventKind(("nodeid", "outcome"), ("duration_s", "message"),
-                      doc="one per test or per phase; the worst phase wins"),
-    "figure": EventKind(("name", "value"), ("unit", "description", "better"),
-                        doc="a free-form measurement; better: lower or higher"),
+    "stage_ended": EventKind(
+        ("name",), ("outcome", "error"), doc="outcome: ok, failed, skipped or interrupted"
+    ),
+    "teardown": EventKind(
+        ("resource", "name", "outcome"),
+        ("detail",),
+        doc="outcome: deleted, started (left to the sweep), kept, failed",
+    ),
+    "test": EventKind(
+        ("nodeid", "outcome"),
+        ("duration_s", "message"),
+        doc="one per test or per phase; the worst phase wins",
+    ),
+    "figure": EventKind(
+        ("name", "value"),
+        ("unit", "description", "better"),
+        doc="a free-form measurement; better: lower or higher",
+    ),
     "note": EventKind(("text",), ("level",), doc="a warning a reader must see"),
 }
 
@@ -71,8 +106,7 @@ COMPUTED_FIGURES: Mapping[str, tuple[str, str, str | None]] = {
     "eval_loss_after": ("", "eval loss after fine-tuning", "lower"),
     "train_loss_first": ("", "first logged training loss", "lower"),
     "train_loss_last": ("", "last logged training loss", "lower"),
-    "answer_score_mean": ("chrF", "mean answer score against the references (0-100)",
-                          "higher"),
+    "answer_score_mean": ("chrF", "mean answer score against the references (0-100)", "higher"),
     "scoring_latency_p50_s": ("s", "scoring latency, median", "lower"),
     "scoring_latency_p95_s": ("s", "scoring latency, 95th percentile", "lower"),
     "job_duration_s": ("s", "fine-tune job duration", "lower"),
@@ -83,15 +117,29 @@ COMPUTED_FIGURES: Mapping[str, tuple[str, str, str | None]] = {
 
 
 _NUMBERS = frozenset({"value", "latency_s", "duration_s", "score", "percent"})
-_INTEGERS = frozenset({"exit_status", "nodes", "instance_count", "gpus_per_node", "index",
-                       "traffic_percent"})
+_INTEGERS = frozenset(
+    {"exit_status", "nodes", "instance_count", "gpus_per_node", "index", "traffic_percent"}
+)
 _CHOICES: Mapping[str, tuple[object, ...]] = {
     "better": ("lower", "higher", None),
-    "outcome": ("ok", "failed", "skipped", "interrupted", "passed", "error", "xfailed",
-                "xpassed", "deleted", "started", "kept"),
+    "outcome": (
+        "ok",
+        "failed",
+        "skipped",
+        "interrupted",
+        "passed",
+        "error",
+        "xfailed",
+        "xpassed",
+        "deleted",
+        "started",
+        "kept",
+    ),
 }
-_TYPE_HINT = (f"numbers (or None): {sorted(_NUMBERS)}; integers: {sorted(_INTEGERS)}; "
-              f"choices: {dict(_CHOICES)}")
+_TYPE_HINT = (
+    f"numbers (or None): {sorted(_NUMBERS)}; integers: {sorted(_INTEGERS)}; "
+    f"choices: {dict(_CHOICES)}"
+)
 
 
 def _fits(name: str, value: object) -> bool:
@@ -119,7 +167,9 @@ def check_event(kind: str, fields: Mapping[str, object]) -> None:
         )
     wrong = [name for name, value in fields.items() if not _fits(name, value)]
     if wrong:
-        raise ReportError(f"report event {kind!r}: {', '.join(f'{n}={fields[n]!r}' for n in wrong)}"
-                          f" has the wrong type; {_TYPE_HINT}")
+        raise ReportError(
+            f"report event {kind!r}: {', '.join(f'{n}={fields[n]!r}' for n in wrong)}"
+            f" has the wrong type; {_TYPE_HINT}"
+        )
     if kind == "figure" and fields["name"] in COMPUTED_FIGURES:
         raise ReportError(f"figure name {fields['name']!r} is computed by the report; rename it")

@@ -49,8 +49,9 @@ def verdict(run: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) -> str:
     return "passed"
 
 
-def finetune_hours(job: Mapping[str, Any] | None, compute: Mapping[str, Any] | None
-                   ) -> dict[str, float]:
+def finetune_hours(
+    job: Mapping[str, Any] | None, compute: Mapping[str, Any] | None
+) -> dict[str, float]:
     """Node-hours of the fine-tune job by compute SKU."""
     if not job or finite(job.get("duration_s")) is None:
         return {}
@@ -59,8 +60,9 @@ def finetune_hours(job: Mapping[str, Any] | None, compute: Mapping[str, Any] | N
     return {sku: round(float(job["duration_s"]) * int(nodes) / _HOUR, 4)}
 
 
-def endpoint_hours(deployments: Sequence[Mapping[str, Any]], teardown: Sequence[Mapping[str, Any]],
-                   run_end: float) -> tuple[dict[str, float], list[str]]:
+def endpoint_hours(
+    deployments: Sequence[Mapping[str, Any]], teardown: Sequence[Mapping[str, Any]], run_end: float
+) -> tuple[dict[str, float], list[str]]:
     """Instance-hours by instance type, and a line for each deployment the run left billing."""
     hours: dict[str, float] = {}
     still_billing: list[str] = []
@@ -79,11 +81,14 @@ def endpoint_hours(deployments: Sequence[Mapping[str, Any]], teardown: Sequence[
     return hours, still_billing
 
 
-def _deleted_at(deployment: Mapping[str, Any], teardown: Sequence[Mapping[str, Any]]
-                ) -> float | None:
+def _deleted_at(
+    deployment: Mapping[str, Any], teardown: Sequence[Mapping[str, Any]]
+) -> float | None:
     for entry in teardown:
-        ours = ((entry["resource"], entry["name"]) in
-                {("endpoint", deployment["endpoint_name"]), ("deployment", deployment["name"])})
+        ours = (entry["resource"], entry["name"]) in {
+            ("endpoint", deployment["endpoint_name"]),
+            ("deployment", deployment["name"]),
+        }
         if ours and entry["outcome"] in DELETED:
             return float(entry["at_s"])
     return None
@@ -92,9 +97,12 @@ def _deleted_at(deployment: Mapping[str, Any], teardown: Sequence[Mapping[str, A
 def figure(name: str, value: Any, **info: Any) -> dict[str, Any]:
     """One figure entry: value (or null) with its unit, description and better direction."""
     unit, description, better = COMPUTED_FIGURES.get(name, ("", "", None))
-    return {"value": finite(value), "unit": info.get("unit", unit),
-            "description": info.get("description", description),
-            "better": info.get("better", better)}
+    return {
+        "value": finite(value),
+        "unit": info.get("unit", unit),
+        "description": info.get("description", description),
+        "better": info.get("better", better),
+    }
 
 
 def first_last(points: Sequence[Sequence[Any]]) -> tuple[float | None, float | None]:

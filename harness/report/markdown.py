@@ -34,9 +34,12 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 def _overview(report: Mapping[str, Any]) -> list[str]:
     run = report["run"]
-    lines = [f"# {cell(text.headline(report), 300)}", "",
-             f"Started {run['started_at'] or 'n/a'}, took {text.duration(run['duration_s'])}; "
-             f"tests: {text.outcome_counts(report['tests'])}."]
+    lines = [
+        f"# {cell(text.headline(report), 300)}",
+        "",
+        f"Started {run['started_at'] or 'n/a'}, took {text.duration(run['duration_s'])}; "
+        f"tests: {text.outcome_counts(report['tests'])}.",
+    ]
     if run["reason"]:
         lines += ["", f"**Ended early:** {cell(run['reason'], 500)}"]
     if report["not_reached"]:
@@ -45,46 +48,91 @@ def _overview(report: Mapping[str, Any]) -> list[str]:
 
 
 def _figures(report: Mapping[str, Any]) -> list[str]:
-    return ["", "## Key figures", "", *table(("figure", "value", "meaning"),
-                                             text.figure_rows(report))]
+    return [
+        "",
+        "## Key figures",
+        "",
+        *table(("figure", "value", "meaning"), text.figure_rows(report)),
+    ]
 
 
 def _tests(report: Mapping[str, Any]) -> list[str]:
     if not report["tests"]:
         return ["", "## Tests", "", "No test outcome was recorded."]
-    rows = [(t["outcome"], t["nodeid"], text.duration(t["duration_s"]), t["message"])
-            for t in report["tests"]]
-    return ["", f"## Tests: {text.outcome_counts(report['tests'])}", "",
-            *table(("outcome", "test", "duration", "message"), rows)]
+    rows = [
+        (t["outcome"], t["nodeid"], text.duration(t["duration_s"]), t["message"])
+        for t in report["tests"]
+    ]
+    return [
+        "",
+        f"## Tests: {text.outcome_counts(report['tests'])}",
+        "",
+        *table(("outcome", "test", "duration", "message"), rows),
+    ]
 
 
 def _samples(report: Mapping[str, Any]) -> list[str]:
     samples = report["samples"]
     if not samples:
         return ["", "## Answers", "", "No scoring sample was reached."]
-    rows = [(s["index"], s["status"], text.number(s["latency_s"], "s"), text.number(s["score"]),
-             text.prompt_text(s["prompt"]), s.get("answer") or s.get("error"),
-             s.get("reference")) for s in samples]
+    rows = [
+        (
+            s["index"],
+            s["status"],
+            text.number(s["latency_s"], "s"),
+            text.number(s["score"]),
+            text.prompt_text(s["prompt"]),
+            s.get("answer") or s.get("error"),
+            s.get("reference"),
+        )
+        for s in samples
+    ]
     title = f"## Answers ({len(samples)} samples, {report['quality_metric'] or 'not scored'})"
-    return ["", title, "", *table(("#", "status", "latency", "score", "prompt", "answer",
-                                   "reference"), rows)]
+    return [
+        "",
+        title,
+        "",
+        *table(("#", "status", "latency", "score", "prompt", "answer", "reference"), rows),
+    ]
 
 
 def _stages(report: Mapping[str, Any]) -> list[str]:
-    rows = [(s["name"], s["outcome"], text.duration(s["start_s"]), text.duration(s["duration_s"]),
-             s.get("error")) for s in report["stages"]]
-    body = table(("stage", "outcome", "started after", "took", "error"), rows) if rows else [
-        "No stage was recorded."]
+    rows = [
+        (
+            s["name"],
+            s["outcome"],
+            text.duration(s["start_s"]),
+            text.duration(s["duration_s"]),
+            s.get("error"),
+        )
+        for s in report["stages"]
+    ]
+    body = (
+        table(("stage", "outcome", "started after", "took", "error"), rows)
+        if rows
+        else ["No stage was recorded."]
+    )
     billable = text.billable_rows(report)
-    return ["", "## Stages", "", *body, "", "## Billable time (estimate)", "",
-            *(table(("what", "type", "hours"), billable) if billable else ["None recorded."])]
+    return [
+        "",
+        "## Stages",
+        "",
+        *body,
+        "",
+        "## Billable time (estimate)",
+        "",
+        *(table(("what", "type", "hours"), billable) if billable else ["None recorded."]),
+    ]
 
 
 def _teardown(report: Mapping[str, Any]) -> list[str]:
     rows = [(t["resource"], t["name"], t["outcome"], t.get("detail")) for t in report["teardown"]]
     lines = ["", "## Teardown", ""]
-    lines += table(("resource", "name", "outcome", "detail"), rows) if rows else [
-        "No teardown was recorded."]
+    lines += (
+        table(("resource", "name", "outcome", "detail"), rows)
+        if rows
+        else ["No teardown was recorded."]
+    )
     for note in report["notes"]:
         lines += ["", f"> **{cell(note['level'])}:** {cell(note['text'], 1000)}"]
     return lines
@@ -94,10 +142,23 @@ def _comparison(report: Mapping[str, Any]) -> list[str]:
     comparison = report.get("comparison")
     if not comparison:
         return []
-    rows = [(r["figure"], text.number(r["old"]), text.number(r["new"]), r["change"],
-             r["tolerance"], r["status"]) for r in comparison["rows"]]
-    return ["", f"## Compared with {cell(comparison['old'])}", "",
-            *table(("figure", "before", "now", "change", "tolerance", "status"), rows)]
+    rows = [
+        (
+            r["figure"],
+            text.number(r["old"]),
+            text.number(r["new"]),
+            r["change"],
+            r["tolerance"],
+            r["status"],
+        )
+        for r in comparison["rows"]
+    ]
+    return [
+        "",
+        f"## Compared with {cell(comparison['old'])}",
+        "",
+        *table(("figure", "before", "now", "change", "tolerance", "status"), rows),
+    ]
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:

@@ -15,8 +15,13 @@ from typing import Any
 from harness.report.text import duration
 
 _DPI = 100
-_COLOURS = {"ok": "#2e7d32", "failed": "#c62828", "interrupted": "#ef6c00",
-            "skipped": "#9e9e9e", "unfinished": "#90a4ae"}
+_COLOURS = {
+    "ok": "#2e7d32",
+    "failed": "#c62828",
+    "interrupted": "#ef6c00",
+    "skipped": "#9e9e9e",
+    "unfinished": "#90a4ae",
+}
 _MINUTES_FROM_S = 600  # a timeline longer than this is drawn in minutes
 _LABEL_CHAR_IN = 0.075  # width of a tick label character at the default 10 pt, in inches
 
@@ -54,16 +59,19 @@ def _title(report: Mapping[str, Any]) -> str:
 def loss_png(report: Mapping[str, Any]) -> bytes:
     """Training loss (line) and eval loss (points) against the step."""
     figure = _figure(8, 4)
-    series = {name: [p for p in report["metrics"].get(name, []) if p[1] is not None]
-              for name in ("loss", "eval_loss")}
+    series = {
+        name: [p for p in report["metrics"].get(name, []) if p[1] is not None]
+        for name in ("loss", "eval_loss")
+    }
     if not any(series.values()):
         return _empty(figure, "No loss was recorded: the run did not reach training metrics.")
     axes = figure.subplots()
     if series["loss"]:
         axes.plot(*zip(*series["loss"], strict=True), label="training loss", color="#1565c0")
     if series["eval_loss"]:
-        axes.plot(*zip(*series["eval_loss"], strict=True), "o--", label="eval loss",
-                  color="#c62828")
+        axes.plot(
+            *zip(*series["eval_loss"], strict=True), "o--", label="eval loss", color="#c62828"
+        )
     axes.set(xlabel="step", ylabel="loss", title=_title(report))
     axes.grid(alpha=0.3)
     axes.legend()
@@ -85,9 +93,13 @@ def timeline_png(report: Mapping[str, Any]) -> bytes:
     for row, stage in enumerate(stages):
         end = stage["end_s"] if stage["end_s"] is not None else run_end
         start = stage["start_s"]
-        axes.barh(row, max(end - start, run_end / 500) / scale, left=start / scale,
-                  color=_COLOURS.get(stage["outcome"], "#6a1b9a"),
-                  hatch="//" if stage["outcome"] == "unfinished" else None)
+        axes.barh(
+            row,
+            max(end - start, run_end / 500) / scale,
+            left=start / scale,
+            color=_COLOURS.get(stage["outcome"], "#6a1b9a"),
+            hatch="//" if stage["outcome"] == "unfinished" else None,
+        )
         axes.text(end / scale, row, f" {duration(end - start)}", va="center", fontsize=8)
     axes.set_yticks(range(len(stages)), labels)
     axes.invert_yaxis()  # first stage on top

@@ -28,9 +28,20 @@ from harness.report.events import check_event
 logger = logging.getLogger("harness")
 Event = dict[str, Any]
 VERSIONED_DISTRIBUTIONS = (
-    "llm-finetune-harness", "pytest", "pytest-xdist", "azure-ai-ml", "azure-identity",
-    "datasets", "torch", "transformers", "peft", "accelerate", "mlflow-skinny",
-    "azureml-inference-server-http", "matplotlib", "sacrebleu",
+    "llm-finetune-harness",
+    "pytest",
+    "pytest-xdist",
+    "azure-ai-ml",
+    "azure-identity",
+    "datasets",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "mlflow-skinny",
+    "azureml-inference-server-http",
+    "matplotlib",
+    "sacrebleu",
 )
 _ERROR_CHARS = 500
 
@@ -57,8 +68,9 @@ class Recorder:
     process of the run finds it from the run id alone.
     """
 
-    def __init__(self, path: Path, secrets: tuple[str, ...] = (),
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, secrets: tuple[str, ...] = (), clock: Callable[[], float] = time.time
+    ) -> None:
         self.path = path
         self.secrets = list(secrets)
         self.clock = clock
@@ -74,8 +86,13 @@ class Recorder:
         check_event(kind, fields)
         if kind == "run_started" and "versions" not in fields:
             fields["versions"] = library_versions()
-        event: Event = {"kind": kind, "at": self.clock(), "pid": os.getpid(),
-                        "worker": _worker(), **redact(fields, self.secrets)}
+        event: Event = {
+            "kind": kind,
+            "at": self.clock(),
+            "pid": os.getpid(),
+            "worker": _worker(),
+            **redact(fields, self.secrets),
+        }
         line = json.dumps(event, default=str, sort_keys=True) + "\n"
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -38,10 +38,11 @@ def schema_problems(report: Mapping[str, Any]) -> list[str]:
     """Where ``report`` breaks the schema, as ``path: message`` lines (empty: it fits)."""
     version = report.get("schema_version") if isinstance(report, Mapping) else None
     if isinstance(report, Mapping) and version != SCHEMA_VERSION:
-        return [f"schema_version is {version!r}; this harness reads {SCHEMA_VERSION}: compare "
-                "reports written by the same harness version, or upgrade the harness"]
-    errors = sorted(_validator().iter_errors(report),
-                    key=lambda e: [str(part) for part in e.path])
+        return [
+            f"schema_version is {version!r}; this harness reads {SCHEMA_VERSION}: compare "
+            "reports written by the same harness version, or upgrade the harness"
+        ]
+    errors = sorted(_validator().iter_errors(report), key=lambda e: [str(part) for part in e.path])
     return [f"{'/'.join(map(str, e.path)) or '(top)'}: {e.message[:200]}" for e in errors]
 
 
@@ -49,6 +50,8 @@ def validate_report(report: Mapping[str, Any], source: str = "report") -> None:
     """Raise ReportError naming every place (up to five) where ``report`` breaks the schema."""
     problems = schema_problems(report)
     if problems:
-        raise ReportError(f"{source} does not fit the report schema ({len(problems)} "
-                          f"problem(s)): {'; '.join(problems[:_SHOWN_ERRORS])}; regenerate it "
-                          "with this harness version")
+        raise ReportError(
+            f"{source} does not fit the report schema ({len(problems)} "
+            f"problem(s)): {'; '.join(problems[:_SHOWN_ERRORS])}; regenerate it "
+            "with this harness version"
+        )

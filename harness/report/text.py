@@ -8,15 +8,30 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 SECTION_LABELS = {
-    "model": "foundation model", "compute": "fine-tune compute",
-    "parameters": "fine-tune parameters", "dataset": "dataset", "job": "fine-tune job",
-    "metrics": "training metrics", "registered_model": "model registration",
-    "endpoint": "endpoint", "deployment": "deployment", "samples": "scoring samples",
-    "tests": "test outcomes", "teardown": "teardown",
+    "model": "foundation model",
+    "compute": "fine-tune compute",
+    "parameters": "fine-tune parameters",
+    "dataset": "dataset",
+    "job": "fine-tune job",
+    "metrics": "training metrics",
+    "registered_model": "model registration",
+    "endpoint": "endpoint",
+    "deployment": "deployment",
+    "samples": "scoring samples",
+    "tests": "test outcomes",
+    "teardown": "teardown",
 }
-KEY_FIGURES = ("eval_loss_before", "eval_loss_after", "answer_score_mean",
-               "scoring_latency_p50_s", "scoring_latency_p95_s", "job_duration_s",
-               "run_duration_s", "finetune_node_hours", "endpoint_instance_hours")
+KEY_FIGURES = (
+    "eval_loss_before",
+    "eval_loss_after",
+    "answer_score_mean",
+    "scoring_latency_p50_s",
+    "scoring_latency_p95_s",
+    "job_duration_s",
+    "run_duration_s",
+    "finetune_node_hours",
+    "endpoint_instance_hours",
+)
 
 
 def duration(seconds: float | None) -> str:
@@ -45,8 +60,10 @@ def figure_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     figures: Mapping[str, Mapping[str, Any]] = report["figures"]
     names = [n for n in KEY_FIGURES if n in figures]
     names += sorted(n for n in figures if n not in KEY_FIGURES and n in _free_form(report))
-    return [(n, number(figures[n]["value"], figures[n]["unit"]), figures[n]["description"])
-            for n in names]
+    return [
+        (n, number(figures[n]["value"], figures[n]["unit"]), figures[n]["description"])
+        for n in names
+    ]
 
 
 def _free_form(report: Mapping[str, Any]) -> set[str]:
@@ -60,8 +77,11 @@ def prompt_text(prompt: Any) -> str:
     if isinstance(prompt, str):
         return prompt
     if isinstance(prompt, Sequence):
-        users = [m.get("content", "") for m in prompt
-                 if isinstance(m, Mapping) and m.get("role") == "user"]
+        users = [
+            m.get("content", "")
+            for m in prompt
+            if isinstance(m, Mapping) and m.get("role") == "user"
+        ]
         if users:
             return str(users[-1])
     return json.dumps(prompt, default=str)
@@ -90,8 +110,12 @@ def not_reached(report: Mapping[str, Any]) -> list[str]:
 def billable_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(what, SKU or instance type, hours)."""
     billable = report["billable"]
-    rows = [("fine-tune node-hours", sku, f"{h:.4f}")
-            for sku, h in billable["finetune_node_hours"].items()]
-    rows += [("endpoint instance-hours", kind, f"{h:.4f}")
-             for kind, h in billable["endpoint_instance_hours"].items()]
+    rows = [
+        ("fine-tune node-hours", sku, f"{h:.4f}")
+        for sku, h in billable["finetune_node_hours"].items()
+    ]
+    rows += [
+        ("endpoint instance-hours", kind, f"{h:.4f}")
+        for kind, h in billable["endpoint_instance_hours"].items()
+    ]
     return rows

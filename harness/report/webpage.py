@@ -23,8 +23,16 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 vertical-align:top;text-align:left}td.text{white-space:pre-wrap;max-width:28em}
 img{max-width:100%}.note{background:#fff3e0;padding:.5em}code{font-size:90%}
 """
-OBJECT_SECTIONS = ("model", "compute", "parameters", "dataset", "job", "registered_model",
-                   "endpoint", "deployment")
+OBJECT_SECTIONS = (
+    "model",
+    "compute",
+    "parameters",
+    "dataset",
+    "job",
+    "registered_model",
+    "endpoint",
+    "deployment",
+)
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: int = 0) -> str:
@@ -33,10 +41,15 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: i
         return "<p>None recorded.</p>"
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(
-            f'<td{" class=text" if i >= len(header) - text_columns else ""}>'
-            f"{escape(str('' if v is None else v))}</td>" for i, v in enumerate(row)) + "</tr>"
-        for row in rows)
+        "<tr>"
+        + "".join(
+            f"<td{' class=text' if i >= len(header) - text_columns else ''}>"
+            f"{escape(str('' if v is None else v))}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -63,71 +76,119 @@ def _objects(report: Mapping[str, Any]) -> str:
 
 
 def _samples(report: Mapping[str, Any]) -> str:
-    rows = [(s["index"], s["status"], text.number(s["latency_s"], "s"), text.number(s["score"]),
-             text.prompt_text(s["prompt"]), s.get("answer") or s.get("error"), s.get("reference"))
-            for s in report["samples"]]
+    rows = [
+        (
+            s["index"],
+            s["status"],
+            text.number(s["latency_s"], "s"),
+            text.number(s["score"]),
+            text.prompt_text(s["prompt"]),
+            s.get("answer") or s.get("error"),
+            s.get("reference"),
+        )
+        for s in report["samples"]
+    ]
     if not rows:
         return "<h2>Answers</h2><p>No scoring sample was reached.</p>"
-    return (f"<h2>Answers ({escape(report['quality_metric'] or 'not scored')})</h2>"
-            + _table(("#", "status", "latency", "score", "prompt", "answer", "reference"),
-                     rows, 3))
+    return f"<h2>Answers ({escape(report['quality_metric'] or 'not scored')})</h2>" + _table(
+        ("#", "status", "latency", "score", "prompt", "answer", "reference"), rows, 3
+    )
 
 
 def _comparison(report: Mapping[str, Any]) -> str:
     comparison = report.get("comparison")
     if not comparison:
         return ""
-    rows = [(r["figure"], text.number(r["old"]), text.number(r["new"]), r["change"],
-             r["tolerance"], r["status"]) for r in comparison["rows"]]
-    return (f"<h2>Compared with {escape(str(comparison['old']))}</h2>"
-            + _table(("figure", "before", "now", "change", "tolerance", "status"), rows))
+    rows = [
+        (
+            r["figure"],
+            text.number(r["old"]),
+            text.number(r["new"]),
+            r["change"],
+            r["tolerance"],
+            r["status"],
+        )
+        for r in comparison["rows"]
+    ]
+    return f"<h2>Compared with {escape(str(comparison['old']))}</h2>" + _table(
+        ("figure", "before", "now", "change", "tolerance", "status"), rows
+    )
 
 
 def _overview(report: Mapping[str, Any]) -> str:
     run = report["run"]
-    parts = [f'<h1 class="{escape(run["verdict"])}">{escape(text.headline(report))}</h1>',
-             f"<p>Started {escape(str(run['started_at']))}, took "
-             f"{escape(text.duration(run['duration_s']))}; tests: "
-             f"{escape(text.outcome_counts(report['tests']))}.</p>"]
+    parts = [
+        f'<h1 class="{escape(run["verdict"])}">{escape(text.headline(report))}</h1>',
+        f"<p>Started {escape(str(run['started_at']))}, took "
+        f"{escape(text.duration(run['duration_s']))}; tests: "
+        f"{escape(text.outcome_counts(report['tests']))}.</p>",
+    ]
     if run["reason"]:
         parts.append(f'<p class="note">Ended early: {escape(run["reason"])}</p>')
     if report["not_reached"]:
-        parts.append(f'<p class="note">Not reached: '
-                     f'{escape(", ".join(text.not_reached(report)))}.</p>')
-    parts += [f'<p class="note">{escape(n["level"])}: {escape(n["text"])}</p>'
-              for n in report["notes"]]
+        parts.append(
+            f'<p class="note">Not reached: {escape(", ".join(text.not_reached(report)))}.</p>'
+        )
+    parts += [
+        f'<p class="note">{escape(n["level"])}: {escape(n["text"])}</p>' for n in report["notes"]
+    ]
     return "".join(parts)
 
 
 def _details(report: Mapping[str, Any]) -> str:
-    tests = [(t["outcome"], t["nodeid"], text.duration(t["duration_s"]), t["message"])
-             for t in report["tests"]]
-    stages = [(s["name"], s["outcome"], text.duration(s["start_s"]),
-               text.duration(s["duration_s"]), s.get("error")) for s in report["stages"]]
-    teardown = [(t["resource"], t["name"], t["outcome"], t.get("detail"))
-                for t in report["teardown"]]
-    return "".join([
-        "<h2>Tests</h2>", _table(("outcome", "test", "duration", "message"), tests, 1),
-        "<h2>Stages</h2>", _table(("stage", "outcome", "started after", "took", "error"),
-                                  stages, 1),
-        "<h2>Billable time (estimate)</h2>", _table(("what", "type", "hours"),
-                                                    text.billable_rows(report)),
-        "<h2>Teardown</h2>", _table(("resource", "name", "outcome", "detail"), teardown, 1),
-        "<h2>Versions</h2>", _table(("library", "version"), sorted(report["versions"].items())),
-        "<h2>Options</h2>", _table(("option", "value"),
-                                   [(k, _value(v)) for k, v in sorted(report["options"].items())]),
-    ])
+    tests = [
+        (t["outcome"], t["nodeid"], text.duration(t["duration_s"]), t["message"])
+        for t in report["tests"]
+    ]
+    stages = [
+        (
+            s["name"],
+            s["outcome"],
+            text.duration(s["start_s"]),
+            text.duration(s["duration_s"]),
+            s.get("error"),
+        )
+        for s in report["stages"]
+    ]
+    teardown = [
+        (t["resource"], t["name"], t["outcome"], t.get("detail")) for t in report["teardown"]
+    ]
+    return "".join(
+        [
+            "<h2>Tests</h2>",
+            _table(("outcome", "test", "duration", "message"), tests, 1),
+            "<h2>Stages</h2>",
+            _table(("stage", "outcome", "started after", "took", "error"), stages, 1),
+            "<h2>Billable time (estimate)</h2>",
+            _table(("what", "type", "hours"), text.billable_rows(report)),
+            "<h2>Teardown</h2>",
+            _table(("resource", "name", "outcome", "detail"), teardown, 1),
+            "<h2>Versions</h2>",
+            _table(("library", "version"), sorted(report["versions"].items())),
+            "<h2>Options</h2>",
+            _table(
+                ("option", "value"), [(k, _value(v)) for k, v in sorted(report["options"].items())]
+            ),
+        ]
+    )
 
 
 def render_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     """report.html's text; ``images`` maps a title to PNG bytes to embed."""
-    body = "".join([
-        _overview(report),
-        "<h2>Key figures</h2>", _table(("figure", "value", "meaning"), text.figure_rows(report)),
-        _comparison(report),
-        *(_image(name, png) for name, png in images.items()),
-        _samples(report), _details(report), _objects(report),
-    ])
+    body = "".join(
+        [
+            _overview(report),
+            "<h2>Key figures</h2>",
+            _table(("figure", "value", "meaning"), text.figure_rows(report)),
+            _comparison(report),
+            *(_image(name, png) for name, png in images.items()),
+            _samples(report),
+            _details(report),
+            _objects(report),
+        ]
+    )
     title = escape(text.headline(report))
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f"<style>{STYLE}</style></head><body>{body}</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head><body>{body}</body></html>\n"
+    )

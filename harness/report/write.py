@@ -34,9 +34,17 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     problems = schema_problems(report)
     if problems:  # a wiring bug: still write what there is, and say so on every page
         logger.error("the run report does not fit its schema: %s", "; ".join(problems))
-        report = {**report, "notes": [*report.get("notes", []), {
-            "level": "error", "at": None,
-            "text": f"this report does not fit its schema: {'; '.join(problems[:5])}"}]}
+        report = {
+            **report,
+            "notes": [
+                *report.get("notes", []),
+                {
+                    "level": "error",
+                    "at": None,
+                    "text": f"this report does not fit its schema: {'; '.join(problems[:5])}",
+                },
+            ],
+        }
     images = {"Loss": loss_png(report), "Timeline": timeline_png(report)}
     written = {
         "report.json": write_json(out_dir / "report.json", report),

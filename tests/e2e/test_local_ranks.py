@@ -27,8 +27,9 @@ START_S = 300.0  # torchrun and two ranks importing torch on two busy cores
 
 
 @pytest.fixture
-def local_ranks(backend: Backend, harness_config: HarnessConfig, request: pytest.FixtureRequest
-                ) -> Any:
+def local_ranks(
+    backend: Backend, harness_config: HarnessConfig, request: pytest.FixtureRequest
+) -> Any:
     """The local backend, when its jobs train with several processes (checked in this order,
     so that another backend creates nothing just to skip)."""
     reason = "needs the local backend with several training processes (--local-train-processes 2)"
@@ -40,13 +41,19 @@ def local_ranks(backend: Backend, harness_config: HarnessConfig, request: pytest
 
 
 @pytest.fixture
-def long_job(local_ranks: Any, foundation_model: ModelCard, finetune_compute: Compute,
-             training_data: PreparedData, finetune_parameters: ParameterPlan,
-             ownership_tags: dict[str, str]) -> Iterator[JobRun]:
+def long_job(
+    local_ranks: Any,
+    foundation_model: ModelCard,
+    finetune_compute: Compute,
+    training_data: PreparedData,
+    finetune_parameters: ParameterPlan,
+    ownership_tags: dict[str, str],
+) -> Iterator[JobRun]:
     """A job that would train for a long time, deleted afterwards whatever happened."""
     parameters = {**finetune_parameters.parameters, "max_steps": 100_000}
-    job = local_ranks.submit_finetune(foundation_model, finetune_compute, training_data,
-                                      parameters, "ranks-test", ownership_tags)
+    job = local_ranks.submit_finetune(
+        foundation_model, finetune_compute, training_data, parameters, "ranks-test", ownership_tags
+    )
     try:
         yield job
     finally:
@@ -69,8 +76,9 @@ def alive(pid: int) -> bool:
     return pid_alive(pid)
 
 
-def test_cancelling_a_job_stops_every_rank(local_ranks: Any, long_job: JobRun,
-                                           finetune_compute: Compute) -> None:
+def test_cancelling_a_job_stops_every_rank(
+    local_ranks: Any, long_job: JobRun, finetune_compute: Compute
+) -> None:
     ranks = running_ranks(local_ranks, long_job, finetune_compute.gpus_per_node)
     assert all(alive(r["pid"]) for r in ranks)
     local_ranks.jobs.cancel(long_job.name)
@@ -78,8 +86,9 @@ def test_cancelling_a_job_stops_every_rank(local_ranks: Any, long_job: JobRun,
     assert [r["rank"] for r in ranks if alive(r["pid"])] == []
 
 
-def test_a_crashing_rank_fails_the_job_with_its_story(local_ranks: Any, long_job: JobRun,
-                                                      finetune_compute: Compute) -> None:
+def test_a_crashing_rank_fails_the_job_with_its_story(
+    local_ranks: Any, long_job: JobRun, finetune_compute: Compute
+) -> None:
     ranks = running_ranks(local_ranks, long_job, finetune_compute.gpus_per_node)
     os.kill(ranks[-1]["pid"], signal.SIGKILL)  # as the OOM killer would
     with pytest.raises(JobError, match="ended with status Failed") as raised:

@@ -42,7 +42,8 @@ def test_foundation_model_resolves_and_its_tags_parse(
     sources = foundation_model.sources()
     assert foundation_model.inference_allow_list, (
         f"{foundation_model.label} has no inference allow-list in its system metadata or tags "
-        f"(sources: {sources})")
+        f"(sources: {sources})"
+    )
 
 
 def test_compute_is_allowed_and_has_its_accelerators(
@@ -92,7 +93,8 @@ def test_model_is_registered_with_lineage_to_the_job(
     assert finetuned_model.name == finetuned_model_name(foundation_model.name)
     assert finetuned_model.job_name == finetune_job.name, (
         f"the registry reports {finetuned_model.ref} as the output of job "
-        f"{finetuned_model.job_name or '(none)'}, not of {finetune_job.name}")
+        f"{finetuned_model.job_name or '(none)'}, not of {finetune_job.name}"
+    )
 
 
 def test_endpoint_is_provisioned_with_key_auth(online_endpoint: Endpoint) -> None:
@@ -100,15 +102,18 @@ def test_endpoint_is_provisioned_with_key_auth(online_endpoint: Endpoint) -> Non
     assert online_endpoint.auth_mode == "key"
 
 
-def test_deployment_takes_all_traffic(deployment: Deployment, finetuned_model: RegisteredModel
-                                      ) -> None:
+def test_deployment_takes_all_traffic(
+    deployment: Deployment, finetuned_model: RegisteredModel
+) -> None:
     assert deployment.provisioning_state == "Succeeded"
     assert deployment.traffic_percent == 100
     assert deployment.model_id == finetuned_model.id
 
 
 def test_scoring_returns_assistant_text_within_the_timeout(
-    scored_samples: Samples, deployment: Deployment, harness_config: HarnessConfig,
+    scored_samples: Samples,
+    deployment: Deployment,
+    harness_config: HarnessConfig,
 ) -> None:
     """Every sample answered with text; the report scores each answer against its reference."""
     for sample in scored_samples.items:
@@ -131,7 +136,9 @@ def test_finetuning_made_the_reference_answers_more_likely(
 
 
 def test_no_figure_regressed_against_the_compared_run(
-    finetune_job: JobRun, training_metrics: TrainingMetrics, scored_samples: Samples,
+    finetune_job: JobRun,
+    training_metrics: TrainingMetrics,
+    scored_samples: Samples,
     harness_config: HarnessConfig,
 ) -> None:
     """--compare-to: eval loss, answer score, scoring p95 latency and job duration stay within
@@ -147,7 +154,9 @@ def test_no_figure_regressed_against_the_compared_run(
 
 
 def test_a_raw_https_request_with_the_endpoint_key_is_answered(
-    backend: Backend, online_endpoint: Endpoint, deployment: Deployment,
+    backend: Backend,
+    online_endpoint: Endpoint,
+    deployment: Deployment,
     scoring_requests: list[dict[str, Any]],
 ) -> None:
     """What a client outside the SDK does: POST the scoring URI with the key."""
@@ -158,7 +167,9 @@ def test_a_raw_https_request_with_the_endpoint_key_is_answered(
 
 
 def test_request_without_the_key_is_rejected(
-    backend: Backend, online_endpoint: Endpoint, deployment: Deployment,
+    backend: Backend,
+    online_endpoint: Endpoint,
+    deployment: Deployment,
     scoring_requests: list[dict[str, Any]],
 ) -> None:
     for key in (None, "not-the-endpoint-key"):

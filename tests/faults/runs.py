@@ -27,8 +27,12 @@ def environment(workspace: Path) -> dict[str, str]:
     harness settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
     paths = [str(REPO), str(HERE), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**env, "PYTHONPATH": os.pathsep.join(paths), "HARNESS_WORKSPACE": str(workspace),
-            "HARNESS_REPORT_DIR": str(workspace.parent / f"{workspace.name}-report")}
+    return {
+        **env,
+        "PYTHONPATH": os.pathsep.join(paths),
+        "HARNESS_WORKSPACE": str(workspace),
+        "HARNESS_REPORT_DIR": str(workspace.parent / f"{workspace.name}-report"),
+    }
 
 
 @dataclass
@@ -47,12 +51,27 @@ class LocalRun:
     @classmethod
     def start(cls, workspace: Path, *args: str) -> LocalRun:
         log = workspace.parent / f"{workspace.name}-run-{time.monotonic_ns()}.log"
-        command = [sys.executable, "-m", "pytest", str(E2E), "-m", "e2e", "-p",
-                   "no:cacheprovider", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(E2E),
+            "-m",
+            "e2e",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ]
         with log.open("wb") as out:
-            process = subprocess.Popen(command, cwd=REPO, env=environment(workspace),
-                                       stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                cwd=REPO,
+                env=environment(workspace),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         run = cls(workspace, log, process)
         threading.Thread(target=run._collect_keys, daemon=True).start()
         return run
@@ -128,9 +147,15 @@ def server_serving(workspace: Path) -> bool:
 
 
 def sweep(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", "sweep", *args], cwd=REPO,
-                          env=environment(workspace), capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "sweep", *args],
+        cwd=REPO,
+        env=environment(workspace),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def harness_processes(workspace: Path) -> list[str]:
@@ -152,8 +177,11 @@ def leftovers(workspace: Path) -> list[str]:
 
 def files_and_processes(workspace: Path) -> list[str]:
     """The part of ``leftovers`` that needs no MLflow (quick)."""
-    left = [str(p) for folder in ("endpoints", "jobs", "runs")
-            for p in sorted((workspace / folder).glob("*"))]
+    left = [
+        str(p)
+        for folder in ("endpoints", "jobs", "runs")
+        for p in sorted((workspace / folder).glob("*"))
+    ]
     for experiment in (workspace / "artifacts").glob("*"):
         if experiment.name != "harness-foundation-models":
             left += [str(p) for p in sorted(experiment.glob("*"))]

@@ -71,10 +71,10 @@ def test_sigterm_during_training_tears_everything_down(workspace: Path) -> None:
     assert leftovers(workspace) == []
 
 
-@pytest.mark.parametrize("args, group", [((), True), (("-n", "2"), False)],
-                         ids=["serial-group", "xdist-controller"])
-def test_ci_cancel_sigint_then_sigterm(workspace: Path, args: tuple[str, ...], group: bool
-                                       ) -> None:
+@pytest.mark.parametrize(
+    "args, group", [((), True), (("-n", "2"), False)], ids=["serial-group", "xdist-controller"]
+)
+def test_ci_cancel_sigint_then_sigterm(workspace: Path, args: tuple[str, ...], group: bool) -> None:
     """CI's cancel, to the whole process group (serial) or to pytest alone (xdist: the
     workers only learn of it from the controller). A single signal must be handled before
     SIGTERM; whatever SIGKILL cut short is named, and the sweep finds it."""
@@ -82,8 +82,7 @@ def test_ci_cancel_sigint_then_sigterm(workspace: Path, args: tuple[str, ...], g
     run.until(lambda: job_running(workspace), "a running job")
     signalled = time.monotonic()
     run.signal(signal.SIGINT, group)
-    for sig, wait_s in ((signal.SIGTERM, CI_SIGTERM_AFTER_S), (signal.SIGKILL,
-                                                               CI_SIGKILL_AFTER_S)):
+    for sig, wait_s in ((signal.SIGTERM, CI_SIGTERM_AFTER_S), (signal.SIGKILL, CI_SIGKILL_AFTER_S)):
         try:
             run.process.wait(timeout=wait_s)
             break
@@ -121,19 +120,30 @@ def test_sigkill_leaves_what_the_sweep_then_removes(workspace: Path) -> None:
     assert leftovers(workspace) == []
 
 
-def test_a_killed_server_and_a_scoring_timeout_leak_no_key(workspace: Path, tmp_path: Path
-                                                           ) -> None:
+def test_a_killed_server_and_a_scoring_timeout_leak_no_key(workspace: Path, tmp_path: Path) -> None:
     """Scoring times out (--scoring-timeout 0.01), then the server is killed before the last
     test: neither failure prints the key (terminal and JUnit XML), the dead server is named
     with its exit, and the teardown still removes everything."""
     junit = tmp_path / "junit.xml"
-    run = LocalRun.start(workspace, "-p", "kill_server", "--scoring-timeout", "0.01",
-                         "--junitxml", str(junit), "--finetune-param", "max_steps=10")
+    run = LocalRun.start(
+        workspace,
+        "-p",
+        "kill_server",
+        "--scoring-timeout",
+        "0.01",
+        "--junitxml",
+        str(junit),
+        "--finetune-param",
+        "max_steps=10",
+    )
     run.wait()
     output = check_clean_exit(run, pytest.ExitCode.TESTS_FAILED, junit=junit.read_text())
     assert "got no reply within 0.01 s" in output
-    assert re.search(r"inference server of endpoint \S+ is not running: it exited \(exit code "
-                     r"-9: killed by SIGKILL\)", output), output
+    assert re.search(
+        r"inference server of endpoint \S+ is not running: it exited \(exit code "
+        r"-9: killed by SIGKILL\)",
+        output,
+    ), output
     assert leftovers(workspace) == []
 
 
@@ -155,11 +165,23 @@ def test_a_stale_state_naming_a_reused_pid_stops_nothing(
 
     reused = psutil.Process(strangers[0].pid)
     key = secrets.token_urlsafe(32)
-    state = {"name": "ep-stale", "port": 1, "keys": [key, key], "provisioning_state":
-             "Succeeded", "tags": ownership_tags("hstale0001", 1.0), "created": 0.0,
-             "deployment": {"name": "dep", "process": {
-                 "pid": reused.pid, "started": reused.create_time() - 3600, "token": "0" * 32,
-                 "cmdline": ["python", "-m", "harness.backends.local.server"]}}}
+    state = {
+        "name": "ep-stale",
+        "port": 1,
+        "keys": [key, key],
+        "provisioning_state": "Succeeded",
+        "tags": ownership_tags("hstale0001", 1.0),
+        "created": 0.0,
+        "deployment": {
+            "name": "dep",
+            "process": {
+                "pid": reused.pid,
+                "started": reused.create_time() - 3600,
+                "token": "0" * 32,
+                "cmdline": ["python", "-m", "harness.backends.local.server"],
+            },
+        },
+    }
     (workspace / "endpoints").mkdir(exist_ok=True)
     (workspace / "endpoints" / "ep-stale.json").write_text(json.dumps(state))
     swept = sweep(workspace, "--older-than", "0h")

@@ -42,8 +42,9 @@ def _guard_connect(original: Any) -> Any:
 
 def _guard_getaddrinfo(original: Any) -> Any:
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and not _is_loopback(host.decode() if isinstance(host, bytes)
-                                                  else host):
+        if host is not None and not _is_loopback(
+            host.decode() if isinstance(host, bytes) else host
+        ):
             raise NetworkBlocked(f"unit tests must not use the network: DNS lookup of {host}")
         return original(host, *args, **kwargs)
 
@@ -51,8 +52,9 @@ def _guard_getaddrinfo(original: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[None]:
+def _no_network(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _guard_connect(socket.socket.connect))
     monkeypatch.setattr(socket.socket, "connect_ex", _guard_connect(socket.socket.connect_ex))
     monkeypatch.setattr(socket, "getaddrinfo", _guard_getaddrinfo(socket.getaddrinfo))
@@ -69,7 +71,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     runs with the fault tests, ``pytest -m faults``)."""
     for item in items:
         ours = "tests/unit/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith(
-            "tests/unit")
+            "tests/unit"
+        )
         if ours and not any(item.get_closest_marker(m) for m in ("e2e", "faults")):
             item.add_marker(pytest.mark.unit)
 

@@ -50,12 +50,23 @@ class FakeBackend:
         self.events = events or Path(os.environ["HARNESS_FAKE_EVENTS"])
         self.fail = set(os.environ.get("HARNESS_FAKE_FAIL", "").split(",")) - {""}
         sleeps = os.environ.get("HARNESS_FAKE_SLEEP", "").split(",")
-        self.sleep = {step: float(seconds) for step, _, seconds in map(
-            lambda item: item.partition(":"), sleeps) if step}
+        self.sleep = {
+            step: float(seconds)
+            for step, _, seconds in map(lambda item: item.partition(":"), sleeps)
+            if step
+        }
 
     def _event(self, event: str, kind: str, name: str, timeout_s: float | None = None) -> None:
-        line = json.dumps({"event": event, "kind": kind, "name": name, "pid": os.getpid(),
-                           "delete_timeout_s": timeout_s, "t": round(time.time(), 2)})
+        line = json.dumps(
+            {
+                "event": event,
+                "kind": kind,
+                "name": name,
+                "pid": os.getpid(),
+                "delete_timeout_s": timeout_s,
+                "t": round(time.time(), 2),
+            }
+        )
         with self.events.open("a") as out:
             out.write(line + "\n")
 
@@ -83,16 +94,23 @@ class FakeBackend:
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return finetune.load_component_inputs()
 
-    def ensure_compute(self, card: ModelCard, name: str, sku: str | None,
-                       tags: Mapping[str, str]) -> Compute:
+    def ensure_compute(
+        self, card: ModelCard, name: str, sku: str | None, tags: Mapping[str, str]
+    ) -> Compute:
         self._event("create", "compute", name)
         compute = Compute(name, sku or "Fake_GPU_1", 1, created_by_harness=True)
         self._step("ensure_compute", undo=("compute", name))
         return compute
 
-    def submit_finetune(self, card: ModelCard, compute: Compute, data: PreparedData,
-                        parameters: Mapping[str, Any], display_name: str,
-                        tags: Mapping[str, str]) -> JobRun:
+    def submit_finetune(
+        self,
+        card: ModelCard,
+        compute: Compute,
+        data: PreparedData,
+        parameters: Mapping[str, Any],
+        display_name: str,
+        tags: Mapping[str, str],
+    ) -> JobRun:
         name = f"job-{display_name}"
         self._event("create", "job", name)
         self._step("submit_finetune", undo=("job", name))
@@ -110,11 +128,14 @@ class FakeBackend:
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
         after = float(os.environ.get("HARNESS_FAKE_EVAL_LOSS", "1.2"))
-        return TrainingMetrics({"loss": [2.0, 1.5, 1.0], "eval_loss": [2.1, after]},
-                               {"loss": [10, 20, 30], "eval_loss": [0, 30]})
+        return TrainingMetrics(
+            {"loss": [2.0, 1.5, 1.0], "eval_loss": [2.1, after]},
+            {"loss": [10, 20, 30], "eval_loss": [0, 30]},
+        )
 
-    def register_model(self, card: ModelCard, job: JobRun, tags: Mapping[str, str]
-                       ) -> RegisteredModel:
+    def register_model(
+        self, card: ModelCard, job: JobRun, tags: Mapping[str, str]
+    ) -> RegisteredModel:
         name = f"{card.name}-ultrachat-200k"
         self._event("create", "model", name)
         self._step("register_model", undo=("model", name))
@@ -132,32 +153,46 @@ class FakeBackend:
     def get_endpoint(self, name: str) -> Endpoint:
         return Endpoint(name, f"http://127.0.0.1/{name}/score", "key", "Succeeded", {})
 
-    def deploy(self, endpoint: Endpoint, model: RegisteredModel, name: str, instance_type: str,
-               tags: Mapping[str, str], timeout_s: float) -> Deployment:
+    def deploy(
+        self,
+        endpoint: Endpoint,
+        model: RegisteredModel,
+        name: str,
+        instance_type: str,
+        tags: Mapping[str, str],
+        timeout_s: float,
+    ) -> Deployment:
         self._event("create", "deployment", name)
         self._step("deploy")
         return Deployment(name, endpoint.name, model.id, instance_type, "Succeeded", 100, 90000)
 
-    def invoke(self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
-               ) -> ScoringReply:
+    def invoke(
+        self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
+    ) -> ScoringReply:
         self._step("invoke")
         return ScoringReply(200, json.dumps({"output": "Paris is the capital."}), 0.01)
 
     def endpoint_key(self, endpoint: Endpoint) -> Secret:
         return Secret("fake-key")
 
-    def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any],
-                   key: Secret | str | None) -> ScoringReply:
+    def invoke_raw(
+        self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None
+    ) -> ScoringReply:
         if Secret.wrap(key) != Secret("fake-key"):
             return ScoringReply(401, "{}", 0.01)
         return ScoringReply(200, json.dumps({"output": "Paris."}), 0.01)
 
-    def reference_likelihood(self, foundation: ModelCard, finetuned: RegisteredModel,
-                             conversations: Sequence[Sequence[Mapping[str, str]]]
-                             ) -> LikelihoodComparison:
+    def reference_likelihood(
+        self,
+        foundation: ModelCard,
+        finetuned: RegisteredModel,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+    ) -> LikelihoodComparison:
         tokens = sum(len(m["content"]) for c in conversations for m in c)
-        return LikelihoodComparison(Likelihood(-3.0, tokens, len(conversations)),
-                                    Likelihood(-2.5, tokens, len(conversations)))
+        return LikelihoodComparison(
+            Likelihood(-3.0, tokens, len(conversations)),
+            Likelihood(-2.5, tokens, len(conversations)),
+        )
 
     def delete_endpoint(self, name: str, timeout_s: float) -> None:
         self._event("delete", "endpoint", name, timeout_s)

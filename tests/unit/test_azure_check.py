@@ -15,8 +15,17 @@ from harness.__main__ import main
 
 pytestmark = pytest.mark.unit
 
-ARGS = ["check", "--backend", "azure", "--azure-subscription-id", SUBSCRIPTION,
-        "--azure-resource-group", RESOURCE_GROUP, "--azure-workspace", WORKSPACE]
+ARGS = [
+    "check",
+    "--backend",
+    "azure",
+    "--azure-subscription-id",
+    SUBSCRIPTION,
+    "--azure-resource-group",
+    RESOURCE_GROUP,
+    "--azure-workspace",
+    WORKSPACE,
+]
 READ_ONLY = ("GET", "HEAD")
 
 
@@ -28,14 +37,14 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzureML]:
             monkeypatch.delenv(name)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake = FakeAzureML(rsps)
-        monkeypatch.setattr(harness.backends, "create_backend",
-                            lambda cfg: make_backend(cfg))
+        monkeypatch.setattr(harness.backends, "create_backend", lambda cfg: make_backend(cfg))
         yield fake
         fake.settle()
 
 
-def check(capsys: pytest.CaptureFixture[str], fake: FakeAzureML, *argv: str
-          ) -> tuple[int, list[str]]:
+def check(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML, *argv: str
+) -> tuple[int, list[str]]:
     code = main([*ARGS, *argv])
     out, err = capsys.readouterr()
     assert err == "" and "Traceback" not in out
@@ -48,8 +57,9 @@ def failing(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith("FAIL")]
 
 
-def test_a_workspace_ready_for_a_nightly_passes(capsys: pytest.CaptureFixture[str],
-                                                fake: FakeAzureML) -> None:
+def test_a_workspace_ready_for_a_nightly_passes(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
     code, lines = check(capsys, fake, "--model-name", "Phi-4")
     assert code == 0, lines
     text = "\n".join(lines)
@@ -61,8 +71,9 @@ def test_a_workspace_ready_for_a_nightly_passes(capsys: pytest.CaptureFixture[st
     assert lines[-1].startswith("check: 0 problem(s); a nightly run could start")
 
 
-def test_the_archived_default_model_fails_with_the_reason(capsys: pytest.CaptureFixture[str],
-                                                          fake: FakeAzureML) -> None:
+def test_the_archived_default_model_fails_with_the_reason(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
     code, lines = check(capsys, fake)
     assert code == 1
     (model,) = failing(lines)
@@ -70,14 +81,16 @@ def test_the_archived_default_model_fails_with_the_reason(capsys: pytest.Capture
     assert any(line.startswith("ok   workspace:") for line in lines), "the rest still runs"
 
 
-def test_a_pinned_retired_model_warns_or_fails_when_strict(capsys: pytest.CaptureFixture[str],
-                                                           fake: FakeAzureML) -> None:
+def test_a_pinned_retired_model_warns_or_fails_when_strict(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
     pinned = ("--model-name", "Phi-3-mini-4k-instruct", "--model-version", "15")
     code, lines = check(capsys, fake, *pinned)
     assert code == 0
     assert any(line.startswith("warn deprecation:") and "2025-08-30" in line for line in lines)
     assert any("inference Standard_NC24ads_A100_v4" in line for line in lines), (
-        "the retired NCv3 sizes first in its list are skipped")
+        "the retired NCv3 sizes first in its list are skipped"
+    )
     code, lines = check(capsys, fake, *pinned, "--strict-deprecation")
     assert code == 1 and "--strict-deprecation" in failing(lines)[0]
 
@@ -90,8 +103,7 @@ def test_exhausted_quota_fails(capsys: pytest.CaptureFixture[str], fake: FakeAzu
     assert "16 of 96 dedicated vCPUs free, 48 needed" in quota and "quota increase" in quota
 
 
-def test_endpoints_at_the_limit_fail(capsys: pytest.CaptureFixture[str],
-                                     fake: FakeAzureML) -> None:
+def test_endpoints_at_the_limit_fail(capsys: pytest.CaptureFixture[str], fake: FakeAzureML) -> None:
     for name in ("ep-a", "ep-b"):
         fake.endpoints.endpoints[name] = fake.endpoints._body(name, {}, "Succeeded")
     code, lines = check(capsys, fake, "--model-name", "Phi-4", "--endpoint-limit", "2")
@@ -99,26 +111,31 @@ def test_endpoints_at_the_limit_fail(capsys: pytest.CaptureFixture[str],
     assert "2 endpoints in this workspace" in failing(lines)[0]
 
 
-def test_a_registry_the_credential_may_not_read_is_named(capsys: pytest.CaptureFixture[str],
-                                                         fake: FakeAzureML) -> None:
-    fake.router.inject("registry.model.versions", 403, body={"error": {
-        "code": "AuthorizationFailed", "message": "not allowed"}})
+def test_a_registry_the_credential_may_not_read_is_named(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
+    fake.router.inject(
+        "registry.model.versions",
+        403,
+        body={"error": {"code": "AuthorizationFailed", "message": "not allowed"}},
+    )
     code, lines = check(capsys, fake, "--model-name", "Phi-4")
     assert code == 1
-    assert "refused to show model Phi-4 (label latest) to this credential (HTTP 403" in (
-        failing(lines)[0])
+    assert (
+        "refused to show model Phi-4 (label latest) to this credential (HTTP 403"
+        in (failing(lines)[0])
+    )
 
 
-def test_an_unusable_existing_cluster_fails(capsys: pytest.CaptureFixture[str],
-                                            fake: FakeAzureML) -> None:
-    fake.workspace.add_compute("harness-finetune-gpu", "Standard_NC24ads_A100_v4",
-                               state="Failed")
+def test_an_unusable_existing_cluster_fails(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
+    fake.workspace.add_compute("harness-finetune-gpu", "Standard_NC24ads_A100_v4", state="Failed")
     code, lines = check(capsys, fake, "--model-name", "Phi-4")
     assert code == 1 and "is in state Failed" in failing(lines)[0]
 
 
-def test_check_is_for_azure_only(capsys: pytest.CaptureFixture[str],
-                                 fake: FakeAzureML) -> None:
+def test_check_is_for_azure_only(capsys: pytest.CaptureFixture[str], fake: FakeAzureML) -> None:
     assert main(["check", "--backend", "local"]) == 2
     assert "pass --backend azure" in capsys.readouterr().err
     assert fake.requests == []

@@ -18,10 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_creating_the_backend_imports_no_sdk() -> None:
-    code = ("import sys; from harness import config; from harness.backends.azure import "
-            "AzureBackend; AzureBackend(config.resolve(cli={'backend': 'azure'}, env={}));"
-            "heavy = [m for m in ('azure.ai.ml', 'azure.identity', 'mlflow') if m in sys.modules];"
-            "assert not heavy, heavy")
+    code = (
+        "import sys; from harness import config; from harness.backends.azure import "
+        "AzureBackend; AzureBackend(config.resolve(cli={'backend': 'azure'}, env={}));"
+        "heavy = [m for m in ('azure.ai.ml', 'azure.identity', 'mlflow') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
@@ -52,8 +54,9 @@ def test_browser_login_is_refused_in_ci(variable: str) -> None:
     from harness.backends.azure.clients import make_credential
     from harness.errors import ConfigError
 
-    with pytest.raises(ConfigError,
-                       match=rf"--interactive-login.*{variable} is set.*AZURE_CLIENT_ID"):
+    with pytest.raises(
+        ConfigError, match=rf"--interactive-login.*{variable} is set.*AZURE_CLIENT_ID"
+    ):
         make_credential(azure_config(interactive_login=True), env={variable: "true"})
 
 
@@ -63,14 +66,21 @@ def test_missing_workspace_settings_name_the_options_and_variables(
     from harness.errors import ConfigError
 
     monkeypatch.chdir(tmp_path)  # no config.json here or above
-    config = azure_config(azure_subscription_id=None, azure_resource_group=None,
-                          azure_workspace=None)
+    config = azure_config(
+        azure_subscription_id=None, azure_resource_group=None, azure_workspace=None
+    )
     with fake_azure(config) as rig, pytest.raises(ConfigError) as failure:
         rig.backend.workspace  # noqa: B018 - the client is built on first use
     message = str(failure.value)
-    for needed in ("--azure-subscription-id", "AZURE_SUBSCRIPTION_ID", "--azure-resource-group",
-                   "AZURE_RESOURCE_GROUP", "--azure-workspace", "AZURE_ML_WORKSPACE",
-                   "config.json"):
+    for needed in (
+        "--azure-subscription-id",
+        "AZURE_SUBSCRIPTION_ID",
+        "--azure-resource-group",
+        "AZURE_RESOURCE_GROUP",
+        "--azure-workspace",
+        "AZURE_ML_WORKSPACE",
+        "config.json",
+    ):
         assert needed in message
     assert rig.fake.requests == []
 
@@ -79,8 +89,15 @@ def test_workspace_from_a_config_file(tmp_path: Path) -> None:
     from harness.errors import ConfigError
 
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"subscription_id": SUBSCRIPTION,
-                                "resource_group": RESOURCE_GROUP, "workspace_name": WORKSPACE}))
+    path.write_text(
+        json.dumps(
+            {
+                "subscription_id": SUBSCRIPTION,
+                "resource_group": RESOURCE_GROUP,
+                "workspace_name": WORKSPACE,
+            }
+        )
+    )
     config = azure_config(azure_workspace=None, azure_config_file=str(path))
     with fake_azure(config) as rig:
         assert rig.backend.workspace.workspace_name == WORKSPACE
@@ -92,12 +109,14 @@ def test_workspace_from_a_config_file(tmp_path: Path) -> None:
         rig.backend.workspace  # noqa: B018
 
 
-def test_a_registry_that_cannot_be_discovered_says_what_the_service_said(
-        azure: AzureRig) -> None:
+def test_a_registry_that_cannot_be_discovered_says_what_the_service_said(azure: AzureRig) -> None:
     from harness.errors import HarnessError
 
-    azure.fake.router.inject("registry.discovery", 404, body={"error": {
-        "code": "NotFound", "message": "registry nosuch not found"}})
+    azure.fake.router.inject(
+        "registry.discovery",
+        404,
+        body={"error": {"code": "NotFound", "message": "registry nosuch not found"}},
+    )
     with pytest.raises(HarnessError) as failure:
         azure.backend.get_foundation_model("Phi-4", "8")
     message = str(failure.value)

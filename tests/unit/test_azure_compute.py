@@ -11,8 +11,11 @@ from harness.tags import ModelCard, model_card
 
 pytestmark = pytest.mark.unit
 
-TAGS = {"harness-run-id": "hfake0001", "harness-created": "2026-01-01T00:00:00+00:00",
-        "harness-expires": "2026-01-01T06:00:00+00:00"}
+TAGS = {
+    "harness-run-id": "hfake0001",
+    "harness-created": "2026-01-01T00:00:00+00:00",
+    "harness-expires": "2026-01-01T06:00:00+00:00",
+}
 
 
 @pytest.fixture()
@@ -22,8 +25,9 @@ def card(azure: AzureRig) -> ModelCard:
 
 
 def _tiers(rig: AzureRig) -> list[str]:
-    return [c.body["properties"]["properties"]["vmPriority"]
-            for c in rig.fake.calls("compute", "PUT")]
+    return [
+        c.body["properties"]["properties"]["vmPriority"] for c in rig.fake.calls("compute", "PUT")
+    ]
 
 
 def test_existing_cluster_is_reused_and_never_deleted(azure: AzureRig, card: ModelCard) -> None:
@@ -36,9 +40,11 @@ def test_existing_cluster_is_reused_and_never_deleted(azure: AzureRig, card: Mod
 
 
 def test_the_default_size_is_the_first_allowed_one_the_region_offers(
-        azure: AzureRig, card: ModelCard) -> None:
-    azure.fake.workspace.sizes = [s for s in azure.fake.workspace.sizes
-                                  if s[0] != "Standard_NC24ads_A100_v4"]
+    azure: AzureRig, card: ModelCard
+) -> None:
+    azure.fake.workspace.sizes = [
+        s for s in azure.fake.workspace.sizes if s[0] != "Standard_NC24ads_A100_v4"
+    ]
     compute = azure.backend.ensure_compute(card, "gpu", None, TAGS)
     (body,) = [c.body for c in azure.fake.calls("compute", "PUT")]
     assert body["properties"]["properties"]["vmSize"] == "Standard_NC48ads_A100_v4"
@@ -46,7 +52,8 @@ def test_the_default_size_is_the_first_allowed_one_the_region_offers(
 
 
 def test_quota_fails_the_dedicated_creation_later_then_low_priority_is_tried(
-        azure: AzureRig, card: ModelCard) -> None:
+    azure: AzureRig, card: ModelCard
+) -> None:
     """ARM accepts the PUT (201) and the operation ends Failed on quota: the failed cluster
     is deleted so that the LowPriority attempt can take the name."""
     azure.fake.workspace.quota_tiers = {"Dedicated"}
@@ -57,7 +64,8 @@ def test_quota_fails_the_dedicated_creation_later_then_low_priority_is_tried(
 
 
 def test_quota_in_every_tier_says_quota_in_the_services_words(
-        azure: AzureRig, card: ModelCard) -> None:
+    azure: AzureRig, card: ModelCard
+) -> None:
     from harness.errors import ComputeError
 
     azure.fake.workspace.quota_tiers = {"Dedicated", "LowPriority"}
@@ -72,18 +80,23 @@ def test_quota_in_every_tier_says_quota_in_the_services_words(
 
 
 def test_a_name_taken_elsewhere_in_the_region_has_its_own_message(
-        azure: AzureRig, card: ModelCard) -> None:
+    azure: AzureRig, card: ModelCard
+) -> None:
     from harness.errors import ComputeError
 
     azure.fake.workspace.taken_in_region = {"gpu"}
-    with pytest.raises(ComputeError, match=r"compute name gpu is taken by a compute elsewhere in "
-                                           r"the workspace's region.*--compute-name"):
+    with pytest.raises(
+        ComputeError,
+        match=r"compute name gpu is taken by a compute elsewhere in "
+        r"the workspace's region.*--compute-name",
+    ):
         azure.backend.ensure_compute(card, "gpu", None, TAGS)
     assert _tiers(azure) == ["Dedicated"], "another tier cannot help"
 
 
 def test_created_cluster_that_failed_provisioning_is_deleted_again(
-        azure: AzureRig, card: ModelCard) -> None:
+    azure: AzureRig, card: ModelCard
+) -> None:
     from harness.errors import ComputeError
 
     azure.fake.workspace.created_state = "Failed"
@@ -93,7 +106,8 @@ def test_created_cluster_that_failed_provisioning_is_deleted_again(
 
 
 def test_existing_failed_cluster_is_refused_and_left_alone(
-        azure: AzureRig, card: ModelCard) -> None:
+    azure: AzureRig, card: ModelCard
+) -> None:
     from harness.errors import ComputeError
 
     azure.fake.workspace.add_compute("gpu", "Standard_NC24ads_A100_v4", state="Failed")
@@ -103,8 +117,9 @@ def test_existing_failed_cluster_is_refused_and_left_alone(
 
 
 @pytest.mark.parametrize("existing", [False, True])
-def test_size_outside_the_allow_list_is_refused(azure: AzureRig, card: ModelCard,
-                                                existing: bool) -> None:
+def test_size_outside_the_allow_list_is_refused(
+    azure: AzureRig, card: ModelCard, existing: bool
+) -> None:
     from harness.errors import ComputeError
 
     if existing:
@@ -117,21 +132,32 @@ def test_size_outside_the_allow_list_is_refused(azure: AzureRig, card: ModelCard
 def test_a_retired_size_is_refused_before_anything_is_created(azure: AzureRig) -> None:
     from harness.errors import ComputeError
 
-    allows_ncv3 = model_card("M", "1", "id", {
-        "finetune_compute_allow_list": "['Standard_NC6s_v3', 'Standard_NC24ads_A100_v4']"})
-    with pytest.raises(ComputeError, match=r"Standard_NC6s_v3 .*retired on 2025-09-30.*"
-                                           r"allowed and usable: Standard_NC24ads_A100_v4"):
+    allows_ncv3 = model_card(
+        "M",
+        "1",
+        "id",
+        {"finetune_compute_allow_list": "['Standard_NC6s_v3', 'Standard_NC24ads_A100_v4']"},
+    )
+    with pytest.raises(
+        ComputeError,
+        match=r"Standard_NC6s_v3 .*retired on 2025-09-30.*"
+        r"allowed and usable: Standard_NC24ads_A100_v4",
+    ):
         azure.backend.ensure_compute(allows_ncv3, "gpu", "Standard_NC6s_v3", TAGS)
     assert not azure.fake.calls("compute", "PUT")
 
 
 def test_a_size_the_region_does_not_offer_is_refused_before_creation(
-        azure: AzureRig, card: ModelCard) -> None:
+    azure: AzureRig, card: ModelCard
+) -> None:
     from harness.errors import ComputeError
 
     azure.fake.workspace.sizes = [("Standard_DS3_v2", "standardDSv2Family", 4, 0)]
-    with pytest.raises(ComputeError, match=r"no size allowed .* can be used.*"
-                                           r"Standard_NC24ads_A100_v4 is not offered"):
+    with pytest.raises(
+        ComputeError,
+        match=r"no size allowed .* can be used.*"
+        r"Standard_NC24ads_A100_v4 is not offered",
+    ):
         azure.backend.ensure_compute(card, "gpu", None, TAGS)
     assert not azure.fake.calls("compute", "PUT")
 

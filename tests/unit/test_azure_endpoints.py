@@ -17,16 +17,19 @@ from harness.backends.base import Deployment, Endpoint, RegisteredModel
 pytestmark = pytest.mark.unit
 
 TAGS = {"harness-run-id": "hfake0001"}
-QUOTA = ("InferencingClientCreateDeploymentFailed: Not enough quota available for "
-         "Standard_NC24ads_A100_v4 in SubscriptionId 0000")
+QUOTA = (
+    "InferencingClientCreateDeploymentFailed: Not enough quota available for "
+    "Standard_NC24ads_A100_v4 in SubscriptionId 0000"
+)
 INSTANCE = "Standard_NC24ads_A100_v4"
 REQUEST: dict[str, Any] = {"input_data": {"input_string": [{"role": "user", "content": "Hi"}]}}
 
 
 def _model(rig: AzureRig) -> RegisteredModel:
     name = "Phi-4-ultrachat-200k"
-    return RegisteredModel(name, "1", f"{rig.fake.scope.ws_path}/models/{name}/versions/1", "job",
-                           TAGS)
+    return RegisteredModel(
+        name, "1", f"{rig.fake.scope.ws_path}/models/{name}/versions/1", "job", TAGS
+    )
 
 
 def _endpoint(rig: AzureRig) -> Endpoint:
@@ -90,8 +93,11 @@ def test_deployment_quota_failure_says_quota(azure: AzureRig) -> None:
     from harness.errors import DeploymentError
 
     azure.fake.endpoints.deployment_state, azure.fake.endpoints.deployment_error = "Failed", QUOTA
-    with pytest.raises(DeploymentError, match=rf"quota for {INSTANCE} is exhausted.*"
-                                              "--instance-type"):
+    with pytest.raises(
+        DeploymentError,
+        match=rf"quota for {INSTANCE} is exhausted.*"
+        "--instance-type",
+    ):
         _deploy(azure)
 
 
@@ -112,25 +118,40 @@ def test_http_200_with_an_error_body_is_a_scoring_failure(azure: AzureRig) -> No
     from harness.scoring import parse_response
 
     deployment = _deploy(azure)
-    azure.fake.endpoints.score = Score(200, {"error": "CUDA error: device-side assert",
-                                            "exception": "RuntimeError"})
+    azure.fake.endpoints.score = Score(
+        200, {"error": "CUDA error: device-side assert", "exception": "RuntimeError"}
+    )
     reply = azure.backend.invoke(_endpoint(azure), deployment, REQUEST)
     assert reply.status_code == 200
     with pytest.raises(ScoringError, match="device-side assert"):
         parse_response(reply.body, reply.status_code)
 
 
-@pytest.mark.parametrize("answer, status, reason", [
-    (timed_out(), 408, "did not answer within request_timeout_ms"),
-    (model_error("500", "Internal Server Error"), 424,
-     "model error: the scoring container answered 500 (Internal Server Error)"),
-    (model_error("422", "Unprocessable Entity", body="not json at all"), 424,
-     "the scoring container answered 422 (Unprocessable Entity)"),
-    (Score(503, "upstream overloaded"), 503, "overloaded or scaling"),
-    (Score(500, {"error": {"code": "InternalError", "message": "boom"}}), 500, "internal error"),
-])
-def test_every_scoring_status_comes_back_with_a_reason(azure: AzureRig, answer: Score,
-                                                       status: int, reason: str) -> None:
+@pytest.mark.parametrize(
+    "answer, status, reason",
+    [
+        (timed_out(), 408, "did not answer within request_timeout_ms"),
+        (
+            model_error("500", "Internal Server Error"),
+            424,
+            "model error: the scoring container answered 500 (Internal Server Error)",
+        ),
+        (
+            model_error("422", "Unprocessable Entity", body="not json at all"),
+            424,
+            "the scoring container answered 422 (Unprocessable Entity)",
+        ),
+        (Score(503, "upstream overloaded"), 503, "overloaded or scaling"),
+        (
+            Score(500, {"error": {"code": "InternalError", "message": "boom"}}),
+            500,
+            "internal error",
+        ),
+    ],
+)
+def test_every_scoring_status_comes_back_with_a_reason(
+    azure: AzureRig, answer: Score, status: int, reason: str
+) -> None:
     deployment = _deploy(azure)
     azure.fake.endpoints.score = answer
     reply = azure.backend.invoke(_endpoint(azure), deployment, REQUEST)
@@ -153,13 +174,15 @@ def test_the_sdks_invoke_crashes_where_the_harness_replies(azure: AzureRig) -> N
         azure.fake.endpoints.score = answer
         with pytest.raises(crash):
             azure.backend.workspace.online_endpoints.invoke(
-                "ep-test", deployment_name=deployment.name, request_file=request.name)
+                "ep-test", deployment_name=deployment.name, request_file=request.name
+            )
         reply = azure.backend.invoke(_endpoint(azure), deployment, REQUEST)
         assert reply.status_code == answer.status
 
 
 def test_429_is_retried_per_retry_after_within_the_deadline(
-        azure: AzureRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    azure: AzureRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)
     deployment = _deploy(azure)
@@ -170,7 +193,8 @@ def test_429_is_retried_per_retry_after_within_the_deadline(
 
 
 def test_a_429_whose_wait_would_pass_the_deadline_comes_back_at_once(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)
     with fake_azure(azure_config(scoring_timeout_s="10")) as rig:

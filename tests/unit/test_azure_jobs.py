@@ -18,8 +18,13 @@ pytestmark = pytest.mark.unit
 
 def _job(rig: AzureRig, name: str = "brave_job_1") -> JobRun:
     url = rig.fake.jobs.add_job(name)
-    return JobRun(name=name, display_name="display", status="NotStarted", url=url,
-                  experiment=rig.fake.scope.experiment)
+    return JobRun(
+        name=name,
+        display_name="display",
+        status="NotStarted",
+        url=url,
+        experiment=rig.fake.scope.experiment,
+    )
 
 
 def test_a_failed_step_inside_the_nested_pipeline_is_named(azure: AzureRig) -> None:
@@ -30,8 +35,10 @@ def test_a_failed_step_inside_the_nested_pipeline_is_named(azure: AzureRig) -> N
         azure.backend.wait_for_job(_job(azure), timeout_s=5)
     message = str(failure.value)
     assert "ended Failed, expected Completed" in message
-    assert ("step chat_completion_pipeline/chat_completion_finetune Failed: UserError: "
-            "Execution failed: CUDA out of memory") in message
+    assert (
+        "step chat_completion_pipeline/chat_completion_finetune Failed: UserError: "
+        "Execution failed: CUDA out of memory"
+    ) in message
     assert "https://ml.azure.com/runs/brave_job_1" in message
     assert "quota" not in message
 
@@ -81,8 +88,9 @@ def test_not_responding_past_the_grace_period_fails_with_that_reason() -> None:
 
 
 @pytest.mark.parametrize("status", ["NotResponding", "Paused", "Unknown"])
-def test_states_that_are_not_final_are_waited_on_until_the_deadline(azure: AzureRig,
-                                                                    status: str) -> None:
+def test_states_that_are_not_final_are_waited_on_until_the_deadline(
+    azure: AzureRig, status: str
+) -> None:
     from harness.errors import JobError
 
     azure.fake.jobs.statuses = [status]
@@ -95,26 +103,40 @@ def test_job_is_cancelled_at_the_deadline(azure: AzureRig) -> None:
     from harness.errors import JobError
 
     azure.fake.jobs.statuses = ["Running"]
-    with pytest.raises(JobError, match=r"within 0s \(last status Running\); it was cancelled "
-                                       r"at the deadline; raise --job-timeout"):
+    with pytest.raises(
+        JobError,
+        match=r"within 0s \(last status Running\); it was cancelled "
+        r"at the deadline; raise --job-timeout",
+    ):
         azure.backend.wait_for_job(_job(azure), timeout_s=0.02)
     (cancel,) = azure.fake.calls("job.cancel")
     assert cancel.path.endswith("/jobs/brave_job_1/cancel")
     assert azure.fake.calls("operation.result"), "cancel is followed through its Location"
 
 
-@pytest.mark.parametrize("status, cancelled", [
-    ("Completed", False), ("Failed", False), ("Canceled", False),
-    ("NotResponding", True), ("Unknown", True), ("Paused", True), ("Running", True)])
-def test_teardown_cancels_every_job_that_has_not_ended(azure: AzureRig, status: str,
-                                                       cancelled: bool) -> None:
+@pytest.mark.parametrize(
+    "status, cancelled",
+    [
+        ("Completed", False),
+        ("Failed", False),
+        ("Canceled", False),
+        ("NotResponding", True),
+        ("Unknown", True),
+        ("Paused", True),
+        ("Running", True),
+    ],
+)
+def test_teardown_cancels_every_job_that_has_not_ended(
+    azure: AzureRig, status: str, cancelled: bool
+) -> None:
     azure.fake.jobs.statuses = [status]
     azure.backend.delete_job(_job(azure).name, 5)
     assert bool(azure.fake.calls("job.cancel")) is cancelled
 
 
 def test_every_state_change_is_logged_with_the_studio_url(
-        azure: AzureRig, caplog: pytest.LogCaptureFixture) -> None:
+    azure: AzureRig, caplog: pytest.LogCaptureFixture
+) -> None:
     azure.fake.jobs.statuses = ["Queued", "Queued", "Running", "NotResponding", "Completed"]
     with caplog.at_level(logging.INFO, logger="harness"):
         azure.backend.wait_for_job(_job(azure), timeout_s=5)
@@ -125,7 +147,8 @@ def test_every_state_change_is_logged_with_the_studio_url(
 
 
 def test_a_cluster_that_takes_long_logs_a_heartbeat_between_changes(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from harness.backends.azure.progress import wait_poller
     from harness.waiting import Deadline, Heartbeat
 
@@ -149,8 +172,10 @@ def test_a_cluster_that_takes_long_logs_a_heartbeat_between_changes(
         assert wait_poller(beat, SlowPoller())
     lines = [r.getMessage() for r in caplog.records]
     assert [line.split(",")[0] for line in lines] == [
-        "compute cluster gpu creation InProgress", "compute cluster gpu creation InProgress",
-        "compute cluster gpu creation Succeeded"]
+        "compute cluster gpu creation InProgress",
+        "compute cluster gpu creation InProgress",
+        "compute cluster gpu creation Succeeded",
+    ]
     assert all("of 30m deadline" in line for line in lines)
 
 
@@ -172,8 +197,9 @@ def test_the_tracking_uri_becomes_https_at_v2() -> None:
     from harness.backends.azure.metrics import rest_tracking_uri
     from harness.errors import JobError
 
-    ws = ("/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/"
-          "workspaces/w")
+    ws = (
+        "/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/workspaces/w"
+    )
     uri = f"azureml://eastus.api.azureml.ms/mlflow/v1.0{ws}"
     assert rest_tracking_uri(uri) == f"https://eastus.api.azureml.ms/mlflow/v2.0{ws}"
     assert rest_tracking_uri(uri.replace("v1.0", "v2.0")) == rest_tracking_uri(uri)
@@ -181,16 +207,18 @@ def test_the_tracking_uri_becomes_https_at_v2() -> None:
         rest_tracking_uri("file:///tmp/mlruns")
 
 
-def test_parameters_the_component_does_not_declare_are_rejected(azure: AzureRig,
-                                                                tmp_path: Path) -> None:
+def test_parameters_the_component_does_not_declare_are_rejected(
+    azure: AzureRig, tmp_path: Path
+) -> None:
     from harness.backends.base import Compute
     from harness.errors import ParameterError
 
     card = azure.backend.get_foundation_model("Phi-4", "8")
     compute = Compute("gpu", "Standard_NC24ads_A100_v4", 1, True)
     with pytest.raises(ParameterError, match="learning_rate_min"):
-        azure.backend.submit_finetune(card, compute, prepared_data(tmp_path),
-                                      {"learning_rate_min": 5e-7}, "display", {})
+        azure.backend.submit_finetune(
+            card, compute, prepared_data(tmp_path), {"learning_rate_min": 5e-7}, "display", {}
+        )
     assert not azure.fake.calls("job", "PUT")
 
 

@@ -20,8 +20,9 @@ def test_a_current_model_reads_its_system_metadata_objects(azure: AzureRig) -> N
     card = azure.backend.get_foundation_model("Phi-4", "latest")
     assert card.label == "Phi-4:8" and not card.deprecation.archived
     assert card.finetune_allow_list and card.finetune_allow_list[-1] == "Standard_ND96isr_H100_v5"
-    assert card.finetune_allow_list_source == card.inference_allow_list_source == (
-        "system_metadata")
+    assert (
+        card.finetune_allow_list_source == card.inference_allow_list_source == ("system_metadata")
+    )
     assert (card.task, card.task_source) == ("chat-completion", "system_metadata")
     assert card.model_specific_defaults["deepspeed_stage"] == 3  # tags keep the defaults
 
@@ -61,8 +62,11 @@ def test_an_old_tag_form_model_still_works(azure: AzureRig) -> None:
 def test_an_unknown_version_lists_the_ones_there_are(azure: AzureRig) -> None:
     from harness.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"Phi-4 version 99 not found in registry azureml; "
-                                          r"versions the registry returns: 8, 7"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Phi-4 version 99 not found in registry azureml; "
+        r"versions the registry returns: 8, 7",
+    ):
         azure.backend.get_foundation_model("Phi-4", "99")
     with pytest.raises(ConfigError, match=r"no version of Nope at all: check --model-name"):
         azure.backend.get_foundation_model("Nope", "1")
@@ -72,8 +76,16 @@ def test_an_unknown_version_lists_the_ones_there_are(azure: AzureRig) -> None:
 def test_access_is_blamed_when_the_service_says_so(azure: AzureRig, status: int) -> None:
     from harness.errors import HarnessError
 
-    azure.fake.router.inject("registry.model", status, body={"error": {
-        "code": "AuthorizationFailed", "message": "no read permission on the registry"}})
+    azure.fake.router.inject(
+        "registry.model",
+        status,
+        body={
+            "error": {
+                "code": "AuthorizationFailed",
+                "message": "no read permission on the registry",
+            }
+        },
+    )
     with pytest.raises(HarnessError) as failure:
         azure.backend.get_foundation_model("Phi-4", "8")
     message = str(failure.value)
@@ -85,8 +97,11 @@ def test_other_failures_never_blame_the_credential() -> None:
     from harness.errors import HarnessError
 
     with fake_azure(retry_total=0) as rig:
-        rig.fake.router.inject("registry.model", 503, body={"error": {
-            "code": "ServiceUnavailable", "message": "registry busy"}})
+        rig.fake.router.inject(
+            "registry.model",
+            503,
+            body={"error": {"code": "ServiceUnavailable", "message": "registry busy"}},
+        )
         with pytest.raises(HarnessError) as failure:
             rig.backend.get_foundation_model("Phi-4", "8")
     message = str(failure.value)
@@ -116,7 +131,8 @@ def test_lineage_is_what_the_service_reports(azure: AzureRig, lineage: str) -> N
 
 
 def test_the_versions_listing_reads_archive_state_and_dates_from_the_raw_resource(
-        azure: AzureRig) -> None:
+    azure: AzureRig,
+) -> None:
     versions = azure.backend.list_model_versions(PHI3)
     assert [(v.version, v.archived) for v in versions] == [("15", True), ("14", True)]
     assert versions[0].deprecation["finetune_retirement"] == "2025-08-30"

@@ -29,8 +29,9 @@ def rig() -> Iterator[AzureRig]:
         yield started
 
 
-def test_throttled_request_waits_retry_after_then_succeeds(rig: AzureRig, sleeps: list[float]
-                                                           ) -> None:
+def test_throttled_request_waits_retry_after_then_succeeds(
+    rig: AzureRig, sleeps: list[float]
+) -> None:
     rig.fake.router.inject("registry.model", 429, headers={"Retry-After": "7"})
     card = rig.backend.get_foundation_model("Phi-4", "8")
     assert card.version == "8"
@@ -38,8 +39,7 @@ def test_throttled_request_waits_retry_after_then_succeeds(rig: AzureRig, sleeps
     assert 7.0 in sleeps
 
 
-def test_transient_5xx_while_polling_a_job_is_retried(rig: AzureRig, sleeps: list[float]
-                                                      ) -> None:
+def test_transient_5xx_while_polling_a_job_is_retried(rig: AzureRig, sleeps: list[float]) -> None:
     from harness.backends.base import JobRun
 
     url = rig.fake.jobs.add_job("job_5xx")
@@ -51,14 +51,18 @@ def test_transient_5xx_while_polling_a_job_is_retried(rig: AzureRig, sleeps: lis
     assert sleeps and all(s > 0 for s in sleeps)  # exponential backoff after the first retry
 
 
-def test_exhausted_retries_surface_the_service_message(rig: AzureRig, sleeps: list[float]
-                                                       ) -> None:
+def test_exhausted_retries_surface_the_service_message(rig: AzureRig, sleeps: list[float]) -> None:
     from harness.errors import ComputeError
 
     card = rig.backend.get_foundation_model("Phi-4", "8")
-    rig.fake.router.inject("compute", 429, times=3, headers={"Retry-After": "1"}, method="GET",
-                           body={"error": {"code": "TooManyRequests",
-                                           "message": "throttled, slow down"}})
+    rig.fake.router.inject(
+        "compute",
+        429,
+        times=3,
+        headers={"Retry-After": "1"},
+        method="GET",
+        body={"error": {"code": "TooManyRequests", "message": "throttled, slow down"}},
+    )
     with pytest.raises(ComputeError, match="TooManyRequests: throttled, slow down"):
         rig.backend.ensure_compute(card, "gpu", "Standard_NC24ads_A100_v4", {})
     assert len(rig.fake.calls("compute", "GET")) == 3 and sleeps == [1.0, 1.0]

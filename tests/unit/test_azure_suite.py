@@ -19,9 +19,22 @@ from azure_fake.plugin import AzureFakePlugin
 HERE = Path(__file__).resolve().parent
 E2E = HERE.parent / "e2e"
 SHIPPED = HERE.parents[1] / "harness" / "resources" / "ultrachat_mini"
-ARGS = ["--backend", "azure", "--azure-subscription-id", "00000000-0000-4000-8000-000000000000",
-        "--azure-resource-group", "rg-harness", "--azure-workspace", "ws-harness",
-        "--dataset", str(SHIPPED), "--dataset-percent", "100", "-p", "no:cacheprovider"]
+ARGS = [
+    "--backend",
+    "azure",
+    "--azure-subscription-id",
+    "00000000-0000-4000-8000-000000000000",
+    "--azure-resource-group",
+    "rg-harness",
+    "--azure-workspace",
+    "ws-harness",
+    "--dataset",
+    str(SHIPPED),
+    "--dataset-percent",
+    "100",
+    "-p",
+    "no:cacheprovider",
+]
 CREATING = ("PUT", "POST", "PATCH", "DELETE")
 
 
@@ -49,9 +62,9 @@ def imported_before_the_snapshot() -> None:
     from harness.report import build, markdown, plots, webpage, write  # noqa: F401
 
 
-def run_suite(pytester: pytest.Pytester, *args: str,
-              script: Callable[[FakeAzureML], None] | None = None
-              ) -> tuple[pytest.RunResult, AzureFakePlugin]:
+def run_suite(
+    pytester: pytest.Pytester, *args: str, script: Callable[[FakeAzureML], None] | None = None
+) -> tuple[pytest.RunResult, AzureFakePlugin]:
     (pytester.path / "e2e").mkdir()
     shutil.copy(E2E / "conftest.py", pytester.path / "e2e" / "conftest.py")
     shutil.copy(E2E / "test_workflow.py", pytester.path / "e2e" / "test_azure_copy.py")
@@ -64,8 +77,9 @@ def run_suite(pytester: pytest.Pytester, *args: str,
 def test_the_e2e_suite_passes_against_the_fake_service(pytester: pytest.Pytester) -> None:
     """Phi-3-mini 15 pinned: lists in system metadata as JSON text, retired NCv3 sizes first
     in its inference list, past its fine-tune retirement date (a warning, not an error)."""
-    result, plugin = run_suite(pytester, "--model-name", "Phi-3-mini-4k-instruct",
-                               "--model-version", "15")
+    result, plugin = run_suite(
+        pytester, "--model-name", "Phi-3-mini-4k-instruct", "--model-version", "15"
+    )
     result.assert_outcomes(passed=12, skipped=2)  # no likelihood on Azure, no --compare-to
     result.stdout.fnmatch_lines(["*RetiredModelWarning*passed its fine-tune retirement*"])
     assert plugin.fake is not None
@@ -79,7 +93,8 @@ def test_the_e2e_suite_passes_against_the_fake_service(pytester: pytest.Pytester
 
 @pytest.mark.usefixtures("imported_before_the_snapshot")
 def test_an_archived_model_stops_the_run_before_anything_is_created(
-        pytester: pytest.Pytester) -> None:
+    pytester: pytest.Pytester,
+) -> None:
     result, plugin = run_suite(pytester, "--model-name", "Phi-3-mini-4k-instruct")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*may be archived*--model-version 15*"])
@@ -88,9 +103,16 @@ def test_an_archived_model_stops_the_run_before_anything_is_created(
 
 @pytest.mark.usefixtures("imported_before_the_snapshot")
 def test_strict_deprecation_stops_a_retired_model_before_anything_is_created(
-        pytester: pytest.Pytester) -> None:
-    result, plugin = run_suite(pytester, "--model-name", "Phi-3-mini-4k-instruct",
-                               "--model-version", "15", "--strict-deprecation")
+    pytester: pytest.Pytester,
+) -> None:
+    result, plugin = run_suite(
+        pytester,
+        "--model-name",
+        "Phi-3-mini-4k-instruct",
+        "--model-version",
+        "15",
+        "--strict-deprecation",
+    )
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*passed its fine-tune retirement date 2025-08-30*"])
     assert not [c.url for c in plugin.sent() if c.method in CREATING]
@@ -99,13 +121,17 @@ def test_strict_deprecation_stops_a_retired_model_before_anything_is_created(
 @pytest.mark.usefixtures("imported_before_the_snapshot")
 def test_a_failed_scoring_test_shows_status_reason_and_body(pytester: pytest.Pytester) -> None:
     def model_fails(fake: FakeAzureML) -> None:
-        fake.endpoints.score = model_error("500", "Internal Server Error",
-                                           {"error": "CUDA error: device-side assert"})
+        fake.endpoints.score = model_error(
+            "500", "Internal Server Error", {"error": "CUDA error: device-side assert"}
+        )
 
     result, _ = run_suite(pytester, "--model-name", "Phi-4", script=model_fails)
     result.assert_outcomes(passed=10, failed=2, skipped=2)
-    result.stdout.fnmatch_lines([
-        "*HTTP 424*CUDA error: device-side assert*model error: the scoring container answered "
-        "500 (Internal Server Error)*",
-        "*HTTP 424 (model error: the scoring container answered 500 (Internal Server Error))*"
-        "CUDA error: device-side assert*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*HTTP 424*CUDA error: device-side assert*model error: the scoring container answered "
+            "500 (Internal Server Error)*",
+            "*HTTP 424 (model error: the scoring container answered 500 (Internal Server Error))*"
+            "CUDA error: device-side assert*",
+        ]
+    )

@@ -75,8 +75,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         model = backend.register_model(card, job, tags)
         endpoint = backend.wait_for_endpoint(pending.name, timeout_s=10)
         deployment = backend.deploy(endpoint, model, "dep-1", INSTANCE, tags, 10)
-        yield Run(rig.fake, backend, tags, card, inputs, compute, data, submitted, job, metrics,
-                  model, endpoint, deployment)
+        yield Run(
+            rig.fake,
+            backend,
+            tags,
+            card,
+            inputs,
+            compute,
+            data,
+            submitted,
+            job,
+            metrics,
+            model,
+            endpoint,
+            deployment,
+        )
 
 
 def _bodies(fake: FakeAzureML, route: str, method: str = "PUT") -> list[Any]:
@@ -96,7 +109,8 @@ def test_foundation_model_latest_label_then_the_raw_version(run: Run) -> None:
     assert run.card.label == f"{MODEL}:8"
     assert run.card.id == f"azureml://registries/azureml/models/{MODEL}/versions/8"
     assert run.card.finetune_allow_list and "Standard_NC24ads_A100_v4" in (
-        run.card.finetune_allow_list)
+        run.card.finetune_allow_list
+    )
     assert run.card.finetune_allow_list_source == "system_metadata"
     listing = run.fake.calls("registry.model.versions")[0]
     assert listing.query["$top"] == ["1"] and "createdtime desc" in listing.query["$orderBy"][0]
@@ -141,8 +155,12 @@ def test_pipeline_inputs_are_filtered_and_typed(run: Run) -> None:
     assert literal["deepspeed_stage"] == "3" and literal["precision"] == "16"
     assert literal["number_of_gpu_to_use_finetuning"] == "1"
     assert literal["learning_rate"] == "5e-06" and literal["num_train_epochs"] == "1"
-    for name in ("compute_model_import", "compute_preprocess", "compute_finetune",
-                 "compute_model_evaluation"):
+    for name in (
+        "compute_model_import",
+        "compute_preprocess",
+        "compute_finetune",
+        "compute_model_evaluation",
+    ):
         assert literal[name] == "gpu-cluster"
     assert inputs["mlflow_model_path"] == {"uri": run.card.id, "job_input_type": "mlflow_model"}
 
@@ -151,7 +169,8 @@ def test_pipeline_wiring_settings_and_ownership(run: Run) -> None:
     (body,) = _bodies(run.fake, "job")
     props, node = body["properties"], _node(run)
     assert node["componentId"] == (
-        "azureml://registries/azureml/components/chat_completion_pipeline/versions/0.0.82")
+        "azureml://registries/azureml/components/chat_completion_pipeline/versions/0.0.82"
+    )
     assert node["outputs"]["mlflow_model_folder"]["value"] == "${{parent.outputs.trained_model}}"
     assert props["outputs"]["trained_model"]["jobOutputType"] == "mlflow_model"
     assert props["settings"]["force_rerun"] is True
@@ -186,11 +205,13 @@ def test_metrics_come_from_the_training_run_through_mlflow_v2(run: Run) -> None:
     (search,) = run.fake.calls("mlflow.search")
     assert search.body["filter"] == f"tags.mlflow.rootRunId='{run.job.name}'"
     assert "/mlflow/v2.0/subscriptions/" in search.path  # the plugin's path for MLflow 2 and 3
-    histories = {c.query["metric_key"][0]: c.query["run_id"][0]
-                 for c in run.fake.calls("mlflow.history")}
+    histories = {
+        c.query["metric_key"][0]: c.query["run_id"][0] for c in run.fake.calls("mlflow.history")
+    }
     assert histories["loss"] == run.fake.jobs.training_run_id(run.job.name)
-    assert all(c.headers["Authorization"].startswith("Bearer ey")
-               for c in run.fake.calls("mlflow.search"))
+    assert all(
+        c.headers["Authorization"].startswith("Bearer ey") for c in run.fake.calls("mlflow.search")
+    )
 
 
 def test_model_registered_from_the_job_output(run: Run) -> None:
@@ -199,8 +220,11 @@ def test_model_registered_from_the_job_output(run: Run) -> None:
     assert props["modelUri"] == f"azureml://jobs/{run.job.name}/outputs/trained_model"
     assert props["modelType"] == "mlflow_model" and props["tags"] == run.tags
     assert run.model.name == f"{MODEL}-ultrachat-200k"
-    assert run.fake.workspace.models[(run.model.name, run.model.version)]["properties"][
-        "jobName"] == run.model.job_name == run.job.name  # lineage as the service reports it
+    assert (
+        run.fake.workspace.models[(run.model.name, run.model.version)]["properties"]["jobName"]
+        == run.model.job_name
+        == run.job.name
+    )  # lineage as the service reports it
     assert run.model.version.isdigit() and len(run.model.version) >= 14
 
 
@@ -262,8 +286,11 @@ def test_sweep_lists_owned_resources_and_deletes_them(run: Run) -> None:
 
     owned = {(r.kind, r.name) for r in run.backend.list_owned_resources()}
     model = f"{run.model.name}:{run.model.version}"
-    assert owned == {("endpoint", "ep-hfake0001-abcde"), ("compute", "gpu-cluster"),
-                     ("model", model)}
+    assert owned == {
+        ("endpoint", "ep-hfake0001-abcde"),
+        ("compute", "gpu-cluster"),
+        ("model", model),
+    }
     for resource in run.backend.list_owned_resources():
         delete_resource(run.backend, resource.kind, resource.name, 5)
     assert run.fake.calls("endpoint", "DELETE") and run.fake.calls("compute", "DELETE")

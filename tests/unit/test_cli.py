@@ -67,12 +67,15 @@ def test_plan_defaults_to_shipped_phi3(capsys: pytest.CaptureFixture[str]) -> No
     metadata (JSON text), archived, past its fine-tune retirement: a warning by default."""
     result = plan(capsys)
     assert result["model"] == {
-        "name": "Phi-3-mini-4k-instruct", "version": "15",
+        "name": "Phi-3-mini-4k-instruct",
+        "version": "15",
         "id": "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/15",
     }
-    assert result["model_sources"] == {"finetune_compute_allow_list": "system_metadata",
-                                       "inference_compute_allow_list": "system_metadata",
-                                       "task": "system_metadata"}
+    assert result["model_sources"] == {
+        "finetune_compute_allow_list": "system_metadata",
+        "inference_compute_allow_list": "system_metadata",
+        "task": "system_metadata",
+    }
     assert result["model_deprecation"].startswith("archived; finetune deprecation 2025-06-30")
     assert "passed its fine-tune retirement date 2025-08-30" in result["warnings"][0]
     assert result["compute_sku"] == "Standard_NC24ads_A100_v4"
@@ -83,7 +86,8 @@ def test_plan_defaults_to_shipped_phi3(capsys: pytest.CaptureFixture[str]) -> No
     assert result["finetune_parameters"]["deepspeed_stage"] == "2"
     assert result["finetune_parameters"]["precision"] == "16"
     assert result["display_name"] == (
-        "Phi-3-mini-4k-instruct-ultrachat-bs1-cosine-ds2-lora-save_limit1-seqlen-1")
+        "Phi-3-mini-4k-instruct-ultrachat-bs1-cosine-ds2-lora-save_limit1-seqlen-1"
+    )
     run_id = result["run_id"]
     for key in ("endpoint_name", "deployment_name"):
         assert run_id in result[key]
@@ -94,10 +98,21 @@ def test_plan_defaults_to_shipped_phi3(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_plan_options(capsys: pytest.CaptureFixture[str]) -> None:
     result = plan(
-        capsys, "--run-id", "hfixed01", "--compute-sku", "standard_nd96asr_v4",
-        "--gpus-per-node", "8", "--instance-type", "standard_nc48ads_a100_v4",
-        "--finetune-param", "num_train_epochs=2", "--finetune-param", "apply_lora=false",
-        "--resource-ttl", "2",
+        capsys,
+        "--run-id",
+        "hfixed01",
+        "--compute-sku",
+        "standard_nd96asr_v4",
+        "--gpus-per-node",
+        "8",
+        "--instance-type",
+        "standard_nc48ads_a100_v4",
+        "--finetune-param",
+        "num_train_epochs=2",
+        "--finetune-param",
+        "apply_lora=false",
+        "--resource-ttl",
+        "2",
     )
     assert result["run_id"] == "hfixed01"
     assert result["endpoint_name"].startswith("ep-hfixed01-")
@@ -105,7 +120,8 @@ def test_plan_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["instance_type"] == "standard_nc48ads_a100_v4"
     assert result["finetune_parameters"]["num_train_epochs"] == 2
     assert result["display_name"].startswith(
-        "Phi-3-mini-4k-instruct-ultrachat-bs8-cosine-ds2-nolora-")
+        "Phi-3-mini-4k-instruct-ultrachat-bs8-cosine-ds2-nolora-"
+    )
     created = datetime.fromisoformat(result["tags"][naming.TAG_CREATED])
     expires = datetime.fromisoformat(result["tags"][naming.TAG_EXPIRES])
     assert expires - created == timedelta(hours=2)
@@ -125,8 +141,16 @@ def test_plan_model_card_file(capsys: pytest.CaptureFixture[str], tmp_path: Path
     result = plan(capsys, "--model-card", card)
     assert result["model"]["version"] == "15"
     assert result["model"]["id"].endswith("/Phi-3-mini-4k-instruct/versions/15")
-    card = write_card(tmp_path, name="X", version="2", id="azureml:X:2", tags={
-        "finetune_compute_allow_list": ["Standard_A"], "inference_compute_allow_list": "['I']"})
+    card = write_card(
+        tmp_path,
+        name="X",
+        version="2",
+        id="azureml:X:2",
+        tags={
+            "finetune_compute_allow_list": ["Standard_A"],
+            "inference_compute_allow_list": "['I']",
+        },
+    )
     result = plan(capsys, "--model-card", card)
     assert result["model"] == {"name": "X", "version": "2", "id": "azureml:X:2"}
     assert (result["compute_sku"], result["instance_type"]) == ("Standard_A", "I")
@@ -137,12 +161,21 @@ def test_plan_model_card_file(capsys: pytest.CaptureFixture[str], tmp_path: Path
 def test_plan_without_allow_lists(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     card = write_card(tmp_path, name="Bare", tags={})
     assert "--compute-sku" in refused(capsys, "plan", "--model-card", card)
-    assert "retired on 2023-09-06" in refused(capsys, "plan", "--model-card", card,
-                                              "--compute-sku", "Standard_NC6")
+    assert "retired on 2023-09-06" in refused(
+        capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC6"
+    )
     assert "--instance-type" in refused(
-        capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC24ads_A100_v4")
-    result = plan(capsys, "--model-card", card, "--compute-sku", "Standard_NC24ads_A100_v4",
-                  "--instance-type", "Standard_NC24ads_A100_v4")
+        capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC24ads_A100_v4"
+    )
+    result = plan(
+        capsys,
+        "--model-card",
+        card,
+        "--compute-sku",
+        "Standard_NC24ads_A100_v4",
+        "--instance-type",
+        "Standard_NC24ads_A100_v4",
+    )
     assert result["model"]["version"] == "latest"
     assert result["warnings"] == [] and result["model_sources"]["task"] is None
 
@@ -153,26 +186,38 @@ def write_sizes(tmp_path: Path, sizes: Any) -> str:
     return str(path)
 
 
-def test_plan_takes_the_regions_sizes_from_a_file(capsys: pytest.CaptureFixture[str],
-                                                  tmp_path: Path) -> None:
+def test_plan_takes_the_regions_sizes_from_a_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """The same choice the run makes against list_sizes(), offline: the list as the SDK's
     VmSize objects dump, or the REST answer."""
-    sdk = write_sizes(tmp_path, [{"name": "Standard_NC48ads_A100_v4", "gpus": 2, "v_cp_us": 48},
-                                 {"name": "Standard_NC6s_v3", "gpus": 1}])
+    sdk = write_sizes(
+        tmp_path,
+        [
+            {"name": "Standard_NC48ads_A100_v4", "gpus": 2, "v_cp_us": 48},
+            {"name": "Standard_NC6s_v3", "gpus": 1},
+        ],
+    )
     result = plan(capsys, "--workspace-sizes", sdk)
     assert (result["compute_sku"], result["instance_type"], result["gpus_per_node"]) == (
-        "Standard_NC48ads_A100_v4", "Standard_NC48ads_A100_v4", 2)
+        "Standard_NC48ads_A100_v4",
+        "Standard_NC48ads_A100_v4",
+        2,
+    )
     assert result["region_checked"] is True
     assert "display_name" in result and "-bs2-" in result["display_name"]
-    rest = write_sizes(tmp_path, {"value": [{"name": "Standard_ND96asr_v4", "gpus": 8,
-                                             "vCPUs": 96}]})
+    rest = write_sizes(
+        tmp_path, {"value": [{"name": "Standard_ND96asr_v4", "gpus": 8, "vCPUs": 96}]}
+    )
     assert plan(capsys, "--workspace-sizes", rest)["gpus_per_node"] == 8
-    err = refused(capsys, "plan", "--workspace-sizes", sdk, "--compute-sku",
-                  "Standard_NC24ads_A100_v4")
+    err = refused(
+        capsys, "plan", "--workspace-sizes", sdk, "--compute-sku", "Standard_NC24ads_A100_v4"
+    )
     assert "not offered in the workspace's region" in err
     assert "allowed and usable: Standard_NC48ads_A100_v4" in err
-    assert "must be a list of objects" in refused(capsys, "plan", "--workspace-sizes",
-                                                  write_sizes(tmp_path, {"sizes": 1}))
+    assert "must be a list of objects" in refused(
+        capsys, "plan", "--workspace-sizes", write_sizes(tmp_path, {"sizes": 1})
+    )
 
 
 def test_plan_refuses_a_retired_model_when_strict(capsys: pytest.CaptureFixture[str]) -> None:
@@ -232,7 +277,8 @@ def test_plan_bad_card_files(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     err = refused(capsys, "plan", "--model-card", bad_tag)
     assert "finetune_compute_allow_list" in err and "\"['a',\"" in err
     assert "neither 'tags' nor 'system_metadata'" in refused(
-        capsys, "plan", "--model-card", write_card(tmp_path, name="M"))
+        capsys, "plan", "--model-card", write_card(tmp_path, name="M")
+    )
     assert "'name'" in refused(capsys, "plan", "--model-card", write_card(tmp_path, tags={}))
 
 
@@ -240,7 +286,12 @@ def test_module_exits_2_without_traceback_on_bad_sku() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "AZURE_"))}
     proc = subprocess.run(
         [sys.executable, "-m", "harness", "plan", "--compute-sku", "Standard_ND40rs_v2"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: VM size Standard_ND40rs_v2 is not allowed")
@@ -267,8 +318,9 @@ def test_parse_duration_refuses(text: str) -> None:
 NOW = datetime.now(timezone.utc)
 
 
-def owned(name: str, created_h_ago: float, ttl_h: float,
-          kind: ResourceKind = ResourceKind.ENDPOINT) -> OwnedResource:
+def owned(
+    name: str, created_h_ago: float, ttl_h: float, kind: ResourceKind = ResourceKind.ENDPOINT
+) -> OwnedResource:
     tags = naming.ownership_tags(f"r{name}", ttl_h, now=NOW - timedelta(hours=created_h_ago))
     return OwnedResource(kind=kind, name=name, tags=tags)
 
@@ -303,8 +355,9 @@ RESOURCES = [
     owned("fresh", created_h_ago=1, ttl_h=6, kind=ResourceKind.JOB),
     owned("old-long-ttl", created_h_ago=10, ttl_h=48, kind=ResourceKind.COMPUTE),
     OwnedResource(kind=ResourceKind.ENDPOINT, name="untagged", tags={}),
-    OwnedResource(kind=ResourceKind.ENDPOINT, name="foreign",
-                  tags={"harness-expires": "2000-01-01T00:00:00"}),
+    OwnedResource(
+        kind=ResourceKind.ENDPOINT, name="foreign", tags={"harness-expires": "2000-01-01T00:00:00"}
+    ),
 ]
 
 
@@ -370,8 +423,9 @@ def test_sweep_bad_duration(capsys: pytest.CaptureFixture[str], fake: dict[str, 
     assert "backend" not in fake
 
 
-def test_sweep_refuses_a_workspace_that_is_a_file(capsys: pytest.CaptureFixture[str],
-                                                  tmp_path: Path) -> None:
+def test_sweep_refuses_a_workspace_that_is_a_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     afile = tmp_path / "a-file"
     afile.write_text("x")
     err = refused(capsys, "sweep", "--workspace", str(afile))

@@ -97,7 +97,8 @@ def test_defaults_are_allowed_not_retired_and_offered(phi3: ModelCard) -> None:
     assert compute.choose_finetune_sku(phi3, None, region) == "Standard_NC48ads_A100_v4"
     assert compute.choose_instance_type(phi3, None, region) == "Standard_NC48ads_A100_v4"
     assert compute.choose_finetune_sku(phi3, "standard_nd96asr_v4", region) == (
-        "standard_nd96asr_v4")
+        "standard_nd96asr_v4"
+    )
     with pytest.raises(ComputeError):
         compute.choose_finetune_sku(phi3, "Standard_ND40rs_v2")
     with pytest.raises(ComputeError):
@@ -114,8 +115,11 @@ def test_an_explicit_size_the_region_does_not_offer_is_refused(phi3: ModelCard) 
 
 
 def test_an_explicit_retired_instance_type_is_refused(phi3: ModelCard) -> None:
-    with pytest.raises(ComputeError, match=r"Standard_NC6s_v3 cannot be used for deploying .*"
-                                           r"retired on 2025-09-30.*ncv3-retirement"):
+    with pytest.raises(
+        ComputeError,
+        match=r"Standard_NC6s_v3 cannot be used for deploying .*"
+        r"retired on 2025-09-30.*ncv3-retirement",
+    ):
         compute.choose_instance_type(phi3, "Standard_NC6s_v3")
 
 
@@ -130,10 +134,15 @@ def test_no_usable_default_says_why_for_each_size(phi3: ModelCard) -> None:
 
 def test_one_table_of_retired_sizes() -> None:
     names = {size.name for size in compute.RETIRED_SIZES}
-    assert {"Standard_NC6s_v3", "Standard_NC12s_v3", "Standard_NC24s_v3",
-            "Standard_NC24rs_v3"} <= names
-    assert all(size.source.startswith("https://learn.microsoft.com/") for size in
-               compute.RETIRED_SIZES)
+    assert {
+        "Standard_NC6s_v3",
+        "Standard_NC12s_v3",
+        "Standard_NC24s_v3",
+        "Standard_NC24rs_v3",
+    } <= names
+    assert all(
+        size.source.startswith("https://learn.microsoft.com/") for size in compute.RETIRED_SIZES
+    )
     assert compute.retirement("standard_nc24rs_v3", today=date(2025, 9, 30)) is not None
     assert compute.retirement("Standard_NC24rs_v3", today=date(2025, 9, 29)) is None
     assert compute.retirement("Standard_NC24ads_A100_v4") is None

@@ -42,16 +42,17 @@ def test_backend_from_env_picks_that_backends_defaults() -> None:
 
 
 def test_azure_variables_are_read() -> None:
-    env = {"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_RESOURCE_GROUP": "rg",
-           "AZURE_ML_WORKSPACE": "ws"}
+    env = {"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_RESOURCE_GROUP": "rg", "AZURE_ML_WORKSPACE": "ws"}
     cfg = resolve(cli={"backend": "azure"}, env=env)
     assert (cfg.azure_subscription_id, cfg.azure_resource_group, cfg.azure_workspace) == (
-        "sub", "rg", "ws")
+        "sub",
+        "rg",
+        "ws",
+    )
     assert cfg.missing_azure_settings() == []
 
 
-def test_missing_azure_settings_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                          ) -> None:
+def test_missing_azure_settings_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     missing = resolve(cli={"backend": "azure"}, env={}).missing_azure_settings()
     assert any("--azure-subscription-id" in item for item in missing)
@@ -73,16 +74,19 @@ def test_dropped_parameters_are_refused_unless_allowed() -> None:
     assert resolve(cli={"allow_dropped_params": True}, env={}).allow_dropped_params is True
 
 
-@pytest.mark.parametrize("name, value, named", [
-    ("dataset_percent", "0", "--dataset-percent"),
-    ("dataset_percent", "100.5", "--dataset-percent"),
-    ("job_timeout_s", "-1", "--job-timeout"),
-    ("backend", "gcp", "--backend"),
-    ("finetune_params", ["learning_rate"], "--finetune-param"),
-    ("finetune_params", ["=3"], "--finetune-param"),
-    ("scoring_samples", "0", "--scoring-samples"),
-    ("run_id", "Bad_Id", "--run-id"),
-])
+@pytest.mark.parametrize(
+    "name, value, named",
+    [
+        ("dataset_percent", "0", "--dataset-percent"),
+        ("dataset_percent", "100.5", "--dataset-percent"),
+        ("job_timeout_s", "-1", "--job-timeout"),
+        ("backend", "gcp", "--backend"),
+        ("finetune_params", ["learning_rate"], "--finetune-param"),
+        ("finetune_params", ["=3"], "--finetune-param"),
+        ("scoring_samples", "0", "--scoring-samples"),
+        ("run_id", "Bad_Id", "--run-id"),
+    ],
+)
 def test_impossible_values_name_the_option(name: str, value: object, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         resolve(cli={name: value}, env={})
@@ -120,19 +124,26 @@ NO_PROC = not Path("/proc/self").is_dir()
 def unusable_workspaces(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     afile = tmp_path / "a-file"
     afile.write_text("x")
-    return {"file": (afile, "is a file"), "under a file": (afile / "ws", "is a file"),
-            "unwritable": (Path("/proc/harness-ws"), "not writable")}
+    return {
+        "file": (afile, "is a file"),
+        "under a file": (afile / "ws", "is a file"),
+        "unwritable": (Path("/proc/harness-ws"), "not writable"),
+    }
 
 
 @pytest.mark.parametrize("kind", ["file", "under a file", "unwritable"])
 @pytest.mark.parametrize("source", ["option", "env"])
-def test_an_unusable_workspace_names_where_it_was_set(tmp_path: Path, kind: str,
-                                                      source: str) -> None:
+def test_an_unusable_workspace_names_where_it_was_set(
+    tmp_path: Path, kind: str, source: str
+) -> None:
     if kind == "unwritable" and NO_PROC:
         pytest.skip("needs /proc")
     path, problem = unusable_workspaces(tmp_path)[kind]
-    cfg = (resolve(cli={"workspace_dir": str(path)}, env={}) if source == "option"
-           else resolve(env={"HARNESS_WORKSPACE": str(path)}))
+    cfg = (
+        resolve(cli={"workspace_dir": str(path)}, env={})
+        if source == "option"
+        else resolve(env={"HARNESS_WORKSPACE": str(path)})
+    )
     with pytest.raises(ConfigError) as err:
         check_workspace(cfg)
     message = str(err.value)

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
 
 
-def conversation(*turns: str, prompt_id: str | None = None,
-                 roles: Sequence[str] | None = None) -> dict[str, Any]:
+def conversation(
+    *turns: str, prompt_id: str | None = None, roles: Sequence[str] | None = None
+) -> dict[str, Any]:
     """User and assistant alternate unless `roles` names every turn's role."""
     roles = roles or [("user", "assistant")[i % 2] for i in range(len(turns))]
     messages = [{"content": text, "role": role} for text, role in zip(turns, roles, strict=True)]
@@ -40,15 +41,19 @@ def valid_rows(split: str, count: int) -> list[dict[str, Any]]:
     return [conversation(f"{split} question {i}?", f"{split} answer {i}.") for i in range(count)]
 
 
-def write_layout(root: Path, splits: Mapping[str, list[dict[str, Any]]],
-                 suffix: str = "parquet") -> Path:
+def write_layout(
+    root: Path, splits: Mapping[str, list[dict[str, Any]]], suffix: str = "parquet"
+) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([
-        ("prompt", pa.string()), ("prompt_id", pa.string()),
-        ("messages", pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))),
-    ])
+    schema = pa.schema(
+        [
+            ("prompt", pa.string()),
+            ("prompt_id", pa.string()),
+            ("messages", pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))),
+        ]
+    )
     (root / "data").mkdir(parents=True)
     for split, rows in splits.items():
         path = root / "data" / f"{split}-00000-of-00001.{suffix}"
@@ -63,8 +68,10 @@ def shipped_rows() -> dict[str, list[dict[str, Any]]]:
     import pyarrow.parquet as pq
 
     folder = data.SHIPPED_DATASET / "data"
-    return {split: pq.read_table(folder / f"{split}-00000-of-00001.parquet").to_pylist()
-            for split in data.SPLITS}
+    return {
+        split: pq.read_table(folder / f"{split}-00000-of-00001.parquet").to_pylist()
+        for split in data.SPLITS
+    }
 
 
 @pytest.fixture
@@ -81,16 +88,26 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path / "datasets-cache"
 
 
-def prepare(source: str | Path, percent: float, out: Path, cache: Path,
-            allow_invalid: bool = False) -> data.PreparedData:
+def prepare(
+    source: str | Path, percent: float, out: Path, cache: Path, allow_invalid: bool = False
+) -> data.PreparedData:
     return data.prepare(str(source), percent, out, allow_invalid, cache_dir=cache)
 
 
 # --- percent and source ------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("percent", "text"), [
-    (5, "5"), (5.0, "5"), (100.0, "100"), (0.5, "0.5"), (12.25, "12.25"), (1e-05, "0.00001"),
-])
+
+@pytest.mark.parametrize(
+    ("percent", "text"),
+    [
+        (5, "5"),
+        (5.0, "5"),
+        (100.0, "100"),
+        (0.5, "0.5"),
+        (12.25, "12.25"),
+        (1e-05, "0.00001"),
+    ],
+)
 def test_percent_text_is_exact(percent: float, text: str) -> None:
     assert data.percent_text(percent) == text
     assert data.split_spec("train_sft", percent) == f"train_sft[0%:{text}%]"
@@ -102,8 +119,9 @@ def test_percent_outside_range_is_rejected(percent: float, tmp_path: Path) -> No
         data.prepare(str(data.SHIPPED_DATASET), percent, tmp_path)
 
 
-@pytest.mark.parametrize("source", ["./no-such-dataset", "/no/such/dataset", "a/b/c",
-                                    "~/no-such-harness-dataset"])
+@pytest.mark.parametrize(
+    "source", ["./no-such-dataset", "/no/such/dataset", "a/b/c", "~/no-such-harness-dataset"]
+)
 def test_missing_local_directory_is_named(source: str) -> None:
     with pytest.raises(DataError, match="does not exist") as caught:
         data.resolve_source(source)
@@ -124,6 +142,7 @@ def test_hub_ids_pass_through_unchanged() -> None:
 
 # --- the shipped dataset -----------------------------------------------------------------------
 
+
 def test_shipped_dataset_is_valid_ultrachat() -> None:
     rows = shipped_rows()
     everything = [row for split in data.SPLITS for row in rows[split]]
@@ -136,14 +155,17 @@ def test_shipped_dataset_is_valid_ultrachat() -> None:
         assert roles == ["user", "assistant"] * (len(roles) // 2)
         assert 2 <= len(roles) <= 6 and row["prompt"] == row["messages"][0]["content"]
     first = rows["train_sft"][0]["messages"]
-    assert [m["content"] for m in first] == ["What is the capital of France?",
-                                             "The capital of France is Paris."]
+    assert [m["content"] for m in first] == [
+        "What is the capital of France?",
+        "The capital of France is Paris.",
+    ]
     size = sum(p.stat().st_size for p in (data.SHIPPED_DATASET / "data").iterdir())
     assert size < 1_000_000
 
 
-def test_generator_reproduces_the_shipped_files(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generator_reproduces_the_shipped_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = importlib.util.spec_from_file_location("make_dataset", REPO / "tools/make_dataset.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -158,7 +180,8 @@ def test_generator_reproduces_the_shipped_files(tmp_path: Path,
         name = f"data/{split}-00000-of-00001.parquet"
         made, kept = pq.read_table(tmp_path / name), pq.read_table(shipped / name)
         assert made.schema == kept.schema and made.to_pylist() == kept.to_pylist(), (
-            f"{name} differs from the generator's output: run python tools/make_dataset.py")
+            f"{name} differs from the generator's output: run python tools/make_dataset.py"
+        )
 
 
 @pytest.mark.parametrize("percent", [100, 50, 2.5])
@@ -176,8 +199,9 @@ def test_prepare_slices_every_split(percent: float, offline: Path, tmp_path: Pat
         assert all(list(row) == ["prompt", "prompt_id", "messages"] for row in written)
 
 
-def test_relative_directory_is_made_absolute(offline: Path, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_directory_is_made_absolute(
+    offline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_layout(tmp_path / "mini", {s: valid_rows(s, 2) for s in data.SPLITS})
     monkeypatch.chdir(tmp_path)
     assert data.resolve_source("mini") == str(tmp_path.resolve() / "mini")
@@ -194,6 +218,7 @@ def test_jsonl_files_in_the_hub_layout_load(offline: Path, tmp_path: Path) -> No
 
 
 # --- data files that cannot load: file, line and field named, before `datasets` runs ---------
+
 
 def layout_with_line(tmp_path: Path, line: str, number: int = 3) -> tuple[Path, Path]:
     """A JSON Lines layout whose test_sft file has ``line`` as line ``number``."""
@@ -217,19 +242,29 @@ def with_field(path: str, value: Any) -> str:
     return json.dumps(row)
 
 
-@pytest.mark.parametrize(("line", "problem"), [
-    ('{"prompt": "x", oops', "is not JSON (Expecting property name enclosed in double quotes"),
-    ("[1, 2]", "is a JSON list; expected an object"),
-    (with_field("messages", "hello"), "field messages is str 'hello'; expected a list"),
-    (with_field("prompt_id", 5), "field prompt_id is int 5; expected a string"),
-    (with_field("prompt", ["q"]), "field prompt is list ['q']; expected a string"),
-    (with_field("messages.0.content", 3), "field messages[0].content is int 3; expected a string"),
-    (with_field("messages.1", "hi"), "field messages[1] is str 'hi'; expected an object"),
-    (with_field("messages.0.role", True), "field messages[0].role is bool True; expected a string"),
-])
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"prompt": "x", oops', "is not JSON (Expecting property name enclosed in double quotes"),
+        ("[1, 2]", "is a JSON list; expected an object"),
+        (with_field("messages", "hello"), "field messages is str 'hello'; expected a list"),
+        (with_field("prompt_id", 5), "field prompt_id is int 5; expected a string"),
+        (with_field("prompt", ["q"]), "field prompt is list ['q']; expected a string"),
+        (
+            with_field("messages.0.content", 3),
+            "field messages[0].content is int 3; expected a string",
+        ),
+        (with_field("messages.1", "hi"), "field messages[1] is str 'hi'; expected an object"),
+        (
+            with_field("messages.0.role", True),
+            "field messages[0].role is bool True; expected a string",
+        ),
+    ],
+)
 @pytest.mark.parametrize("allow_invalid", [False, True])
 def test_a_line_that_cannot_load_names_file_line_and_field(
-        offline: Path, tmp_path: Path, line: str, problem: str, allow_invalid: bool) -> None:
+    offline: Path, tmp_path: Path, line: str, problem: str, allow_invalid: bool
+) -> None:
     source, path = layout_with_line(tmp_path, line)
     with pytest.raises(DataError) as caught:
         prepare(source, 100, tmp_path / "out", offline, allow_invalid=allow_invalid)
@@ -249,8 +284,9 @@ def test_every_unloadable_line_is_listed_at_once(offline: Path, tmp_path: Path) 
     assert f"{path} line 6: field prompt_id is int 9" in str(caught.value)
 
 
-def test_arrays_nulls_and_blank_lines_load_and_rows_are_judged(offline: Path,
-                                                               tmp_path: Path) -> None:
+def test_arrays_nulls_and_blank_lines_load_and_rows_are_judged(
+    offline: Path, tmp_path: Path
+) -> None:
     source, path = layout_with_line(tmp_path, with_field("messages.0.content", None), 2)
     path.write_text(path.read_text() + "\n")  # a blank line
     jsonl = source / "data" / "train_gen-00000-of-00001.jsonl"
@@ -259,8 +295,9 @@ def test_arrays_nulls_and_blank_lines_load_and_rows_are_judged(offline: Path,
     array = jsonl.with_suffix(".json")  # one JSON array of rows, which datasets reads too
     array.write_text(json.dumps(rows, indent=2))
     prepared = prepare(source, 100, tmp_path / "out", offline, allow_invalid=True)
-    assert prepared.dropped == ["test_sft row 1: message 0 content is missing; expected a "
-                                "non-empty string"]
+    assert prepared.dropped == [
+        "test_sft row 1: message 0 content is missing; expected a non-empty string"
+    ]
     assert prepared.counts["train_gen"] == 4
     array.write_text(json.dumps([rows[0], {**rows[1], "prompt_id": 5}], indent=2))
     with pytest.raises(DataError, match=r"\.json item 1: field prompt_id is int 5"):
@@ -277,8 +314,9 @@ def test_a_file_datasets_cannot_read_is_named_by_its_cause(offline: Path, tmp_pa
     assert "a data file could not be read (" in message and "every split" not in message
 
 
-def test_a_parquet_column_of_the_wrong_type_names_file_and_column(offline: Path,
-                                                                 tmp_path: Path) -> None:
+def test_a_parquet_column_of_the_wrong_type_names_file_and_column(
+    offline: Path, tmp_path: Path
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -290,10 +328,11 @@ def test_a_parquet_column_of_the_wrong_type_names_file_and_column(offline: Path,
     message = str(caught.value)
     assert f"{path}: column prompt_id has type int64; expected a string" in message
     assert f"{path}: column messages has type list<" in message
-    assert "string>; expected a list of {\"role\": string" in message
+    assert 'string>; expected a list of {"role": string' in message
 
 
 # --- loading failures --------------------------------------------------------------------------
+
 
 def test_hub_id_fails_fast_offline(offline: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
@@ -312,6 +351,7 @@ def test_missing_split_names_it(offline: Path, tmp_path: Path) -> None:
 
 
 # --- invalid rows ------------------------------------------------------------------------------
+
 
 def splits_with_invalid_rows() -> dict[str, list[dict[str, Any]]]:
     splits = {split: valid_rows(split, 3) for split in data.SPLITS}
@@ -374,19 +414,33 @@ def test_a_split_left_empty_is_an_error(offline: Path, tmp_path: Path) -> None:
         prepare(source, 10, tmp_path / "out", offline)
 
 
-@pytest.mark.parametrize(("row", "reason"), [
-    ({"prompt": "q", "messages": [{"role": "user", "content": "q"}]}, "prompt_id is missing"),
-    ({"prompt": "q", "prompt_id": 7, "messages": []}, "prompt_id is int 7"),
-    ({"prompt_id": "x", "messages": [{"role": "user", "content": "q"}]}, "prompt is missing"),
-    ({"prompt": "q", "prompt_id": "x", "messages": "q"}, "messages is str 'q'"),
-    ({"prompt": "q", "prompt_id": "x", "messages": None}, "messages is missing"),
-    ({"prompt": "q", "prompt_id": "x", "messages": ["q"]}, "message 0 is str 'q'"),
-    ({"prompt": "q", "prompt_id": "x", "messages": [{"content": "q"}]}, "message 0 role is None"),
-    ({"prompt": "q", "prompt_id": "x", "messages": [{"role": "user", "content": "  "}]},
-     "message 0 content is empty"),
-    ({"prompt": "q", "prompt_id": "x", "messages": [{"role": "system", "content": "Be brief."}]},
-     "no message has role 'user'"),
-])
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"prompt": "q", "messages": [{"role": "user", "content": "q"}]}, "prompt_id is missing"),
+        ({"prompt": "q", "prompt_id": 7, "messages": []}, "prompt_id is int 7"),
+        ({"prompt_id": "x", "messages": [{"role": "user", "content": "q"}]}, "prompt is missing"),
+        ({"prompt": "q", "prompt_id": "x", "messages": "q"}, "messages is str 'q'"),
+        ({"prompt": "q", "prompt_id": "x", "messages": None}, "messages is missing"),
+        ({"prompt": "q", "prompt_id": "x", "messages": ["q"]}, "message 0 is str 'q'"),
+        (
+            {"prompt": "q", "prompt_id": "x", "messages": [{"content": "q"}]},
+            "message 0 role is None",
+        ),
+        (
+            {"prompt": "q", "prompt_id": "x", "messages": [{"role": "user", "content": "  "}]},
+            "message 0 content is empty",
+        ),
+        (
+            {
+                "prompt": "q",
+                "prompt_id": "x",
+                "messages": [{"role": "system", "content": "Be brief."}],
+            },
+            "no message has role 'user'",
+        ),
+    ],
+)
 def test_validate_row_reasons(row: dict[str, Any], reason: str) -> None:
     found = data.validate_row(row)
     assert found is not None and found.startswith(reason)
@@ -399,6 +453,7 @@ def test_validate_row_accepts_a_system_turn() -> None:
 
 # --- JSON Lines, the handle, scoring samples ---------------------------------------------------
 
+
 def prepared_with_test_gen(tmp_path: Path, rows: list[dict[str, Any]]) -> data.PreparedData:
     path = tmp_path / "test_gen.jsonl"
     data.write_jsonl(path, rows)
@@ -408,17 +463,26 @@ def prepared_with_test_gen(tmp_path: Path, rows: list[dict[str, Any]]) -> data.P
 def test_scoring_samples_end_with_a_user_turn(tmp_path: Path) -> None:
     rows = [
         conversation("Only an answer.", roles=("assistant",)),
-        conversation("Be brief.", "Capital of Peru?", "Lima.", "And Chile?", "Santiago.",
-                     roles=("system", "user", "assistant", "user", "assistant")),
+        conversation(
+            "Be brief.",
+            "Capital of Peru?",
+            "Lima.",
+            "And Chile?",
+            "Santiago.",
+            roles=("system", "user", "assistant", "user", "assistant"),
+        ),
         {"prompt": "broken", "prompt_id": "", "messages": []},
         conversation("What is 2 + 2?", "4."),
         conversation("Last one?", "Yes."),
     ]
     prepared = prepared_with_test_gen(tmp_path, rows)
     assert data.scoring_samples(prepared, 2) == [
-        [{"role": "system", "content": "Be brief."},
-         {"role": "user", "content": "Capital of Peru?"},
-         {"role": "assistant", "content": "Lima."}, {"role": "user", "content": "And Chile?"}],
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Capital of Peru?"},
+            {"role": "assistant", "content": "Lima."},
+            {"role": "user", "content": "And Chile?"},
+        ],
         [{"role": "user", "content": "What is 2 + 2?"}],
     ]
     with pytest.raises(DataError, match=r"only 3 usable test_gen .*expected 4"):
@@ -429,8 +493,14 @@ def test_scoring_samples_end_with_a_user_turn(tmp_path: Path) -> None:
 
 def test_scoring_cases_keep_the_reference_answer(tmp_path: Path) -> None:
     rows = [
-        conversation("Be brief.", "Capital of Peru?", "Lima.", "And Chile?", "Santiago.",
-                     roles=("system", "user", "assistant", "user", "assistant")),
+        conversation(
+            "Be brief.",
+            "Capital of Peru?",
+            "Lima.",
+            "And Chile?",
+            "Santiago.",
+            roles=("system", "user", "assistant", "user", "assistant"),
+        ),
         conversation("Hello?", "Hi.", "Unanswered?", roles=("user", "assistant", "user")),
     ]
     cases = data.scoring_cases(prepared_with_test_gen(tmp_path, rows), 2)
@@ -451,8 +521,12 @@ def test_read_jsonl_names_the_bad_line(tmp_path: Path) -> None:
 
 
 def test_prepared_data_round_trips_through_json() -> None:
-    prepared = data.PreparedData("/d", {"test_gen": "/d/test_gen.jsonl"}, {"test_gen": 3},
-                                 ["train_sft row 1: no message has role 'user'"])
+    prepared = data.PreparedData(
+        "/d",
+        {"test_gen": "/d/test_gen.jsonl"},
+        {"test_gen": 3},
+        ["train_sft row 1: no message has role 'user'"],
+    )
     assert data.PreparedData.from_dict(json.loads(json.dumps(prepared.to_dict()))) == prepared
     with pytest.raises(DataError, match="lacks files, counts"):
         data.PreparedData.from_dict({"directory": "/d"})

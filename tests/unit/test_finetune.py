@@ -32,9 +32,14 @@ def inputs() -> Inputs:
 
 def test_notebook_defaults() -> None:
     assert dict(NOTEBOOK_DEFAULTS) == {
-        "num_train_epochs": 3, "per_device_train_batch_size": 1,
-        "per_device_eval_batch_size": 1, "learning_rate": 5e-6, "lr_scheduler_type": "cosine",
-        "apply_lora": "true", "apply_deepspeed": "true", "deepspeed_stage": 2,
+        "num_train_epochs": 3,
+        "per_device_train_batch_size": 1,
+        "per_device_eval_batch_size": 1,
+        "learning_rate": 5e-6,
+        "lr_scheduler_type": "cosine",
+        "apply_lora": "true",
+        "apply_deepspeed": "true",
+        "deepspeed_stage": 2,
     }
 
 
@@ -121,8 +126,14 @@ def test_bad_values(inputs: Inputs, name: str, value: object, fragment: str) -> 
 
 
 @pytest.mark.parametrize(
-    "name", ["train_file_path", "mlflow_model_path", "pytorch_model_path", "train_mltable_path",
-             "deepspeed"],
+    "name",
+    [
+        "train_file_path",
+        "mlflow_model_path",
+        "pytorch_model_path",
+        "train_mltable_path",
+        "deepspeed",
+    ],
 )
 def test_asset_inputs_are_not_parameters(inputs: Inputs, name: str) -> None:
     with pytest.raises(ParameterError, match=f"{name} is a .* input that the harness wires"):
@@ -142,7 +153,8 @@ def test_unknown_and_none_are_dropped_not_lost(inputs: Inputs) -> None:
 
 def test_other_declared_types() -> None:
     spec: Inputs = {
-        "flag": {"type": "boolean"}, "ratio": {"type": "number", "max": 1},
+        "flag": {"type": "boolean"},
+        "ratio": {"type": "number", "max": 1},
         "odd": {"type": "weird"},
     }
     assert fit_to_component({"flag": "TRUE"}, spec).parameters == {"flag": True}
@@ -181,9 +193,14 @@ def test_display_name_of_real_plan(phi3: ModelCard, inputs: Inputs) -> None:
 
 def test_display_name_every_part() -> None:
     params = {
-        "per_device_train_batch_size": "2", "gradient_accumulation_steps": 4,
-        "num_nodes_finetune": 2, "lr_scheduler_type": "linear", "apply_deepspeed": "false",
-        "apply_lora": "false", "save_total_limit": 3, "max_seq_length": 2048,
+        "per_device_train_batch_size": "2",
+        "gradient_accumulation_steps": 4,
+        "num_nodes_finetune": 2,
+        "lr_scheduler_type": "linear",
+        "apply_deepspeed": "false",
+        "apply_lora": "false",
+        "save_total_limit": 3,
+        "max_seq_length": 2048,
     }
     assert display_name("m", params, 8) == (
         "m-ultrachat-bs128-linear-nods-nolora-save_limit3-seqlen2048"
@@ -203,12 +220,19 @@ def test_inputs_wired_from_the_compute_cannot_be_overridden(name: str) -> None:
 
 # --- the user's own overrides are strict; values the trainer rejects are refused -------------
 
-@pytest.mark.parametrize(("typo", "meant"), [
-    ("lerning_rate", "learning_rate"), ("num_train_epoch", "num_train_epochs"),
-    ("lora_rank", "lora_r"), ("Learning_Rate", "learning_rate"),
-])
-def test_a_misspelled_override_names_the_closest_input(phi3: ModelCard, inputs: Inputs,
-                                                       typo: str, meant: str) -> None:
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("lerning_rate", "learning_rate"),
+        ("num_train_epoch", "num_train_epochs"),
+        ("lora_rank", "lora_r"),
+        ("Learning_Rate", "learning_rate"),
+    ],
+)
+def test_a_misspelled_override_names_the_closest_input(
+    phi3: ModelCard, inputs: Inputs, typo: str, meant: str
+) -> None:
     with pytest.raises(ParameterError) as err:
         finetune.plan_parameters(phi3, {typo: "2"}, inputs)
     message = str(err.value)
@@ -224,14 +248,16 @@ def test_an_override_like_no_input_lists_the_valid_ones(phi3: ModelCard, inputs:
     assert "train_file_path" not in message  # wired by the harness, never a parameter
 
 
-def test_the_users_key_is_strict_even_when_the_model_sets_it(phi3: ModelCard,
-                                                             inputs: Inputs) -> None:
+def test_the_users_key_is_strict_even_when_the_model_sets_it(
+    phi3: ModelCard, inputs: Inputs
+) -> None:
     with pytest.raises(ParameterError, match="learning_rate_min"):
         finetune.plan_parameters(phi3, {"learning_rate_min": "1e-7"}, inputs)
 
 
-def test_the_models_own_extra_keys_are_still_dropped_and_reported(phi3: ModelCard,
-                                                                  inputs: Inputs) -> None:
+def test_the_models_own_extra_keys_are_still_dropped_and_reported(
+    phi3: ModelCard, inputs: Inputs
+) -> None:
     plan = finetune.plan_parameters(phi3, {"seed": "3"}, inputs)
     assert plan.dropped == {"learning_rate_min": 5e-07, "learning_rate_max": 5e-05}
     assert plan.parameters["seed"] == 3
@@ -243,31 +269,35 @@ def test_drops_are_allowed_when_asked(phi3: ModelCard, inputs: Inputs) -> None:
     assert plan.parameters["learning_rate"] == 5e-06
 
 
-@pytest.mark.parametrize(("name", "value", "fragment"), [
-    ("lora_r", "0", "at least 1"),
-    ("lora_alpha", "0", "at least 1"),
-    ("learning_rate", "-1e-5", "above 0"),
-    ("learning_rate", "0", "above 0"),
-    ("per_device_train_batch_size", "0", "at least 1"),
-    ("per_device_eval_batch_size", "0", "at least 1"),
-    ("gradient_accumulation_steps", "0", "at least 1"),
-    ("lora_dropout", "1", "below 1"),
-    ("lora_dropout", "-0.1", "at least 0"),
-    ("adam_beta1", "1.0", "below 1"),
-    ("adam_beta2", "-0.5", "at least 0"),
-    ("adam_epsilon", "-1e-8", "at least 0"),
-    ("weight_decay", "-0.01", "at least 0"),
-    ("max_grad_norm", "-1", "at least 0"),
-    ("warmup_steps", "-1", "at least 0"),
-    ("logging_steps", "0", "at least 1"),
-    ("eval_steps", "0", "at least 1"),
-    ("seed", "-1", "at least 0"),
-    ("seed", str(2**32), f"at most {2**32 - 1}"),
-    ("dataloader_num_workers", "-1", "at least 0"),
-    ("num_train_epochs", "0", "at least 1"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("lora_r", "0", "at least 1"),
+        ("lora_alpha", "0", "at least 1"),
+        ("learning_rate", "-1e-5", "above 0"),
+        ("learning_rate", "0", "above 0"),
+        ("per_device_train_batch_size", "0", "at least 1"),
+        ("per_device_eval_batch_size", "0", "at least 1"),
+        ("gradient_accumulation_steps", "0", "at least 1"),
+        ("lora_dropout", "1", "below 1"),
+        ("lora_dropout", "-0.1", "at least 0"),
+        ("adam_beta1", "1.0", "below 1"),
+        ("adam_beta2", "-0.5", "at least 0"),
+        ("adam_epsilon", "-1e-8", "at least 0"),
+        ("weight_decay", "-0.01", "at least 0"),
+        ("max_grad_norm", "-1", "at least 0"),
+        ("warmup_steps", "-1", "at least 0"),
+        ("logging_steps", "0", "at least 1"),
+        ("eval_steps", "0", "at least 1"),
+        ("seed", "-1", "at least 0"),
+        ("seed", str(2**32), f"at most {2**32 - 1}"),
+        ("dataloader_num_workers", "-1", "at least 0"),
+        ("num_train_epochs", "0", "at least 1"),
+    ],
+)
 def test_values_the_trainer_rejects_are_refused_before_any_job(
-        phi3: ModelCard, inputs: Inputs, name: str, value: str, fragment: str) -> None:
+    phi3: ModelCard, inputs: Inputs, name: str, value: str, fragment: str
+) -> None:
     with pytest.raises(ParameterError) as err:
         finetune.plan_parameters(phi3, {name: value}, inputs)
     message = str(err.value)
@@ -275,19 +305,31 @@ def test_values_the_trainer_rejects_are_refused_before_any_job(
     assert "--finetune-param" in message
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("lora_dropout", "0"), ("lora_dropout", "0.5"), ("adam_beta2", "0.999"),
-    ("learning_rate", "1e-9"), ("seed", "0"), ("warmup_steps", "0"), ("max_grad_norm", "0"),
-    ("lora_r", "1"), ("seed", str(2**32 - 1)),
-])
-def test_values_at_the_edge_of_the_rules_are_accepted(phi3: ModelCard, inputs: Inputs,
-                                                      name: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("lora_dropout", "0"),
+        ("lora_dropout", "0.5"),
+        ("adam_beta2", "0.999"),
+        ("learning_rate", "1e-9"),
+        ("seed", "0"),
+        ("warmup_steps", "0"),
+        ("max_grad_norm", "0"),
+        ("lora_r", "1"),
+        ("seed", str(2**32 - 1)),
+    ],
+)
+def test_values_at_the_edge_of_the_rules_are_accepted(
+    phi3: ModelCard, inputs: Inputs, name: str, value: str
+) -> None:
     assert name in finetune.plan_parameters(phi3, {name: value}, inputs).parameters
 
 
 def test_the_components_declared_bound_wins_over_the_rule() -> None:
-    spec: Inputs = {"lora_r": {"type": "integer", "min": 4},
-                    "lora_dropout": {"type": "number", "max": 0.5}}
+    spec: Inputs = {
+        "lora_r": {"type": "integer", "min": 4},
+        "lora_dropout": {"type": "number", "max": 0.5},
+    }
     with pytest.raises(ParameterError, match="at least 4"):
         fit_to_component({"lora_r": 2}, spec)
     with pytest.raises(ParameterError, match=r"at most 0\.5"):
@@ -297,6 +339,9 @@ def test_the_components_declared_bound_wins_over_the_rule() -> None:
 
 
 def test_the_component_defaults_pass_the_rules(inputs: Inputs) -> None:
-    defaults = {k: v["default"] for k, v in inputs.items()
-                if "default" in v and k not in finetune.WIRED_INPUTS}
+    defaults = {
+        k: v["default"]
+        for k, v in inputs.items()
+        if "default" in v and k not in finetune.WIRED_INPUTS
+    }
     assert fit_to_component(defaults, inputs).parameters.keys() == defaults.keys()

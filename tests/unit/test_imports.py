@@ -10,16 +10,35 @@ import sys
 import pytest
 
 pytestmark = pytest.mark.unit
-HEAVY = ["azure.ai.ml", "torch", "transformers", "peft", "mlflow", "datasets", "matplotlib",
-         "sacrebleu", "jsonschema"]
+HEAVY = [
+    "azure.ai.ml",
+    "torch",
+    "transformers",
+    "peft",
+    "mlflow",
+    "datasets",
+    "matplotlib",
+    "sacrebleu",
+    "jsonschema",
+]
 # what the plugin imports, or will import once the report is wired in
-MODULES = ["harness.plugin", "harness.__main__", "harness.report", "harness.history",
-           "harness.comparison", "harness.versions", "harness.quality"]
+MODULES = [
+    "harness.plugin",
+    "harness.__main__",
+    "harness.report",
+    "harness.history",
+    "harness.comparison",
+    "harness.versions",
+    "harness.quality",
+]
 
 
 def test_importing_the_plugin_imports_no_heavy_library() -> None:
-    probe = (f"import json, sys, {', '.join(MODULES)}; "
-             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True).stdout
+    probe = (
+        f"import json, sys, {', '.join(MODULES)}; "
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(out) == []

@@ -49,6 +49,7 @@ def endpoint(name: str) -> Endpoint:
 def test_once_shares_a_result_between_trackers_of_one_run(tmp_path: Path) -> None:
     calls: list[int] = []
     first, second = ResourceTracker(shared_dir=tmp_path), ResourceTracker(shared_dir=tmp_path)
+
     def make(n: int, name: str) -> Endpoint:
         calls.append(n)
         return endpoint(name)
@@ -98,12 +99,15 @@ def test_coordinated_trackers_only_record_and_the_coordinator_deletes(tmp_path: 
 
 def test_deletion_failures_are_collected_not_raised() -> None:
     tracker = ResourceTracker(backend=Deleter(fail=True))  # type: ignore[arg-type]
+
     def create(register: Register) -> Endpoint:
         register("ep1")
         return endpoint("ep1")
 
-    with pytest.warns(UserWarning, match="could not delete endpoint ep1"), tracker.resource(
-            ResourceKind.ENDPOINT, Endpoint, create):
+    with (
+        pytest.warns(UserWarning, match="could not delete endpoint ep1"),
+        tracker.resource(ResourceKind.ENDPOINT, Endpoint, create),
+    ):
         pass
     assert tracker.problems == ["could not delete endpoint ep1: service said no"]
 
@@ -116,19 +120,24 @@ def test_after_an_interruption_deletions_are_only_started_not_awaited() -> None:
         register("ep1")
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt), tracker.resource(ResourceKind.ENDPOINT, Endpoint,
-                                                            create):
+    with (
+        pytest.raises(KeyboardInterrupt),
+        tracker.resource(ResourceKind.ENDPOINT, Endpoint, create),
+    ):
         pass
     assert tracker.interrupted and backend.deleted == [("ep1", 5.0)]
 
 
 def hold_in_child(workspace: Path, run_id: str) -> subprocess.Popen[str]:
     """Another process of run ``run_id``, holding its mark until killed."""
-    code = ("import sys, time; from pathlib import Path; from harness.lifecycle import RunMark, "
-            "runs_root; RunMark(runs_root(Path(sys.argv[1])) / sys.argv[2]).hold(); "
-            "print('held', flush=True); time.sleep(60)")
-    child = subprocess.Popen([sys.executable, "-c", code, str(workspace), run_id],
-                             stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys, time; from pathlib import Path; from harness.lifecycle import RunMark, "
+        "runs_root; RunMark(runs_root(Path(sys.argv[1])) / sys.argv[2]).hold(); "
+        "print('held', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(workspace), run_id], stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout is not None and child.stdout.readline() == "held\n"
     return child
 
@@ -180,10 +189,14 @@ class Lister:
 
     def __init__(self) -> None:
         self.deleted: list[str] = []
-        tags = {"harness-created": "2026-01-01T00:00:00+00:00",
-                "harness-expires": "2026-01-02T00:00:00+00:00"}
-        self.owned = [OwnedResource(ResourceKind.ENDPOINT, f"ep-{run}",
-                                    {**tags, "harness-run-id": run}) for run in ("live", "dead")]
+        tags = {
+            "harness-created": "2026-01-01T00:00:00+00:00",
+            "harness-expires": "2026-01-02T00:00:00+00:00",
+        }
+        self.owned = [
+            OwnedResource(ResourceKind.ENDPOINT, f"ep-{run}", {**tags, "harness-run-id": run})
+            for run in ("live", "dead")
+        ]
 
     def list_owned_resources(self) -> list[OwnedResource]:
         return self.owned
@@ -220,11 +233,13 @@ def test_a_worker_that_died_after_creating_is_not_followed_by_a_second_creation(
 ) -> None:
     """The worker that submitted the job was killed before recording it: the next worker
     must not submit a second job while the first may still run."""
-    code = ("import os, sys; from pathlib import Path; from harness.backends.base import "
-            "Endpoint, ResourceKind; from harness.lifecycle import ResourceTracker\n"
-            "def create(register):\n    register('job-1'); os._exit(9)\n"
-            "with ResourceTracker(shared_dir=Path(sys.argv[1])).resource(ResourceKind.JOB, "
-            "Endpoint, create):\n    pass\n")
+    code = (
+        "import os, sys; from pathlib import Path; from harness.backends.base import "
+        "Endpoint, ResourceKind; from harness.lifecycle import ResourceTracker\n"
+        "def create(register):\n    register('job-1'); os._exit(9)\n"
+        "with ResourceTracker(shared_dir=Path(sys.argv[1])).resource(ResourceKind.JOB, "
+        "Endpoint, create):\n    pass\n"
+    )
     assert subprocess.run([sys.executable, "-c", code, str(tmp_path)]).returncode == 9
     calls: list[str] = []
     survivor = ResourceTracker(shared_dir=tmp_path)
@@ -253,8 +268,12 @@ def test_deletions_stop_the_running_and_billing_first() -> None:
     model made of them, a job not after its cluster."""
     backend = Deleter()
     tracker = ResourceTracker(backend=backend)  # type: ignore[arg-type]
-    made = [Cleanup(ResourceKind.COMPUTE, "c"), Cleanup(ResourceKind.ENDPOINT, "e"),
-            Cleanup(ResourceKind.JOB, "j"), Cleanup(ResourceKind.MODEL, "m")]
+    made = [
+        Cleanup(ResourceKind.COMPUTE, "c"),
+        Cleanup(ResourceKind.ENDPOINT, "e"),
+        Cleanup(ResourceKind.JOB, "j"),
+        Cleanup(ResourceKind.MODEL, "m"),
+    ]
     tracker.delete(made, backend)  # type: ignore[arg-type]
     assert [name for name, _ in backend.deleted] == ["e", "m", "j", "c"]
 

@@ -11,8 +11,12 @@ from harness.backends.local.training import chat_data
 
 pytestmark = pytest.mark.unit
 
-CONVERSATION = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
-                {"role": "user", "content": "ok"}, {"role": "assistant", "content": "bye"}]
+CONVERSATION = [
+    {"role": "user", "content": "hi"},
+    {"role": "assistant", "content": "yo"},
+    {"role": "user", "content": "ok"},
+    {"role": "assistant", "content": "bye"},
+]
 MARKED = "{% generation %}...{% endgeneration %}"
 
 
@@ -24,10 +28,15 @@ class CharTokenizer:
         self.chat_template = template
         self.templates_used: list[str | None] = []
 
-    def apply_chat_template(self, messages: Sequence[dict[str, str]], tokenize: bool = True,
-                            return_dict: bool = True, add_generation_prompt: bool = False,
-                            return_assistant_tokens_mask: bool = False,
-                            chat_template: str | None = None) -> dict[str, Any]:
+    def apply_chat_template(
+        self,
+        messages: Sequence[dict[str, str]],
+        tokenize: bool = True,
+        return_dict: bool = True,
+        add_generation_prompt: bool = False,
+        return_assistant_tokens_mask: bool = False,
+        chat_template: str | None = None,
+    ) -> dict[str, Any]:
         self.templates_used.append(chat_template)
         ids: list[int] = []
         mask: list[int] = []
@@ -49,12 +58,14 @@ def no_variant(tokenizer: Any) -> str | None:
 
 
 def trained_text(row: dict[str, list[int]]) -> str:
-    return "".join(chr(t) for t, m in zip(row["input_ids"], row["assistant_masks"],
-                                          strict=True) if m)
+    return "".join(
+        chr(t) for t, m in zip(row["input_ids"], row["assistant_masks"], strict=True) if m
+    )
 
 
-def encode(tokenizer: CharTokenizer, patcher: Any = no_variant, limit: int = 1000
-           ) -> list[dict[str, list[int]]]:
+def encode(
+    tokenizer: CharTokenizer, patcher: Any = no_variant, limit: int = 1000
+) -> list[dict[str, list[int]]]:
     return chat_data.rows([CONVERSATION], chat_data.encoder(tokenizer, patcher), limit)
 
 

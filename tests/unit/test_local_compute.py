@@ -90,7 +90,10 @@ def test_settings_take_the_parameters_over_the_components_defaults() -> None:
     assert settings.evaluation_strategy == "epoch" and settings.seed == 42  # component defaults
     assert "apply_deepspeed" in unused and "foo" in unused
     assert (settings.packing, settings.padding_free, settings.attn_implementation) == (
-        "false", "auto", "auto")  # the local job's own inputs, with their defaults
+        "false",
+        "auto",
+        "auto",
+    )  # the local job's own inputs, with their defaults
     note = unused_note(unused)
     assert "not applicable" in note and "apply_deepspeed" in note and "not used" in note
 
@@ -108,8 +111,11 @@ def test_the_local_jobs_own_inputs_pass_the_component_fit_and_azures_drop_them()
 
     asked = {"packing": True, "gradient_checkpointing": "true", "learning_rate": "1e-3"}
     local = fit_to_component(asked, local_component_inputs())
-    assert local.parameters == {"packing": "true", "gradient_checkpointing": "true",
-                                "learning_rate": 1e-3} and not local.dropped
+    assert (
+        local.parameters
+        == {"packing": "true", "gradient_checkpointing": "true", "learning_rate": 1e-3}
+        and not local.dropped
+    )
     azure = fit_to_component(asked, load_component_inputs())
     assert set(azure.dropped) == {"packing", "gradient_checkpointing"}
     assert not set(LOCAL_INPUTS) & set(load_component_inputs())

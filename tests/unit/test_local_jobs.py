@@ -46,9 +46,18 @@ def jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingJ
 
 
 def spec(ws: Workspace, name: str = "job1", processes: int = 1) -> JobSpec:
-    return JobSpec(job_name=name, tracking_uri="sqlite:///unused.db", run_id=name, model_dir="m",
-                   train_file="train.jsonl", test_file="test.jsonl", output_dir="out",
-                   job_dir=str(ws.jobs / name), parameters={"max_steps": 3}, processes=processes)
+    return JobSpec(
+        job_name=name,
+        tracking_uri="sqlite:///unused.db",
+        run_id=name,
+        model_dir="m",
+        train_file="train.jsonl",
+        test_file="test.jsonl",
+        output_dir="out",
+        job_dir=str(ws.jobs / name),
+        parameters={"max_steps": 3},
+        processes=processes,
+    )
 
 
 def start(jobs: Jobs, script: str, name: str = "job1") -> Any:
@@ -93,14 +102,19 @@ def test_several_processes_start_through_torchrun_sharing_the_cores(tmp_path: Pa
     argv = job_spec.argv("/py")
     assert argv[:3] == ["/py", "-m", "torch.distributed.run"]
     assert "--nproc-per-node=2" in argv and "--standalone" in argv and "--max-restarts=0" in argv
-    assert argv[-4:] == ["-m", "harness.backends.local.training", "--spec",
-                         str(Path(job_spec.job_dir) / "spec.json")]
+    assert argv[-4:] == [
+        "-m",
+        "harness.backends.local.training",
+        "--spec",
+        str(Path(job_spec.job_dir) / "spec.json"),
+    ]
     assert job_spec.env(cpus=8) == {"OMP_NUM_THREADS": "4"}
     assert job_spec.env(cpus=1) == {"OMP_NUM_THREADS": "1"}
 
 
-def test_cancel_stops_every_rank_even_when_the_launcher_ignores_sigterm(jobs: RecordingJobs
-                                                                        ) -> None:
+def test_cancel_stops_every_rank_even_when_the_launcher_ignores_sigterm(
+    jobs: RecordingJobs,
+) -> None:
     job = start_python(jobs, LAUNCHER)
     job_dir = jobs.ws.jobs / job.name
     deadline = time.monotonic() + 10
@@ -114,10 +128,12 @@ def test_cancel_stops_every_rank_even_when_the_launcher_ignores_sigterm(jobs: Re
 
 
 def test_a_failed_rank_fails_the_job_with_its_own_log_tail(jobs: RecordingJobs) -> None:
-    code = ("import pathlib; from harness.backends.local.job_files import write_status; "
-            "pathlib.Path('rank1.log').write_text('Traceback\\nValueError: boom on rank 1\\n'); "
-            "write_status(pathlib.Path('.'), 'Failed', error='rank 1: ValueError: boom', "
-            "failed_rank=1); print('torchrun: rank 1 failed'); raise SystemExit(1)")
+    code = (
+        "import pathlib; from harness.backends.local.job_files import write_status; "
+        "pathlib.Path('rank1.log').write_text('Traceback\\nValueError: boom on rank 1\\n'); "
+        "write_status(pathlib.Path('.'), 'Failed', error='rank 1: ValueError: boom', "
+        "failed_rank=1); print('torchrun: rank 1 failed'); raise SystemExit(1)"
+    )
     job = start_python(jobs, code)
     with pytest.raises(JobError, match="boom on rank 1") as raised:
         jobs.wait(job, 10)
@@ -134,7 +150,10 @@ def test_the_first_failing_rank_names_the_cause(tmp_path: Path) -> None:
     assert not report_failure(tmp_path, 0, RuntimeError("peer closed"), ranked=True)
     state = read_status(tmp_path)
     assert (state["status"], state["error"], state["failed_rank"]) == (
-        "Failed", "rank 1: ValueError: bad row", 1)
+        "Failed",
+        "rank 1: ValueError: bad row",
+        1,
+    )
 
 
 def test_a_running_job_is_canceled_with_its_whole_process_group(jobs: RecordingJobs) -> None:
@@ -216,8 +235,7 @@ def test_missing_training_files_are_refused_before_a_job_starts(tmp_path: Path) 
     assert training_files(complete) == (str(train), str(test))
 
 
-def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_path: Path
-                                                                           ) -> None:
+def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_path: Path) -> None:
     from harness.backends.local.jobs import failed_rank
 
     write_status(tmp_path, "Failed", failed_rank=0)  # rank 0 reported its peer's loss first
@@ -225,5 +243,6 @@ def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_
     (tmp_path / "job.log").write_text(
         "Failures:\n[1]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : -15\n"
         "Root Cause (first observed failure):\n[0]:\n  rank      : 1 (local_rank: 1)\n"
-        "  exitcode  : -9 (pid: 4860)  (SIGKILL)\n")
+        "  exitcode  : -9 (pid: 4860)  (SIGKILL)\n"
+    )
     assert failed_rank(tmp_path) == 1

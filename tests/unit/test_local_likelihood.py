@@ -39,8 +39,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with torch.inference_mode():
         own_loss = float(model(**batch).loss)
     mlflow_model.save(model, tokenizer, root / "finetuned")
-    return {"root": root, "conversations": conversations, "own_loss": own_loss,
-            "assistant_tokens": int((batch["labels"][:, 1:] != -100).sum())}
+    return {
+        "root": root,
+        "conversations": conversations,
+        "own_loss": own_loss,
+        "assistant_tokens": int((batch["labels"][:, 1:] != -100).sum()),
+    }
 
 
 def _batch(torch: Any, encode: Any, conversations: list[Any], pad: int) -> dict[str, Any]:
@@ -49,10 +53,15 @@ def _batch(torch: Any, encode: Any, conversations: list[Any], pad: int) -> dict[
     width = max(len(ids) for ids, _ in rows)
     ids = [ids + [pad] * (width - len(ids)) for ids, _ in rows]
     attention = [[1] * len(i) + [0] * (width - len(i)) for i, _ in rows]
-    labels = [[t if m else -100 for t, m in zip(i, mask, strict=True)] + [-100] * (width - len(i))
-              for i, mask in rows]
-    return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(attention),
-            "labels": torch.tensor(labels)}
+    labels = [
+        [t if m else -100 for t, m in zip(i, mask, strict=True)] + [-100] * (width - len(i))
+        for i, mask in rows
+    ]
+    return {
+        "input_ids": torch.tensor(ids),
+        "attention_mask": torch.tensor(attention),
+        "labels": torch.tensor(labels),
+    }
 
 
 def test_training_on_the_references_raises_their_likelihood(models: dict[str, Any]) -> None:
@@ -67,13 +76,15 @@ def test_training_on_the_references_raises_their_likelihood(models: dict[str, An
     assert names == ["log_likelihood_foundation", "log_likelihood_finetuned"]
 
 
-def test_the_mean_is_the_negative_training_loss_over_assistant_tokens(models: dict[str, Any]
-                                                                      ) -> None:
+def test_the_mean_is_the_negative_training_loss_over_assistant_tokens(
+    models: dict[str, Any],
+) -> None:
     """Same masking and shift as the fine-tune job: the trainer's loss, negated."""
     from harness.backends.local.likelihood import reference_likelihood
 
-    result = reference_likelihood(models["root"] / "finetuned", models["conversations"],
-                                  max_len=256)
+    result = reference_likelihood(
+        models["root"] / "finetuned", models["conversations"], max_len=256
+    )
     # HF shifts labels by one: the first token of a conversation is never predicted
     assert result.tokens == models["assistant_tokens"]
     assert result.mean == pytest.approx(-models["own_loss"], rel=1e-4)
@@ -84,5 +95,6 @@ def test_conversations_without_an_assistant_turn_are_refused(models: dict[str, A
     from harness.backends.local.likelihood import reference_likelihood
 
     with pytest.raises(DataError, match="assistant"):
-        reference_likelihood(models["root"] / "foundation",
-                             [[{"role": "user", "content": "hello"}]])
+        reference_likelihood(
+            models["root"] / "foundation", [[{"role": "user", "content": "hello"}]]
+        )

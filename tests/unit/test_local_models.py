@@ -36,8 +36,9 @@ class RunsClient:
         run_id = f"run{len(self.tags) + 1}"
         self.tags[run_id] = dict(tags)
         uri = (self.root / run_id / "artifacts").as_uri()
-        return type("Run", (), {"info": type("Info", (), {"run_id": run_id,
-                                                          "artifact_uri": uri})()})()
+        return type(
+            "Run", (), {"info": type("Info", (), {"run_id": run_id, "artifact_uri": uri})()}
+        )()
 
     def set_terminated(self, run_id: str, status: str) -> None:
         self.ended[run_id] = status
@@ -54,11 +55,15 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunsClient:
     return runs
 
 
-@pytest.mark.parametrize("raised, ended", [(KeyboardInterrupt(), "KILLED"),
-                                           (HarnessError("build failed"), "FAILED")])
+@pytest.mark.parametrize(
+    "raised, ended", [(KeyboardInterrupt(), "KILLED"), (HarnessError("build failed"), "FAILED")]
+)
 def test_an_interrupted_or_failed_build_ends_its_run(
-    tmp_path: Path, client: RunsClient, monkeypatch: pytest.MonkeyPatch,
-    raised: BaseException, ended: str
+    tmp_path: Path,
+    client: RunsClient,
+    monkeypatch: pytest.MonkeyPatch,
+    raised: BaseException,
+    ended: str,
 ) -> None:
     def builder(ws: Workspace, dataset: Path, out: Path) -> None:
         raise raised
@@ -84,11 +89,17 @@ def test_a_registered_build_loses_its_ownership_tags(
 
 def test_a_build_process_dies_with_the_harness(tmp_path: Path) -> None:
     """SIGKILL of the harness during a build leaves no builder running on."""
-    code = ("import subprocess, sys; from harness.backends.local.processes import "
-            "die_with_parent; p = subprocess.Popen(['sleep', '30'], "
-            "preexec_fn=die_with_parent); print(p.pid, flush=True); p.wait()")
-    harness = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    code = (
+        "import subprocess, sys; from harness.backends.local.processes import "
+        "die_with_parent; p = subprocess.Popen(['sleep', '30'], "
+        "preexec_fn=die_with_parent); print(p.pid, flush=True); p.wait()"
+    )
+    harness = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
     assert harness.stdout is not None
     builder = int(harness.stdout.readline())
     assert pid_alive(builder)

@@ -32,13 +32,17 @@ def test_a_complete_directory_is_accepted(tmp_path: Path) -> None:
     assert check_model_dir(path) == path.resolve()
 
 
-@pytest.mark.parametrize(("files", "missing"), [
-    (("config.json", "tokenizer.json"), "weights"),
-    (("config.json", "pytorch_model.bin"), "tokenizer"),
-    (("model.safetensors", "tokenizer.model"), "config.json"),
-])
-def test_an_incomplete_directory_names_what_is_missing(tmp_path: Path, files: tuple[str, ...],
-                                                       missing: str) -> None:
+@pytest.mark.parametrize(
+    ("files", "missing"),
+    [
+        (("config.json", "tokenizer.json"), "weights"),
+        (("config.json", "pytorch_model.bin"), "tokenizer"),
+        (("model.safetensors", "tokenizer.model"), "config.json"),
+    ],
+)
+def test_an_incomplete_directory_names_what_is_missing(
+    tmp_path: Path, files: tuple[str, ...], missing: str
+) -> None:
     with pytest.raises(ConfigError, match=missing) as raised:
         check_model_dir(model_dir(tmp_path, *files))
     assert "save_pretrained" in str(raised.value)
@@ -50,7 +54,8 @@ def test_a_missing_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_cli_refuses_a_directory_without_weights_before_creating_a_registry(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = model_dir(tmp_path, "config.json", "tokenizer.json")
     workspace = tmp_path / "workspace"
     code = main(["register-model", str(path), "--name", "M", "--workspace", str(workspace)])
@@ -60,9 +65,16 @@ def test_the_cli_refuses_a_directory_without_weights_before_creating_a_registry(
 
 def test_tags_files_are_converted_to_the_registry_string_format(tmp_path: Path) -> None:
     tags_file = tmp_path / "tags.json"
-    tags_file.write_text(json.dumps({"tags": {
-        "model_specific_defaults": {"learning_rate": 1e-4, "apply_lora": "true"},
-        "finetune_compute_allow_list": ["Local_GPU"]}}))
+    tags_file.write_text(
+        json.dumps(
+            {
+                "tags": {
+                    "model_specific_defaults": {"learning_rate": 1e-4, "apply_lora": "true"},
+                    "finetune_compute_allow_list": ["Local_GPU"],
+                }
+            }
+        )
+    )
     tags = checkpoints.load_tags(tags_file, "Phi-3-mini-4k-instruct")
     assert tags["finetune_compute_allow_list"] == '["Local_GPU"]'
     card = model_card("Phi-3-mini-4k-instruct", "1", "models:/x/1", tags)
@@ -84,8 +96,9 @@ def test_malformed_tags_are_refused(tmp_path: Path) -> None:
 
 
 def test_the_tiny_models_tags_parse_like_a_registry_models() -> None:
-    card = model_card("Phi-3-tiny-ultrachat", "1", "models:/Phi-3-tiny-ultrachat/1",
-                      tiny_model_tags())
+    card = model_card(
+        "Phi-3-tiny-ultrachat", "1", "models:/Phi-3-tiny-ultrachat/1", tiny_model_tags()
+    )
     assert card.finetune_allow_list == LOCAL_SKUS == card.inference_allow_list
     assert card.model_specific_defaults["apply_deepspeed"] == "false"
     assert card.task == "chat-completion"
@@ -102,17 +115,26 @@ def complete_model_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_a_bad_name_is_refused_before_anything_is_written(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
     workspace = tmp_path / "workspace"
-    code = main(["register-model", str(complete_model_dir(tmp_path)), f"--name={name}",
-                     "--workspace", str(workspace)])
+    code = main(
+        [
+            "register-model",
+            str(complete_model_dir(tmp_path)),
+            f"--name={name}",
+            "--workspace",
+            str(workspace),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--name" in err and repr(name) in err and "Traceback" not in err
     assert not workspace.exists()
 
 
-@pytest.mark.parametrize("name", ["Phi-3-mini-4k-instruct", "Phi-3.5-mini", "m", "my_model.v2",
-                                  "9b", "x" * 255])
+@pytest.mark.parametrize(
+    "name", ["Phi-3-mini-4k-instruct", "Phi-3.5-mini", "m", "my_model.v2", "9b", "x" * 255]
+)
 def test_registry_names_in_azures_rule_pass(name: str) -> None:
     assert naming.check_model_name(name, "--name") == name
 
@@ -122,7 +144,8 @@ def test_registry_filters_match_the_name_exactly(name: str) -> None:
     from mlflow.utils.search_utils import SearchModelVersionUtils
 
     parsed = SearchModelVersionUtils.parse_search_filter(  # type: ignore[no-untyped-call]
-        registry.name_filter(name))
+        registry.name_filter(name)
+    )
     assert [(p["key"], p["comparator"], p["value"]) for p in parsed] == [("name", "=", name)]
 
 

@@ -30,8 +30,12 @@ class FakeModel:
         return Generation("The capital of France is Paris.", "stop", 12, 8)
 
 
-def call(body: Any, headers: dict[str, str] | None = None, method: str = "POST",
-         length: int | None = None) -> tuple[int, dict[str, Any], FakeModel]:
+def call(
+    body: Any,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+    length: int | None = None,
+) -> tuple[int, dict[str, Any], FakeModel]:
     model = FakeModel()
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     sent = {"Authorization": f"Bearer {KEY}"} if headers is None else headers
@@ -46,11 +50,18 @@ def request(messages: Any = MESSAGES, **parameters: Any) -> dict[str, Any]:
 def test_a_valid_request_gets_the_answer_with_finish_reason_and_usage() -> None:
     status, payload, model = call(request(temperature=0.2, max_new_tokens=5, do_sample=True))
     assert status == 200
-    assert payload == {"output": "The capital of France is Paris.", "finish_reason": "stop",
-                       "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}}
+    assert payload == {
+        "output": "The capital of France is Paris.",
+        "finish_reason": "stop",
+        "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
+    }
     assert model.requests[0].messages == MESSAGES
-    assert model.requests[0].parameters == {"temperature": 0.2, "top_p": 0.9, "do_sample": True,
-                                            "max_new_tokens": 5}
+    assert model.requests[0].parameters == {
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "do_sample": True,
+        "max_new_tokens": 5,
+    }
 
 
 def test_the_notebooks_nested_form_is_accepted() -> None:
@@ -58,10 +69,18 @@ def test_the_notebooks_nested_form_is_accepted() -> None:
     assert status == 200 and model.requests[0].messages == MESSAGES
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": KEY}, {"Authorization": f"Basic {KEY}"}])
-def test_without_the_key_the_answer_is_401_and_the_model_is_not_called(headers: dict[str, str]
-                                                                         ) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": KEY},
+        {"Authorization": f"Basic {KEY}"},
+    ],
+)
+def test_without_the_key_the_answer_is_401_and_the_model_is_not_called(
+    headers: dict[str, str],
+) -> None:
     status, payload, model = call(request(), headers=headers)
     assert status == 401 and "Bearer" in payload["error"]["message"]
     assert KEY not in json.dumps(payload) and not model.requests
@@ -77,19 +96,22 @@ def test_oversized_bodies_are_refused_with_413_declared_or_not() -> None:
     assert call(big)[0] == 413
 
 
-@pytest.mark.parametrize(("body", "fragment"), [
-    (b"not json", "not JSON"),
-    ({"inputs": []}, "input_data"),
-    (request([]), "non-empty list"),
-    (request([{"role": "robot", "content": "hi"}]), "message 0"),
-    (request([{"role": "user", "content": 5}]), "message 0"),
-    (request(seed=3), "unsupported parameters"),
-    (request(temperature=0, do_sample=True), "temperature"),
-    (request(top_p=1.5), "top_p"),
-    (request(max_new_tokens=0), "max_new_tokens"),
-    (request(max_new_tokens=True), "max_new_tokens"),
-    (request(do_sample="yes"), "do_sample"),
-])
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"not json", "not JSON"),
+        ({"inputs": []}, "input_data"),
+        (request([]), "non-empty list"),
+        (request([{"role": "robot", "content": "hi"}]), "message 0"),
+        (request([{"role": "user", "content": 5}]), "message 0"),
+        (request(seed=3), "unsupported parameters"),
+        (request(temperature=0, do_sample=True), "temperature"),
+        (request(top_p=1.5), "top_p"),
+        (request(max_new_tokens=0), "max_new_tokens"),
+        (request(max_new_tokens=True), "max_new_tokens"),
+        (request(do_sample="yes"), "do_sample"),
+    ],
+)
 def test_malformed_requests_get_400_json_naming_the_problem(body: Any, fragment: str) -> None:
     status, payload, model = call(body)
     assert status == 400 and fragment in payload["error"]["message"]
@@ -102,25 +124,38 @@ SYSTEM = {"role": "system", "content": "Be brief."}
 ANSWER = {"role": "assistant", "content": "Paris."}
 
 
-@pytest.mark.parametrize(("body", "fragment"), [
-    (LONE_SURROGATE, "surrogate"),
-    (b'{"input_data": {"parameters": {"\\udfff": 1}, "input_string": []}}', "surrogate"),
-    (DEEP, "nest"),
-    (request([[[[[[MESSAGES]]]]]]), "nest"),
-    (request([*MESSAGES, ANSWER]), "ends with role 'assistant'"),
-    (request([SYSTEM]), "no message has role 'user'"),
-    (request([SYSTEM, ANSWER]), "no message has role 'user'"),
-    (request([{"role": "user", "content": "  "}]), "message 0 content is empty"),
-    (request([SYSTEM, {"role": "user", "content": ""}]), "message 1 content is empty"),
-    (b'{"input_data": {"input_string": [{"role": "user", "content": "hi"}], '
-     b'"parameters": {"temperature": NaN}}}', "temperature must be a finite number"),
-    (b'{"input_data": {"input_string": [{"role": "user", "content": "hi"}], '
-     b'"parameters": {"temperature": Infinity}}}', "temperature must be a finite number"),
-    (b'{"input_data": {"input_string": [{"role": "user", "content": "hi"}], '
-     b'"parameters": {"top_p": 1e999}}}', "top_p must be a finite number"),
-])
-def test_requests_the_model_cannot_answer_get_400_saying_what_to_send(body: Any, fragment: str
-                                                                      ) -> None:
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (LONE_SURROGATE, "surrogate"),
+        (b'{"input_data": {"parameters": {"\\udfff": 1}, "input_string": []}}', "surrogate"),
+        (DEEP, "nest"),
+        (request([[[[[[MESSAGES]]]]]]), "nest"),
+        (request([*MESSAGES, ANSWER]), "ends with role 'assistant'"),
+        (request([SYSTEM]), "no message has role 'user'"),
+        (request([SYSTEM, ANSWER]), "no message has role 'user'"),
+        (request([{"role": "user", "content": "  "}]), "message 0 content is empty"),
+        (request([SYSTEM, {"role": "user", "content": ""}]), "message 1 content is empty"),
+        (
+            b'{"input_data": {"input_string": [{"role": "user", "content": "hi"}], '
+            b'"parameters": {"temperature": NaN}}}',
+            "temperature must be a finite number",
+        ),
+        (
+            b'{"input_data": {"input_string": [{"role": "user", "content": "hi"}], '
+            b'"parameters": {"temperature": Infinity}}}',
+            "temperature must be a finite number",
+        ),
+        (
+            b'{"input_data": {"input_string": [{"role": "user", "content": "hi"}], '
+            b'"parameters": {"top_p": 1e999}}}',
+            "top_p must be a finite number",
+        ),
+    ],
+)
+def test_requests_the_model_cannot_answer_get_400_saying_what_to_send(
+    body: Any, fragment: str
+) -> None:
     status, payload, model = call(body)
     assert status == 400, payload
     message = payload["error"]["message"]
@@ -153,15 +188,17 @@ def test_only_post_is_served() -> None:
 
 
 def test_the_script_answers_through_the_inference_servers_response(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from werkzeug.test import EnvironBuilder
     from werkzeug.wrappers import Request
 
     from harness.backends.local.server import score
 
     monkeypatch.setattr(score, "_state", {"keys": [KEY], "generate": FakeModel()})
-    environ = EnvironBuilder(method="POST", json=request(),
-                             headers=[("Authorization", f"Bearer {KEY}")]).get_environ()
+    environ = EnvironBuilder(
+        method="POST", json=request(), headers=[("Authorization", f"Bearer {KEY}")]
+    ).get_environ()
     response = score.run(Request(environ))
     assert response.status_code == 200
     assert json.loads(response.get_data())["output"].endswith("Paris.")
@@ -176,7 +213,8 @@ def test_the_script_refuses_to_start_without_keys(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_launcher_binds_the_unchanged_server_to_loopback(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import sys
 
     from azureml_inference_server_http import amlserver
@@ -186,7 +224,8 @@ def test_the_launcher_binds_the_unchanged_server_to_loopback(
     seen: dict[str, Any] = {}
     monkeypatch.setattr(amlserver, "DEFAULT_HOST", amlserver.DEFAULT_HOST)  # restored afterwards
     monkeypatch.setattr(sys, "argv", list(sys.argv))
-    monkeypatch.setattr(amlserver, "run", lambda: seen.update(
-        host=amlserver.DEFAULT_HOST, argv=list(sys.argv)))
+    monkeypatch.setattr(
+        amlserver, "run", lambda: seen.update(host=amlserver.DEFAULT_HOST, argv=list(sys.argv))
+    )
     assert launcher.main(["--port", "5123"]) == 0
     assert seen == {"host": "127.0.0.1", "argv": ["azmlinfsrv", "--port", "5123"]}

@@ -15,8 +15,9 @@ from harness.errors import JobError, ParameterError
 pytestmark = pytest.mark.unit
 
 CPU = Machine("cpu", packed_masks=True)
-H100 = Machine("cuda", bf16_supported=True, flash_attention=("flash_attention_2",),
-               packed_masks=True)
+H100 = Machine(
+    "cuda", bf16_supported=True, flash_attention=("flash_attention_2",), packed_masks=True
+)
 V100 = Machine("cuda", bf16_supported=False, packed_masks=True)
 
 
@@ -25,20 +26,53 @@ def settings(**parameters: Any) -> TrainSettings:
 
 
 def test_every_listed_parameter_reaches_sftconfig_under_its_trainer_name() -> None:
-    s = settings(num_train_epochs=2, max_steps=-1, learning_rate=1e-4, lr_scheduler_type="linear",
-                 warmup_steps=5, per_device_train_batch_size=4, per_device_eval_batch_size=2,
-                 gradient_accumulation_steps=3, seed=7, logging_steps=5, eval_steps=20,
-                 evaluation_strategy="steps", gradient_checkpointing="true", optim="adafactor",
-                 weight_decay=0.1, max_grad_norm=0.5)
+    s = settings(
+        num_train_epochs=2,
+        max_steps=-1,
+        learning_rate=1e-4,
+        lr_scheduler_type="linear",
+        warmup_steps=5,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=2,
+        gradient_accumulation_steps=3,
+        seed=7,
+        logging_steps=5,
+        eval_steps=20,
+        evaluation_strategy="steps",
+        gradient_checkpointing="true",
+        optim="adafactor",
+        weight_decay=0.1,
+        max_grad_norm=0.5,
+    )
     config = arguments.sft_config(s, arguments.plan(s, CPU), "cpu", "/out", 256)
-    assert {k: config[k] for k in ("num_train_epochs", "max_steps", "learning_rate",
-                                   "lr_scheduler_type", "warmup_steps", "seed")} == {
-        "num_train_epochs": 2, "max_steps": -1, "learning_rate": 1e-4,
-        "lr_scheduler_type": "linear", "warmup_steps": 5, "seed": 7}
-    assert (config["per_device_train_batch_size"], config["per_device_eval_batch_size"],
-            config["gradient_accumulation_steps"]) == (4, 2, 3)
-    assert (config["logging_steps"], config["eval_steps"], config["eval_strategy"]) == (5, 20,
-                                                                                       "steps")
+    assert {
+        k: config[k]
+        for k in (
+            "num_train_epochs",
+            "max_steps",
+            "learning_rate",
+            "lr_scheduler_type",
+            "warmup_steps",
+            "seed",
+        )
+    } == {
+        "num_train_epochs": 2,
+        "max_steps": -1,
+        "learning_rate": 1e-4,
+        "lr_scheduler_type": "linear",
+        "warmup_steps": 5,
+        "seed": 7,
+    }
+    assert (
+        config["per_device_train_batch_size"],
+        config["per_device_eval_batch_size"],
+        config["gradient_accumulation_steps"],
+    ) == (4, 2, 3)
+    assert (config["logging_steps"], config["eval_steps"], config["eval_strategy"]) == (
+        5,
+        20,
+        "steps",
+    )
     assert config["gradient_checkpointing"] and config["optim"] == "adafactor"
     assert (config["weight_decay"], config["max_grad_norm"]) == (0.1, 0.5)
     assert config["use_cpu"] and config["ddp_backend"] is None
@@ -53,14 +87,22 @@ def test_disable_means_no_evaluation_and_the_length_limit_applies_when_packing()
     assert config["eval_strategy"] == "no"
     assert config["packing"] and config["padding_free"] and config["max_length"] == 128
     unpacked = settings()
-    assert arguments.sft_config(unpacked, arguments.plan(unpacked, CPU), "cpu", "/o", 256
-                                )["max_length"] is None  # rows arrive truncated
+    assert (
+        arguments.sft_config(unpacked, arguments.plan(unpacked, CPU), "cpu", "/o", 256)[
+            "max_length"
+        ]
+        is None
+    )  # rows arrive truncated
 
 
 def test_lora_settings_map_onto_loraconfig() -> None:
     assert arguments.lora_config(settings(lora_r=4, lora_alpha=8, lora_dropout=0.1)) == {
-        "r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": "all-linear",
-        "task_type": "CAUSAL_LM"}
+        "r": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.1,
+        "target_modules": "all-linear",
+        "task_type": "CAUSAL_LM",
+    }
     named = settings(lora_target_modules="qkv_proj, o_proj")
     assert arguments.lora_config(named)["target_modules"] == ["qkv_proj", "o_proj"]
     with pytest.raises(ParameterError, match="lora_target_modules"):

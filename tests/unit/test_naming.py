@@ -86,7 +86,10 @@ def test_ownership_tags() -> None:
         naming.TAG_EXPIRES: "2025-03-04T11:06:07+00:00",
     }
     assert (naming.TAG_RUN_ID, naming.TAG_CREATED, naming.TAG_EXPIRES) == (
-        "harness-run-id", "harness-created", "harness-expires")
+        "harness-run-id",
+        "harness-created",
+        "harness-expires",
+    )
     assert naming.ownership_tags("r", 1.5, now=NOW)[naming.TAG_EXPIRES].endswith("06:36:07+00:00")
     live = naming.ownership_tags("r", 1)
     assert datetime.fromisoformat(live[naming.TAG_CREATED]).tzinfo is not None
@@ -156,7 +159,10 @@ def test_compute_names_azure_refuses_say_why(name: str, problem: str) -> None:
 def test_a_bad_compute_name_is_refused_when_the_config_is_read() -> None:
     from harness import config
 
-    with pytest.raises(ConfigError, match=r"--compute-name: not a valid Azure compute name "
-                                          r"\(its last '-' is not followed by a letter\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--compute-name: not a valid Azure compute name "
+        r"\(its last '-' is not followed by a letter\)",
+    ):
         config.resolve(cli={"backend": "azure", "compute_name": "gpu-cluster-1"}, env={})
     assert config.resolve(cli={"compute_name": "gpu-a"}, env={}).compute_name == "gpu-a"

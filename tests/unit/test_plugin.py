@@ -61,8 +61,9 @@ def _report_libraries() -> None:
 
 
 @pytest.fixture
-def events(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-           _report_libraries: None) -> Path:
+def events(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, _report_libraries: None
+) -> Path:
     """A project with the e2e suite and the fake backend; returns its events file."""
     for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE"):
         monkeypatch.delenv(name, raising=False)
@@ -87,8 +88,7 @@ def _no_plugin_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-              ) -> Path:
+def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Each run's own workspace: where its liveness mark and shared state live."""
     path = tmp_path_factory.mktemp("workspace")
     monkeypatch.setenv("HARNESS_WORKSPACE", str(path))
@@ -113,36 +113,44 @@ def created(path: Path) -> Counter[str]:
     return Counter(e["kind"] for e in read_events(path) if e["event"] == "create")
 
 
-def test_header_shows_each_value_and_its_source(pytester: pytest.Pytester,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_header_shows_each_value_and_its_source(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HARNESS_MODEL_NAME", "Phi-4")
     pytester.makeini("[pytest]\nharness_scoring_samples = 7\n")
     result = run(pytester, "--dataset-percent", "12.5", "--finetune-param", "seed=3")
-    result.stdout.fnmatch_lines([
-        "harness: model_name=Phi-4 (env HARNESS_MODEL_NAME)",
-        "harness: dataset_percent=12.5 (option --dataset-percent)",
-        "harness: finetune_params=seed=3 (option --finetune-param)",
-        "harness: run_id=* (generated)",
-        "harness: scoring_samples=7 (ini harness_scoring_samples)",
-        "harness defaults (local backend): backend=local, *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "harness: model_name=Phi-4 (env HARNESS_MODEL_NAME)",
+            "harness: dataset_percent=12.5 (option --dataset-percent)",
+            "harness: finetune_params=seed=3 (option --finetune-param)",
+            "harness: run_id=* (generated)",
+            "harness: scoring_samples=7 (ini harness_scoring_samples)",
+            "harness defaults (local backend): backend=local, *",
+        ]
+    )
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--dataset-percent", "0"], "--dataset-percent"),
-    (["--backend", "gcp"], "--backend"),
-    (["--job-timeout", "-5"], "--job-timeout"),
-    (["--finetune-param", "learning_rate"], "--finetune-param"),
-])
-def test_impossible_values_are_refused_at_startup(pytester: pytest.Pytester, args: list[str],
-                                                  named: str) -> None:
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--dataset-percent", "0"], "--dataset-percent"),
+        (["--backend", "gcp"], "--backend"),
+        (["--job-timeout", "-5"], "--job-timeout"),
+        (["--finetune-param", "learning_rate"], "--finetune-param"),
+    ],
+)
+def test_impossible_values_are_refused_at_startup(
+    pytester: pytest.Pytester, args: list[str], named: str
+) -> None:
     result = run(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{named}*"])
 
 
-def test_azure_without_settings_skips_with_the_reason(pytester: pytest.Pytester,
-                                                      events: Path) -> None:
+def test_azure_without_settings_skips_with_the_reason(
+    pytester: pytest.Pytester, events: Path
+) -> None:
     result = run(pytester, "--backend", "azure", "-rs")
     result.assert_outcomes(skipped=SUITE)
     result.stdout.fnmatch_lines(["*--backend azure needs*--azure-subscription-id*"])
@@ -161,16 +169,17 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
     pytester: pytest.Pytester, events: Path, workspace: Path
 ) -> None:
     """...while the run is marked alive (the sweep skips it), and leaves no run directory."""
-    pytester.makepyfile(test_alive="""
+    pytester.makepyfile(
+        test_alive="""
         from harness.lifecycle import run_is_alive
         def test_the_run_is_marked_alive(backend, harness_config):
             assert run_is_alive(harness_config.workspace_dir, harness_config.run_id)
-    """)
+    """
+    )
     result = run(pytester)
     result.assert_outcomes(passed=SUITE, skipped=1)  # no --compare-to; one test added here
     assert leftovers(workspace) == []
-    assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
-                               "deployment": 1}
+    assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1, "deployment": 1}
     assert set(balance(events).values()) == {0}
     deletions = [e for e in read_events(events) if e["event"] == "delete"]
     assert {e["delete_timeout_s"] for e in deletions} == {10.0}  # --delete-timeout: no hurry
@@ -182,23 +191,34 @@ def test_under_xdist_resources_are_created_once_and_deleted_once(
 ) -> None:
     """The shared state (and the data copy) lives in the run's directory in the workspace,
     where the sweep finds it if the run is killed; a finished run removes it."""
-    pytester.makepyfile(test_shared_state="""
+    pytester.makepyfile(
+        test_shared_state="""
         def test_the_shared_state_is_in_the_workspace(harness_resources, harness_config):
             runs = harness_config.workspace_dir / "runs"
             assert harness_resources.shared_dir == runs / harness_config.run_id
-    """)
+    """
+    )
     result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
     result.assert_outcomes(passed=SUITE, skipped=1)  # one test added here
     assert leftovers(workspace) == []
-    assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1,
-                               "deployment": 1}
+    assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1, "deployment": 1}
     assert set(balance(events).values()) == {0}
     workers = {e["pid"] for e in read_events(events) if e["event"] == "close"}
     assert len(workers) == 3  # two workers used the backend; the coordinator cleaned up
 
 
-@pytest.mark.parametrize("step", ["ensure_compute", "begin_create_endpoint", "submit_finetune",
-                                  "wait_for_job", "register_model", "deploy", "invoke"])
+@pytest.mark.parametrize(
+    "step",
+    [
+        "ensure_compute",
+        "begin_create_endpoint",
+        "submit_finetune",
+        "wait_for_job",
+        "register_model",
+        "deploy",
+        "invoke",
+    ],
+)
 def test_a_failing_fixture_still_tears_everything_down(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
@@ -215,15 +235,15 @@ def test_a_teardown_failure_is_reported_without_hiding_results(
     monkeypatch.setenv("HARNESS_FAKE_FAIL", "delete_endpoint")
     result = run(pytester)
     result.assert_outcomes(passed=SUITE - 1, skipped=1, warnings=1)
-    result.stdout.fnmatch_lines(["*harness teardown FAILED: could not delete endpoint*",
-                                 "*python -m harness sweep*"])
+    result.stdout.fnmatch_lines(
+        ["*harness teardown FAILED: could not delete endpoint*", "*python -m harness sweep*"]
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.mark.parametrize("step, kept", [("invoke", "endpoint"), ("wait_for_job", "job")])
 def test_keep_resources_keeps_what_a_failed_run_created(
-    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, step: str,
-    kept: str
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, step: str, kept: str
 ) -> None:
     """Including the failed job itself, whose own fixture fails before any test has."""
     monkeypatch.setenv("HARNESS_FAKE_FAIL", step)
@@ -234,8 +254,9 @@ def test_keep_resources_keeps_what_a_failed_run_created(
 
 def start_and_wait_for(pytester: pytest.Pytester, events: Path, kind: str) -> Any:
     """A pytest subprocess, once the fake backend sleeps in step ``kind``."""
-    process = pytester.popen([sys.executable, "-m", "pytest", "-q", "-p", "harness.plugin"],
-                             stdin=-1)
+    process = pytester.popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "harness.plugin"], stdin=-1
+    )
     wait_for_event(process, events, kind)
     return process
 
@@ -286,14 +307,17 @@ def test_sigint_then_sigterm_during_teardown_names_what_is_left(
     assert f"{left} endpoint ep-" in output and f"{left} compute local" in output
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--finetune-param", "lr_scheduler_type=bogus"], "lr_scheduler_type"),
-    (["--finetune-param", "lerning_rate=1e-5"], "*did you mean learning_rate?*"),
-    (["--finetune-param", "lora_r=0"], "lora_r='0'*at least 1"),
-    (["--compute-sku", "Standard_NC6"], "Standard_NC6"),
-    (["--instance-type", "Standard_DS1_v2"], "Standard_DS1_v2"),
-    (["--scoring-samples", "9"], "--scoring-samples"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--finetune-param", "lr_scheduler_type=bogus"], "lr_scheduler_type"),
+        (["--finetune-param", "lerning_rate=1e-5"], "*did you mean learning_rate?*"),
+        (["--finetune-param", "lora_r=0"], "lora_r='0'*at least 1"),
+        (["--compute-sku", "Standard_NC6"], "Standard_NC6"),
+        (["--instance-type", "Standard_DS1_v2"], "Standard_DS1_v2"),
+        (["--scoring-samples", "9"], "--scoring-samples"),
+    ],
+)
 def test_bad_input_fails_before_any_resource_is_created(
     pytester: pytest.Pytester, events: Path, args: list[str], named: str
 ) -> None:
@@ -338,8 +362,7 @@ def test_a_failing_run_reports_what_failed_and_what_it_reached(
     assert not written["samples"]
 
 
-def test_a_session_that_never_uses_the_harness_writes_nothing(pytester: pytest.Pytester
-                                                              ) -> None:
+def test_a_session_that_never_uses_the_harness_writes_nothing(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    assert True\n")
     run(pytester).assert_outcomes(passed=1)
     assert not (pytester.path / "harness-report").exists()
@@ -358,10 +381,17 @@ def test_the_second_run_fails_when_a_figure_regressed_against_the_first(
     assert len(list(history.rglob("*.json"))) == 2  # a failed run is history too
 
 
-def test_allowed_drops_let_a_misspelled_parameter_through(pytester: pytest.Pytester,
-                                                          events: Path) -> None:
-    result = run(pytester, "--allow-dropped-params", "--finetune-param", "lerning_rate=1e-5",
-                 "-k", "test_compute_is_allowed")  # the preflight, then one resource
+def test_allowed_drops_let_a_misspelled_parameter_through(
+    pytester: pytest.Pytester, events: Path
+) -> None:
+    result = run(
+        pytester,
+        "--allow-dropped-params",
+        "--finetune-param",
+        "lerning_rate=1e-5",
+        "-k",
+        "test_compute_is_allowed",
+    )  # the preflight, then one resource
     result.assert_outcomes(passed=1)
     assert created(events) == {"compute": 1}
 
@@ -374,7 +404,8 @@ def test_a_workspace_that_is_a_file_is_a_usage_error_at_startup(
     monkeypatch.setenv("HARNESS_WORKSPACE", str(afile))
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*env HARNESS_WORKSPACE*{afile} cannot be used*is a file*"
-                                 "--workspace*"])
+    result.stderr.fnmatch_lines(
+        [f"*env HARNESS_WORKSPACE*{afile} cannot be used*is a file*--workspace*"]
+    )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert created(events) == {}

@@ -47,8 +47,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
     return report, root / "out"
 
 
-def test_a_full_run_has_every_section_and_its_figures(written: tuple[dict[str, Any], Path]
-                                                      ) -> None:
+def test_a_full_run_has_every_section_and_its_figures(written: tuple[dict[str, Any], Path]) -> None:
     report, _ = written
     assert report["run"]["verdict"] == "passed" and report["not_reached"] == []
     figures = {name: f["value"] for name, f in report["figures"].items()}
@@ -65,23 +64,30 @@ def test_a_full_run_has_every_section_and_its_figures(written: tuple[dict[str, A
 
 
 def test_billable_time_is_job_nodes_and_deployment_to_deletion(
-        written: tuple[dict[str, Any], Path]) -> None:
+    written: tuple[dict[str, Any], Path],
+) -> None:
     report, _ = written
     # 1800 s on 2 nodes; the deployment from its creation (1805 s) to the endpoint's
     # deletion (2525 s) on one instance
-    assert report["billable"] == {"finetune_node_hours": {"Local_CPU": 1.0},
-                                  "endpoint_instance_hours": {"Local_CPU": 0.2}}
+    assert report["billable"] == {
+        "finetune_node_hours": {"Local_CPU": 1.0},
+        "endpoint_instance_hours": {"Local_CPU": 0.2},
+    }
 
 
 def test_stages_overlap_as_they_ran(written: tuple[dict[str, Any], Path]) -> None:
     stages = {s["name"]: s for s in written[0]["stages"]}
-    assert stages["endpoint"]["start_s"] < stages["finetune_job"]["start_s"] < stages[
-        "endpoint"]["end_s"]
+    assert (
+        stages["endpoint"]["start_s"]
+        < stages["finetune_job"]["start_s"]
+        < stages["endpoint"]["end_s"]
+    )
     assert stages["finetune_job"]["duration_s"] == 1800 and stages["teardown"]["outcome"] == "ok"
 
 
 def test_every_file_is_written_and_the_report_fits_its_schema(
-        written: tuple[dict[str, Any], Path]) -> None:
+    written: tuple[dict[str, Any], Path],
+) -> None:
     report, out = written
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert json.loads((out / "report.json").read_text()) == report
@@ -114,8 +120,7 @@ def test_the_html_page_is_self_contained(written: tuple[dict[str, Any], Path]) -
     assert "PASSED" in page and "The capital of France is Paris." in page
 
 
-def test_the_markdown_summary_leads_with_the_verdict(written: tuple[dict[str, Any], Path]
-                                                     ) -> None:
+def test_the_markdown_summary_leads_with_the_verdict(written: tuple[dict[str, Any], Path]) -> None:
     summary = (written[1] / "report.md").read_text()
     assert summary.startswith("# PASSED: run h2511300000abcd")
     assert "| eval\\_loss\\_after | 3.25 |" in summary
@@ -123,7 +128,8 @@ def test_the_markdown_summary_leads_with_the_verdict(written: tuple[dict[str, An
 
 
 def test_junit_properties_carry_the_verdict_and_the_figures(
-        written: tuple[dict[str, Any], Path]) -> None:
+    written: tuple[dict[str, Any], Path],
+) -> None:
     properties = dict(junit_properties(written[0]))
     assert properties["harness_verdict"] == "passed"
     assert properties["harness_model"] == "Phi-3-tiny:3"
@@ -136,12 +142,17 @@ def test_a_failed_run_says_which_test_failed_and_why(tmp_path: Path) -> None:
     rec = recorder(tmp_path, clock)
     full_run(clock, rec)
     rec.record("test", nodeid="tests/e2e/test_workflow.py::test_keys", outcome="passed")
-    rec.record("test", nodeid="tests/e2e/test_workflow.py::test_keys", outcome="error",
-               message="teardown: <b>boom</b> | pipe")
+    rec.record(
+        "test",
+        nodeid="tests/e2e/test_workflow.py::test_keys",
+        outcome="error",
+        message="teardown: <b>boom</b> | pipe",
+    )
     report = build_report(*read_events(rec.path))
     assert report["run"]["verdict"] == "failed"
     assert {t["nodeid"]: t["outcome"] for t in report["tests"]}[
-        "tests/e2e/test_workflow.py::test_keys"] == "error"
+        "tests/e2e/test_workflow.py::test_keys"
+    ] == "error"
     summary = render_markdown(report)
     assert summary.startswith("# FAILED") and "&lt;b&gt;boom&lt;/b&gt; \\| pipe" in summary
     page = render_html(report, {})
@@ -156,12 +167,15 @@ def test_a_skip_in_the_call_outranks_the_passed_setup(tmp_path: Path) -> None:
     rec.record("run_ended", exit_status=0)
     report = build_report(*read_events(rec.path))
     assert [(t["outcome"], t["duration_s"]) for t in report["tests"]] == [
-        ("skipped", 3.0), ("passed", 0.0)]
+        ("skipped", 3.0),
+        ("passed", 0.0),
+    ]
     assert report["run"]["verdict"] == "passed"
 
 
 def test_a_run_killed_early_still_writes_every_file_and_says_what_was_missed(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     report = report_from_events(_early(tmp_path), tmp_path / "out")
     assert report["run"]["verdict"] == "interrupted"
     assert "without recording its end" in report["run"]["reason"]
@@ -203,33 +217,37 @@ def test_ctrl_c_is_interrupted_even_when_tests_passed(tmp_path: Path) -> None:
     rec.record("run_ended", exit_status=2, interrupted=True, reason="KeyboardInterrupt")
     report = build_report(*read_events(rec.path))
     assert report["run"]["verdict"] == "interrupted" and report["run"]["reason"] == (
-        "KeyboardInterrupt")
+        "KeyboardInterrupt"
+    )
 
 
-def test_a_deployment_left_behind_bills_until_the_run_ends_and_is_noted(tmp_path: Path
-                                                                        ) -> None:
+def test_a_deployment_left_behind_bills_until_the_run_ends_and_is_noted(tmp_path: Path) -> None:
     clock = Clock()
     rec = recorder(tmp_path, clock)
     full_run(clock, rec, stop_after=-4)  # stops before teardown's deletion
     clock.at(3605)
-    rec.record("teardown", resource="endpoint", name="ep-abc", outcome="failed",
-               detail="HTTP 500")
+    rec.record("teardown", resource="endpoint", name="ep-abc", outcome="failed", detail="HTTP 500")
     report = build_report(*read_events(rec.path))
     assert report["billable"]["endpoint_instance_hours"] == {"Local_CPU": pytest.approx(0.5)}
     assert any("dep-abc" in note["text"] for note in report["notes"])
 
 
-def test_a_stage_records_and_logs_its_failure(tmp_path: Path,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_a_stage_records_and_logs_its_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     rec = Recorder(tmp_path / "e.jsonl")
-    with caplog.at_level("INFO", "harness"), pytest.raises(RuntimeError), Progress(rec.path, RUN).stage(
-            "deployment", "dep-1 on Local_CPU"):
+    with (
+        caplog.at_level("INFO", "harness"),
+        pytest.raises(RuntimeError),
+        Progress(rec.path, RUN).stage("deployment", "dep-1 on Local_CPU"),
+    ):
         raise RuntimeError("quota exceeded")
     stage = build_report(*read_events(rec.path))["stages"][0]
     assert stage["outcome"] == "failed" and stage["error"] == "RuntimeError: quota exceeded"
     assert [r.getMessage() for r in caplog.records] == [
         "deployment: started (dep-1 on Local_CPU)",
-        "deployment: failed after 0s (RuntimeError: quota exceeded)"]
+        "deployment: failed after 0s (RuntimeError: quota exceeded)",
+    ]
 
 
 def test_a_skipped_stage_is_skipped_not_failed(tmp_path: Path) -> None:
@@ -241,7 +259,8 @@ def test_a_skipped_stage_is_skipped_not_failed(tmp_path: Path) -> None:
 
 
 def test_a_report_that_breaks_the_schema_is_still_written_with_an_error_note(
-        written: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    written: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
     broken = json.loads(json.dumps(written[0]))
     broken["compute"]["gpus_per_node"] = "eight"
     write_report(broken, tmp_path)
@@ -259,8 +278,9 @@ def _record_from_another_process(path: str, worker: int) -> None:
 def test_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_record_from_another_process, args=(str(path), n))
-               for n in range(3)]
+    workers = [
+        context.Process(target=_record_from_another_process, args=(str(path), n)) for n in range(3)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -293,8 +313,7 @@ def test_run_started_records_library_versions(tmp_path: Path) -> None:
     assert "llm-finetune-harness" in event["versions"]
 
 
-def test_a_report_that_breaks_the_schema_is_refused(written: tuple[dict[str, Any], Path]
-                                                    ) -> None:
+def test_a_report_that_breaks_the_schema_is_refused(written: tuple[dict[str, Any], Path]) -> None:
     broken = json.loads(json.dumps(written[0]))
     broken["run"]["verdict"] = "green"
     del broken["samples"][0]["status"]

@@ -16,9 +16,12 @@ MESSAGES = [
     {"role": "user", "content": "What is the capital of France?"},
 ]
 FULL: dict[str, Any] = {
-    "output": "Paris.", "message": {"role": "assistant", "content": "Paris."},
-    "finish_reason": "stop", "usage": {"prompt_tokens": 9, "completion_tokens": 2},
-    "model": "phi-3", "id": "cmpl-1",
+    "output": "Paris.",
+    "message": {"role": "assistant", "content": "Paris."},
+    "finish_reason": "stop",
+    "usage": {"prompt_tokens": 9, "completion_tokens": 2},
+    "model": "phi-3",
+    "id": "cmpl-1",
 }
 
 
@@ -27,8 +30,12 @@ def test_build_request_flat_documented_form() -> None:
     assert request == {
         "input_data": {
             "input_string": MESSAGES,
-            "parameters": {"temperature": 0.6, "top_p": 0.9, "do_sample": True,
-                           "max_new_tokens": 200},
+            "parameters": {
+                "temperature": 0.6,
+                "top_p": 0.9,
+                "do_sample": True,
+                "max_new_tokens": 200,
+            },
         }
     }
     assert request["input_data"]["input_string"][0] is not MESSAGES[0]  # copied
@@ -82,8 +89,11 @@ def test_full_shape_metadata() -> None:
     "body, status, reason",
     [
         ('{"error": "CUDA out of memory", "exception": "Traceback ..."}', 200, "reports an error"),
-        ('{"output": null, "error": {"status_code": 500, "body": "boom"}}', 200,
-         "reports an error"),
+        (
+            '{"output": null, "error": {"status_code": 500, "body": "boom"}}',
+            200,
+            "reports an error",
+        ),
         ('{"output": "text", "error": "also failed"}', 200, "reports an error"),
         ('[{"error": "bad row"}]', 200, "reports an error"),
         ("{}", 200, "holds no generated text"),
@@ -92,10 +102,16 @@ def test_full_shape_metadata() -> None:
         ('{"output": "   "}', 200, "holds no generated text"),
         ('{"output": 42}', 200, "holds no generated text"),
         ('[{"1": "x"}]', 200, "holds no generated text"),
-        ('{"error": {"code": "UserError", "message": "bad input", "status": 422}}', 422,
-         "is not a success"),
-        ('{"error": {"code": "InternalError", "message": "crash", "status": 500}}', 500,
-         "is not a success"),
+        (
+            '{"error": {"code": "UserError", "message": "bad input", "status": 422}}',
+            422,
+            "is not a success",
+        ),
+        (
+            '{"error": {"code": "InternalError", "message": "crash", "status": 500}}',
+            500,
+            "is not a success",
+        ),
         ('{"output": "fine"}', 502, "is not a success"),
         ("<html>Bad Gateway</html>", 200, "is not JSON"),
         ("", 200, "is empty"),

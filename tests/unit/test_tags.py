@@ -32,8 +32,11 @@ def card(tags: dict[str, Any]) -> ModelCard:
 def test_real_registry_tags(registry_tags: dict[str, str]) -> None:
     c = model_card("Phi-3-mini-4k-instruct", "15", "id-1", registry_tags)
     assert c.finetune_allow_list == (
-        "Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
-        "Standard_ND96asr_v4", "Standard_ND96amsr_A100_v4",
+        "Standard_NC24ads_A100_v4",
+        "Standard_NC48ads_A100_v4",
+        "Standard_NC96ads_A100_v4",
+        "Standard_ND96asr_v4",
+        "Standard_ND96amsr_A100_v4",
     )
     assert c.inference_allow_list is not None
     assert c.inference_allow_list[0] == "Standard_NC6s_v3"
@@ -46,7 +49,11 @@ def test_real_registry_tags(registry_tags: dict[str, str]) -> None:
     assert c.model_specific_defaults["apply_lora"] == "true"
     assert c.tags == registry_tags  # raw strings kept as the registry stores them
     assert (c.name, c.version, c.id, c.label) == (
-        "Phi-3-mini-4k-instruct", "15", "id-1", "Phi-3-mini-4k-instruct:15")
+        "Phi-3-mini-4k-instruct",
+        "15",
+        "id-1",
+        "Phi-3-mini-4k-instruct:15",
+    )
 
 
 @pytest.mark.parametrize(
@@ -157,14 +164,18 @@ def test_round_trip_through_dict(registry_tags: dict[str, str]) -> None:
 
 # ---- system metadata: where the registry keeps allow-lists, tasks and dates now -------------
 
-SUPPORTED = {"finetuneComputes": ["Standard_NC24ads_A100_v4", "Standard_ND96asr_v4"],
-             "inferenceComputes": ["Standard_NC6s_v3", "Standard_NC24ads_A100_v4"],
-             "evaluationComputes": ["Standard_NC24ads_A100_v4"]}
+SUPPORTED = {
+    "finetuneComputes": ["Standard_NC24ads_A100_v4", "Standard_ND96asr_v4"],
+    "inferenceComputes": ["Standard_NC6s_v3", "Standard_NC24ads_A100_v4"],
+    "evaluationComputes": ["Standard_NC24ads_A100_v4"],
+}
 METADATA = {
     "supportedComputes": SUPPORTED,
     "tasks": {"fineTuningTasks": ["text-generation", "chat-completion"]},
-    "deprecation": {"finetuneRetirementDate": "2025-08-30T00:00:00.000000Z",
-                    "inferenceRetirementDate": "2025-09-30T00:00:00.000000Z"},
+    "deprecation": {
+        "finetuneRetirementDate": "2025-08-30T00:00:00.000000Z",
+        "inferenceRetirementDate": "2025-09-30T00:00:00.000000Z",
+    },
     "languages": ["en"],
 }
 
@@ -174,8 +185,9 @@ def as_published_in_place(metadata: dict[str, Any]) -> dict[str, str]:
     return {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in metadata.items()}
 
 
-def system_card(metadata: dict[str, Any], tags: dict[str, Any] | None = None,
-                archived: bool = False) -> ModelCard:
+def system_card(
+    metadata: dict[str, Any], tags: dict[str, Any] | None = None, archived: bool = False
+) -> ModelCard:
     return model_card("M", "15", "id", tags or {}, metadata, archived)
 
 
@@ -187,7 +199,10 @@ def test_allow_lists_task_and_dates_from_system_metadata(form: Any) -> None:
     assert c.evaluation_allow_list == ("Standard_NC24ads_A100_v4",)
     assert c.task == "chat-completion"  # listed second, still the one the harness needs
     assert (c.finetune_allow_list_source, c.inference_allow_list_source, c.task_source) == (
-        "system_metadata", "system_metadata", "system_metadata")
+        "system_metadata",
+        "system_metadata",
+        "system_metadata",
+    )
     assert c.deprecation.archived and c.deprecation.source == "system_metadata"
     assert c.deprecation.finetune_retirement == date(2025, 8, 30)
     assert c.deprecation.inference_retirement == date(2025, 9, 30)
@@ -222,21 +237,23 @@ def test_no_lists_anywhere_means_no_source() -> None:
     [
         ({"supportedComputes": '{"finetuneComputes": ['}, "'supportedComputes'"),
         ({"supportedComputes": "['a']"}, "must be an object"),
-        ({"supportedComputes": {"finetuneComputes": "{'a': 1}"}},
-         "'supportedComputes.finetuneComputes' must be a list"),
+        (
+            {"supportedComputes": {"finetuneComputes": "{'a': 1}"}},
+            "'supportedComputes.finetuneComputes' must be a list",
+        ),
         ({"tasks": {"fineTuningTasks": [1]}}, "'tasks.fineTuningTasks'"),
         ({"deprecation": {"finetuneRetirementDate": "soon"}}, "is not a date"),
     ],
 )
-def test_malformed_system_metadata_names_the_field(metadata: dict[str, Any], fragment: str
-                                                   ) -> None:
+def test_malformed_system_metadata_names_the_field(metadata: dict[str, Any], fragment: str) -> None:
     with pytest.raises(TagError, match=re.escape(fragment)):
         system_card(metadata)
 
 
 def test_system_metadata_round_trips_through_dict() -> None:
-    c = system_card(as_published_in_place(METADATA), tags={"model_specific_defaults": "{}"},
-                    archived=True)
+    c = system_card(
+        as_published_in_place(METADATA), tags={"model_specific_defaults": "{}"}, archived=True
+    )
     again = ModelCard.from_dict(json.loads(json.dumps(c.to_dict())))
     assert again == c
     assert again.finetune_allow_list_source == "system_metadata" and again.deprecation.archived

@@ -50,8 +50,12 @@ class AzureBackend:
 
     name = "azure"
 
-    def __init__(self, config: HarnessConfig, credential: TokenCredential | None = None,
-                 retry_total: int | None = None) -> None:
+    def __init__(
+        self,
+        config: HarnessConfig,
+        credential: TokenCredential | None = None,
+        retry_total: int | None = None,
+    ) -> None:
         self.config = config
         self.clients = AzureClients(config, credential, retry_total)
         self.poll_interval_s = 30.0  # between jobs.get calls; tests set 0
@@ -67,7 +71,8 @@ class AzureBackend:
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
         return models.get_foundation_model(
-            self.clients.registry, self.config.azure_registry, name, version_or_label)
+            self.clients.registry, self.config.azure_registry, name, version_or_label
+        )
 
     def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
         return models.list_versions(self.clients.registry, self.config.azure_registry, name)
@@ -78,21 +83,35 @@ class AzureBackend:
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
         return jobs.component_inputs(self._component)
 
-    def ensure_compute(self, card: ModelCard, name: str, sku: str | None,
-                       tags: Mapping[str, str]) -> Compute:
-        return compute.ensure_compute(self.workspace, card, name, sku, tags,
-                                      self.config.compute_timeout_s)
+    def ensure_compute(
+        self, card: ModelCard, name: str, sku: str | None, tags: Mapping[str, str]
+    ) -> Compute:
+        return compute.ensure_compute(
+            self.workspace, card, name, sku, tags, self.config.compute_timeout_s
+        )
 
-    def submit_finetune(self, card: ModelCard, compute_: Compute, data: PreparedData,
-                        parameters: Mapping[str, Any], display_name: str,
-                        tags: Mapping[str, str]) -> JobRun:
-        job = jobs.build_pipeline(self._component, card, compute_, data, parameters,
-                                  display_name, tags)
+    def submit_finetune(
+        self,
+        card: ModelCard,
+        compute_: Compute,
+        data: PreparedData,
+        parameters: Mapping[str, Any],
+        display_name: str,
+        tags: Mapping[str, str],
+    ) -> JobRun:
+        job = jobs.build_pipeline(
+            self._component, card, compute_, data, parameters, display_name, tags
+        )
         return jobs.submit(self.workspace, job, self.config.experiment_name)
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
-        return jobs.wait_for_job(self.workspace, job, timeout_s, self.poll_interval_s,
-                                 self.config.job_not_responding_grace_s)
+        return jobs.wait_for_job(
+            self.workspace,
+            job,
+            timeout_s,
+            self.poll_interval_s,
+            self.config.job_not_responding_grace_s,
+        )
 
     def get_job(self, name: str) -> JobRun:
         return jobs.get_job(self.workspace, name)
@@ -101,8 +120,9 @@ class AzureBackend:
         store = metrics.rest_store(metrics.tracking_uri(self.workspace), self.clients.token)
         return metrics.job_metrics(store, job.experiment or self.config.experiment_name, job)
 
-    def register_model(self, card: ModelCard, job: JobRun,
-                       tags: Mapping[str, str]) -> RegisteredModel:
+    def register_model(
+        self, card: ModelCard, job: JobRun, tags: Mapping[str, str]
+    ) -> RegisteredModel:
         return models.register_model(self.workspace, card, job, tags)
 
     def begin_create_endpoint(self, name: str, tags: Mapping[str, str]) -> Endpoint:
@@ -116,10 +136,18 @@ class AzureBackend:
     def get_endpoint(self, name: str) -> Endpoint:
         return endpoints.get_endpoint(self.workspace, name)
 
-    def deploy(self, endpoint: Endpoint, model: RegisteredModel, name: str, instance_type: str,
-               tags: Mapping[str, str], timeout_s: float) -> Deployment:
-        return deployments.deploy(self.workspace, endpoint, model, name, instance_type, tags,
-                                  timeout_s)
+    def deploy(
+        self,
+        endpoint: Endpoint,
+        model: RegisteredModel,
+        name: str,
+        instance_type: str,
+        tags: Mapping[str, str],
+        timeout_s: float,
+    ) -> Deployment:
+        return deployments.deploy(
+            self.workspace, endpoint, model, name, instance_type, tags, timeout_s
+        )
 
     def endpoint_key(self, endpoint: Endpoint) -> Secret:
         """The endpoint's primary key, for ``invoke_raw`` (masked in any output)."""
@@ -127,17 +155,24 @@ class AzureBackend:
 
         return Secret(endpoints.endpoint_key(self.workspace, endpoint.name))
 
-    def invoke(self, endpoint: Endpoint, deployment: Deployment,
-               request: Mapping[str, Any]) -> ScoringReply:
-        return scoring.invoke(self.workspace, endpoint, deployment, request,
-                              self.config.scoring_timeout_s)
+    def invoke(
+        self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
+    ) -> ScoringReply:
+        return scoring.invoke(
+            self.workspace, endpoint, deployment, request, self.config.scoring_timeout_s
+        )
 
-    def invoke_raw(self, endpoint: Endpoint, request: Mapping[str, Any],
-                   key: Secret | str | None) -> ScoringReply:
+    def invoke_raw(
+        self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None
+    ) -> ScoringReply:
         return scoring.invoke_raw(endpoint, request, key, self.config.scoring_timeout_s)
 
-    def reference_likelihood(self, foundation: ModelCard, finetuned: RegisteredModel,
-                             conversations: Sequence[Sequence[Mapping[str, str]]]) -> None:
+    def reference_likelihood(
+        self,
+        foundation: ModelCard,
+        finetuned: RegisteredModel,
+        conversations: Sequence[Sequence[Mapping[str, str]]],
+    ) -> None:
         """The foundation model would have to be deployed to score it: not measured here."""
         return None
 

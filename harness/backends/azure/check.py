@@ -61,8 +61,7 @@ class Check:
         self._step(found, "endpoints", self._endpoints)
         return found
 
-    def _step(self, found: list[Finding], topic: str, step: Callable[[list[Finding]], Any]
-              ) -> Any:
+    def _step(self, found: list[Finding], topic: str, step: Callable[[list[Finding]], Any]) -> Any:
         """Run one step; a HarnessError becomes its FAIL finding (the others still run)."""
         try:
             return step(found)
@@ -77,9 +76,16 @@ class Check:
             f"{label} allow-list from {source}: {', '.join(values or ()) or '(none)'}"
             for label, values, source in (
                 ("fine-tune", card.finetune_allow_list, card.finetune_allow_list_source),
-                ("inference", card.inference_allow_list, card.inference_allow_list_source)))
-        found.append(Finding(OK, "model", f"{card.label} ({card.id}); {lists}; task "
-                             f"{card.task} from {card.task_source}"))
+                ("inference", card.inference_allow_list, card.inference_allow_list_source),
+            )
+        )
+        found.append(
+            Finding(
+                OK,
+                "model",
+                f"{card.label} ({card.id}); {lists}; task {card.task} from {card.task_source}",
+            )
+        )
         found.append(Finding(OK, "deprecation", card.deprecation.describe()))
         try:
             notice = tags.retirement_notice(card, config.strict_deprecation)
@@ -97,72 +103,124 @@ class Check:
         try:
             location = workspace.workspaces.get(workspace.workspace_name).location
         except AzureError as exc:
-            raise read_failed(exc, "the workspace", f"workspace {name}",
-                              "check the workspace settings") from None
+            raise read_failed(
+                exc, "the workspace", f"workspace {name}", "check the workspace settings"
+            ) from None
         sizes = self.backend.list_vm_sizes()
-        found.append(Finding(OK, "workspace", f"{workspace.workspace_name} in {location} "
-                             f"is readable; the region offers {len(sizes)} VM sizes"))
+        found.append(
+            Finding(
+                OK,
+                "workspace",
+                f"{workspace.workspace_name} in {location} "
+                f"is readable; the region offers {len(sizes)} VM sizes",
+            )
+        )
         return list(sizes)
 
     def _component(self, found: list[Finding]) -> None:
-        component = jobs.get_component(self.backend.clients.registry,
-                                       self.backend.config.azure_registry)
-        found.append(Finding(OK, "pipeline", f"{jobs.COMPONENT} {component.version} "
-                             "(label latest) resolves"))
+        component = jobs.get_component(
+            self.backend.clients.registry, self.backend.config.azure_registry
+        )
+        found.append(
+            Finding(OK, "pipeline", f"{jobs.COMPONENT} {component.version} (label latest) resolves")
+        )
 
-    def _choices(self, found: list[Finding], card: ModelCard, sizes: Sequence[VmSize]
-                 ) -> tuple[VmSize, VmSize]:
+    def _choices(
+        self, found: list[Finding], card: ModelCard, sizes: Sequence[VmSize]
+    ) -> tuple[VmSize, VmSize]:
         config = self.backend.config
         offered = [size.name for size in sizes]
         finetune = compute.choose_finetune_sku(card, config.compute_sku, offered)
         inference = compute.choose_instance_type(card, config.instance_type, offered)
-        found.append(Finding(OK, "region", "allowed sizes the region offers (retired ones left "
-                             "out): fine-tuning " + _names(compute.usable(
-                                 card.finetune_allow_list or (), offered)) + "; inference "
-                             + _names(compute.usable(card.inference_allow_list or (), offered))))
+        found.append(
+            Finding(
+                OK,
+                "region",
+                "allowed sizes the region offers (retired ones left "
+                "out): fine-tuning "
+                + _names(compute.usable(card.finetune_allow_list or (), offered))
+                + "; inference "
+                + _names(compute.usable(card.inference_allow_list or (), offered)),
+            )
+        )
         by_name = {size.name.casefold(): size for size in sizes}
         chosen = by_name[finetune.casefold()], by_name[inference.casefold()]
-        found.append(Finding(OK, "sizes", "; ".join(
-            f"{what} {s.name} ({s.gpus} GPU, {s.vcpus} vCPUs, {s.family})"
-            for what, s in zip(("fine-tune", "inference"), chosen, strict=True))))
+        found.append(
+            Finding(
+                OK,
+                "sizes",
+                "; ".join(
+                    f"{what} {s.name} ({s.gpus} GPU, {s.vcpus} vCPUs, {s.family})"
+                    for what, s in zip(("fine-tune", "inference"), chosen, strict=True)
+                ),
+            )
+        )
         return chosen
 
-    def _quota(self, found: list[Finding], sizes: Sequence[VmSize],
-               chosen: tuple[VmSize, VmSize]) -> None:
+    def _quota(
+        self, found: list[Finding], sizes: Sequence[VmSize], chosen: tuple[VmSize, VmSize]
+    ) -> None:
         usage = _family_usage(self.backend)
         needed: dict[str, int] = {}
         for size in chosen:  # one fine-tune node and one inference instance
             needed[size.family] = needed.get(size.family, 0) + size.vcpus
         for family, vcpus in needed.items():
             if family_key(family) not in usage:
-                found.append(Finding(WARN, "quota", f"the region reports no dedicated vCPU "
-                                     f"quota for {family}; check it in the studio"))
+                found.append(
+                    Finding(
+                        WARN,
+                        "quota",
+                        f"the region reports no dedicated vCPU "
+                        f"quota for {family}; check it in the studio",
+                    )
+                )
                 continue
             current, limit = usage[family_key(family)]
             free = limit - current
-            text = (f"{family}: {free} of {limit} dedicated vCPUs free, {vcpus} needed "
-                    "(one fine-tune node and one inference instance)")
+            text = (
+                f"{family}: {free} of {limit} dedicated vCPUs free, {vcpus} needed "
+                "(one fine-tune node and one inference instance)"
+            )
             level = OK if free >= vcpus else FAIL
-            hint = "" if level == OK else ("; request a quota increase, pass --compute-sku / "
-                                           "--instance-type with sizes of another family, or "
-                                           "free cores in use")
+            hint = (
+                ""
+                if level == OK
+                else (
+                    "; request a quota increase, pass --compute-sku / "
+                    "--instance-type with sizes of another family, or "
+                    "free cores in use"
+                )
+            )
             found.append(Finding(level, "quota", text + hint))
 
     def _cluster(self, found: list[Finding], card: ModelCard, sizes: Sequence[VmSize]) -> None:
         name = self.backend.config.compute_name
         cluster = azure_compute.existing(self.backend.workspace, name)
         if cluster is None:
-            found.append(Finding(OK, "cluster", f"{name} does not exist; the run creates it "
-                                 "(the name must also be free in the whole region)"))
+            found.append(
+                Finding(
+                    OK,
+                    "cluster",
+                    f"{name} does not exist; the run creates it "
+                    "(the name must also be free in the whole region)",
+                )
+            )
             return
         size, state = str(cluster.size), status_text(cluster.provisioning_state)
         compute.check_finetune_sku(card, size, [s.name for s in sizes])
         if state.casefold() == "failed":
-            found.append(Finding(FAIL, "cluster", f"{name} ({size}) is in state Failed: delete "
-                                 "it or pass --compute-name with another name"))
+            found.append(
+                Finding(
+                    FAIL,
+                    "cluster",
+                    f"{name} ({size}) is in state Failed: delete "
+                    "it or pass --compute-name with another name",
+                )
+            )
         else:
-            found.append(Finding(OK, "cluster", f"{name} exists ({size}, {state}); the run "
-                                 "reuses it"))
+            found.append(
+                Finding(OK, "cluster", f"{name} exists ({size}, {state}); the run reuses it")
+            )
 
     def _endpoints(self, found: list[Finding]) -> None:
         from azure.core.exceptions import AzureError
@@ -170,21 +228,36 @@ class Check:
         try:
             listed = list(self.backend.workspace.online_endpoints.list())
         except AzureError as exc:
-            raise HarnessError(f"cannot list the workspace's endpoints: "
-                               f"{service_message(exc)}") from None
+            raise HarnessError(
+                f"cannot list the workspace's endpoints: {service_message(exc)}"
+            ) from None
         owned = [e for e in listed if naming.is_owned(dict(e.tags or {}))]
         expired = [e for e in owned if naming.is_expired(dict(e.tags or {}))]
         room = self.endpoint_limit - len(listed)
-        text = (f"{len(listed)} endpoints in this workspace ({len(owned)} the harness's, "
-                f"{len(expired)} expired), limit {self.endpoint_limit} per subscription and "
-                "region (endpoints of other workspaces count too)")
+        text = (
+            f"{len(listed)} endpoints in this workspace ({len(owned)} the harness's, "
+            f"{len(expired)} expired), limit {self.endpoint_limit} per subscription and "
+            "region (endpoints of other workspaces count too)"
+        )
         if room < 1:
-            found.append(Finding(FAIL, "endpoints", text + "; a run needs one more: run "
-                                 "`python -m harness sweep` or delete endpoints"))
+            found.append(
+                Finding(
+                    FAIL,
+                    "endpoints",
+                    text + "; a run needs one more: run "
+                    "`python -m harness sweep` or delete endpoints",
+                )
+            )
         else:
             level = WARN if expired else OK
-            found.append(Finding(level, "endpoints", text + (
-                "; `python -m harness sweep` deletes the expired ones" if expired else "")))
+            found.append(
+                Finding(
+                    level,
+                    "endpoints",
+                    text
+                    + ("; `python -m harness sweep` deletes the expired ones" if expired else ""),
+                )
+            )
 
 
 def _names(sizes: Sequence[str]) -> str:
@@ -204,14 +277,18 @@ def _family_usage(backend: AzureBackend) -> dict[str, tuple[int, int]]:
     try:
         entries = list(backend.workspace.compute.list_usage())
     except AzureError as exc:
-        raise read_failed(exc, "the region's core usage", "the subscription",
-                          "check the subscription settings") from None
+        raise read_failed(
+            exc, "the region's core usage", "the subscription", "check the subscription settings"
+        ) from None
     usage: dict[str, tuple[int, int]] = {}
     for entry in entries:
         if "vmfamily" not in str(entry.type or "").casefold():
             continue  # the totals, and the same family again per workspace and cluster
-        name = entry.name.get("value", "") if isinstance(entry.name, dict) else str(
-            getattr(entry.name, "value", "") or "")
+        name = (
+            entry.name.get("value", "")
+            if isinstance(entry.name, dict)
+            else str(getattr(entry.name, "value", "") or "")
+        )
         key = _NOT_WORD.sub("", name.casefold())
         if not key.endswith("familyclusterdedicatedvcpus"):
             continue
@@ -230,4 +307,3 @@ def family_key(family: str) -> str:
 
 def run(backend: AzureBackend, endpoint_limit: int = DOCUMENTED_ENDPOINT_LIMIT) -> list[Finding]:
     return Check(backend, endpoint_limit).run()
-

@@ -29,8 +29,7 @@ CI_VARIABLES = ("CI", "TF_BUILD", "GITHUB_ACTIONS")
 WORKSPACE_OPTIONS = ("azure_subscription_id", "azure_resource_group", "azure_workspace")
 
 
-def make_credential(config: HarnessConfig, env: Mapping[str, str] | None = None
-                    ) -> TokenCredential:
+def make_credential(config: HarnessConfig, env: Mapping[str, str] | None = None) -> TokenCredential:
     """DefaultAzureCredential; a browser login only when asked for, and never in CI."""
     from azure.identity import (
         ChainedTokenCredential,
@@ -69,8 +68,12 @@ def missing_workspace_message(config: HarnessConfig, reason: str) -> str:
 class AzureClients:
     """The workspace and registry clients of one run, sharing one credential and retry policy."""
 
-    def __init__(self, config: HarnessConfig, credential: TokenCredential | None = None,
-                 retry_total: int | None = None) -> None:
+    def __init__(
+        self,
+        config: HarnessConfig,
+        credential: TokenCredential | None = None,
+        retry_total: int | None = None,
+    ) -> None:
         self.config = config
         self._credential = credential
         # azure-core's RetryPolicy retries 429/5xx honouring Retry-After; only its budget is ours.
@@ -111,9 +114,12 @@ class AzureClients:
         try:
             return MLClient(self.credential, registry_name=name, **self.client_kwargs)
         except AzureError as exc:
-            raise read_failed(exc, "where the registry lives (discovery)", f"registry {name}",
-                              f"pass {BY_NAME['azure_registry'].cli} with a registry it can "
-                              "read") from None
+            raise read_failed(
+                exc,
+                "where the registry lives (discovery)",
+                f"registry {name}",
+                f"pass {BY_NAME['azure_registry'].cli} with a registry it can read",
+            ) from None
 
     def token(self, scope: str = ARM_SCOPE) -> str:
         return self.credential.get_token(scope).token
@@ -123,6 +129,7 @@ class AzureClients:
         close = getattr(self.__dict__.get("credential"), "close", None)
         if self._credential is None and callable(close):
             close()
+
 
 # -- the service's answers: azure-core's retry policy already retries throttling and transient
 # 5xx (honouring Retry-After) and the SDK's pollers poll; the harness adds deadlines
@@ -139,8 +146,9 @@ def service_message(exc: BaseException) -> str:
     return " ".join(str(text).split()) or type(exc).__name__
 
 
-def read_failed(exc: AzureError, wanted: str, where: str, fix: str,
-                error: type[HarnessError] = HarnessError) -> HarnessError:
+def read_failed(
+    exc: AzureError, wanted: str, where: str, fix: str, error: type[HarnessError] = HarnessError
+) -> HarnessError:
     """A read that failed, said plainly. Access is blamed only when the service answered
     401/403; a credential that produced no token says so; anything else quotes the service."""
     from azure.core.exceptions import ClientAuthenticationError
@@ -148,15 +156,21 @@ def read_failed(exc: AzureError, wanted: str, where: str, fix: str,
     status = getattr(exc, "status_code", None)
     said = service_message(exc)
     if status in (401, 403):
-        return error(f"{where} refused to show {wanted} to this credential (HTTP {status}: "
-                     f"{said}); give the identity read access, or {fix}")
+        return error(
+            f"{where} refused to show {wanted} to this credential (HTTP {status}: "
+            f"{said}); give the identity read access, or {fix}"
+        )
     if status is None and isinstance(exc, ClientAuthenticationError):
-        return error(f"no token to read {wanted} from {where}: {said}; configure a credential "
-                     "DefaultAzureCredential finds (in CI: AZURE_CLIENT_ID, AZURE_TENANT_ID, "
-                     "AZURE_CLIENT_SECRET)")
+        return error(
+            f"no token to read {wanted} from {where}: {said}; configure a credential "
+            "DefaultAzureCredential finds (in CI: AZURE_CLIENT_ID, AZURE_TENANT_ID, "
+            "AZURE_CLIENT_SECRET)"
+        )
     code = f"HTTP {status}: " if status else ""
-    return error(f"cannot read {wanted} from {where} ({code}{said}); retry later, or check "
-                 f"the network, or {fix}")
+    return error(
+        f"cannot read {wanted} from {where} ({code}{said}); retry later, or check "
+        f"the network, or {fix}"
+    )
 
 
 def is_quota(text: str) -> bool:

@@ -34,8 +34,11 @@ MAX_INSTANCES = 2
 # name held by another workspace (microsoft/MCW-ML-Ops#28, "Compute with this name already
 # exists. Compute name needs to be unique across all existing computes within an Azure region";
 # and "Compute name 'x' is not available. Reason: AlreadyExists").
-_NAME_TAKEN = re.compile(r"unique across all existing computes|Reason: AlreadyExists|"
-                         r"already in use", re.IGNORECASE)
+_NAME_TAKEN = re.compile(
+    r"unique across all existing computes|Reason: AlreadyExists|"
+    r"already in use",
+    re.IGNORECASE,
+)
 
 
 def list_sizes(workspace: MLClient) -> list[VmSize]:
@@ -50,15 +53,32 @@ def list_sizes(workspace: MLClient) -> list[VmSize]:
     try:
         found = list(workspace.compute.list_sizes())
     except AzureError as exc:
-        raise read_failed(exc, "the VM sizes of its region", "the workspace",
-                          "check the workspace settings", ComputeError) from None
-    return [VmSize(str(s.name), gpus=int(s.gpus or 0),
-                   vcpus=int(getattr(s, "vCPUs", None) or s.v_cp_us or 0),
-                   family=str(s.family or "")) for s in found]
+        raise read_failed(
+            exc,
+            "the VM sizes of its region",
+            "the workspace",
+            "check the workspace settings",
+            ComputeError,
+        ) from None
+    return [
+        VmSize(
+            str(s.name),
+            gpus=int(s.gpus or 0),
+            vcpus=int(getattr(s, "vCPUs", None) or s.v_cp_us or 0),
+            family=str(s.family or ""),
+        )
+        for s in found
+    ]
 
 
-def ensure_compute(workspace: MLClient, card: ModelCard, name: str, sku: str | None,
-                   tags: Mapping[str, str], timeout_s: float) -> Compute:
+def ensure_compute(
+    workspace: MLClient,
+    card: ModelCard,
+    name: str,
+    sku: str | None,
+    tags: Mapping[str, str],
+    timeout_s: float,
+) -> Compute:
     """The usable cluster ``name``; ``created_by_harness`` only when this call created it."""
     sizes = list_sizes(workspace)
     found = existing(workspace, name)
@@ -83,12 +103,18 @@ def existing(workspace: MLClient, name: str) -> Any:
     except ResourceNotFoundError:
         return None
     except AzureError as exc:
-        raise read_failed(exc, f"compute cluster {name}", "the workspace",
-                          "check the workspace settings", ComputeError) from None
+        raise read_failed(
+            exc,
+            f"compute cluster {name}",
+            "the workspace",
+            "check the workspace settings",
+            ComputeError,
+        ) from None
 
 
-def _create(workspace: MLClient, name: str, size: str, tags: Mapping[str, str],
-            deadline: Deadline) -> Any:
+def _create(
+    workspace: MLClient, name: str, size: str, tags: Mapping[str, str], deadline: Deadline
+) -> Any:
     """Dedicated first, LowPriority when that is refused (the seed's fallback)."""
     from azure.core.exceptions import HttpResponseError
 
@@ -105,12 +131,19 @@ def _create(workspace: MLClient, name: str, size: str, tags: Mapping[str, str],
     raise ComputeError(_creation_failed(name, size, failures))
 
 
-def _create_tier(workspace: MLClient, name: str, size: str, tier: str,
-                 tags: Mapping[str, str], deadline: Deadline) -> Any:
+def _create_tier(
+    workspace: MLClient,
+    name: str,
+    size: str,
+    tier: str,
+    tags: Mapping[str, str],
+    deadline: Deadline,
+) -> Any:
     from azure.ai.ml.entities import AmlCompute
 
-    cluster = AmlCompute(name=name, size=size, tier=TIERS[tier], max_instances=MAX_INSTANCES,
-                         tags=dict(tags))
+    cluster = AmlCompute(
+        name=name, size=size, tier=TIERS[tier], max_instances=MAX_INSTANCES, tags=dict(tags)
+    )
     poller = workspace.compute.begin_create_or_update(cluster)
     heartbeat = Heartbeat(f"compute cluster {name} ({size}, {tier}) creation", deadline)
     if not wait_poller(heartbeat, poller):
@@ -128,17 +161,23 @@ def _remove_failed(workspace: MLClient, name: str, deadline: Deadline) -> None:
     if existing(workspace, name) is None:
         return
     try:
-        wait_poller(Heartbeat(f"failed compute cluster {name} deletion", deadline),
-                    workspace.compute.begin_delete(name))
+        wait_poller(
+            Heartbeat(f"failed compute cluster {name} deletion", deadline),
+            workspace.compute.begin_delete(name),
+        )
     except AzureError as exc:
-        raise ComputeError(f"compute cluster {name} failed to create and could not be "
-                           f"deleted for a retry: {service_message(exc)}") from None
+        raise ComputeError(
+            f"compute cluster {name} failed to create and could not be "
+            f"deleted for a retry: {service_message(exc)}"
+        ) from None
 
 
 def _name_taken(name: str, said: str) -> str:
-    return (f"compute name {name} is taken by a compute elsewhere in the workspace's region "
-            f"(Azure wants compute names unique across every workspace of a region): {said}; "
-            f"pass {BY_NAME['compute_name'].cli} with another name")
+    return (
+        f"compute name {name} is taken by a compute elsewhere in the workspace's region "
+        f"(Azure wants compute names unique across every workspace of a region): {said}; "
+        f"pass {BY_NAME['compute_name'].cli} with another name"
+    )
 
 
 def _creation_failed(name: str, size: str, failures: list[str]) -> str:
@@ -150,8 +189,10 @@ def _creation_failed(name: str, size: str, failures: list[str]) -> str:
             f"{BY_NAME['compute_sku'].cli} with another allowed size, use a workspace in "
             "another region, or request a quota increase"
         )
-    return (f"compute cluster {name} ({size}) could not be created in any tier ({said}); "
-            f"pass {BY_NAME['compute_name'].cli} with an existing GPU cluster")
+    return (
+        f"compute cluster {name} ({size}) could not be created in any tier ({said}); "
+        f"pass {BY_NAME['compute_name'].cli} with an existing GPU cluster"
+    )
 
 
 def _checked(card: ModelCard, compute: Any, sizes: Sequence[VmSize], created: bool) -> Compute:
@@ -174,8 +215,13 @@ def _checked(card: ModelCard, compute: Any, sizes: Sequence[VmSize], created: bo
             f"compute cluster {name} has VM size {size} with no GPU; fine-tuning needs GPUs; "
             f"pass {BY_NAME['compute_name'].cli} with a GPU cluster"
         )
-    return Compute(name=name, sku=size, gpus_per_node=gpus, created_by_harness=created,
-                   provisioning_state=state)
+    return Compute(
+        name=name,
+        sku=size,
+        gpus_per_node=gpus,
+        created_by_harness=created,
+        provisioning_state=state,
+    )
 
 
 def _discard(workspace: MLClient, name: str) -> str:
@@ -187,8 +233,10 @@ def _discard(workspace: MLClient, name: str) -> str:
     try:
         workspace.compute.begin_delete(name)
     except AzureError as exc:
-        return (f"; deleting cluster {name} failed too ({service_message(exc)}); it carries "
-                "the ownership tags: run `python -m harness sweep`")
+        return (
+            f"; deleting cluster {name} failed too ({service_message(exc)}); it carries "
+            "the ownership tags: run `python -m harness sweep`"
+        )
     return f"; the cluster {name} this run created is being deleted"
 
 

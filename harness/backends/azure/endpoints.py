@@ -22,8 +22,9 @@ SWEEP = "`python -m harness sweep`"
 POLL_S = 5.0  # between GETs of an endpoint another process is creating
 
 
-def wait_for_endpoint(workspace: MLClient, name: str, poller: Any | None, timeout_s: float
-                      ) -> Endpoint:
+def wait_for_endpoint(
+    workspace: MLClient, name: str, poller: Any | None, timeout_s: float
+) -> Endpoint:
     """Wait for the creation: through its SDK poller in the process that started it, else by
     reading the endpoint's state (another pytest-xdist worker started it)."""
     from azure.core.exceptions import AzureError
@@ -31,8 +32,11 @@ def wait_for_endpoint(workspace: MLClient, name: str, poller: Any | None, timeou
     deadline = Deadline(timeout_s)
     heartbeat = Heartbeat(f"endpoint {name} creation", deadline)
     try:
-        settled = wait_poller(heartbeat, poller) if poller is not None else deadline.until(
-            lambda: _settled(workspace, name, heartbeat), POLL_S)
+        settled = (
+            wait_poller(heartbeat, poller)
+            if poller is not None
+            else deadline.until(lambda: _settled(workspace, name, heartbeat), POLL_S)
+        )
     except AzureError as exc:
         raise DeploymentError(_endpoint_failed(name, service_message(exc))) from None
     endpoint = get_endpoint(workspace, name)
@@ -40,10 +44,12 @@ def wait_for_endpoint(workspace: MLClient, name: str, poller: Any | None, timeou
         raise DeploymentError(
             f"endpoint {name} is still {endpoint.provisioning_state or 'being created'} after "
             f"{timeout_s:.0f}s; teardown deletes it (else {SWEEP}); raise "
-            f"{BY_NAME['endpoint_timeout_s'].cli} if this region is slow")
+            f"{BY_NAME['endpoint_timeout_s'].cli} if this region is slow"
+        )
     if endpoint.provisioning_state != "Succeeded":
-        raise DeploymentError(_endpoint_failed(
-            name, f"provisioning state {endpoint.provisioning_state}"))
+        raise DeploymentError(
+            _endpoint_failed(name, f"provisioning state {endpoint.provisioning_state}")
+        )
     return endpoint
 
 
@@ -57,15 +63,19 @@ def _settled(workspace: MLClient, name: str, heartbeat: Heartbeat) -> bool:
 
 def _quota_hint(said: str, otherwise: str) -> str:
     if is_quota(said):
-        return (f"leaked endpoints from earlier runs are the usual cause of endpoint quota "
-                f"errors: run {SWEEP}")
+        return (
+            f"leaked endpoints from earlier runs are the usual cause of endpoint quota "
+            f"errors: run {SWEEP}"
+        )
     return otherwise
 
 
 def _endpoint_failed(name: str, said: str) -> str:
     hint = _quota_hint(said, "the endpoint's events in the studio say more")
-    return (f"endpoint {name} failed to provision ({said}), expected Succeeded; {hint}; "
-            "teardown deletes it")
+    return (
+        f"endpoint {name} failed to provision ({said}), expected Succeeded; {hint}; "
+        "teardown deletes it"
+    )
 
 
 def begin_create_endpoint(workspace: MLClient, name: str, tags: Mapping[str, str]) -> Any:
@@ -73,14 +83,17 @@ def begin_create_endpoint(workspace: MLClient, name: str, tags: Mapping[str, str
     from azure.ai.ml.entities import ManagedOnlineEndpoint
     from azure.core.exceptions import AzureError
 
-    endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags=dict(tags),
-                                     description="fine-tuning acceptance harness")
+    endpoint = ManagedOnlineEndpoint(
+        name=name, auth_mode="key", tags=dict(tags), description="fine-tuning acceptance harness"
+    )
     try:
         poller = workspace.online_endpoints.begin_create_or_update(endpoint)
     except AzureError as exc:
         said = service_message(exc)
-        raise DeploymentError(f"endpoint {name} could not be created: {said}; " + _quota_hint(
-            said, "check the name and the service's message")) from None
+        raise DeploymentError(
+            f"endpoint {name} could not be created: {said}; "
+            + _quota_hint(said, "check the name and the service's message")
+        ) from None
     return poller
 
 
@@ -93,9 +106,13 @@ def get_endpoint(workspace: MLClient, name: str) -> Endpoint:
         found = workspace.online_endpoints.get(name)
     except AzureError as exc:
         raise DeploymentError(f"cannot read endpoint {name}: {service_message(exc)}") from None
-    return Endpoint(name=str(found.name), scoring_uri=str(found.scoring_uri or ""),
-                    auth_mode=str(found.auth_mode), tags=dict(found.tags or {}),
-                    provisioning_state=status_text(found.provisioning_state))
+    return Endpoint(
+        name=str(found.name),
+        scoring_uri=str(found.scoring_uri or ""),
+        auth_mode=str(found.auth_mode),
+        tags=dict(found.tags or {}),
+        provisioning_state=status_text(found.provisioning_state),
+    )
 
 
 def endpoint_key(workspace: MLClient, name: str) -> str:
@@ -104,8 +121,9 @@ def endpoint_key(workspace: MLClient, name: str) -> str:
     try:
         return str(workspace.online_endpoints.get_keys(name).primary_key)
     except AzureError as exc:
-        raise DeploymentError(f"cannot read the keys of endpoint {name}: "
-                              f"{service_message(exc)}") from None
+        raise DeploymentError(
+            f"cannot read the keys of endpoint {name}: {service_message(exc)}"
+        ) from None
 
 
 def delete_endpoint(workspace: MLClient, name: str, timeout_s: float) -> None:
@@ -121,8 +139,12 @@ def delete_endpoint(workspace: MLClient, name: str, timeout_s: float) -> None:
     except ResourceNotFoundError:
         return
     except AzureError as exc:
-        raise CleanupError(f"endpoint {name} could not be deleted: {service_message(exc)}; "
-                           f"it keeps its ownership tags: run {SWEEP}") from None
+        raise CleanupError(
+            f"endpoint {name} could not be deleted: {service_message(exc)}; "
+            f"it keeps its ownership tags: run {SWEEP}"
+        ) from None
     if not finished:
-        raise CleanupError(f"endpoint {name} was still deleting after {timeout_s:.0f}s; the "
-                           f"deletion goes on in Azure and {SWEEP} finishes it if it fails")
+        raise CleanupError(
+            f"endpoint {name} was still deleting after {timeout_s:.0f}s; the "
+            f"deletion goes on in Azure and {SWEEP} finishes it if it fails"
+        )

@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 
 COMPONENT = "chat_completion_pipeline"
 SPEC_KEYS = ("default", "optional", "enum", "min", "max")
-COMPUTE_INPUTS = ("compute_model_import", "compute_preprocess", "compute_finetune",
-                  "compute_model_evaluation")
+COMPUTE_INPUTS = (
+    "compute_model_import",
+    "compute_preprocess",
+    "compute_finetune",
+    "compute_model_evaluation",
+)
 CANCEL_WAIT_S = 60.0
 UNSUCCESSFUL = ("Failed", "NotResponding", "Paused", "Canceled")  # most telling first
 NOT_RESPONDING = "NotResponding"
@@ -48,9 +52,12 @@ def get_component(registry: MLClient, registry_name: str) -> Any:
     try:
         return registry.components.get(COMPONENT, label="latest")
     except AzureError as exc:
-        raise read_failed(exc, f"component {COMPONENT} (label latest)",
-                          f"registry {registry_name}",
-                          f"check {BY_NAME['azure_registry'].cli}") from None
+        raise read_failed(
+            exc,
+            f"component {COMPONENT} (label latest)",
+            f"registry {registry_name}",
+            f"check {BY_NAME['azure_registry'].cli}",
+        ) from None
 
 
 def component_inputs(component: Any) -> dict[str, dict[str, Any]]:
@@ -69,14 +76,22 @@ def component_inputs(component: Any) -> dict[str, dict[str, Any]]:
 def _data_files(data: PreparedData) -> tuple[str, str]:
     missing = [s for s in ("train_sft", "test_sft") if s not in data.files]
     if missing:
-        raise DataError(f"prepared data in {data.directory} lacks {', '.join(missing)}; "
-                        f"found {sorted(data.files)}; prepare the data again")
+        raise DataError(
+            f"prepared data in {data.directory} lacks {', '.join(missing)}; "
+            f"found {sorted(data.files)}; prepare the data again"
+        )
     return data.files["train_sft"], data.files["test_sft"]
 
 
-def build_pipeline(component: Any, card: ModelCard, compute: Compute, data: PreparedData,
-                   parameters: Mapping[str, Any], display_name: str,
-                   tags: Mapping[str, str]) -> Any:
+def build_pipeline(
+    component: Any,
+    card: ModelCard,
+    compute: Compute,
+    data: PreparedData,
+    parameters: Mapping[str, Any],
+    display_name: str,
+    tags: Mapping[str, str],
+) -> Any:
     """The seed's pipeline; the harness's wiring wins over a parameter of the same name."""
     from azure.ai.ml import Input
     from azure.ai.ml.dsl import pipeline
@@ -85,9 +100,12 @@ def build_pipeline(component: Any, card: ModelCard, compute: Compute, data: Prep
 
     train, test = _data_files(data)
     wiring: dict[str, Any] = {name: compute.name for name in COMPUTE_INPUTS}
-    wiring.update(mlflow_model_path=card.id, number_of_gpu_to_use_finetuning=compute.gpus_per_node,
-                  train_file_path=Input(type="uri_file", path=train),
-                  test_file_path=Input(type="uri_file", path=test))
+    wiring.update(
+        mlflow_model_path=card.id,
+        number_of_gpu_to_use_finetuning=compute.gpus_per_node,
+        train_file_path=Input(type="uri_file", path=train),
+        test_file_path=Input(type="uri_file", path=test),
+    )
     inputs = {**parameters, **wiring}
 
     def finetune() -> dict[str, Any]:
@@ -126,9 +144,13 @@ def submit(workspace: MLClient, job: Any, experiment: str) -> JobRun:
 def _handle(job: Any, experiment: str) -> JobRun:
     from harness.backends.base import JobRun
 
-    return JobRun(name=str(job.name), display_name=str(job.display_name or job.name),
-                  status=status_text(job.status), url=str(job.studio_url or ""),
-                  experiment=experiment or str(getattr(job, "experiment_name", "") or ""))
+    return JobRun(
+        name=str(job.name),
+        display_name=str(job.display_name or job.name),
+        status=status_text(job.status),
+        url=str(job.studio_url or ""),
+        experiment=experiment or str(getattr(job, "experiment_name", "") or ""),
+    )
 
 
 def get_job(workspace: MLClient, name: str) -> JobRun:
@@ -141,12 +163,18 @@ def _get(workspace: MLClient, name: str) -> Any:
     try:
         return workspace.jobs.get(name)
     except AzureError as exc:
-        raise read_failed(exc, f"fine-tune job {name}", "the workspace",
-                          "check the workspace settings", JobError) from None
+        raise read_failed(
+            exc, f"fine-tune job {name}", "the workspace", "check the workspace settings", JobError
+        ) from None
 
 
-def wait_for_job(workspace: MLClient, job: JobRun, timeout_s: float, poll_interval_s: float,
-                 not_responding_grace_s: float) -> JobRun:
+def wait_for_job(
+    workspace: MLClient,
+    job: JobRun,
+    timeout_s: float,
+    poll_interval_s: float,
+    not_responding_grace_s: float,
+) -> JobRun:
     """Poll until Completed, Failed or Canceled; cancel the job at the deadline, or when it
     stays NotResponding longer than the grace period; only Completed passes."""
     from harness.backends.base import JOB_FINAL
@@ -159,8 +187,9 @@ def wait_for_job(workspace: MLClient, job: JobRun, timeout_s: float, poll_interv
         heartbeat.beat(status)
         silent_since = (silent_since or time.monotonic()) if status == NOT_RESPONDING else None
         if silent_since is not None and time.monotonic() - silent_since > not_responding_grace_s:
-            _cancel_not_responding(workspace, job, time.monotonic() - silent_since,
-                                   not_responding_grace_s)
+            _cancel_not_responding(
+                workspace, job, time.monotonic() - silent_since, not_responding_grace_s
+            )
         if deadline.expired:
             _cancel_at_deadline(workspace, job, timeout_s, status)
         deadline.sleep(poll_interval_s)
@@ -175,8 +204,9 @@ def wait_for_job(workspace: MLClient, job: JobRun, timeout_s: float, poll_interv
     return done
 
 
-def _cancel_not_responding(workspace: MLClient, job: JobRun, silent_s: float, grace_s: float
-                           ) -> None:
+def _cancel_not_responding(
+    workspace: MLClient, job: JobRun, silent_s: float, grace_s: float
+) -> None:
     try:
         cancel(workspace, job.name)
         outcome = "it was cancelled"
@@ -185,7 +215,8 @@ def _cancel_not_responding(workspace: MLClient, job: JobRun, silent_s: float, gr
     raise JobError(
         f"fine-tune job {job.name} has been {NOT_RESPONDING} for {short_duration(silent_s)}, "
         f"longer than the grace period of {short_duration(grace_s)}; {outcome}; its nodes stopped "
-        f"reporting: see {job.url}, or raise {BY_NAME['job_not_responding_grace_s'].cli}")
+        f"reporting: see {job.url}, or raise {BY_NAME['job_not_responding_grace_s'].cli}"
+    )
 
 
 def _cancel_at_deadline(workspace: MLClient, job: JobRun, timeout_s: float, status: str) -> None:
@@ -207,11 +238,15 @@ def cancel(workspace: MLClient, name: str, timeout_s: float = CANCEL_WAIT_S) -> 
 
     deadline = Deadline(min(timeout_s, CANCEL_WAIT_S))
     try:
-        wait_poller(Heartbeat(f"fine-tune job {name} cancellation", deadline),
-                    workspace.jobs.begin_cancel(name))
+        wait_poller(
+            Heartbeat(f"fine-tune job {name} cancellation", deadline),
+            workspace.jobs.begin_cancel(name),
+        )
     except AzureError as exc:
-        raise CleanupError(f"fine-tune job {name} could not be cancelled: "
-                           f"{service_message(exc)}; cancel it in the studio") from None
+        raise CleanupError(
+            f"fine-tune job {name} could not be cancelled: "
+            f"{service_message(exc)}; cancel it in the studio"
+        ) from None
 
 
 def cancel_unless_final(workspace: MLClient, name: str, timeout_s: float) -> None:
@@ -234,28 +269,37 @@ def failure_detail(workspace: MLClient, name: str) -> str:
     except AzureError as exc:
         return f"(the job's error could not be read: {service_message(exc)})"
     if CORE_QUOTA_CODE.casefold() in detail.casefold() or is_quota(detail):
-        detail += ("; this is a quota failure at run time: the subscription's core quota for "
-                   f"the cluster's VM family is too small; request a quota increase or pass "
-                   f"{BY_NAME['compute_sku'].cli} with a size of another family")
+        detail += (
+            "; this is a quota failure at run time: the subscription's core quota for "
+            f"the cluster's VM family is too small; request a quota increase or pass "
+            f"{BY_NAME['compute_sku'].cli} with a size of another family"
+        )
     return detail
 
 
-def _unsuccessful_steps(workspace: MLClient, run_id: str, prefix: str, depth: int
-                        ) -> Iterator[tuple[str, str, str]]:
+def _unsuccessful_steps(
+    workspace: MLClient, run_id: str, prefix: str, depth: int
+) -> Iterator[tuple[str, str, str]]:
     """(step path, status, error) of every step that did not complete, the innermost one
     where a step is itself a pipeline (chat_completion_pipeline's steps sit one level down)."""
     # azure-ai-ml reads children and errors through RunHistory only (jobs.stream uses the same
     # private operations); jobs.list(parent_job_name=...) would first GET each child as a job.
     runs = workspace.jobs._runs_operations
     children = [c for c in runs.get_run_children(run_id) if c is not None]
-    failed = sorted((c for c in children if status_text(c.status) in UNSUCCESSFUL),
-                    key=lambda c: UNSUCCESSFUL.index(status_text(c.status)))
+    failed = sorted(
+        (c for c in children if status_text(c.status) in UNSUCCESSFUL),
+        key=lambda c: UNSUCCESSFUL.index(status_text(c.status)),
+    )
     for child in failed:
         path = f"{prefix}{child.display_name or child.name}"
-        inner = list(_unsuccessful_steps(workspace, str(child.name), f"{path}/", depth + 1)
-                     ) if depth < MAX_DEPTH else []
-        yield from inner or [(path, status_text(child.status),
-                              _run_error(workspace, str(child.name)))]
+        inner = (
+            list(_unsuccessful_steps(workspace, str(child.name), f"{path}/", depth + 1))
+            if depth < MAX_DEPTH
+            else []
+        )
+        yield from inner or [
+            (path, status_text(child.status), _run_error(workspace, str(child.name)))
+        ]
 
 
 def _run_error(workspace: MLClient, run_id: str) -> str:

@@ -36,8 +36,10 @@ def rest_tracking_uri(uri: str) -> str:
     the same service, at the path azureml-mlflow uses for MLflow 2 and 3 clients."""
     parts = urlsplit(uri)
     if parts.scheme not in ("azureml", "https") or not parts.netloc:
-        raise JobError(f"workspace MLflow tracking URI {uri!r} is not azureml:// or https://; "
-                       "check the workspace in the studio")
+        raise JobError(
+            f"workspace MLflow tracking URI {uri!r} is not azureml:// or https://; "
+            "check the workspace in the studio"
+        )
     path = parts.path.rstrip("/").replace(V1, V2, 1)
     return urlunsplit(("https", parts.netloc, path, "", ""))
 
@@ -49,8 +51,9 @@ def tracking_uri(workspace: MLClient) -> str:
     try:
         uri = workspace.workspaces.get(name).mlflow_tracking_uri
     except AzureError as exc:
-        raise JobError(f"cannot read workspace {name} for its MLflow tracking URI: "
-                       f"{service_message(exc)}") from None
+        raise JobError(
+            f"cannot read workspace {name} for its MLflow tracking URI: {service_message(exc)}"
+        ) from None
     if not uri:
         raise JobError(f"workspace {name} reports no MLflow tracking URI; check it in the studio")
     return rest_tracking_uri(str(uri))
@@ -76,10 +79,13 @@ def job_metrics(store: Any, experiment: str, job: JobRun) -> TrainingMetrics:
         run = _training_run(store, experiment, job)
         history = {key: _history(store, run.info.run_id, key) for key in sorted(run.data.metrics)}
     except MlflowException as exc:
-        raise JobError(f"cannot read the MLflow metrics of job {job.name}: {exc.message}; "
-                       f"see {job.url}") from None
-    return TrainingMetrics(series={key: [v for _, v in points] for key, points in history.items()},
-                           steps={key: [s for s, _ in points] for key, points in history.items()})
+        raise JobError(
+            f"cannot read the MLflow metrics of job {job.name}: {exc.message}; see {job.url}"
+        ) from None
+    return TrainingMetrics(
+        series={key: [v for _, v in points] for key, points in history.items()},
+        steps={key: [s for s, _ in points] for key, points in history.items()},
+    )
 
 
 def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
@@ -87,10 +93,12 @@ def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
 
     found = store.get_experiment_by_name(experiment)
     if found is None:
-        raise JobError(f"MLflow experiment {experiment} of job {job.name} not found; "
-                       f"see {job.url}")
-    runs = list(store.search_runs([found.experiment_id],
-                                  f"tags.mlflow.rootRunId='{job.name}'", ViewType.ALL, MAX_RUNS))
+        raise JobError(f"MLflow experiment {experiment} of job {job.name} not found; see {job.url}")
+    runs = list(
+        store.search_runs(
+            [found.experiment_id], f"tags.mlflow.rootRunId='{job.name}'", ViewType.ALL, MAX_RUNS
+        )
+    )
     training = [r for r in runs if TRAINING_MARKER in r.data.metrics]
     training.sort(key=lambda r: r.info.run_id == job.name)  # a step run before the root's copy
     if not training:
@@ -105,5 +113,6 @@ def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
 
 def _history(store: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     metrics = store.get_metric_history(run_id, key)
-    return [(int(m.step), float(m.value))
-            for m in sorted(metrics, key=lambda m: (m.step, m.timestamp))]
+    return [
+        (int(m.step), float(m.value)) for m in sorted(metrics, key=lambda m: (m.step, m.timestamp))
+    ]

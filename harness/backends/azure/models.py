@@ -31,16 +31,19 @@ LATEST = "latest"
 _REGISTRY_FIX = f"pass {BY_NAME['azure_registry'].cli} with a registry it can read"
 MAX_VERSIONS_SHOWN = 10
 # Where a registered model's job shows in what the service returns: ``jobName``, else its path.
-_JOB_IN_PATH = (re.compile(r"azureml://jobs/([^/]+)/outputs/"),
-                re.compile(r"/ExperimentRun/dcid\.([^/]+)/"))
+_JOB_IN_PATH = (
+    re.compile(r"azureml://jobs/([^/]+)/outputs/"),
+    re.compile(r"/ExperimentRun/dcid\.([^/]+)/"),
+)
 
 
 def _option(name: str) -> str:
     return BY_NAME[name].cli
 
 
-def get_foundation_model(registry: MLClient, registry_name: str, name: str,
-                         version_or_label: str) -> ModelCard:
+def get_foundation_model(
+    registry: MLClient, registry_name: str, name: str, version_or_label: str
+) -> ModelCard:
     """A pinned version when numeric, else a label such as ``latest``; the card comes from
     the version's raw resource (tags, system metadata, archive state)."""
     version = version_or_label
@@ -49,8 +52,14 @@ def get_foundation_model(registry: MLClient, registry_name: str, name: str,
     raw = _raw_version(registry, registry_name, name, version)
     props: Mapping[str, Any] = raw.get("properties") or {}
     asset = f"azureml://registries/{registry_name}/models/{name}/versions/{version}"
-    return model_card(name, version, str(raw.get("id") or asset), props.get("tags") or {},
-                      props.get("system_metadata") or {}, bool(props.get("isArchived")))
+    return model_card(
+        name,
+        version,
+        str(raw.get("id") or asset),
+        props.get("tags") or {},
+        props.get("system_metadata") or {},
+        bool(props.get("isArchived")),
+    )
 
 
 def _resolve_label(registry: MLClient, registry_name: str, name: str, label: str) -> str:
@@ -65,32 +74,46 @@ def _resolve_label(registry: MLClient, registry_name: str, name: str, label: str
     except ValidationException:
         pass
     except AzureError as exc:
-        raise read_failed(exc, f"model {name} (label {label})", f"registry {registry_name}",
-                          _REGISTRY_FIX) from None
-    why = ("the registry lists no active version of it: the model may be archived (archived "
-           "versions are left out when resolving latest)" if label == LATEST else
-           f"label {label} is not one the SDK resolves (use {LATEST} or a version number)")
+        raise read_failed(
+            exc, f"model {name} (label {label})", f"registry {registry_name}", _REGISTRY_FIX
+        ) from None
+    why = (
+        "the registry lists no active version of it: the model may be archived (archived "
+        "versions are left out when resolving latest)"
+        if label == LATEST
+        else f"label {label} is not one the SDK resolves (use {LATEST} or a version number)"
+    )
     raise ConfigError(
         f"model {name} (label {label}) resolves to nothing in registry {registry_name}: {why}; "
-        f"{_versions_hint(registry, registry_name, name)}")
+        f"{_versions_hint(registry, registry_name, name)}"
+    )
 
 
-def _raw_version(registry: MLClient, registry_name: str, name: str, version: str
-                 ) -> Mapping[str, Any]:
+def _raw_version(
+    registry: MLClient, registry_name: str, name: str, version: str
+) -> Mapping[str, Any]:
     from azure.ai.ml._utils._registry_utils import get_registry_versioned_asset
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
     ops: Any = registry.models
     try:
-        raw = get_registry_versioned_asset(ops._registry_service_client, "models", name, version,
-                                           ops._resource_group_name, ops._registry_name)
+        raw = get_registry_versioned_asset(
+            ops._registry_service_client,
+            "models",
+            name,
+            version,
+            ops._resource_group_name,
+            ops._registry_name,
+        )
     except ResourceNotFoundError:
         raise ConfigError(
             f"model {name} version {version} not found in registry {registry_name}; "
-            f"{_versions_hint(registry, registry_name, name)}") from None
+            f"{_versions_hint(registry, registry_name, name)}"
+        ) from None
     except AzureError as exc:
-        raise read_failed(exc, f"model {name} version {version}", f"registry {registry_name}",
-                          _REGISTRY_FIX) from None
+        raise read_failed(
+            exc, f"model {name} version {version}", f"registry {registry_name}", _REGISTRY_FIX
+        ) from None
     return raw if isinstance(raw, Mapping) else {}
 
 
@@ -101,17 +124,29 @@ def _listed(registry: MLClient, name: str) -> list[Mapping[str, Any]]:
     from azure.ai.ml._utils._registry_utils import list_registry_assets
 
     ops: Any = registry.models
-    found = list(list_registry_assets(
-        ops._registry_service_client, "models", name, ops._resource_group_name,
-        ops._registry_name, ModelVersion, lambda item: item, list_view_type="All"))
-    return sorted(found, key=lambda v: int(v["name"]) if str(v["name"]).isdigit() else -1,
-                  reverse=True)
+    found = list(
+        list_registry_assets(
+            ops._registry_service_client,
+            "models",
+            name,
+            ops._resource_group_name,
+            ops._registry_name,
+            ModelVersion,
+            lambda item: item,
+            list_view_type="All",
+        )
+    )
+    return sorted(
+        found, key=lambda v: int(v["name"]) if str(v["name"]).isdigit() else -1, reverse=True
+    )
 
 
 def registry_versions(registry: MLClient, name: str) -> list[tuple[str, bool]]:
     """(version, archived) of every version of ``name``, newest first."""
-    return [(str(item["name"]), bool((item.get("properties") or {}).get("isArchived")))
-            for item in _listed(registry, name)]
+    return [
+        (str(item["name"]), bool((item.get("properties") or {}).get("isArchived")))
+        for item in _listed(registry, name)
+    ]
 
 
 def list_versions(registry: MLClient, registry_name: str, name: str) -> list[RegistryVersion]:
@@ -125,15 +160,22 @@ def list_versions(registry: MLClient, registry_name: str, name: str) -> list[Reg
     try:
         found = _listed(registry, name)
     except AzureError as exc:
-        raise read_failed(exc, f"the versions of model {name}", f"registry {registry_name}",
-                          _REGISTRY_FIX) from None
+        raise read_failed(
+            exc, f"the versions of model {name}", f"registry {registry_name}", _REGISTRY_FIX
+        ) from None
     versions = []
     for item in found:
         props: Mapping[str, Any] = item.get("properties") or {}
         version, archived = str(item["name"]), bool(props.get("isArchived"))
         try:
-            dates = model_card(name, version, str(item.get("id", "")), props.get("tags") or {},
-                               props.get("system_metadata") or {}, archived).deprecation.dates()
+            dates = model_card(
+                name,
+                version,
+                str(item.get("id", "")),
+                props.get("tags") or {},
+                props.get("system_metadata") or {},
+                archived,
+            ).deprecation.dates()
         except TagError:
             dates = {}  # a malformed version still shows in the listing
         versions.append(RegistryVersion(version, archived=archived, deprecation=dates))
@@ -149,12 +191,14 @@ def _versions_hint(registry: MLClient, registry_name: str, name: str) -> str:
     except AzureError:
         return f"pass {_option('model_version')} with a version the registry holds"
     if not versions:
-        return (f"the registry returns no version of {name} at all: check "
-                f"{_option('model_name')}")
-    shown = ", ".join(f"{v} (archived)" if archived else v
-                      for v, archived in versions[:MAX_VERSIONS_SHOWN])
-    return (f"versions the registry returns: {shown}; pass {_option('model_version')} with "
-            f"one of them (e.g. {_option('model_version')} {versions[0][0]})")
+        return f"the registry returns no version of {name} at all: check {_option('model_name')}"
+    shown = ", ".join(
+        f"{v} (archived)" if archived else v for v, archived in versions[:MAX_VERSIONS_SHOWN]
+    )
+    return (
+        f"versions the registry returns: {shown}; pass {_option('model_version')} with "
+        f"one of them (e.g. {_option('model_version')} {versions[0][0]})"
+    )
 
 
 def model_version() -> str:
@@ -172,8 +216,9 @@ def lineage(model: Any) -> str:
     return next((m.group(1) for p in _JOB_IN_PATH if (m := p.search(path))), "")
 
 
-def register_model(workspace: MLClient, card: ModelCard, job: JobRun,
-                   tags: Mapping[str, str]) -> RegisteredModel:
+def register_model(
+    workspace: MLClient, card: ModelCard, job: JobRun, tags: Mapping[str, str]
+) -> RegisteredModel:
     """The job's ``trained_model`` output as an MLflow model, tagged and unique."""
     from azure.ai.ml.constants import AssetTypes
     from azure.ai.ml.entities import Model
@@ -183,9 +228,13 @@ def register_model(workspace: MLClient, card: ModelCard, job: JobRun,
 
     name = finetuned_model_name(card.name)
     asset = Model(
-        path=f"azureml://jobs/{job.name}/outputs/trained_model", type=AssetTypes.MLFLOW_MODEL,
-        name=name, version=model_version(), tags=dict(tags),
-        description=f"{card.label} fine-tuned on ultrachat_200k by job {job.name}")
+        path=f"azureml://jobs/{job.name}/outputs/trained_model",
+        type=AssetTypes.MLFLOW_MODEL,
+        name=name,
+        version=model_version(),
+        tags=dict(tags),
+        description=f"{card.label} fine-tuned on ultrachat_200k by job {job.name}",
+    )
     try:
         made = workspace.models.create_or_update(asset)
     except AzureError as exc:
@@ -194,8 +243,13 @@ def register_model(workspace: MLClient, card: ModelCard, job: JobRun,
             f"{service_message(exc)}; check that the job Completed and has a trained_model "
             f"output ({job.url})"
         ) from None
-    return RegisteredModel(name=str(made.name), version=str(made.version), id=str(made.id),
-                           job_name=lineage(made), tags=dict(made.tags or {}))
+    return RegisteredModel(
+        name=str(made.name),
+        version=str(made.version),
+        id=str(made.id),
+        job_name=lineage(made),
+        tags=dict(made.tags or {}),
+    )
 
 
 def delete_model(workspace: MLClient, name: str, version: str) -> None:

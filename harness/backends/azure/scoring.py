@@ -38,7 +38,7 @@ MEANINGS = {
     404: "no such endpoint or deployment at this URI",
     408: "the model did not answer within request_timeout_ms",
     429: "too many requests: over the endpoint's rate limit, or more requests pending than "
-         "2 x max_concurrent_requests_per_instance x instances",
+    "2 x max_concurrent_requests_per_instance x instances",
     500: "internal error in the endpoint's infrastructure",
     502: "the scoring container is not answering (crashed or still starting)",
     503: "the deployment is overloaded or scaling; retry later",
@@ -57,8 +57,13 @@ def reason_for(status: int, headers: Mapping[str, str]) -> str:
     return MEANINGS.get(status, "server error" if status >= 500 else "client error")
 
 
-def invoke(workspace: MLClient, endpoint: Endpoint, deployment: Deployment,
-           request: Mapping[str, Any], timeout_s: float) -> ScoringReply:
+def invoke(
+    workspace: MLClient,
+    endpoint: Endpoint,
+    deployment: Deployment,
+    request: Mapping[str, Any],
+    timeout_s: float,
+) -> ScoringReply:
     """POST the request with the endpoint's key to the deployment; any status is a reply."""
     from harness.backends.base import Secret
 
@@ -66,8 +71,9 @@ def invoke(workspace: MLClient, endpoint: Endpoint, deployment: Deployment,
     return _post(endpoint.scoring_uri, request, key, deployment.name, Deadline(timeout_s))
 
 
-def _post(url: str, request: Mapping[str, Any], key: Secret, deployment: str,
-          deadline: Deadline) -> ScoringReply:
+def _post(
+    url: str, request: Mapping[str, Any], key: Secret, deployment: str, deadline: Deadline
+) -> ScoringReply:
     """No reply at all is the harness's ``ScoringError``, raised outside the ``except`` and
     from frames whose arguments hold the key only as a ``Secret``: pytest prints every
     frame's arguments, and azure-core's frames are handed the headers."""
@@ -81,16 +87,23 @@ def _post(url: str, request: Mapping[str, Any], key: Secret, deployment: str,
     started = time.monotonic()
     try:
         with client:
-            reply = client.send_request(HttpRequest("POST", url, json=dict(request),
-                                                    headers=_headers(key, deployment)))
+            reply = client.send_request(
+                HttpRequest("POST", url, json=dict(request), headers=_headers(key, deployment))
+            )
             reply.read()
     except AzureError as exc:  # no answer at all; the message holds no header, no key
         failure = f"{type(exc).__name__}: {exc.message}"
     else:
-        return ScoringReply(reply.status_code, reply.text(), time.monotonic() - started,
-                            reason_for(reply.status_code, reply.headers))
-    raise ScoringError(f"POST {url} got no reply within {deadline.seconds:g} s ({failure}); "
-                       "check that the endpoint exists and is reachable from here")
+        return ScoringReply(
+            reply.status_code,
+            reply.text(),
+            time.monotonic() - started,
+            reason_for(reply.status_code, reply.headers),
+        )
+    raise ScoringError(
+        f"POST {url} got no reply within {deadline.seconds:g} s ({failure}); "
+        "check that the endpoint exists and is reachable from here"
+    )
 
 
 def _headers(key: Secret, deployment: str) -> dict[str, str]:
@@ -107,8 +120,11 @@ def _policies(deadline: Deadline) -> list[Any]:
 
         def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
             wait = self.get_retry_after(response) or 0.0
-            return (response.http_response.status_code == 429 and settings["total"] > 0
-                    and wait < deadline.remaining)
+            return (
+                response.http_response.status_code == 429
+                and settings["total"] > 0
+                and wait < deadline.remaining
+            )
 
     class AttemptTimeout(SansIOHTTPPolicy[Any, Any]):
         """Each attempt may wait for its answer only as long as the deadline has left."""
@@ -121,12 +137,18 @@ def _policies(deadline: Deadline) -> list[Any]:
     return [ThrottledOnly(retry_total=MAX_RETRIES, timeout=deadline.seconds), AttemptTimeout()]
 
 
-def invoke_raw(endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None,
-               timeout_s: float) -> ScoringReply:
+def invoke_raw(
+    endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None, timeout_s: float
+) -> ScoringReply:
     """POST to the scoring URI as a plain HTTPS client would (``harness.backends.http``)."""
     from harness.backends.base import Secret
     from harness.backends.http import post_score
 
-    return post_score(endpoint.scoring_uri, request, Secret.wrap(key), timeout_s,
-                      f"check that endpoint {endpoint.name} exists and is reachable from here",
-                      reason=reason_for)
+    return post_score(
+        endpoint.scoring_uri,
+        request,
+        Secret.wrap(key),
+        timeout_s,
+        f"check that endpoint {endpoint.name} exists and is reachable from here",
+        reason=reason_for,
+    )

@@ -17,15 +17,15 @@ if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
 
-
 def list_owned(workspace: MLClient) -> list[OwnedResource]:
     from azure.core.exceptions import AzureError
 
     try:
         return [*_endpoints(workspace), *_computes(workspace), *_models(workspace)]
     except AzureError as exc:
-        raise read_failed(exc, "its resources", "the workspace", "check the workspace settings",
-                          CleanupError) from None
+        raise read_failed(
+            exc, "its resources", "the workspace", "check the workspace settings", CleanupError
+        ) from None
 
 
 def _owned(kind: ResourceKind, name: str, tags: Any, detail: str) -> list[OwnedResource]:
@@ -34,15 +34,29 @@ def _owned(kind: ResourceKind, name: str, tags: Any, detail: str) -> list[OwnedR
 
 
 def _endpoints(workspace: MLClient) -> list[OwnedResource]:
-    return [item for ep in workspace.online_endpoints.list() for item in _owned(
-        ResourceKind.ENDPOINT, str(ep.name), ep.tags,
-        f"state {status_text(ep.provisioning_state)}, {ep.scoring_uri}")]
+    return [
+        item
+        for ep in workspace.online_endpoints.list()
+        for item in _owned(
+            ResourceKind.ENDPOINT,
+            str(ep.name),
+            ep.tags,
+            f"state {status_text(ep.provisioning_state)}, {ep.scoring_uri}",
+        )
+    ]
 
 
 def _computes(workspace: MLClient) -> list[OwnedResource]:
-    return [item for c in workspace.compute.list() for item in _owned(
-        ResourceKind.COMPUTE, str(c.name), c.tags,
-        f"{getattr(c, 'size', '?')}, state {status_text(c.provisioning_state)}")]
+    return [
+        item
+        for c in workspace.compute.list()
+        for item in _owned(
+            ResourceKind.COMPUTE,
+            str(c.name),
+            c.tags,
+            f"{getattr(c, 'size', '?')}, state {status_text(c.provisioning_state)}",
+        )
+    ]
 
 
 def _models(workspace: MLClient) -> list[OwnedResource]:
@@ -51,6 +65,10 @@ def _models(workspace: MLClient) -> list[OwnedResource]:
     for container in workspace.models.list():
         if str(container.name).endswith(FINETUNED_SUFFIX):
             for model in workspace.models.list(name=container.name):
-                found += _owned(ResourceKind.MODEL, f"{model.name}:{model.version}", model.tags,
-                                str(model.path or ""))
+                found += _owned(
+                    ResourceKind.MODEL,
+                    f"{model.name}:{model.version}",
+                    model.tags,
+                    str(model.path or ""),
+                )
     return found

@@ -148,8 +148,12 @@ class LocalBackend:
     ) -> Deployment:
         device = compute.serving_device(instance_type)
         version = registry.require_version(self.ws, model.name, model.version)
-        fields = {"name": name, "model_id": model.id, "instance_type": instance_type,
-                  "tags": dict(tags)}
+        fields = {
+            "name": name,
+            "model_id": model.id,
+            "instance_type": instance_type,
+            "tags": dict(tags),
+        }
         handle, proc = deployments.start(
             self.ws, endpoint.name, registry.version_dir(version), fields, device, timeout_s
         )
@@ -170,14 +174,16 @@ class LocalBackend:
     ) -> ScoringReply:
         return self._score(endpoint, request, Secret.wrap(key))
 
-    def _score(self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | None
-               ) -> ScoringReply:
+    def _score(
+        self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | None
+    ) -> ScoringReply:
         """POST as a client would; no reply from a server that died says so (exit code, log)
         instead of blaming the timeout."""
         log = deployments.log_path(self.ws, endpoint.name)
         try:
-            return scoring.post(endpoint.scoring_uri, request, key,
-                                self.config.scoring_timeout_s, log)
+            return scoring.post(
+                endpoint.scoring_uri, request, key, self.config.scoring_timeout_s, log
+            )
         except ScoringError as exc:
             failure = exc
         gone = deployments.server_gone(self.ws, endpoint.name, self.servers.get(endpoint.name))

@@ -40,8 +40,10 @@ def vm_sizes() -> list[VmSize]:
     """This machine's SKUs, as a region's size list: Local_CPU, and Local_GPU with CUDA."""
     cores = os.cpu_count() or 1
     gpus = cuda_devices()
-    return [VmSize(LOCAL_CPU, gpus=0, vcpus=cores),
-            *([VmSize(LOCAL_GPU, gpus=gpus, vcpus=cores)] if gpus else [])]
+    return [
+        VmSize(LOCAL_CPU, gpus=0, vcpus=cores),
+        *([VmSize(LOCAL_GPU, gpus=gpus, vcpus=cores)] if gpus else []),
+    ]
 
 
 def machine_sku() -> str:

@@ -137,8 +137,9 @@ def wait_ready(proc: Child, state: EndpointState, log: Path, timeout_s: float) -
     """Return once ``GET /`` answers 200; DeploymentError (with the log tail) otherwise."""
     url = f"http://{BIND_HOST}:{state.port}/"
     deadline = Deadline(timeout_s)
-    heartbeat = Heartbeat(f"inference server of endpoint {state.name}", deadline, str(log),
-                          every_s=30.0)
+    heartbeat = Heartbeat(
+        f"inference server of endpoint {state.name}", deadline, str(log), every_s=30.0
+    )
 
     def ready() -> bool:
         code = proc.poll()

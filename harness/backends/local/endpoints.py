@@ -137,5 +137,3 @@ def check_port_free(port: int) -> None:
                 f"port {port} on {BIND_HOST} cannot be bound ({exc.strerror}); another process "
                 "holds it; delete the endpoint and create a new one (it gets a new port)"
             ) from exc
-
-

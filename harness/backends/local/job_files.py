@@ -96,8 +96,9 @@ def record_rank(job_dir: Path, rank: int) -> None:
     whoever stops them later (cancel, the sweep) that the pid is still this rank."""
     from harness.backends.local.processes import ProcessRecord
 
-    write_json(job_dir / f"rank{rank}.json", {"rank": rank, **ProcessRecord.of_this_process()
-                                               .to_dict()})
+    write_json(
+        job_dir / f"rank{rank}.json", {"rank": rank, **ProcessRecord.of_this_process().to_dict()}
+    )
 
 
 def rank_processes(job_dir: Path) -> list[dict[str, Any]]:

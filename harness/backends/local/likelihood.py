@@ -50,8 +50,9 @@ def _sum_and_count(model: Any, ids: list[int], mask: list[int]) -> tuple[float, 
     return float(picked[scored].sum()), int(scored.sum())
 
 
-def reference_likelihood(model_dir: Path, conversations: Sequence[Sequence[dict[str, str]]],
-                         max_len: int = MAX_LEN) -> Likelihood:
+def reference_likelihood(
+    model_dir: Path, conversations: Sequence[Sequence[dict[str, str]]], max_len: int = MAX_LEN
+) -> Likelihood:
     """Mean per-token log-likelihood of the assistant turns of ``conversations``, one
     conversation at a time (no padding to get wrong)."""
     import torch
@@ -68,17 +69,27 @@ def reference_likelihood(model_dir: Path, conversations: Sequence[Sequence[dict[
                 summed, tokens = _sum_and_count(model, ids, mask)
                 total, count, scored = total + summed, count + tokens, scored + 1
     if not count:
-        raise DataError(f"none of the {len(conversations)} conversations has an assistant "
-                        "token to score; pass test_gen conversations with assistant turns")
+        raise DataError(
+            f"none of the {len(conversations)} conversations has an assistant "
+            "token to score; pass test_gen conversations with assistant turns"
+        )
     result = Likelihood(total / count, count, scored)
-    logger.info("reference log-likelihood of %s: %.4f nats/token over %d tokens (%.1f s)",
-                model_dir, result.mean, count, time.monotonic() - started)
+    logger.info(
+        "reference log-likelihood of %s: %.4f nats/token over %d tokens (%.1f s)",
+        model_dir,
+        result.mean,
+        count,
+        time.monotonic() - started,
+    )
     return result
 
 
-def compare_models(foundation_dir: Path, finetuned_dir: Path,
-                   conversations: Sequence[Sequence[dict[str, str]]],
-                   max_len: int = MAX_LEN) -> LikelihoodComparison:
+def compare_models(
+    foundation_dir: Path,
+    finetuned_dir: Path,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    max_len: int = MAX_LEN,
+) -> LikelihoodComparison:
     """Both models on the same references; ``improved`` is the quality gate.
 
     The fine-tuned model keeps its foundation's tokenizer, so both count the same tokens; when
@@ -86,9 +97,13 @@ def compare_models(foundation_dir: Path, finetuned_dir: Path,
     """
     comparison = LikelihoodComparison(
         reference_likelihood(foundation_dir, conversations, max_len),
-        reference_likelihood(finetuned_dir, conversations, max_len))
+        reference_likelihood(finetuned_dir, conversations, max_len),
+    )
     if comparison.foundation.tokens != comparison.finetuned.tokens:
-        logger.warning("the models tokenise the references differently (%d vs %d tokens): "
-                       "their log-likelihoods per token are not strictly comparable",
-                       comparison.foundation.tokens, comparison.finetuned.tokens)
+        logger.warning(
+            "the models tokenise the references differently (%d vs %d tokens): "
+            "their log-likelihoods per token are not strictly comparable",
+            comparison.foundation.tokens,
+            comparison.finetuned.tokens,
+        )
     return comparison

@@ -27,8 +27,9 @@ class MetricsWatch:
     The store is asked at most every ``every_s`` (the job's wait polls far more often) and
     not before: a job over within seconds costs no query at all."""
 
-    def __init__(self, client: Callable[[], MlflowClient], run_id: str,
-                 every_s: float = 2.0) -> None:
+    def __init__(
+        self, client: Callable[[], MlflowClient], run_id: str, every_s: float = 2.0
+    ) -> None:
         self.client, self.run_id, self.every_s = client, run_id, every_s
         self.said: dict[str, int] = dict.fromkeys(WATCHED, -1)
         self.asked_at = time.monotonic()
@@ -38,8 +39,9 @@ class MetricsWatch:
             return
         self.asked_at = time.monotonic()
         for key in WATCHED:
-            for point in sorted(self.client().get_metric_history(self.run_id, key),
-                                key=lambda m: m.step):
+            for point in sorted(
+                self.client().get_metric_history(self.run_id, key), key=lambda m: m.step
+            ):
                 if point.step > self.said[key]:
                     log.info("job %s step %d: %s %.4f", self.run_id, point.step, key, point.value)
                     self.said[key] = point.step

@@ -46,8 +46,9 @@ def tiny_model_tags(recipe: str = "") -> dict[str, str]:
     }
 
 
-def get_foundation_model(ws: Workspace, name: str, version_or_label: str,
-                         tags: Mapping[str, str]) -> ModelCard:
+def get_foundation_model(
+    ws: Workspace, name: str, version_or_label: str, tags: Mapping[str, str]
+) -> ModelCard:
     """The card of a registered model; the default tiny model is built when missing
     (``tags``: the ownership tags its build run carries until it is registered)."""
     if name == DEFAULT_MODEL_NAME and not _current_build(ws):
@@ -72,8 +73,12 @@ def build_default(ws: Workspace, tags: Mapping[str, str]) -> None:
         if _current_build(ws):
             return
         run_id, out = new_run(ws, DEFAULT_MODEL_NAME, tags)
-        logger.info("building the default model %s once for workspace %s (about 20 s on two "
-                 "cores; log %s)", DEFAULT_MODEL_NAME, ws.root, _build_log(ws))
+        logger.info(
+            "building the default model %s once for workspace %s (about 20 s on two cores; log %s)",
+            DEFAULT_MODEL_NAME,
+            ws.root,
+            _build_log(ws),
+        )
         try:
             _run_builder(ws, Path(SHIPPED_DATASET), out)
         except BaseException as exc:  # Ctrl-C and SIGTERM too: never a run RUNNING forever
@@ -86,11 +91,11 @@ def build_default(ws: Workspace, tags: Mapping[str, str]) -> None:
         ws.client().set_terminated(run_id, "FINISHED")
 
 
-def new_run(ws: Workspace, name: str, tags: Mapping[str, str] | None = None
-            ) -> tuple[str, Path]:
+def new_run(ws: Workspace, name: str, tags: Mapping[str, str] | None = None) -> tuple[str, Path]:
     """An MLflow run holding the model's files, and the model directory inside it."""
     run = ws.client().create_run(
-        ws.experiment_id(FOUNDATION_EXPERIMENT), run_name=name,
+        ws.experiment_id(FOUNDATION_EXPERIMENT),
+        run_name=name,
         tags={**(tags or {}), TAG_KIND: "foundation"},
     )
     return run.info.run_id, mlflow_model.local_path(run.info.artifact_uri) / "model"
@@ -121,7 +126,12 @@ def _discard_run(ws: Workspace, run_id: str) -> None:
     except Exception as exc:  # the original failure matters more
         logger.warning(
             "could not clean up MLflow run %s of a failed registration (%s: %s); its files may "
-            "remain under %s", run_id, type(exc).__name__, exc, ws.artifacts)
+            "remain under %s",
+            run_id,
+            type(exc).__name__,
+            exc,
+            ws.artifacts,
+        )
 
 
 def _build_log(ws: Workspace) -> Path:
@@ -163,8 +173,9 @@ def list_versions(ws: Workspace, name: str) -> list[RegistryVersion]:
     return [RegistryVersion(str(v.version)) for v in registry.versions_of(ws, name)]
 
 
-def register_model(ws: Workspace, card: ModelCard, job: JobRun, output: Path,
-                   tags: Mapping[str, str]) -> RegisteredModel:
+def register_model(
+    ws: Workspace, card: ModelCard, job: JobRun, output: Path, tags: Mapping[str, str]
+) -> RegisteredModel:
     """The job's MLflow model output as a new version of ``{model}-ultrachat-200k``."""
     if job.status != "Completed" or not (output / "MLmodel").is_file():
         raise JobError(

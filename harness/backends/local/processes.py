@@ -83,16 +83,22 @@ class ProcessRecord:
         return self.pid
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pid": self.pid, "pgid": self.pid, "started": self.started,
-                "cmdline": list(self.cmdline), "token": self.token}
+        return {
+            "pid": self.pid,
+            "pgid": self.pid,
+            "started": self.started,
+            "cmdline": list(self.cmdline),
+            "token": self.token,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ProcessRecord | None:
         """None for a record without proof (written before records had one): never signalled."""
         if not data or not all(k in data for k in ("pid", "started", "cmdline", "token")):
             return None
-        return cls(int(data["pid"]), float(data["started"]), tuple(data["cmdline"]),
-                   str(data["token"]))
+        return cls(
+            int(data["pid"]), float(data["started"]), tuple(data["cmdline"]), str(data["token"])
+        )
 
     def describe(self) -> str:
         return _describe(self.pid, self.cmdline, self.started)
@@ -253,8 +259,12 @@ def _warn_strangers(record: ProcessRecord, what: str) -> None:
             found = _describe(proc.pid, proc.cmdline(), proc.create_time())
             log.warning(
                 "not stopping %s in process group %d%s: it is not the harness's (the pid was "
-                "reused; recorded %s)", found, record.pgid, f" of {what}" if what else "",
-                record.describe())
+                "reused; recorded %s)",
+                found,
+                record.pgid,
+                f" of {what}" if what else "",
+                record.describe(),
+            )
 
 
 def _signal_all(processes: Sequence[psutil.Process], sig: signal.Signals) -> None:

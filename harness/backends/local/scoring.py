@@ -11,8 +11,10 @@ from harness.backends.base import ScoringReply, Secret
 from harness.backends.http import post_score
 
 
-def post(url: str, body: Mapping[str, Any], key: Secret | None, timeout_s: float, log: Path
-         ) -> ScoringReply:
+def post(
+    url: str, body: Mapping[str, Any], key: Secret | None, timeout_s: float, log: Path
+) -> ScoringReply:
     """The reply whatever its status; ScoringError only when no reply came at all."""
-    return post_score(url, body, key, timeout_s,
-                      f"check that the deployment is running and look at its log {log}")
+    return post_score(
+        url, body, key, timeout_s, f"check that the deployment is running and look at its log {log}"
+    )

@@ -29,7 +29,8 @@ def owned_endpoints(ws: Workspace) -> list[OwnedResource]:
             record = state.process
             server = "none" if record is None else ("alive" if alive(record) else "dead")
             detail = f"port {state.port}, server {server}" + (
-                f" ({record.describe()})" if record else "")
+                f" ({record.describe()})" if record else ""
+            )
             found.append(OwnedResource(ResourceKind.ENDPOINT, state.name, dict(state.tags), detail))
     return found
 
@@ -42,9 +43,9 @@ def owned_jobs(ws: Workspace) -> list[OwnedResource]:
         run
         for kind in ("job", "foundation")
         for run in (
-            client.search_runs(ids, filter_string=f"tags.`{TAG_KIND}` = '{kind}'",
-                               max_results=PAGE)
-            if ids else []
+            client.search_runs(ids, filter_string=f"tags.`{TAG_KIND}` = '{kind}'", max_results=PAGE)
+            if ids
+            else []
         )
     ]
     return [

@@ -48,8 +48,16 @@ if TYPE_CHECKING:
     from harness.config import HarnessConfig
     from harness.data import PreparedData
 
-__all__ = ["ENDPOINT_KEY", "AzureRig", "Call", "FakeAzureML", "azure_config", "fake_azure",
-           "make_backend", "prepared_data"]
+__all__ = [
+    "ENDPOINT_KEY",
+    "AzureRig",
+    "Call",
+    "FakeAzureML",
+    "azure_config",
+    "fake_azure",
+    "make_backend",
+    "prepared_data",
+]
 
 SUBSCRIPTION = "00000000-0000-4000-8000-000000000000"
 RESOURCE_GROUP = "rg-harness"
@@ -61,15 +69,21 @@ MODEL = "Phi-4"  # the fake registry's current (not archived) chat model
 class FakeAzureML:
     """Azure ML's services for one workspace and its registry, behind one ``responses`` mock."""
 
-    def __init__(self, rsps: responses.RequestsMock, config: HarnessConfig | None = None,
-                 *, location: str = LOCATION) -> None:
+    def __init__(
+        self,
+        rsps: responses.RequestsMock,
+        config: HarnessConfig | None = None,
+        *,
+        location: str = LOCATION,
+    ) -> None:
         self.scope = Scope(
             subscription=getattr(config, "azure_subscription_id", None) or SUBSCRIPTION,
             resource_group=getattr(config, "azure_resource_group", None) or RESOURCE_GROUP,
             workspace=getattr(config, "azure_workspace", None) or WORKSPACE,
             registry=getattr(config, "azure_registry", None) or "azureml",
             location=location,
-            experiment=getattr(config, "experiment_name", None) or "experiment")
+            experiment=getattr(config, "experiment_name", None) or "experiment",
+        )
         self.router = Router()
         self.ops = Operations(self.router)
         self.registry = Registry(self.scope)
@@ -78,8 +92,15 @@ class FakeAzureML:
         self.jobs = Jobs(self.scope, self.ops)
         self.mlflow = Mlflow(self.scope, self.jobs)
         self.endpoints = Endpoints(self.scope, self.ops)
-        for service in (self.ops, self.registry, self.workspace, self.storage, self.jobs,
-                        self.mlflow, self.endpoints):
+        for service in (
+            self.ops,
+            self.registry,
+            self.workspace,
+            self.storage,
+            self.jobs,
+            self.mlflow,
+            self.endpoints,
+        ):
             self.router.add(service.routes())
         self.router.attach(rsps)
 
@@ -111,8 +132,11 @@ class FakeCredential:
         self.scopes.extend(scopes)
         audience = scopes[0].removesuffix("/.default") if scopes else ""
         expires = int(time.time()) + 3600
-        token = jwt.encode({"aud": audience, "exp": expires, "oid": str(uuid.uuid4())},
-                           "fake-signing-key-for-unit-tests-only", algorithm="HS256")
+        token = jwt.encode(
+            {"aud": audience, "exp": expires, "oid": str(uuid.uuid4())},
+            "fake-signing-key-for-unit-tests-only",
+            algorithm="HS256",
+        )
         return AccessToken(token, expires)
 
 
@@ -120,14 +144,21 @@ def azure_config(**overrides: Any) -> HarnessConfig:
     """A HarnessConfig for the azure backend pointing at the fake's workspace."""
     from harness import config
 
-    cli = {"backend": "azure", "azure_subscription_id": SUBSCRIPTION,
-           "azure_resource_group": RESOURCE_GROUP, "azure_workspace": WORKSPACE,
-           "model_name": MODEL, "run_id": "hfake0001", **overrides}
+    cli = {
+        "backend": "azure",
+        "azure_subscription_id": SUBSCRIPTION,
+        "azure_resource_group": RESOURCE_GROUP,
+        "azure_workspace": WORKSPACE,
+        "model_name": MODEL,
+        "run_id": "hfake0001",
+        **overrides,
+    }
     return config.resolve(cli={k: v for k, v in cli.items() if v is not None}, env={}, ini={})
 
 
-def make_backend(config: HarnessConfig, *, retry_total: int = 0, poll_interval_s: float = 0.0
-                 ) -> AzureBackend:
+def make_backend(
+    config: HarnessConfig, *, retry_total: int = 0, poll_interval_s: float = 0.0
+) -> AzureBackend:
     """An AzureBackend for the fake: fake credential, no retries, no waits between polls."""
     from harness.backends.azure import AzureBackend
 
@@ -145,8 +176,7 @@ class AzureRig:
 
 
 @contextmanager
-def fake_azure(config: HarnessConfig | None = None, *, retry_total: int = 0
-               ) -> Iterator[AzureRig]:
+def fake_azure(config: HarnessConfig | None = None, *, retry_total: int = 0) -> Iterator[AzureRig]:
     """A started fake and a backend wired to it; everything stops on exit."""
     config = config or azure_config()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -162,8 +192,11 @@ def prepared_data(folder: Path) -> PreparedData:
     """Two tiny JSON Lines splits, as harness.data.prepare writes them."""
     from harness.data import PreparedData
 
-    row = {"prompt": "Hi", "prompt_id": "1", "messages": [
-        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+    row = {
+        "prompt": "Hi",
+        "prompt_id": "1",
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+    }
     files = {}
     for split in ("train_sft", "test_sft", "test_gen"):
         files[split] = str(folder / f"{split}.jsonl")

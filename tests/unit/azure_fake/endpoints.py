@@ -43,13 +43,16 @@ def timed_out() -> Score:
     return Score(408, {"message": "Request timed out after 90000 ms"})
 
 
-def model_error(status: str = "500", reason: str = "Internal Server Error",
-                body: Any = None) -> Score:
+def model_error(
+    status: str = "500", reason: str = "Internal Server Error", body: Any = None
+) -> Score:
     """424: the scoring container's own failure, passed through with its status and reason;
     its body is the container's (here an ``error`` string, which breaks the SDK's parser)."""
-    return Score(424, body if body is not None else {"error": "CUDA error: device-side assert"},
-                 {"ms-azureml-model-error-statuscode": status,
-                  "ms-azureml-model-error-reason": reason})
+    return Score(
+        424,
+        body if body is not None else {"error": "CUDA error: device-side assert"},
+        {"ms-azureml-model-error-statuscode": status, "ms-azureml-model-error-reason": reason},
+    )
 
 
 def throttled(retry_after_s: str = "1") -> Score:
@@ -74,8 +77,11 @@ class Endpoints:
 
     def routes(self) -> list[Route]:
         ws = f"{self.scope.ws}/onlineEndpoints"
-        scoring = (r"https://([^./]+)\." + re.escape(self.scope.location)
-                   + r"\.inference\.ml\.azure\.com/score")
+        scoring = (
+            r"https://([^./]+)\."
+            + re.escape(self.scope.location)
+            + r"\.inference\.ml\.azure\.com/score"
+        )
         return [
             route("GET", "endpoint.list", ws, self._list),
             route("GET", "endpoint", f"{ws}/{NAME}", self._get),
@@ -86,22 +92,31 @@ class Endpoints:
             route("GET", "deployment.list", f"{ws}/{NAME}/deployments", self._deployment_list),
             route("GET", "deployment", f"{ws}/{NAME}/deployments/{NAME}", self._deployment_get),
             route("PUT", "deployment", f"{ws}/{NAME}/deployments/{NAME}", self._deployment_put),
-            route("POST", "deployment.logs", f"{ws}/{NAME}/deployments/{NAME}/getLogs",
-                  self._logs),
+            route("POST", "deployment.logs", f"{ws}/{NAME}/deployments/{NAME}/getLogs", self._logs),
             route("POST", "score", scoring, self._score),
         ]
 
     def _body(self, name: str, body: Mapping[str, Any], state: str) -> dict[str, Any]:
         props = {k: v for k, v in body.get("properties", {}).items() if v is not None}
         uri = self.scope.scoring_uri(name)
-        props.update({"provisioningState": state, "scoringUri": uri,
-                      "swaggerUri": uri.replace("/score", "/swagger.json")})
+        props.update(
+            {
+                "provisioningState": state,
+                "scoringUri": uri,
+                "swaggerUri": uri.replace("/score", "/swagger.json"),
+            }
+        )
         props.setdefault("traffic", {})
-        return {"id": f"{self.scope.ws_path}/onlineEndpoints/{name}", "name": name,
-                "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
-                "location": body.get("location", self.scope.location), "kind": "Managed",
-                "tags": body.get("tags") or {}, "identity": {"type": "SystemAssigned"},
-                "properties": props}
+        return {
+            "id": f"{self.scope.ws_path}/onlineEndpoints/{name}",
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+            "location": body.get("location", self.scope.location),
+            "kind": "Managed",
+            "tags": body.get("tags") or {},
+            "identity": {"type": "SystemAssigned"},
+            "properties": props,
+        }
 
     def _list(self, call: Call, m: re.Match[str]) -> Reply:
         return json_reply(200, {"value": list(self.endpoints.values())})
@@ -117,8 +132,11 @@ class Endpoints:
         existing = self.endpoints.get(name)
         merged = dict(call.body)
         if existing is not None and call.method == "PATCH":
-            merged = {**existing, **call.body, "properties": {
-                **existing["properties"], **call.body.get("properties", {})}}
+            merged = {
+                **existing,
+                **call.body,
+                "properties": {**existing["properties"], **call.body.get("properties", {})},
+            }
         updating = existing is not None
         self.endpoints[name] = self._body(name, merged, "Updating" if updating else "Creating")
 
@@ -146,8 +164,9 @@ class Endpoints:
             for key in [k for k in self.deployments if k[0] == name]:
                 self.deployments.pop(key)
 
-        headers = self.ops.accept(Operation("delete", lambda: ("Succeeded", ""), done),
-                                  location=True, async_header=False)
+        headers = self.ops.accept(
+            Operation("delete", lambda: ("Succeeded", ""), done), location=True, async_header=False
+        )
         return 202, headers, ""
 
     def _keys(self, call: Call, m: re.Match[str]) -> Reply:
@@ -156,8 +175,9 @@ class Endpoints:
         return json_reply(200, {"primaryKey": ENDPOINT_KEY, "secondaryKey": "fake-secondary"})
 
     def _deployment_list(self, call: Call, m: re.Match[str]) -> Reply:
-        return json_reply(200, {"value": [
-            body for (ep, _), body in self.deployments.items() if ep == m.group(1)]})
+        return json_reply(
+            200, {"value": [body for (ep, _), body in self.deployments.items() if ep == m.group(1)]}
+        )
 
     def _deployment_get(self, call: Call, m: re.Match[str]) -> Reply:
         body = self.deployments.get((m.group(1), m.group(2)))
@@ -168,10 +188,14 @@ class Endpoints:
     def _deployment_put(self, call: Call, m: re.Match[str]) -> Reply:
         key = (m.group(1), m.group(2))
         body = copy.deepcopy(call.body)
-        body.update({"id": f"{self.scope.ws_path}/onlineEndpoints/{key[0]}/deployments/"
-                           f"{key[1]}", "name": key[1], "kind": "Managed",
-                     "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/"
-                             "deployments"})
+        body.update(
+            {
+                "id": f"{self.scope.ws_path}/onlineEndpoints/{key[0]}/deployments/{key[1]}",
+                "name": key[1],
+                "kind": "Managed",
+                "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
+            }
+        )
         body["properties"]["provisioningState"] = "Creating"
         body["properties"].setdefault("scaleSettings", {"scaleType": "Default"})
         self.deployments[key] = body
@@ -179,8 +203,9 @@ class Endpoints:
         def done(status: str) -> None:
             body["properties"]["provisioningState"] = status
 
-        operation = Operation("deployment", lambda: (self.deployment_state,
-                                                     self.deployment_error), done)
+        operation = Operation(
+            "deployment", lambda: (self.deployment_state, self.deployment_error), done
+        )
         return json_reply(201, body, self.ops.accept(operation))
 
     def _logs(self, call: Call, m: re.Match[str]) -> Reply:

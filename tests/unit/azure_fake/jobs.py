@@ -20,18 +20,34 @@ from typing import Any
 from azure_fake.lro import Operation, Operations
 from azure_fake.wire import NAME, Call, Reply, Route, Scope, error_reply, json_reply, route
 
-STEPS = ("ft_nlp_common_validation", "chat_completion_model_import",
-         "chat_completion_datapreprocess", "chat_completion_finetune", "ft_nlp_model_converter")
+STEPS = (
+    "ft_nlp_common_validation",
+    "chat_completion_model_import",
+    "chat_completion_datapreprocess",
+    "chat_completion_finetune",
+    "ft_nlp_model_converter",
+)
 FINETUNE_STEP = "chat_completion_finetune"
 NODE = "chat_completion_pipeline"
 # A NotResponding and an Unknown on the way to Completed: the harness must keep waiting.
-WALK = ["NotStarted", "Queued", "Running", "NotResponding", "Unknown", "Running", "Finalizing",
-        "Completed"]
+WALK = [
+    "NotStarted",
+    "Queued",
+    "Running",
+    "NotResponding",
+    "Unknown",
+    "Running",
+    "Finalizing",
+    "Completed",
+]
 # A core-quota failure at run time (MicrosoftLearning/mslearn-dp100#35)
-CORE_QUOTA = ("UserError", "Job submission to AzureML Compute encountered an Exception with "
-              "status code JobNodeCountExceedsCoreQuota, The specified subscription has a "
-              "Standard NCADSA100v4 Family vCPU quota of 0 and is less than the requested job "
-              "node count of 1 which maps to 24 vCPUs.")
+CORE_QUOTA = (
+    "UserError",
+    "Job submission to AzureML Compute encountered an Exception with "
+    "status code JobNodeCountExceedsCoreQuota, The specified subscription has a "
+    "Standard NCADSA100v4 Family vCPU quota of 0 and is less than the requested job "
+    "node count of 1 which maps to 24 vCPUs.",
+)
 
 
 @dataclass
@@ -64,19 +80,35 @@ class Jobs:
 
     def add_job(self, name: str) -> str:
         """A submitted pipeline job (as the PUT stores it), without building a pipeline."""
-        self._store(name, {"properties": {
-            "jobType": "Pipeline", "experimentName": self.scope.experiment, "displayName": name,
-            "jobs": {}, "inputs": {}, "outputs": {},
-            "settings": {}}})
+        self._store(
+            name,
+            {
+                "properties": {
+                    "jobType": "Pipeline",
+                    "experimentName": self.scope.experiment,
+                    "displayName": name,
+                    "jobs": {},
+                    "inputs": {},
+                    "outputs": {},
+                    "settings": {},
+                }
+            },
+        )
         return self.studio_url(name)
 
     def _store(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         body = copy.deepcopy(body)
         body["properties"]["status"] = "NotStarted"
-        body["properties"]["services"] = {"Studio": {"jobServiceType": "Studio",
-                                                     "endpoint": self.studio_url(name)}}
-        body.update({"id": f"{self.scope.ws_path}/jobs/{name}", "name": name,
-                     "type": "Microsoft.MachineLearningServices/workspaces/jobs"})
+        body["properties"]["services"] = {
+            "Studio": {"jobServiceType": "Studio", "endpoint": self.studio_url(name)}
+        }
+        body.update(
+            {
+                "id": f"{self.scope.ws_path}/jobs/{name}",
+                "name": name,
+                "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+            }
+        )
         self.jobs[name], self.polls[name] = body, 0
         self.submitted_at[name] = time.monotonic()
         return body
@@ -107,12 +139,26 @@ class Jobs:
         if name not in self.jobs:
             return error_reply(404, "UserError", f"job {name} not found")
         self.cancelled.add(name)
-        return 202, self.ops.accept(Operation("cancel", lambda: ("Succeeded", "")),
-                                    location=True, async_header=False), ""
+        return (
+            202,
+            self.ops.accept(
+                Operation("cancel", lambda: ("Succeeded", "")), location=True, async_header=False
+            ),
+            "",
+        )
 
     def _discovery(self, call: Call, m: re.Match[str]) -> Reply:
-        services = ("api", "catalog", "experimentation", "gallery", "history", "hyperdrive",
-                    "labeling", "modelmanagement", "pipelines")
+        services = (
+            "api",
+            "catalog",
+            "experimentation",
+            "gallery",
+            "history",
+            "hyperdrive",
+            "labeling",
+            "modelmanagement",
+            "pipelines",
+        )
         host = self.scope.region_host
         return json_reply(200, {**{s: host for s in services}, "studio": "https://ml.azure.com"})
 
@@ -137,10 +183,16 @@ class Jobs:
             return "Failed" if step == self.failed_step else "Canceled"
         return "Canceled"
 
-    def _run(self, run_id: str, name: str, status: str, parent: str, root: str
-             ) -> dict[str, Any]:
-        return {"runId": run_id, "displayName": name, "status": status, "parentRunId": parent,
-                "rootRunId": root, "experimentId": "exp-1", "runType": "azureml.StepRun"}
+    def _run(self, run_id: str, name: str, status: str, parent: str, root: str) -> dict[str, Any]:
+        return {
+            "runId": run_id,
+            "displayName": name,
+            "status": status,
+            "parentRunId": parent,
+            "rootRunId": root,
+            "experimentId": "exp-1",
+            "runType": "azureml.StepRun",
+        }
 
     def _children(self, call: Call, m: re.Match[str]) -> Reply:
         run = m.group(1)
@@ -151,8 +203,9 @@ class Jobs:
         if run == job:
             runs = [self._run(node, NODE, self._root_status(job), job, job)]
         elif run == node:
-            runs = [self._run(f"{node}-{s}", s, self._step_status(job, s), node, job)
-                    for s in STEPS]
+            runs = [
+                self._run(f"{node}-{s}", s, self._step_status(job, s), node, job) for s in STEPS
+            ]
         else:
             runs = []
         return json_reply(200, {"value": runs})
@@ -166,8 +219,14 @@ class Jobs:
         status = self._step_status(job, step) if step in STEPS else self._root_status(job)
         body: dict[str, Any] = {"runId": run, "status": status}
         if status == "Failed":
-            code, message = self.error if step in STEPS else (
-                "UserError", "Pipeline has failed child jobs. For more details and logs, "
-                "please go to the job detail page and check the child jobs.")
+            code, message = (
+                self.error
+                if step in STEPS
+                else (
+                    "UserError",
+                    "Pipeline has failed child jobs. For more details and logs, "
+                    "please go to the job detail page and check the child jobs.",
+                )
+            )
             body["error"] = {"error": {"code": code, "message": message}}
         return json_reply(200, body)

@@ -54,11 +54,14 @@ class Operations:
 
     def routes(self) -> list[Route]:
         base = re.escape(ARM)
-        return [route("GET", "operation", f"{base}/fake-operations/{NAME}", self._status),
-                route("GET", "operation.result", f"{base}/fake-results/{NAME}", self._result)]
+        return [
+            route("GET", "operation", f"{base}/fake-operations/{NAME}", self._status),
+            route("GET", "operation.result", f"{base}/fake-results/{NAME}", self._result),
+        ]
 
-    def accept(self, op: Operation, *, location: bool = False, async_header: bool = True
-               ) -> dict[str, str]:
+    def accept(
+        self, op: Operation, *, location: bool = False, async_header: bool = True
+    ) -> dict[str, str]:
         """Headers of an accepted operation: ``Azure-AsyncOperation`` and/or ``Location``."""
         op.latency_s = self.latency.get(op.kind, 0.0)
         op_id = f"op{next(self._ids)}"
@@ -106,8 +109,9 @@ class Operations:
         op = self._ops[m.group(1)]
         status = self._finish(op)
         if status is None:
-            return json_reply(200, {"status": "InProgress"},
-                              {"retry-after-ms": self.retry_after_ms})
+            return json_reply(
+                200, {"status": "InProgress"}, {"retry-after-ms": self.retry_after_ms}
+            )
         body: dict[str, object] = {"status": status}
         if status != "Succeeded":
             code, message = _error_parts(op.outcome()[1])

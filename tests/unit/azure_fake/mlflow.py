@@ -36,8 +36,7 @@ class Mlflow:
     metrics: dict[str, list[float]] = field(default_factory=default_metrics)
 
     def routes(self) -> list[Route]:
-        mlf = re.escape(f"{self.scope.region_host}/mlflow/v2.0{self.scope.ws_path}"
-                        "/api/2.0/mlflow")
+        mlf = re.escape(f"{self.scope.region_host}/mlflow/v2.0{self.scope.ws_path}/api/2.0/mlflow")
         return [
             route("GET", "mlflow.experiment", f"{mlf}/experiments/get-by-name", self._experiment),
             route("POST", "mlflow.search", f"{mlf}/runs/search", self._search),
@@ -47,10 +46,17 @@ class Mlflow:
     def _experiment(self, call: Call, m: re.Match[str]) -> Reply:
         name = call.query.get("experiment_name", [""])[0]
         if name != self.scope.experiment:
-            return json_reply(404, {"error_code": "RESOURCE_DOES_NOT_EXIST",
-                                    "message": f"experiment {name} not found"})
-        return json_reply(200, {"experiment": {"experiment_id": "exp-1", "name": name,
-                                               "lifecycle_stage": "active"}})
+            return json_reply(
+                404,
+                {
+                    "error_code": "RESOURCE_DOES_NOT_EXIST",
+                    "message": f"experiment {name} not found",
+                },
+            )
+        return json_reply(
+            200,
+            {"experiment": {"experiment_id": "exp-1", "name": name, "lifecycle_stage": "active"}},
+        )
 
     def _metrics_of(self, run_id: str, job: str) -> dict[str, list[float]]:
         return self.metrics if run_id in (job, self.jobs.training_run_id(job)) else {}
@@ -60,26 +66,50 @@ class Mlflow:
         for job in self.jobs.jobs:
             ids = [job, *(f"{job}-chat_completion_pipeline-{step}" for step in STEPS)]
             for run_id in ids:
-                latest = [{"key": k, "value": v[-1], "timestamp": 0, "step": len(v) - 1}
-                          for k, v in self._metrics_of(run_id, job).items() if v]
-                runs.append({"info": {"run_id": run_id, "experiment_id": "exp-1",
-                                      "run_name": run_id.rsplit("-", 1)[-1],
-                                      "status": "FINISHED", "lifecycle_stage": "active"},
-                             "data": {"metrics": latest, "params": [], "tags": [
-                                 {"key": "mlflow.rootRunId", "value": job}]}})
+                latest = [
+                    {"key": k, "value": v[-1], "timestamp": 0, "step": len(v) - 1}
+                    for k, v in self._metrics_of(run_id, job).items()
+                    if v
+                ]
+                runs.append(
+                    {
+                        "info": {
+                            "run_id": run_id,
+                            "experiment_id": "exp-1",
+                            "run_name": run_id.rsplit("-", 1)[-1],
+                            "status": "FINISHED",
+                            "lifecycle_stage": "active",
+                        },
+                        "data": {
+                            "metrics": latest,
+                            "params": [],
+                            "tags": [{"key": "mlflow.rootRunId", "value": job}],
+                        },
+                    }
+                )
         return runs
 
     def _search(self, call: Call, m: re.Match[str]) -> Reply:
         found = re.search(r"tags\.mlflow\.rootRunId\s*=\s*'([^']+)'", call.body.get("filter", ""))
         root = found.group(1) if found else None
-        runs = [r for r in self._runs() if root is None or any(
-            t["value"] == root for t in r["data"]["tags"] if t["key"] == "mlflow.rootRunId")]
+        runs = [
+            r
+            for r in self._runs()
+            if root is None
+            or any(t["value"] == root for t in r["data"]["tags"] if t["key"] == "mlflow.rootRunId")
+        ]
         return json_reply(200, {"runs": runs})
 
     def _history(self, call: Call, m: re.Match[str]) -> Reply:
         run_id, key = call.query["run_id"][0], call.query["metric_key"][0]
         job = next((j for j in self.jobs.jobs if run_id == j or run_id.startswith(f"{j}-")), "")
         values = self._metrics_of(run_id, job).get(key, [])
-        return json_reply(200, {"metrics": [
-            {"key": key, "value": v, "timestamp": 1000 + i, "step": i}
-            for i, v in enumerate(values)]})
+        return json_reply(
+            200,
+            {
+                "metrics": [
+                    {"key": key, "value": v, "timestamp": 1000 + i, "step": i}
+                    for i, v in enumerate(values)
+                ]
+            },
+        )

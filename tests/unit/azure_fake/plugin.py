@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 
 class AzureFakePlugin:
-    def __init__(self, script: Callable[[FakeAzureML], None] | None = None,
-                 poll_interval_s: float = 0.0) -> None:
+    def __init__(
+        self, script: Callable[[FakeAzureML], None] | None = None, poll_interval_s: float = 0.0
+    ) -> None:
         self.script = script
         self.poll_interval_s = poll_interval_s
         self.mock = responses.RequestsMock(assert_all_requests_are_fired=False)

@@ -31,62 +31,129 @@ def stringified(values: Mapping[str, Any]) -> dict[str, str]:
 
 
 PHI3_DEFAULTS = {
-    "apply_deepspeed": "true", "deepspeed_stage": 2, "apply_lora": "true", "apply_ort": "false",
-    "precision": 16, "ignore_mismatched_sizes": "false", "num_train_epochs": 1,
-    "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1,
-    "gradient_accumulation_steps": 1, "learning_rate": 5e-6, "learning_rate_min": 5e-7,
-    "learning_rate_max": 5e-5, "lr_scheduler_type": "cosine", "logging_strategy": "steps",
-    "logging_steps": 10, "save_total_limit": 1}
+    "apply_deepspeed": "true",
+    "deepspeed_stage": 2,
+    "apply_lora": "true",
+    "apply_ort": "false",
+    "precision": 16,
+    "ignore_mismatched_sizes": "false",
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 1,
+    "per_device_eval_batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 5e-6,
+    "learning_rate_min": 5e-7,
+    "learning_rate_max": 5e-5,
+    "lr_scheduler_type": "cosine",
+    "logging_strategy": "steps",
+    "logging_steps": 10,
+    "save_total_limit": 1,
+}
 PHI3_METADATA = {
     "languages": ["en"],
     "tasks": {"fineTuningTasks": ["chat-completion"], "inferenceTasks": ["chat-completion"]},
     "supportedComputes": {
-        "inferenceComputes": ["Standard_NC6s_v3", "Standard_NC12s_v3", "Standard_NC24s_v3",
-                              "Standard_ND40rs_v2", "Standard_NC24ads_A100_v4",
-                              "Standard_NC48ads_A100_v4", "Standard_ND96asr_v4",
-                              "Standard_ND96amsr_A100_v4", "Standard_NC96ads_A100_v4"],
-        "finetuneComputes": ["Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4",
-                             "Standard_NC96ads_A100_v4", "Standard_ND96asr_v4",
-                             "Standard_ND96amsr_A100_v4"]},
-    "deprecation": {"finetuneDeprecationDate": "2025-06-30T00:00:00.000000Z",
-                    "finetuneRetirementDate": "2025-08-30T00:00:00.000000Z",
-                    "inferenceDeprecationDate": "2025-06-30T00:00:00.000000Z",
-                    "inferenceLegacyDate": "2025-06-09T00:00:00.000000Z",
-                    "inferenceRetirementDate": "2025-08-30T00:00:00.000000Z"},
+        "inferenceComputes": [
+            "Standard_NC6s_v3",
+            "Standard_NC12s_v3",
+            "Standard_NC24s_v3",
+            "Standard_ND40rs_v2",
+            "Standard_NC24ads_A100_v4",
+            "Standard_NC48ads_A100_v4",
+            "Standard_ND96asr_v4",
+            "Standard_ND96amsr_A100_v4",
+            "Standard_NC96ads_A100_v4",
+        ],
+        "finetuneComputes": [
+            "Standard_NC24ads_A100_v4",
+            "Standard_NC48ads_A100_v4",
+            "Standard_NC96ads_A100_v4",
+            "Standard_ND96asr_v4",
+            "Standard_ND96amsr_A100_v4",
+        ],
+    },
+    "deprecation": {
+        "finetuneDeprecationDate": "2025-06-30T00:00:00.000000Z",
+        "finetuneRetirementDate": "2025-08-30T00:00:00.000000Z",
+        "inferenceDeprecationDate": "2025-06-30T00:00:00.000000Z",
+        "inferenceLegacyDate": "2025-06-09T00:00:00.000000Z",
+        "inferenceRetirementDate": "2025-08-30T00:00:00.000000Z",
+    },
     "inferenceSupportedEnvs": ["vllm"],
     "sharedComputeCapacityEnabled": True,
 }
 PHI4_DEFAULTS = {
-    "apply_deepspeed": "true", "deepspeed_stage": 3, "apply_lora": "true", "apply_ort": "false",
-    "precision": 16, "ignore_mismatched_sizes": "false", "num_train_epochs": 1,
-    "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1,
-    "gradient_accumulation_steps": 1, "learning_rate": 5e-6, "lr_scheduler_type": "cosine",
-    "logging_strategy": "steps", "logging_steps": 10, "save_total_limit": 1}
-A100_H100 = ["Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
-             "Standard_ND96asr_v4", "Standard_ND96amsr_A100_v4"]
+    "apply_deepspeed": "true",
+    "deepspeed_stage": 3,
+    "apply_lora": "true",
+    "apply_ort": "false",
+    "precision": 16,
+    "ignore_mismatched_sizes": "false",
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 1,
+    "per_device_eval_batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 5e-6,
+    "lr_scheduler_type": "cosine",
+    "logging_strategy": "steps",
+    "logging_steps": 10,
+    "save_total_limit": 1,
+}
+A100_H100 = [
+    "Standard_NC24ads_A100_v4",
+    "Standard_NC48ads_A100_v4",
+    "Standard_NC96ads_A100_v4",
+    "Standard_ND96asr_v4",
+    "Standard_ND96amsr_A100_v4",
+]
 PHI4_METADATA = {  # published as a new version: objects, not text
     "languages": ["en"],
     "tasks": {"fineTuningTasks": ["chat-completion"], "inferenceTasks": ["chat-completion"]},
     "supportedComputes": {
-        "inferenceComputes": [*A100_H100, "Standard_ND96isr_H100_v5",
-                              "Standard_NC40ads_H100_v5", "Standard_NC80adis_H100_v5"],
-        "finetuneComputes": [*A100_H100, "Standard_NC40ads_H100_v5",
-                             "Standard_NC80adis_H100_v5", "Standard_ND96isr_H100_v5"]},
+        "inferenceComputes": [
+            *A100_H100,
+            "Standard_ND96isr_H100_v5",
+            "Standard_NC40ads_H100_v5",
+            "Standard_NC80adis_H100_v5",
+        ],
+        "finetuneComputes": [
+            *A100_H100,
+            "Standard_NC40ads_H100_v5",
+            "Standard_NC80adis_H100_v5",
+            "Standard_ND96isr_H100_v5",
+        ],
+    },
     "inferenceSupportedEnvs": ["vllm"],
 }
-LLAMA2_TAGS = stringified({  # the tag form, before #5150 (Llama-2-7b-chat spec at 1aa6cc4)
-    "task": "chat-completion",
-    "FinetuneDeprecationDate": "2025-03-31", "FinetuneRetirementDate": "2025-06-30",
-    "InferenceDeprecationDate": "2025-03-31", "InferenceRetirementDate": "2025-06-30",
-    "finetune_compute_allow_list": ["Standard_ND40rs_v2", "Standard_NC48ads_A100_v4",
-                                    "Standard_NC96ads_A100_v4", "Standard_ND96asr_v4",
-                                    "Standard_ND96amsr_A100_v4"],
-    "inference_compute_allow_list": ["Standard_NC12s_v3", "Standard_NC24s_v3",
-                                     "Standard_ND40rs_v2", "Standard_ND96asr_v4",
-                                     "Standard_ND96amsr_A100_v4"],
-    "model_specific_defaults": {"apply_deepspeed": "true", "apply_lora": "true",
-                                "precision": 16, "num_train_epochs": 1},
-})
+LLAMA2_TAGS = stringified(
+    {  # the tag form, before #5150 (Llama-2-7b-chat spec at 1aa6cc4)
+        "task": "chat-completion",
+        "FinetuneDeprecationDate": "2025-03-31",
+        "FinetuneRetirementDate": "2025-06-30",
+        "InferenceDeprecationDate": "2025-03-31",
+        "InferenceRetirementDate": "2025-06-30",
+        "finetune_compute_allow_list": [
+            "Standard_ND40rs_v2",
+            "Standard_NC48ads_A100_v4",
+            "Standard_NC96ads_A100_v4",
+            "Standard_ND96asr_v4",
+            "Standard_ND96amsr_A100_v4",
+        ],
+        "inference_compute_allow_list": [
+            "Standard_NC12s_v3",
+            "Standard_NC24s_v3",
+            "Standard_ND40rs_v2",
+            "Standard_ND96asr_v4",
+            "Standard_ND96amsr_A100_v4",
+        ],
+        "model_specific_defaults": {
+            "apply_deepspeed": "true",
+            "apply_lora": "true",
+            "precision": 16,
+            "num_train_epochs": 1,
+        },
+    }
+)
 
 
 @dataclass
@@ -102,15 +169,28 @@ class RegistryModel:
 
 
 def default_models() -> list[RegistryModel]:
-    phi3_tags = stringified({"_aml_system_vanity_registry": "azureml-phi",
-                             "model_specific_defaults": PHI3_DEFAULTS})
+    phi3_tags = stringified(
+        {"_aml_system_vanity_registry": "azureml-phi", "model_specific_defaults": PHI3_DEFAULTS}
+    )
     phi4_tags = stringified({"model_specific_defaults": PHI4_DEFAULTS})
     return [
         # archived on 2026-06-02 and migrated in place: system metadata as JSON text
-        RegistryModel("Phi-3-mini-4k-instruct", "14", "2024-09-01T00:00:00Z", phi3_tags,
-                      stringified(PHI3_METADATA), archived=True),
-        RegistryModel("Phi-3-mini-4k-instruct", "15", "2025-01-10T00:00:00Z", phi3_tags,
-                      stringified(PHI3_METADATA), archived=True),
+        RegistryModel(
+            "Phi-3-mini-4k-instruct",
+            "14",
+            "2024-09-01T00:00:00Z",
+            phi3_tags,
+            stringified(PHI3_METADATA),
+            archived=True,
+        ),
+        RegistryModel(
+            "Phi-3-mini-4k-instruct",
+            "15",
+            "2025-01-10T00:00:00Z",
+            phi3_tags,
+            stringified(PHI3_METADATA),
+            archived=True,
+        ),
         RegistryModel("Phi-4", "7", "2025-11-03T00:00:00Z", phi4_tags, PHI4_METADATA),
         RegistryModel("Phi-4", "8", "2026-06-20T00:00:00Z", phi4_tags, PHI4_METADATA),
         RegistryModel("Llama-2-7b-chat", "26", "2024-11-20T00:00:00Z", LLAMA2_TAGS),
@@ -132,51 +212,84 @@ class Registry:
     def routes(self) -> list[Route]:
         scope = self.scope
         reg = re.escape(scope.registry_host + scope.registry_path)
-        discovery = re.escape(f"{scope.region_host}/registrymanagement/v1.0/registries/"
-                              f"{scope.registry}/discovery")
+        discovery = re.escape(
+            f"{scope.region_host}/registrymanagement/v1.0/registries/{scope.registry}/discovery"
+        )
         return [
             route("GET", "registry.discovery", discovery, self._discovery),
-            route("GET", "registry.model.versions", f"{reg}/models/{NAME}/versions",
-                  self._model_versions),
+            route(
+                "GET",
+                "registry.model.versions",
+                f"{reg}/models/{NAME}/versions",
+                self._model_versions,
+            ),
             route("GET", "registry.model", f"{reg}/models/{NAME}/versions/{NAME}", self._model),
-            route("GET", "registry.component.versions", f"{reg}/components/{NAME}/versions",
-                  self._component_versions),
-            route("GET", "registry.component", f"{reg}/components/{NAME}/versions/{NAME}",
-                  self._component),
+            route(
+                "GET",
+                "registry.component.versions",
+                f"{reg}/components/{NAME}/versions",
+                self._component_versions,
+            ),
+            route(
+                "GET",
+                "registry.component",
+                f"{reg}/components/{NAME}/versions/{NAME}",
+                self._component,
+            ),
         ]
 
     def _discovery(self, call: Call, m: re.Match[str]) -> Reply:
         # azure-ai-ml _utils/_registry_utils.py RegistryDiscovery reads these fields
         scope = self.scope
-        return json_reply(200, {
-            "registryName": scope.registry, "subscriptionId": scope.registry_subscription,
-            "resourceGroup": scope.registry_resource_group, "primaryRegion": scope.location,
-            "primaryRegionResourceProviderUri": f"{scope.registry_host}/"})
+        return json_reply(
+            200,
+            {
+                "registryName": scope.registry,
+                "subscriptionId": scope.registry_subscription,
+                "resourceGroup": scope.registry_resource_group,
+                "primaryRegion": scope.location,
+                "primaryRegionResourceProviderUri": f"{scope.registry_host}/",
+            },
+        )
 
     def model_body(self, model: RegistryModel) -> dict[str, Any]:
         """rest-api-specs stable/2024-04-01 examples/Registry/ModelVersion/get.json, plus
         ``isArchived`` and ``system_metadata`` (ModelVersionProperties)."""
-        asset = (f"azureml://registries/{self.scope.registry}/models/{model.name}/versions/"
-                 f"{model.version}")
+        asset = (
+            f"azureml://registries/{self.scope.registry}/models/{model.name}/versions/"
+            f"{model.version}"
+        )
         props: dict[str, Any] = {
-            "description": f"{model.name} foundation model", "tags": dict(model.tags),
-            "properties": {}, "isAnonymous": False, "isArchived": model.archived,
-            "flavors": {}, "modelType": "mlflow_model", "modelUri": asset}
+            "description": f"{model.name} foundation model",
+            "tags": dict(model.tags),
+            "properties": {},
+            "isAnonymous": False,
+            "isArchived": model.archived,
+            "flavors": {},
+            "modelType": "mlflow_model",
+            "modelUri": asset,
+        }
         if model.system_metadata is not None:
             props["system_metadata"] = copy.deepcopy(model.system_metadata)
-        return {"id": asset, "name": model.version,
-                "type": "Microsoft.MachineLearningServices/registries/models/versions",
-                "properties": props, "systemData": {"createdAt": model.created}}
+        return {
+            "id": asset,
+            "name": model.version,
+            "type": "Microsoft.MachineLearningServices/registries/models/versions",
+            "properties": props,
+            "systemData": {"createdAt": model.created},
+        }
 
     def _model_versions(self, call: Call, m: re.Match[str]) -> Reply:
         """Newest first; without ``listViewType`` only active versions, as the REST API's
         ListViewType default (ActiveOnly) says: so an archived model's ``latest`` listing is
         empty (not verified against the live registry)."""
         view = call.query.get("listViewType", ["ActiveOnly"])[0].casefold()
-        found = sorted((x for x in self.models if x.name == m.group(1)),
-                       key=lambda x: x.created, reverse=True)
-        found = [x for x in found if {"all": True, "archivedonly": x.archived}.get(
-            view, not x.archived)]
+        found = sorted(
+            (x for x in self.models if x.name == m.group(1)), key=lambda x: x.created, reverse=True
+        )
+        found = [
+            x for x in found if {"all": True, "archivedonly": x.archived}.get(view, not x.archived)
+        ]
         top = int(call.query.get("$top", [len(found)])[0])
         return json_reply(200, {"value": [self.model_body(x) for x in found[:top]]})
 
@@ -184,19 +297,34 @@ class Registry:
         for model in self.models:
             if (model.name, model.version) == (m.group(1), m.group(2)):
                 return json_reply(200, self.model_body(model))
-        return error_reply(404, "UserError",
-                           f"model {m.group(1)}:{m.group(2)} not found in registry")
+        return error_reply(
+            404, "UserError", f"model {m.group(1)}:{m.group(2)} not found in registry"
+        )
 
     def _component_body(self) -> dict[str, Any]:
         spec = self.component
-        asset = (f"azureml://registries/{self.scope.registry}/components/{spec['name']}/"
-                 f"versions/{spec['version']}")
-        return {"id": asset, "name": spec["version"], "properties": {
-            "isAnonymous": False, "tags": {}, "properties": {},
-            "componentSpec": {"name": spec["name"], "version": spec["version"],
-                              "type": "pipeline", "display_name": spec["name"],
-                              "inputs": copy.deepcopy(spec["inputs"]),
-                              "outputs": copy.deepcopy(spec["outputs"]), "jobs": {}}}}
+        asset = (
+            f"azureml://registries/{self.scope.registry}/components/{spec['name']}/"
+            f"versions/{spec['version']}"
+        )
+        return {
+            "id": asset,
+            "name": spec["version"],
+            "properties": {
+                "isAnonymous": False,
+                "tags": {},
+                "properties": {},
+                "componentSpec": {
+                    "name": spec["name"],
+                    "version": spec["version"],
+                    "type": "pipeline",
+                    "display_name": spec["name"],
+                    "inputs": copy.deepcopy(spec["inputs"]),
+                    "outputs": copy.deepcopy(spec["outputs"]),
+                    "jobs": {},
+                },
+            },
+        }
 
     def _component_versions(self, call: Call, m: re.Match[str]) -> Reply:
         if m.group(1) != self.component["name"]:

@@ -29,8 +29,9 @@ class Storage:
         return [
             route("GET", "datastore.list", f"{ws}/datastores", self._datastore_list),
             route("GET", "datastore", f"{ws}/datastores/{NAME}", self._datastore_get),
-            route("POST", "datastore.secrets", f"{ws}/datastores/{NAME}/listSecrets",
-                  self._secrets),
+            route(
+                "POST", "datastore.secrets", f"{ws}/datastores/{NAME}/listSecrets", self._secrets
+            ),
             route("HEAD", "blob", f"{blob}/([^?]+)", self._blob_head),
             route("GET", "blob", f"{blob}/([^?]+)", self._blob_head),
             route("PUT", "blob", f"{blob}/([^?]+)", self._blob_put),
@@ -38,12 +39,19 @@ class Storage:
         ]
 
     def _datastore_body(self) -> dict[str, Any]:
-        return {"id": f"{self.scope.ws_path}/datastores/workspaceblobstore",
-                "name": "workspaceblobstore",
-                "properties": {"datastoreType": "AzureBlob", "isDefault": True,
-                               "accountName": STORAGE_ACCOUNT, "containerName": CONTAINER,
-                               "endpoint": "core.windows.net", "protocol": "https",
-                               "credentials": {"credentialsType": "AccountKey"}}}
+        return {
+            "id": f"{self.scope.ws_path}/datastores/workspaceblobstore",
+            "name": "workspaceblobstore",
+            "properties": {
+                "datastoreType": "AzureBlob",
+                "isDefault": True,
+                "accountName": STORAGE_ACCOUNT,
+                "containerName": CONTAINER,
+                "endpoint": "core.windows.net",
+                "protocol": "https",
+                "credentials": {"credentialsType": "AccountKey"},
+            },
+        }
 
     def _datastore_list(self, call: Call, m: re.Match[str]) -> Reply:
         return json_reply(200, {"value": [self._datastore_body()]})
@@ -57,8 +65,11 @@ class Storage:
     def _blob_head(self, call: Call, m: re.Match[str]) -> Reply:
         if m.group(1) not in self.blobs:
             return 404, {"x-ms-error-code": "BlobNotFound"}, ""
-        return 200, {"Content-Length": str(len(self.blobs[m.group(1)])),
-                     "x-ms-blob-type": "BlockBlob"}, ""
+        return (
+            200,
+            {"Content-Length": str(len(self.blobs[m.group(1)])), "x-ms-blob-type": "BlockBlob"},
+            "",
+        )
 
     def _blob_put(self, call: Call, m: re.Match[str]) -> Reply:
         headers = {"ETag": '"0x1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
@@ -68,6 +79,11 @@ class Storage:
         return 201, headers, ""
 
     def _blob_list(self, call: Call, m: re.Match[str]) -> Reply:
-        return 200, {"Content-Type": "application/xml"}, (
-            '<?xml version="1.0" encoding="utf-8"?><EnumerationResults><Blobs/>'
-            "<NextMarker/></EnumerationResults>")
+        return (
+            200,
+            {"Content-Type": "application/xml"},
+            (
+                '<?xml version="1.0" encoding="utf-8"?><EnumerationResults><Blobs/>'
+                "<NextMarker/></EnumerationResults>"
+            ),
+        )

@@ -66,8 +66,9 @@ def json_reply(status: int, body: Any, headers: Mapping[str, str] | None = None)
     return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body)
 
 
-def error_reply(status: int, code: str, message: str,
-                headers: Mapping[str, str] | None = None) -> Reply:
+def error_reply(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Reply:
     """ARM's ErrorResponse (rest-api-specs common-types/resource-management types.json)."""
     return json_reply(status, {"error": {"code": code, "message": message}}, headers)
 
@@ -117,14 +118,24 @@ class Router:
     def route_names(self) -> list[str]:
         return sorted({r.name for r in self._routes})
 
-    def inject(self, route_name: str, status: int, body: Any = None,
-               headers: Mapping[str, str] | None = None, times: int = 1,
-               method: str | None = None) -> None:
+    def inject(
+        self,
+        route_name: str,
+        status: int,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+        method: str | None = None,
+    ) -> None:
         """Answer the next ``times`` calls of a route with ``status`` (e.g. 429 + Retry-After)."""
-        text = json.dumps(body if body is not None else {
-            "error": {"code": f"Injected{status}", "message": f"injected HTTP {status}"}})
+        text = json.dumps(
+            body
+            if body is not None
+            else {"error": {"code": f"Injected{status}", "message": f"injected HTTP {status}"}}
+        )
         self._injections.setdefault(route_name, []).append(
-            Injection(status, text, dict(headers or {}), times, method))
+            Injection(status, text, dict(headers or {}), times, method)
+        )
 
     def calls(self, route_name: str, method: str | None = None) -> list[Call]:
         return [c for c in self.requests if c.route == route_name and method in (None, c.method)]
@@ -132,7 +143,8 @@ class Router:
     def check(self) -> None:
         """Fail when the SDK sent a request the fake has no route for."""
         assert not self.unmatched, "unserved requests: " + ", ".join(
-            f"{c.method} {c.url}" for c in self.unmatched)
+            f"{c.method} {c.url}" for c in self.unmatched
+        )
 
     def _match(self, call: Call) -> tuple[Route, re.Match[str]] | None:
         for candidate in self._routes:
@@ -154,8 +166,9 @@ class Router:
                 call.route = "unmatched"
                 self.requests.append(call)
                 self.unmatched.append(call)
-                return error_reply(501, "FakeHasNoRoute",
-                                   f"fake has no route for {call.method} {call.url}")
+                return error_reply(
+                    501, "FakeHasNoRoute", f"fake has no route for {call.method} {call.url}"
+                )
             chosen, found = matched
             call.route = chosen.name
             self.requests.append(call)
@@ -187,8 +200,10 @@ class Scope:
 
     @property
     def ws_path(self) -> str:
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.MachineLearningServices/workspaces/{self.workspace}")
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.MachineLearningServices/workspaces/{self.workspace}"
+        )
 
     @property
     def ws(self) -> str:
@@ -207,9 +222,11 @@ class Scope:
 
     @property
     def registry_path(self) -> str:
-        return (f"/mferp/managementfrontend/subscriptions/{self.registry_subscription}/"
-                f"resourceGroups/{self.registry_resource_group}/providers/"
-                f"Microsoft.MachineLearningServices/registries/{self.registry}")
+        return (
+            f"/mferp/managementfrontend/subscriptions/{self.registry_subscription}/"
+            f"resourceGroups/{self.registry_resource_group}/providers/"
+            f"Microsoft.MachineLearningServices/registries/{self.registry}"
+        )
 
     def scoring_uri(self, endpoint: str) -> str:
         return f"https://{endpoint}.{self.location}.inference.ml.azure.com/score"

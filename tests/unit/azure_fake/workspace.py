@@ -29,28 +29,40 @@ SIZES = [
     ("Standard_DS3_v2", "standardDSv2Family", 4, 0),
 ]
 # Usage/list.json: a vmFamily entry per family, "Standard <X> Family Cluster Dedicated vCPUs"
-USAGE = {"standardNCADSA100v4Family": (0, 96), "standardNDASv4_A100Family": (0, 96),
-         "standardNCadsH100v5Family": (0, 40), "standardNCSv3Family": (0, 24),
-         "standardDSv2Family": (2, 24)}
+USAGE = {
+    "standardNCADSA100v4Family": (0, 96),
+    "standardNDASv4_A100Family": (0, 96),
+    "standardNCadsH100v5Family": (0, 40),
+    "standardNCSv3Family": (0, 24),
+    "standardDSv2Family": (2, 24),
+}
 # Async quota failure of a compute creation (Azure/mlops-v2#81, while waiting for creation:
 # Code="BadRequest" Message="The specified subscription has a total vCPU quota of 0 and cannot
 # accomodate for at least 1 requested managed compute node which maps to 2 vCPUs.")
-QUOTA_FAILURE = ("BadRequest: The specified subscription has a total vCPU quota of 0 and cannot "
-                 "accomodate for at least 1 requested managed compute node which maps to 24 "
-                 "vCPUs.")
+QUOTA_FAILURE = (
+    "BadRequest: The specified subscription has a total vCPU quota of 0 and cannot "
+    "accomodate for at least 1 requested managed compute node which maps to 24 "
+    "vCPUs."
+)
 # A name another workspace of the region holds (microsoft/MCW-ML-Ops#28; whether the PUT or its
 # operation fails is not verified, the harness reads both)
-NAME_TAKEN = ("Compute with this name already exists. Compute name needs to be unique across "
-              "all existing computes within an Azure region.")
+NAME_TAKEN = (
+    "Compute with this name already exists. Compute name needs to be unique across "
+    "all existing computes within an Azure region."
+)
 
 
 def usage_entry(scope: Scope, family: str, current: int, limit: int) -> dict[str, Any]:
     label = family.removeprefix("standard").removesuffix("Family")
     name = f"Standard {label} Family Cluster Dedicated vCPUs"
-    return {"id": f"/subscriptions/{scope.subscription}/usages/{name.replace(' ', '_')}",
-            "type": "Microsoft.MachineLearningServices/vmFamily/usages",
-            "currentValue": current, "limit": limit, "unit": "Count",
-            "name": {"value": name, "localizedValue": name}}
+    return {
+        "id": f"/subscriptions/{scope.subscription}/usages/{name.replace(' ', '_')}",
+        "type": "Microsoft.MachineLearningServices/vmFamily/usages",
+        "currentValue": current,
+        "limit": limit,
+        "unit": "Count",
+        "name": {"value": name, "localizedValue": name},
+    }
 
 
 @dataclass
@@ -70,8 +82,13 @@ class Workspace:
 
     def routes(self) -> list[Route]:
         ws = self.scope.ws
-        sizes = re.escape(f"{ARM}/subscriptions/{self.scope.subscription}/providers/"
-                          "Microsoft.MachineLearningServices/locations/") + NAME
+        sizes = (
+            re.escape(
+                f"{ARM}/subscriptions/{self.scope.subscription}/providers/"
+                "Microsoft.MachineLearningServices/locations/"
+            )
+            + NAME
+        )
         return [
             route("GET", "workspace", ws, self._workspace),
             route("GET", "compute.list", f"{ws}/computes", self._compute_list),
@@ -90,36 +107,69 @@ class Workspace:
 
     def _workspace(self, call: Call, m: re.Match[str]) -> Reply:
         scope = self.scope
-        return json_reply(200, {
-            "id": scope.ws_path, "name": scope.workspace, "location": scope.location,
-            "kind": "Default", "properties": {
-                "mlFlowTrackingUri": (f"azureml://{scope.location}.api.azureml.ms/mlflow/v1.0"
-                                      f"{scope.ws_path}"),
-                "workspaceId": "fake-workspace-id", "friendlyName": scope.workspace,
-                "discoveryUrl": f"{scope.region_host}/discovery"}})
+        return json_reply(
+            200,
+            {
+                "id": scope.ws_path,
+                "name": scope.workspace,
+                "location": scope.location,
+                "kind": "Default",
+                "properties": {
+                    "mlFlowTrackingUri": (
+                        f"azureml://{scope.location}.api.azureml.ms/mlflow/v1.0{scope.ws_path}"
+                    ),
+                    "workspaceId": "fake-workspace-id",
+                    "friendlyName": scope.workspace,
+                    "discoveryUrl": f"{scope.region_host}/discovery",
+                },
+            },
+        )
 
     # -- computes ------------------------------------------------------------------------------
 
-    def add_compute(self, name: str, size: str, *, state: str = "Succeeded",
-                    tags: Mapping[str, str] | None = None) -> None:
+    def add_compute(
+        self,
+        name: str,
+        size: str,
+        *,
+        state: str = "Succeeded",
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
         """A cluster that already exists (not created by the harness)."""
-        self.computes[name] = self._compute_body(name, {
-            "location": self.scope.location, "tags": dict(tags or {}), "properties": {
-                "computeType": "AmlCompute", "properties": {
-                    "vmSize": size, "vmPriority": "Dedicated",
-                    "scaleSettings": {"maxNodeCount": 2, "minNodeCount": 0}}}}, state)
+        self.computes[name] = self._compute_body(
+            name,
+            {
+                "location": self.scope.location,
+                "tags": dict(tags or {}),
+                "properties": {
+                    "computeType": "AmlCompute",
+                    "properties": {
+                        "vmSize": size,
+                        "vmPriority": "Dedicated",
+                        "scaleSettings": {"maxNodeCount": 2, "minNodeCount": 0},
+                    },
+                },
+            },
+            state,
+        )
 
-    def _compute_body(self, name: str, body: Mapping[str, Any], state: str,
-                      error: str = "allocation failed") -> dict[str, Any]:
+    def _compute_body(
+        self, name: str, body: Mapping[str, Any], state: str, error: str = "allocation failed"
+    ) -> dict[str, Any]:
         props = copy.deepcopy(dict(body.get("properties", {})))
         props["provisioningState"] = state
         if state == "Failed":
-            props["provisioningErrors"] = [{"error": {
-                "code": "ResourceOperationFailure", "message": error}}]
-        return {"id": f"{self.scope.ws_path}/computes/{name}", "name": name,
-                "type": "Microsoft.MachineLearningServices/workspaces/computes",
-                "location": body.get("location", self.scope.location),
-                "tags": body.get("tags") or {}, "properties": props}
+            props["provisioningErrors"] = [
+                {"error": {"code": "ResourceOperationFailure", "message": error}}
+            ]
+        return {
+            "id": f"{self.scope.ws_path}/computes/{name}",
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/computes",
+            "location": body.get("location", self.scope.location),
+            "tags": body.get("tags") or {},
+            "properties": props,
+        }
 
     def _compute_list(self, call: Call, m: re.Match[str]) -> Reply:
         return json_reply(200, {"value": list(self.computes.values())})
@@ -159,21 +209,38 @@ class Workspace:
         def done(status: str) -> None:
             self.computes.pop(name, None)
 
-        headers = self.ops.accept(Operation("delete", lambda: ("Succeeded", ""), done),
-                                  location=True)
+        headers = self.ops.accept(
+            Operation("delete", lambda: ("Succeeded", ""), done), location=True
+        )
         return 202, headers, ""
 
     def _vm_sizes(self, call: Call, m: re.Match[str]) -> Reply:
-        return json_reply(200, {"value": [
-            {"name": name, "family": family, "vCPUs": vcpus, "gpus": gpus,
-             "osVhdSizeMB": 1047552, "maxResourceVolumeMB": 65536, "memoryGB": vcpus * 9.0,
-             "lowPriorityCapable": True, "premiumIO": True,
-             "supportedComputeTypes": ["AmlCompute", "ComputeInstance"]}
-            for name, family, vcpus, gpus in self.sizes]})
+        return json_reply(
+            200,
+            {
+                "value": [
+                    {
+                        "name": name,
+                        "family": family,
+                        "vCPUs": vcpus,
+                        "gpus": gpus,
+                        "osVhdSizeMB": 1047552,
+                        "maxResourceVolumeMB": 65536,
+                        "memoryGB": vcpus * 9.0,
+                        "lowPriorityCapable": True,
+                        "premiumIO": True,
+                        "supportedComputeTypes": ["AmlCompute", "ComputeInstance"],
+                    }
+                    for name, family, vcpus, gpus in self.sizes
+                ]
+            },
+        )
 
     def _usages(self, call: Call, m: re.Match[str]) -> Reply:
-        entries = [usage_entry(self.scope, family, current, limit)
-                   for family, (current, limit) in self.usage.items()]
+        entries = [
+            usage_entry(self.scope, family, current, limit)
+            for family, (current, limit) in self.usage.items()
+        ]
         return json_reply(200, {"value": entries})
 
     # -- the workspace's model versions ----------------------------------------------------
@@ -185,13 +252,18 @@ class Workspace:
         if job and self.model_lineage == "jobName":
             stored["jobName"] = job.group(1)  # ModelVersionProperties.jobName
         elif job:  # the artifact store path the job's output lives at
-            stored["modelUri"] = (f"azureml://subscriptions/{self.scope.subscription}/"
-                                  f"resourcegroups/{self.scope.resource_group}/workspaces/"
-                                  f"{self.scope.workspace}/datastores/workspaceartifactstore/"
-                                  f"paths/ExperimentRun/dcid.{job.group(1)}/{job.group(2)}")
-        return {"id": f"{self.scope.ws_path}/models/{name}/versions/{version}", "name": version,
-                "type": "Microsoft.MachineLearningServices/workspaces/models/versions",
-                "properties": {"flavors": {}, **stored, "provisioningState": "Succeeded"}}
+            stored["modelUri"] = (
+                f"azureml://subscriptions/{self.scope.subscription}/"
+                f"resourcegroups/{self.scope.resource_group}/workspaces/"
+                f"{self.scope.workspace}/datastores/workspaceartifactstore/"
+                f"paths/ExperimentRun/dcid.{job.group(1)}/{job.group(2)}"
+            )
+        return {
+            "id": f"{self.scope.ws_path}/models/{name}/versions/{version}",
+            "name": version,
+            "type": "Microsoft.MachineLearningServices/workspaces/models/versions",
+            "properties": {"flavors": {}, **stored, "provisioningState": "Succeeded"},
+        }
 
     def _model_put(self, call: Call, m: re.Match[str]) -> Reply:
         key = (m.group(1), m.group(2))
@@ -208,12 +280,26 @@ class Workspace:
 
     def _model_list(self, call: Call, m: re.Match[str]) -> Reply:
         names = sorted({name for name, _ in self.models})
-        return json_reply(200, {"value": [
-            {"id": f"{self.scope.ws_path}/models/{n}", "name": n, "properties": {}}
-            for n in names]})
+        return json_reply(
+            200,
+            {
+                "value": [
+                    {"id": f"{self.scope.ws_path}/models/{n}", "name": n, "properties": {}}
+                    for n in names
+                ]
+            },
+        )
 
     def _model_versions(self, call: Call, m: re.Match[str]) -> Reply:
         active_only = call.query.get("listViewType", ["ActiveOnly"])[0] == "ActiveOnly"
-        return json_reply(200, {"value": [
-            body for (name, _), body in self.models.items() if name == m.group(1)
-            and not (active_only and body["properties"].get("isArchived"))]})
+        return json_reply(
+            200,
+            {
+                "value": [
+                    body
+                    for (name, _), body in self.models.items()
+                    if name == m.group(1)
+                    and not (active_only and body["properties"].get("isArchived"))
+                ]
+            },
+        )

@@ -78,8 +78,13 @@ def report_failure(job_dir: Path, rank: int, exc: Exception, ranked: bool) -> bo
     if read_status(job_dir).get("status") in JOB_FINAL:
         return False
     where = f"rank {rank}: " if ranked else ""
-    write_status(job_dir, "Failed", error=f"{where}{type(exc).__name__}: {exc}",
-                 failed_rank=rank, ended=time.time())
+    write_status(
+        job_dir,
+        "Failed",
+        error=f"{where}{type(exc).__name__}: {exc}",
+        failed_rank=rank,
+        ended=time.time(),
+    )
     return True
 
 

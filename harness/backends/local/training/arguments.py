@@ -108,10 +108,24 @@ def sft_config(
     processes on a CPU talk over gloo (a backend named for one process would make accelerate
     expect a process group)."""
     same = (
-        "num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps",
-        "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "optim", "max_grad_norm",
-        "per_device_train_batch_size", "per_device_eval_batch_size",
-        "gradient_accumulation_steps", "seed", "logging_strategy", "logging_steps", "eval_steps",
+        "num_train_epochs",
+        "max_steps",
+        "learning_rate",
+        "lr_scheduler_type",
+        "warmup_steps",
+        "weight_decay",
+        "adam_beta1",
+        "adam_beta2",
+        "adam_epsilon",
+        "optim",
+        "max_grad_norm",
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "seed",
+        "logging_strategy",
+        "logging_steps",
+        "eval_steps",
     )
     return {
         **{name: getattr(s, name) for name in same},

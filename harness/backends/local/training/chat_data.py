@@ -61,7 +61,10 @@ def encoder(tokenizer: Any, patcher: Patcher | None = None) -> Encoder:
 
     def marked(messages: Messages) -> tuple[list[int], list[int]]:
         out = tokenizer.apply_chat_template(
-            list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+            list(messages),
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
             chat_template=template,
         )
         return list(out["input_ids"]), list(out["assistant_masks"])

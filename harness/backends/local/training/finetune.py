@@ -41,8 +41,10 @@ def probe(device: str) -> Machine:
     )
 
     cuda = device == "cuda"
-    flash = [("flash_attention_3", is_flash_attn_3_available()),
-             ("flash_attention_2", is_flash_attn_2_available())]
+    flash = [
+        ("flash_attention_3", is_flash_attn_3_available()),
+        ("flash_attention_2", is_flash_attn_2_available()),
+    ]
     return Machine(
         device=device,
         bf16_supported=cuda and torch.cuda.is_bf16_supported(),

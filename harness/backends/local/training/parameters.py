@@ -30,17 +30,24 @@ LOCAL_INPUTS: dict[str, dict[str, Any]] = {
         "decreasing): a batch is then per_device_train_batch_size rows, not conversations.",
     },
     "padding_free": {
-        "type": "string", "default": "auto", "optional": True, "enum": ["auto", "true", "false"],
+        "type": "string",
+        "default": "auto",
+        "optional": True,
+        "enum": ["auto", "true", "false"],
         "description": "Flatten each batch into one row with position ids instead of padding "
         "it; auto: with flash attention, and on a CPU.",
     },
     "attn_implementation": {
-        "type": "string", "default": "auto", "optional": True,
+        "type": "string",
+        "default": "auto",
+        "optional": True,
         "enum": ["auto", "eager", "sdpa", "flash_attention_2", "flash_attention_3"],
         "description": "auto: flash attention on a GPU when it is installed, else SDPA.",
     },
     "lora_target_modules": {
-        "type": "string", "default": "all-linear", "optional": True,
+        "type": "string",
+        "default": "all-linear",
+        "optional": True,
         "description": "Comma-separated module names for LoRA, or all-linear (every linear "
         "layer but the output head).",
     },

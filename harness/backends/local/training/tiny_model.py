@@ -205,8 +205,9 @@ def pretrain(
             report_to=[],
             disable_tqdm=True,
         )
-        trainer = SFTTrainer(model=model, args=config, train_dataset=rows,
-                             processing_class=tokenizer)
+        trainer = SFTTrainer(
+            model=model, args=config, train_dataset=rows, processing_class=tokenizer
+        )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     return [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
