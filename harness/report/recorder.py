@@ -11,6 +11,7 @@ Secrets never reach the file: every event goes through ``harness.redaction`` fir
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -46,8 +47,10 @@ VERSIONED_DISTRIBUTIONS = (
 _ERROR_CHARS = 500
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
-    """Installed versions of the harness and its key libraries, read without importing them."""
+    """Installed versions of the harness and its key libraries, read without importing them
+    (parsing their metadata takes a fraction of a second: once per process)."""
     versions: dict[str, str] = {}
     for name in VERSIONED_DISTRIBUTIONS:
         try:
@@ -85,7 +88,7 @@ class Recorder:
         """Append one event (see ``harness.report.events.EVENT_KINDS``); returns what was stored."""
         check_event(kind, fields)
         if kind == "run_started" and "versions" not in fields:
-            fields["versions"] = library_versions()
+            fields["versions"] = dict(library_versions())
         event: Event = {
             "kind": kind,
             "at": self.clock(),

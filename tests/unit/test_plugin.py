@@ -20,7 +20,6 @@ import pytest
 
 from fake_backend import read_events
 
-pytestmark = pytest.mark.unit
 HERE = Path(__file__).resolve().parent
 E2E_SUITE = HERE.parent / "e2e"
 SUITE = 14  # tests in tests/e2e/test_workflow.py
@@ -74,7 +73,20 @@ def events(
     shutil.copy(E2E_SUITE / "test_workflow.py", suite / "test_acceptance_copy.py")
     path = pytester.path / "events.jsonl"
     monkeypatch.setenv("HARNESS_FAKE_EVENTS", str(path))
+    _plots_drawn_elsewhere(monkeypatch)
     return path
+
+
+PNG_STAND_IN = b"\x89PNG\r\n\x1a\n plot drawn by test_report.py"
+
+
+def _plots_drawn_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the plugin's wiring; drawing two plots per run with matplotlib
+    (test_report.py checks them) would cost a fifth of a second per run here."""
+    from harness.report import plots
+
+    monkeypatch.setattr(plots, "loss_png", lambda report: PNG_STAND_IN)
+    monkeypatch.setattr(plots, "timeline_png", lambda report: PNG_STAND_IN)
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
