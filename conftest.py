@@ -20,4 +20,4 @@ def pytest_configure(config: object) -> None:
     hundreds of times and would drown in their lines (before the logging plugin reads it)."""
     option = getattr(config, "option", None)
     if option is not None and getattr(option, "markexpr", "") == "unit":
-        option.log_cli_level = "WARNING"
+        option.log_cli_level = "ERROR"

@@ -142,17 +142,7 @@ def _comparison(report: Mapping[str, Any]) -> list[str]:
     comparison = report.get("comparison")
     if not comparison:
         return []
-    rows = [
-        (
-            r["figure"],
-            text.number(r["old"]),
-            text.number(r["new"]),
-            r["change"],
-            r["tolerance"],
-            r["status"],
-        )
-        for r in comparison["rows"]
-    ]
+    rows = text.comparison_rows(comparison)
     return [
         "",
         f"## Compared with {cell(comparison['old'])}",

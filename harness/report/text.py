@@ -119,3 +119,11 @@ def billable_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         for kind, h in billable["endpoint_instance_hours"].items()
     ]
     return rows
+
+
+def comparison_rows(comparison: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The comparison's rows as the Markdown and HTML pages show them."""
+    return [
+        (r["figure"], number(r["old"]), number(r["new"]), r["change"], r["tolerance"], r["status"])
+        for r in comparison["rows"]
+    ]

@@ -99,17 +99,7 @@ def _comparison(report: Mapping[str, Any]) -> str:
     comparison = report.get("comparison")
     if not comparison:
         return ""
-    rows = [
-        (
-            r["figure"],
-            text.number(r["old"]),
-            text.number(r["new"]),
-            r["change"],
-            r["tolerance"],
-            r["status"],
-        )
-        for r in comparison["rows"]
-    ]
+    rows = text.comparison_rows(comparison)
     return f"<h2>Compared with {escape(str(comparison['old']))}</h2>" + _table(
         ("figure", "before", "now", "change", "tolerance", "status"), rows
     )

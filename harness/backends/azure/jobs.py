@@ -204,14 +204,19 @@ def wait_for_job(
     return done
 
 
+def _cancel_saying(workspace: MLClient, name: str, when: str) -> str:
+    """Cancel the job; how that went, for the error that follows."""
+    try:
+        cancel(workspace, name)
+    except CleanupError as exc:
+        return f"cancelling it{when} failed ({exc})"
+    return f"it was cancelled{when}"
+
+
 def _cancel_not_responding(
     workspace: MLClient, job: JobRun, silent_s: float, grace_s: float
 ) -> None:
-    try:
-        cancel(workspace, job.name)
-        outcome = "it was cancelled"
-    except CleanupError as exc:
-        outcome = f"cancelling it failed ({exc})"
+    outcome = _cancel_saying(workspace, job.name, "")
     raise JobError(
         f"fine-tune job {job.name} has been {NOT_RESPONDING} for {short_duration(silent_s)}, "
         f"longer than the grace period of {short_duration(grace_s)}; {outcome}; its nodes stopped "
@@ -220,11 +225,7 @@ def _cancel_not_responding(
 
 
 def _cancel_at_deadline(workspace: MLClient, job: JobRun, timeout_s: float, status: str) -> None:
-    try:
-        cancel(workspace, job.name)
-        outcome = "it was cancelled at the deadline"
-    except CleanupError as exc:
-        outcome = f"cancelling it at the deadline failed ({exc})"
+    outcome = _cancel_saying(workspace, job.name, " at the deadline")
     raise JobError(
         f"fine-tune job {job.name} did not finish within {timeout_s:.0f}s (last status "
         f"{status}); {outcome}; raise {BY_NAME['job_timeout_s'].cli} or use a larger "
