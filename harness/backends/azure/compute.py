@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, read_failed, service_message, status_text
 from harness.backends.azure.progress import wait_poller
-from harness.compute import check_finetune_sku, default_finetune_sku, gpus_for_sku
+from harness.compute import check_finetune_sku, choose_finetune_sku, gpus_for_sku
 from harness.config import BY_NAME
 from harness.errors import CleanupError, ComputeError
 from harness.waiting import Deadline, Heartbeat
@@ -85,8 +85,7 @@ def ensure_compute(
     if found is not None:
         return _checked(card, found, sizes, created=False)
     offered = [size.name for size in sizes]
-    size = sku or default_finetune_sku(card, offered)
-    check_finetune_sku(card, size, offered)  # refuse before anything is created
+    size = choose_finetune_sku(card, sku, offered)  # refused before anything is created
     try:
         made = _create(workspace, name, size, tags, Deadline(timeout_s))
         return _checked(card, made, sizes, created=True)
