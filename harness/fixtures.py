@@ -26,7 +26,7 @@ from harness.backends.base import (
     ResourceKind,
 )
 from harness.lifecycle import Register, ResourceTracker
-from harness.progress import Progress
+from harness.progress import Progress, quiet_libraries
 
 if TYPE_CHECKING:
     from harness.backends.base import Backend, TrainingMetrics, VmSize
@@ -66,6 +66,7 @@ def backend(
     harness_progress: Progress,
 ) -> Iterator[Backend]:
     """The backend; Azure without settings skips (fails with HARNESS_REQUIRE_LIVE=1)."""
+    quiet_libraries()
     with harness_progress.stage("backend", harness_config.backend):
         missing = harness_config.missing_azure_settings()
         if missing:

@@ -113,8 +113,10 @@ class Signals:
     def _exit_now(self) -> None:
         """atexit, in an interrupted run: exit without Python's finalization, which takes
         seconds once mlflow and datasets are loaded, while CI's SIGKILL is on its way (and
-        the xdist controller waits for its workers). Everything was written and deleted."""
-        if self.signalled:
+        the xdist controller waits for its workers). Everything was written and deleted.
+        A session that never used the harness exits as Python does (other plugins' atexit
+        work, coverage data say, must not be skipped on its account)."""
+        if self.signalled and self.tracker.progress.used:
             logging.shutdown()
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()

@@ -63,31 +63,6 @@ def pytest_configure(config: pytest.Config) -> None:
     signals.install()
 
 
-QUIET_LIBRARIES = (
-    "azure",
-    "urllib3",
-    "msal",
-    "mlflow",
-    "alembic",
-    "filelock",
-    "matplotlib",
-    "fsspec",
-    "datasets",
-    "httpx",
-    "git",
-    "PIL",
-)
-
-
-def _quiet_libraries() -> None:
-    """Live logs at INFO are for the harness's progress; libraries' INFO chatter (azure-core
-    logs every HTTP request) stays out unless the user set their loggers' levels."""
-    for name in QUIET_LIBRARIES:
-        library = logging.getLogger(name)
-        if library.level == logging.NOTSET:
-            library.setLevel(logging.WARNING)
-
-
 def _progress(config: pytest.Config, cfg: config.HarnessConfig) -> Progress:
     """The run's recorder (one events file per run id) and its log file; the process that
     sees every test starts the record afresh."""
@@ -95,7 +70,6 @@ def _progress(config: pytest.Config, cfg: config.HarnessConfig) -> Progress:
     if not _is_worker(config):
         path.unlink(missing_ok=True)  # a run id given again starts a new record
     config.stash[LOG_FILE] = log_to_file(cfg.report_dir / "harness.log")
-    _quiet_libraries()
     return Progress(
         path, {"run_id": cfg.run_id, "backend": cfg.backend, "options": cfg.report_options()}
     )

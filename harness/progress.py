@@ -30,6 +30,32 @@ def events_path(report_dir: Path, run_id: str) -> Path:
     return report_dir / "events" / f"{run_id}.jsonl"
 
 
+QUIET_LIBRARIES = (
+    "azure",
+    "urllib3",
+    "msal",
+    "mlflow",
+    "alembic",
+    "filelock",
+    "matplotlib",
+    "fsspec",
+    "datasets",
+    "httpx",
+    "git",
+    "PIL",
+)
+
+
+def quiet_libraries() -> None:
+    """Live logs at INFO are for the harness's progress; libraries' INFO chatter (azure-core
+    logs every HTTP request) stays out unless the user set their loggers' levels. Called when
+    a session starts using the harness, never for a user's unrelated tests."""
+    for name in QUIET_LIBRARIES:
+        library = logging.getLogger(name)
+        if library.level == logging.NOTSET:
+            library.setLevel(logging.WARNING)
+
+
 class _LazyFile(logging.FileHandler):
     """Opens (and makes the directory of) its file at the first line, not before."""
 
