@@ -12,11 +12,12 @@ matrix); ``compare`` compares two run reports and fails on a regression.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -332,9 +333,13 @@ def sweep(args: argparse.Namespace) -> int:
     """
     older_than_h = None if args.older_than is None else parse_duration_h(args.older_than)
     cfg = config.from_namespace(args)
+    with _harness_log_on_stderr():
+        return _sweep(args, cfg, older_than_h)
+
+
+def _sweep(args: argparse.Namespace, cfg: config.HarnessConfig, older_than_h: float | None) -> int:
     from harness.backends import create_backend
 
-    _show_harness_log()
     backend = create_backend(cfg)
     try:
         doomed = [
@@ -351,13 +356,22 @@ def sweep(args: argparse.Namespace) -> int:
     return status
 
 
-def _show_harness_log() -> None:
-    """The janitor's warnings (a process it refused to stop, ...) go to stderr, one line each."""
+@contextlib.contextmanager
+def _harness_log_on_stderr() -> Iterator[None]:
+    """The janitor's warnings (a process it refused to stop, ...) go to stderr, one line each,
+    for as long as the command runs: a caller that runs it in-process (a test, a notebook) keeps
+    its own logging afterwards, and no handler is left writing to a stream that has closed."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logger = logging.getLogger("harness")
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _delete_all(

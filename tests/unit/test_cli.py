@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -403,6 +404,18 @@ def test_sweep_dry_run(capsys: pytest.CaptureFixture[str], fake: dict[str, Any])
     assert "would delete job fresh" in out
     assert "would delete compute old-long-ttl" in out
     assert "untagged" not in out
+
+
+def test_sweep_leaves_the_callers_logging_as_it_found_it(
+    capsys: pytest.CaptureFixture[str], fake: dict[str, Any]
+) -> None:
+    """In-process callers (tests, notebooks) keep their logging: a handler left behind would
+    write every later harness line to a stream that has since closed ("--- Logging error ---")."""
+    logger = logging.getLogger("harness")
+    handlers, level = list(logger.handlers), logger.level
+    assert run(capsys, "sweep")[0] == 0
+    assert logger.handlers == handlers
+    assert logger.level == level
 
 
 def test_sweep_tries_all_then_fails(
