@@ -6,6 +6,7 @@ wired to it, typed (``AzureRig``).
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import socket
 from collections.abc import Iterator
@@ -75,6 +76,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
         if ours and not any(item.get_closest_marker(m) for m in ("e2e", "faults")):
             item.add_marker(pytest.mark.unit)
+
+
+# Young-generation size while unit tests run. The suite holds azure-ai-ml, MLflow, datasets and
+# matplotlib in memory (about two million objects), and with CPython's default (700) the
+# collector walked all of them some fifteen times a run: 3.5 s of a 20 s suite. With this
+# threshold it collects young objects a tenth as often and the whole heap about once, for
+# about 15 MB more peak memory (measured with tests/unit's gc callbacks, 2026-11).
+_YOUNG_GENERATION = 20_000
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Tune the collector for a unit run only; the e2e suite and the faults keep the default."""
+    if any(item.get_closest_marker("unit") for item in session.items):
+        session.config.stash[_gc_thresholds] = gc.get_threshold()
+        gc.set_threshold(_YOUNG_GENERATION, 20, 20)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    thresholds = config.stash.get(_gc_thresholds, None)
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)
+
+
+_gc_thresholds = pytest.StashKey[tuple[int, ...]]()
 
 
 @pytest.fixture()
