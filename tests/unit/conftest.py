@@ -107,3 +107,16 @@ def azure() -> Iterator[AzureRig]:
     """A fake Azure ML workspace and registry, and a backend that talks to them."""
     with fake_azure() as rig:
         yield rig
+
+
+PNG_STAND_IN = b"\x89PNG\r\n\x1a\n plot drawn by test_report.py"
+
+
+@pytest.fixture
+def plots_drawn_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests of wiring that writes a report (the plugin, a suite against the fake): the two
+    plots, which test_report.py checks, would cost matplotlib a fifth of a second per run."""
+    from harness.report import plots
+
+    monkeypatch.setattr(plots, "loss_png", lambda report: PNG_STAND_IN)
+    monkeypatch.setattr(plots, "timeline_png", lambda report: PNG_STAND_IN)

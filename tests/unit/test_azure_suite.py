@@ -73,7 +73,7 @@ def run_suite(
     return pytester.runpytest_inprocess(*isolated, *ARGS, *args, plugins=[plugin]), plugin
 
 
-@pytest.mark.usefixtures("imported_before_the_snapshot")
+@pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
 def test_the_e2e_suite_passes_against_the_fake_service(pytester: pytest.Pytester) -> None:
     """Phi-3-mini 15 pinned: lists in system metadata as JSON text, retired NCv3 sizes first
     in its inference list, past its fine-tune retirement date (a warning, not an error)."""
@@ -91,7 +91,7 @@ def test_the_e2e_suite_passes_against_the_fake_service(pytester: pytest.Pytester
     assert deployment.body["properties"]["instanceType"] == "Standard_NC24ads_A100_v4"
 
 
-@pytest.mark.usefixtures("imported_before_the_snapshot")
+@pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
 def test_an_archived_model_stops_the_run_before_anything_is_created(
     pytester: pytest.Pytester,
 ) -> None:
@@ -101,7 +101,7 @@ def test_an_archived_model_stops_the_run_before_anything_is_created(
     assert not [c.url for c in plugin.sent() if c.method in CREATING]
 
 
-@pytest.mark.usefixtures("imported_before_the_snapshot")
+@pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
 def test_strict_deprecation_stops_a_retired_model_before_anything_is_created(
     pytester: pytest.Pytester,
 ) -> None:
@@ -118,7 +118,7 @@ def test_strict_deprecation_stops_a_retired_model_before_anything_is_created(
     assert not [c.url for c in plugin.sent() if c.method in CREATING]
 
 
-@pytest.mark.usefixtures("imported_before_the_snapshot")
+@pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
 def test_a_failed_scoring_test_shows_status_reason_and_body(pytester: pytest.Pytester) -> None:
     def model_fails(fake: FakeAzureML) -> None:
         fake.endpoints.score = model_error(

@@ -81,7 +81,10 @@ def _report_libraries() -> None:
 
 @pytest.fixture
 def events(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, _report_libraries: None
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    _report_libraries: None,
+    plots_drawn_elsewhere: None,
 ) -> Path:
     """A project with the e2e suite and the fake backend; returns its events file."""
     for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE"):
@@ -93,20 +96,7 @@ def events(
     shutil.copy(E2E_SUITE / "test_workflow.py", suite / "test_acceptance_copy.py")
     path = pytester.path / "events.jsonl"
     monkeypatch.setenv("HARNESS_FAKE_EVENTS", str(path))
-    _plots_drawn_elsewhere(monkeypatch)
     return path
-
-
-PNG_STAND_IN = b"\x89PNG\r\n\x1a\n plot drawn by test_report.py"
-
-
-def _plots_drawn_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about the plugin's wiring; drawing two plots per run with matplotlib
-    (test_report.py checks them) would cost a fifth of a second per run here."""
-    from harness.report import plots
-
-    monkeypatch.setattr(plots, "loss_png", lambda report: PNG_STAND_IN)
-    monkeypatch.setattr(plots, "timeline_png", lambda report: PNG_STAND_IN)
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
