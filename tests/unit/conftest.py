@@ -82,7 +82,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # matplotlib in memory (about two million objects), and with CPython's default (700) the
 # collector walked all of them some fifteen times a run: 3.5 s of a 20 s suite. With this
 # threshold it collects young objects a tenth as often and the whole heap about once, for
-# about 15 MB more peak memory (measured with tests/unit's gc callbacks, 2026-11).
+# about 15 MB more peak memory (measured with gc.callbacks timing each collection, 2026-11).
 _YOUNG_GENERATION = 20_000
 
 
