@@ -84,6 +84,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # threshold it collects young objects a tenth as often and the whole heap about once, for
 # about 15 MB more peak memory (measured with gc.callbacks timing each collection, 2026-11).
 _YOUNG_GENERATION = 20_000
+_gc_thresholds = pytest.StashKey[tuple[int, ...]]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -99,14 +100,41 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         gc.set_threshold(*thresholds)
 
 
-_gc_thresholds = pytest.StashKey[tuple[int, ...]]()
-
-
 @pytest.fixture()
 def azure() -> Iterator[AzureRig]:
     """A fake Azure ML workspace and registry, and a backend that talks to them."""
     with fake_azure() as rig:
         yield rig
+
+
+@pytest.fixture(scope="session")
+def report_modules_loaded() -> None:
+    """For in-process pytester runs: the report's modules, imported before pytester snapshots
+    sys.modules. A run unloads what it imported, so every run would import them (and compile
+    the schema validator) again, and numpy (under matplotlib) cannot be imported a second time
+    in one process once a run has unloaded it."""
+    import importlib
+
+    for name in (
+        "jsonschema",
+        "sacrebleu.metrics.chrf",
+        "matplotlib.figure",
+        "matplotlib.backends.backend_agg",
+        "harness.report.write",
+        "harness.report.markdown",
+        "harness.report.webpage",
+        "harness.report.plots",
+        "harness.history",
+        "harness.comparison",
+        "harness.quality",
+        "harness.verdict",
+        "harness.data",
+        "harness.scoring",
+    ):
+        importlib.import_module(name)
+    from harness.report.schema import schema_problems
+
+    schema_problems({})  # compiles the validator once
 
 
 PNG_STAND_IN = b"\x89PNG\r\n\x1a\n plot drawn by test_report.py"

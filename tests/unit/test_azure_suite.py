@@ -37,29 +37,25 @@ ARGS = [
 ]
 CREATING = ("PUT", "POST", "PATCH", "DELETE")
 
+pytestmark = pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
+
 
 @pytest.fixture(scope="module")
-def imported_before_the_snapshot() -> None:
-    """Import what the inner runs import before the pytester fixture snapshots sys.modules.
+def imported_before_the_snapshot(report_modules_loaded: None) -> None:
+    """What the inner runs import beyond the report, imported before the pytester fixture
+    snapshots sys.modules (see ``report_modules_loaded``).
 
-    pytester removes from sys.modules whatever an in-process run imported first, so the next
-    import runs the module again: ``datasets`` then registers its pyarrow extension types a
-    second time (ArrowKeyError), and azure-ai-ml's import-time registrations repeat. That, not
-    pytester itself, is what broke the earlier in-process attempt; importing them here, first,
-    keeps one copy for the whole session, and spares every inner run re-importing matplotlib
-    and the metric library for its report.
+    A module imported first inside a run is removed from sys.modules after it, and importing
+    it again runs it again: ``datasets`` then registers its pyarrow extension types a second
+    time (ArrowKeyError), and azure-ai-ml's import-time registrations repeat. That, not
+    pytester itself, is what broke the earlier in-process attempt; importing them here keeps
+    one copy for the whole session.
     """
     import azure.ai.ml
     import azure.ai.ml.dsl
     import azure.ai.ml.entities  # noqa: F401
     import datasets  # noqa: F401
-    import matplotlib.backends.backend_agg
-    import matplotlib.figure  # noqa: F401
     import mlflow.store.tracking.rest_store  # noqa: F401
-    import sacrebleu.metrics.chrf  # noqa: F401
-
-    from harness import history, quality, verdict  # noqa: F401
-    from harness.report import build, markdown, plots, webpage, write  # noqa: F401
 
 
 def run_suite(
@@ -73,7 +69,6 @@ def run_suite(
     return pytester.runpytest_inprocess(*isolated, *ARGS, *args, plugins=[plugin]), plugin
 
 
-@pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
 def test_the_e2e_suite_passes_against_the_fake_service(pytester: pytest.Pytester) -> None:
     """Phi-3-mini 15 pinned: lists in system metadata as JSON text, retired NCv3 sizes first
     in its inference list, past its fine-tune retirement date (a warning, not an error)."""
@@ -91,7 +86,6 @@ def test_the_e2e_suite_passes_against_the_fake_service(pytester: pytest.Pytester
     assert deployment.body["properties"]["instanceType"] == "Standard_NC24ads_A100_v4"
 
 
-@pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
 def test_an_archived_model_stops_the_run_before_anything_is_created(
     pytester: pytest.Pytester,
 ) -> None:
@@ -101,7 +95,6 @@ def test_an_archived_model_stops_the_run_before_anything_is_created(
     assert not [c.url for c in plugin.sent() if c.method in CREATING]
 
 
-@pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
 def test_strict_deprecation_stops_a_retired_model_before_anything_is_created(
     pytester: pytest.Pytester,
 ) -> None:
@@ -118,7 +111,6 @@ def test_strict_deprecation_stops_a_retired_model_before_anything_is_created(
     assert not [c.url for c in plugin.sent() if c.method in CREATING]
 
 
-@pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
 def test_a_failed_scoring_test_shows_status_reason_and_body(pytester: pytest.Pytester) -> None:
     def model_fails(fake: FakeAzureML) -> None:
         fake.endpoints.score = model_error(

@@ -49,41 +49,11 @@ def training_data(tmp_path_factory):
 """
 
 
-@pytest.fixture(scope="session")
-def _report_libraries() -> None:
-    """Imported before pytester's in-process runs snapshot sys.modules: numpy (under
-    matplotlib) cannot be imported a second time in one process once a run unloaded it, and
-    what a run imports is unloaded after it, so every run would import (and the schema
-    validator compile) the report's modules again."""
-    import importlib
-
-    for name in (
-        "jsonschema",
-        "sacrebleu.metrics.chrf",
-        "matplotlib.figure",
-        "matplotlib.backends.backend_agg",
-        "harness.report.write",
-        "harness.report.markdown",
-        "harness.report.webpage",
-        "harness.report.plots",
-        "harness.history",
-        "harness.comparison",
-        "harness.quality",
-        "harness.data",
-        "harness.scoring",
-        "fake_backend",
-    ):
-        importlib.import_module(name)
-    from harness.report.schema import schema_problems
-
-    schema_problems({})  # compiles the validator once
-
-
 @pytest.fixture
 def events(
     pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
-    _report_libraries: None,
+    report_modules_loaded: None,
     plots_drawn_elsewhere: None,
 ) -> Path:
     """A project with the e2e suite and the fake backend; returns its events file."""
