@@ -127,3 +127,19 @@ def test_a_failed_scoring_test_shows_status_reason_and_body(pytester: pytest.Pyt
             "CUDA error: device-side assert*",
         ]
     )
+
+
+def test_the_e2e_suite_passes_on_the_finetuning_job_route(pytester: pytest.Pytester) -> None:
+    """Managed compute: the same suite, a FineTuning job at the preview api-version instead of
+    the pipeline, no cluster, the job's own registered model on the same key-auth endpoint."""
+    result, plugin = run_suite(
+        pytester, "--model-name", "Phi-4", "--finetune-route", "finetuning-job"
+    )
+    result.assert_outcomes(passed=12, skipped=2)
+    assert plugin.fake is not None
+    plugin.fake.check()
+    (job,) = plugin.fake.calls("finetuning.job", "PUT")
+    assert job.query["api-version"] == ["2024-10-01-preview"]
+    assert job.body["properties"]["resources"]["instanceTypes"] == ["Standard_NC24ads_A100_v4"]
+    assert not plugin.fake.calls("compute", "PUT"), "the route creates no cluster"
+    assert plugin.fake.calls("endpoint", "DELETE"), "teardown deletes the endpoint"

@@ -73,7 +73,7 @@ def component_inputs(component: Any) -> dict[str, dict[str, Any]]:
     return inputs
 
 
-def _data_files(data: PreparedData) -> tuple[str, str]:
+def data_files(data: PreparedData) -> tuple[str, str]:
     missing = [s for s in ("train_sft", "test_sft") if s not in data.files]
     if missing:
         raise DataError(
@@ -98,7 +98,7 @@ def build_pipeline(
     from azure.ai.ml.entities import PipelineJobSettings
     from azure.ai.ml.exceptions import MlException
 
-    train, test = _data_files(data)
+    train, test = data_files(data)
     wiring: dict[str, Any] = {name: compute.name for name in COMPUTE_INPUTS}
     wiring.update(
         mlflow_model_path=card.id,
@@ -138,10 +138,10 @@ def submit(workspace: MLClient, job: Any, experiment: str) -> JobRun:
             f"fine-tune pipeline {job.display_name} could not be submitted to experiment "
             f"{experiment}: {service_message(exc)}; check the inputs and the workspace quota"
         ) from None
-    return _handle(made, experiment)
+    return handle(made, experiment)
 
 
-def _handle(job: Any, experiment: str) -> JobRun:
+def handle(job: Any, experiment: str) -> JobRun:
     from harness.backends.base import JobRun
 
     return JobRun(
@@ -154,7 +154,7 @@ def _handle(job: Any, experiment: str) -> JobRun:
 
 
 def get_job(workspace: MLClient, name: str) -> JobRun:
-    return _handle(_get(workspace, name), "")
+    return handle(_get(workspace, name), "")
 
 
 def _get(workspace: MLClient, name: str) -> Any:
