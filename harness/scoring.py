@@ -2,8 +2,8 @@
 
 Serving containers disagree on the reply's shape (a dict, records, a list, any of them wrapped
 in a JSON string, or the OpenAI chat completion that serverless endpoints answer at
-``/v1/chat/completions``) and some report errors with HTTP 200, so a reply counts as a success only when
-it holds non-empty text and no ``error`` key, whatever its status code says.
+``/v1/chat/completions``) and some report errors with HTTP 200, so a reply counts as a success
+only when it holds non-empty text and no ``error`` key, whatever its status code says.
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ class AzureBackend:
 
     def _serverless_deployment(self, endpoint: Endpoint, model: RegisteredModel) -> Deployment:
         """A serverless endpoint is its own deployment: checked to serve ``model``."""
-        from harness.backends.base import REQUEST_TIMEOUT_MS, Deployment
+        from harness.backends.base import REQUEST_TIMEOUT_MS, SERVERLESS_COMPUTE, Deployment
 
         served = serverless.model_id(self.workspace, endpoint.name)
         if not served.endswith(f"/models/{model.name}/versions/{model.version}"):
@@ -216,7 +216,7 @@ class AzureBackend:
             endpoint.name,
             endpoint.name,
             model.id,
-            finetuning_jobs.SERVERLESS,
+            SERVERLESS_COMPUTE,
             state,
             100,
             REQUEST_TIMEOUT_MS,

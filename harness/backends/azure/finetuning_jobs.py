@@ -13,6 +13,7 @@ are the pipeline route's (``jobs.py``): the job is a run like any other.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from harness import finetune
 from harness.backends.azure import jobs
 from harness.backends.azure import models as azure_models
 from harness.backends.azure.clients import service_message
+from harness.backends.base import SERVERLESS_COMPUTE
 from harness.config import BY_NAME, FINETUNING_JOB
 from harness.errors import JobError
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 API_VERSION = "2024-10-01-preview"  # azure-ai-ml _ml_client.py ServiceClient102024PreviewTsp
 JOB_TYPE = "FineTuning"
 OUTPUT = "registered_model"
-SERVERLESS = "serverless"  # the Compute handle's name and size when the service picks both
+EXPERIMENTAL_LOGGER = "azure.ai.ml._utils._experimental"  # one warning per experimental call
 # The trainer's hyperparameters: the chat_completion_pipeline 0.0.82 inputs that its finetune
 # step reads (azureml-assets pipeline_components/chat_completion, the shipped inputs file). The
 # route runs the same trainer; the compute, node, instance type, asset and evaluation inputs of
@@ -101,7 +103,19 @@ def serverless_compute() -> Compute:
     """Serverless: the service chooses and runs the compute; the handle says so."""
     from harness.backends.base import Compute
 
-    return Compute(name=SERVERLESS, sku=SERVERLESS, gpus_per_node=0)
+    return Compute(name=SERVERLESS_COMPUTE, sku=SERVERLESS_COMPUTE, gpus_per_node=0)
+
+
+def quiet_experimental() -> None:
+    """azure-ai-ml warns on every call of an experimental API (this whole route is one):
+    said once here instead of a dozen times per run."""
+    sdk = logging.getLogger(EXPERIMENTAL_LOGGER)
+    if sdk.level == logging.NOTSET:
+        sdk.setLevel(logging.ERROR)
+        logging.getLogger("harness").info(
+            "the %s route uses azure-ai-ml's experimental FineTuning and serverless APIs",
+            FINETUNING_JOB,
+        )
 
 
 def _wire(value: Any) -> str:
@@ -127,7 +141,8 @@ def build_job(
     from harness.backends.base import finetuned_model_name
 
     train, validation = jobs.data_files(data)
-    serverless = compute.sku == SERVERLESS
+    serverless = compute.sku == SERVERLESS_COMPUTE
+    quiet_experimental()
     return create_finetuning_job(
         model=card.id,
         task=FineTuningTaskType.CHAT_COMPLETION,

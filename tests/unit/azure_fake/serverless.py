@@ -116,11 +116,11 @@ class Serverless:
         if name not in self.endpoints:
             return 204, {}, ""
         self.endpoints[name]["properties"]["provisioningState"] = "Deleting"
-        operation = Operation(
-            "serverless.delete",
-            lambda: ("Succeeded", ""),
-            lambda status: self.endpoints.pop(name, None) and None,
-        )
+
+        def gone(status: str) -> None:
+            self.endpoints.pop(name, None)
+
+        operation = Operation("serverless.delete", lambda: ("Succeeded", ""), gone)
         return 202, self.ops.accept(operation, location=True, async_header=False), ""
 
     def _keys(self, call: Call, m: re.Match[str]) -> Reply:
