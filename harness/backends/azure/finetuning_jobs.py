@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness import compute as sizes_rule
-from harness import finetune
+from harness import finetune_params
 from harness.backends.azure import jobs
 from harness.backends.azure import models as azure_models
 from harness.backends.azure.clients import service_message
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from harness.backends.base import Compute, JobRun, RegisteredModel, VmSize
     from harness.data import PreparedData
-    from harness.tags import ModelCard
+    from harness.model_card import ModelCard
 
 API_VERSION = "2024-10-01-preview"  # azure-ai-ml _ml_client.py ServiceClient102024PreviewTsp
 JOB_TYPE = "FineTuning"
@@ -84,9 +84,9 @@ HYPERPARAMETERS = (
 
 
 def hyperparameter_inputs() -> dict[str, dict[str, Any]]:
-    """The route's parameters in the component-inputs shape: ``finetune.plan_parameters``
+    """The route's parameters in the component-inputs shape: ``finetune_params.plan_parameters``
     filters, types and bounds them exactly as for the pipeline (and names the closest one)."""
-    inputs = finetune.load_component_inputs()
+    inputs = finetune_params.load_component_inputs()
     return {name: dict(inputs[name]) for name in HYPERPARAMETERS if name in inputs}
 
 

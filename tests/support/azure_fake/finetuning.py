@@ -23,9 +23,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure_fake.jobs import Jobs
-from azure_fake.wire import NAME, Call, Reply, Route, Scope, error_reply, json_reply, route
-from azure_fake.workspace import Workspace
+from tests.support.azure_fake.jobs import Jobs
+from tests.support.azure_fake.wire import (
+    NAME,
+    Call,
+    Reply,
+    Route,
+    Scope,
+    error_reply,
+    json_reply,
+    route,
+)
+from tests.support.azure_fake.workspace import Workspace
 
 API_VERSION = "2024-10-01-preview"
 UNKNOWN_TYPE = "The field JobType has an invalid value: 'FineTuning' is not a known job type."
