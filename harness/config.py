@@ -489,6 +489,16 @@ def route_name(finetune_route: str, serverless: bool) -> str:
     return f"{finetune_route}-serverless" if serverless else finetune_route
 
 
+def recorded_route(options: Mapping[str, Any]) -> str:
+    """``route_name`` of a finished run, from its report's options (recorded as "value
+    (source)"); a report from before the route options existed ran the pipeline."""
+
+    def value(name: str) -> str:
+        return str(options.get(name) or "").partition(" (")[0]
+
+    return route_name(value("finetune_route") or PIPELINE, value("serverless") == "True")
+
+
 def _check_route(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     """The route options only make sense together and on Azure: refuse the rest up front."""
     route, flag = BY_NAME["finetune_route"].cli, BY_NAME["serverless"].cli
