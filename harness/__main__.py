@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness import compute, config, finetune_params, lifecycle, naming
-from harness.backends.base import ResourceKind, VmSize, delete_resource
+from harness.backends.azure import finetuning_jobs
+from harness.backends.base import SERVERLESS_COMPUTE, ResourceKind, VmSize, delete_resource
 from harness.errors import ConfigError, HarnessError
 from harness.model_card import ModelCard, model_card, retirement_notice
 
@@ -251,17 +252,9 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     notice = retirement_notice(card, cfg.strict_deprecation)
     sizes = None if args.workspace_sizes is None else load_vm_sizes(args.workspace_sizes)
     offered = None if sizes is None else [size.name for size in sizes]
-    sku = compute.choose_finetune_sku(card, cfg.compute_sku, offered)
+    sku, gpus = _plan_compute(args, cfg, card, sizes)
     instance_type = compute.choose_instance_type(card, cfg.instance_type, offered)
-    gpus = args.gpus_per_node or (
-        compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes]) if sizes else 1
-    )
-    if gpus < 1:
-        raise ConfigError(
-            f"VM size {sku} has no GPU in {args.workspace_sizes}; pass "
-            "--compute-sku with a GPU size"
-        )
-    inputs = finetune_params.load_component_inputs(args.component_inputs)
+    inputs = _plan_inputs(args, cfg)
     fitted = finetune_params.plan_parameters(
         card, cfg.finetune_overrides, inputs, cfg.allow_dropped_params
     )
@@ -273,6 +266,9 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "model_deprecation": card.deprecation.describe(),
         "warnings": [notice] if notice else [],
         "region_checked": sizes is not None,
+        "finetune_route": (
+            finetuning_jobs.route_facts(cfg, card, None) if cfg.backend == "azure" else None
+        ),
         "compute_sku": sku,
         "gpus_per_node": gpus,
         "finetune_parameters": fitted.parameters,
@@ -285,6 +281,38 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": cfg.dataset,
         "dataset_percent": cfg.dataset_percent,
     }
+
+
+def _plan_compute(
+    args: argparse.Namespace, cfg: config.HarnessConfig, card: ModelCard, sizes: list[VmSize] | None
+) -> tuple[str, int]:
+    """The fine-tune size and its GPUs; serverless has neither (the service picks them)."""
+    if cfg.serverless:
+        return SERVERLESS_COMPUTE, 0
+    offered = None if sizes is None else [size.name for size in sizes]
+    sku = compute.choose_finetune_sku(card, cfg.compute_sku, offered)
+    gpus = args.gpus_per_node or (
+        compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes]) if sizes else 1
+    )
+    if gpus < 1:
+        raise ConfigError(
+            f"VM size {sku} has no GPU in {args.workspace_sizes}; pass "
+            "--compute-sku with a GPU size"
+        )
+    return sku, gpus
+
+
+def _plan_inputs(args: argparse.Namespace, cfg: config.HarnessConfig) -> dict[str, Any]:
+    """What the route takes: the pipeline component's inputs, or the FineTuning job's
+    hyperparameters (``--component-inputs`` is a pipeline file: refused for the other)."""
+    if cfg.finetune_route == config.FINETUNING_JOB:
+        if args.component_inputs is not None:
+            raise ConfigError(
+                "--component-inputs describes the pipeline component; the finetuning-job "
+                "route takes its hyperparameters instead: drop --component-inputs"
+            )
+        return finetuning_jobs.hyperparameter_inputs()
+    return finetune_params.load_component_inputs(args.component_inputs)
 
 
 def check(args: argparse.Namespace) -> int:

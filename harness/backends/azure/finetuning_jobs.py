@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from harness.backends.base import Compute, JobRun, RegisteredModel, VmSize
+    from harness.config import HarnessConfig
     from harness.data import PreparedData
     from harness.model_card import ModelCard
 
@@ -227,3 +228,45 @@ def _version_of(workspace: MLClient, name: str, job: JobRun) -> Any:
             f"(versions: {seen or 'none'}); see {job.url}"
         )
     return mine[-1]
+
+
+# The api-version azure-ai-ml 1.35 sends a pipeline job at (operations/_job_operations.py:
+# PIPELINE goes through service_client_01_2024_preview_arm).
+PIPELINE_API_VERSION = "2024-01-01-preview"
+
+
+def route_facts(config: HarnessConfig, card: ModelCard, region: str | None) -> dict[str, Any]:
+    """What ``plan`` and ``check`` say of the route: where the model and the trainer come from,
+    which API carries the job, what runs it, and for serverless whether the region can."""
+    from harness.serverless_regions import serverless_regions
+
+    facts: dict[str, Any] = {
+        "route": config.route,
+        "model": card.id,
+        "model_registry": config.azure_registry,
+    }
+    if config.finetune_route != FINETUNING_JOB:
+        facts.update(
+            job_type="Pipeline",
+            component=f"{jobs.COMPONENT} (label latest)",
+            component_registry=config.azure_registry,
+            api_version=PIPELINE_API_VERSION,
+            compute="a cluster (--compute-name, --compute-sku)",
+        )
+        return facts
+    facts.update(
+        job_type=JOB_TYPE,
+        api_version=API_VERSION,
+        compute="serverless" if config.serverless else "managed (instance_types, no cluster)",
+        output=f"outputs[{OUTPUT!r}]",
+    )
+    if config.serverless:
+        answer = serverless_regions(card.name, region, card.tags)
+        facts["serverless_region"] = {
+            "region": region,
+            "regions": list(answer.regions or ()),
+            "supported": answer.supported if region else None,
+            "source": answer.source,
+            "text": answer.describe(),
+        }
+    return facts
