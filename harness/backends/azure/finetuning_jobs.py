@@ -9,6 +9,13 @@ registers its own output model, ``outputs["registered_model"]`` (azureml-example
 ``sdk/python/jobs/finetuning/standalone/model-as-a-platform/chat-completion/
 chat_completion_with_model_as_platform.ipynb``). Waiting, states, deadlines and failure detail
 are the pipeline route's (``jobs.py``): the job is a run like any other.
+
+Metrics: the service runs the job as a tree of runs under the job's name, its trainer (the same
+Hugging Face Trainer as the pipeline's ``chat_completion_finetune`` step) logging to the job's
+MLflow experiment; ``metrics.job_metrics`` finds that run by ``tags.mlflow.rootRunId`` and the
+``epoch`` metric only the trainer logs, so both routes read them the same way. No public
+recording shows this job type's run tree (the studio shows it as child jobs of the FineTuning
+job): a live run that finds no training run fails saying so, never with empty figures.
 """
 
 from __future__ import annotations

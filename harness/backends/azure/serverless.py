@@ -85,17 +85,21 @@ def create(
     return made
 
 
-def get(workspace: MLClient, name: str) -> Endpoint:
+def _read(workspace: MLClient, name: str) -> Any:
     from azure.core.exceptions import AzureError
 
-    from harness.backends.base import Endpoint
-
     try:
-        found = workspace.serverless_endpoints.get(name)
+        return workspace.serverless_endpoints.get(name)
     except AzureError as exc:
         raise DeploymentError(
             f"cannot read serverless endpoint {name}: {service_message(exc)}"
         ) from None
+
+
+def get(workspace: MLClient, name: str) -> Endpoint:
+    from harness.backends.base import Endpoint
+
+    found = _read(workspace, name)
     return Endpoint(
         name=str(found.name),
         scoring_uri=str(found.scoring_uri or ""),
@@ -112,14 +116,8 @@ def _state(value: Any) -> str:
 
 
 def model_id(workspace: MLClient, name: str) -> str:
-    from azure.core.exceptions import AzureError
-
-    try:
-        return str(workspace.serverless_endpoints.get(name).model_id or "")
-    except AzureError as exc:
-        raise DeploymentError(
-            f"cannot read serverless endpoint {name}: {service_message(exc)}"
-        ) from None
+    """The model the endpoint serves, as the service reports it."""
+    return str(_read(workspace, name).model_id or "")
 
 
 def key(workspace: MLClient, name: str) -> str:
