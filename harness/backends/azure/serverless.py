@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import read_failed, service_message, status_text
-from harness.backends.azure.progress import wait_poller
 from harness.errors import CleanupError, DeploymentError
 from harness.naming import is_owned
-from harness.waiting import Deadline, Heartbeat
+from harness.waiting import Deadline, Heartbeat, wait_poller
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
