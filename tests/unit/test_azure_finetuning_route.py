@@ -296,3 +296,15 @@ def test_sweep_finds_and_deletes_owned_serverless_endpoints(tmp_path: Path) -> N
             assert set(sweeper.fake.serverless.endpoints) == {"stranger"}
             assert not sweeper.fake.calls("endpoint", "DELETE")
         assert trained.model.tags == TAGS
+
+
+def test_a_serverless_endpoint_serving_another_model_is_refused(
+    served: tuple[Trained, Any],
+) -> None:
+    from harness.errors import DeploymentError
+
+    trained, endpoint = served
+    settings = trained.rig.fake.serverless.endpoints[endpoint.name]["properties"]["modelSettings"]
+    settings["modelId"] = settings["modelId"].replace("/versions/1", "/versions/7")
+    with pytest.raises(DeploymentError, match="not Phi-4-ultrachat-200k:1"):
+        trained.rig.backend.deploy(endpoint, trained.model, "dep", "x", TAGS, 10)

@@ -196,30 +196,9 @@ class AzureBackend:
         timeout_s: float,
     ) -> Deployment:
         if self.serverless:
-            return self._serverless_deployment(endpoint, model)
+            return serverless.deployment(self.workspace, endpoint, model)
         return deployments.deploy(
             self.workspace, endpoint, model, name, instance_type, tags, timeout_s
-        )
-
-    def _serverless_deployment(self, endpoint: Endpoint, model: RegisteredModel) -> Deployment:
-        """A serverless endpoint is its own deployment: checked to serve ``model``."""
-        from harness.backends.base import REQUEST_TIMEOUT_MS, SERVERLESS_COMPUTE, Deployment
-
-        served = serverless.model_id(self.workspace, endpoint.name)
-        if not served.endswith(f"/models/{model.name}/versions/{model.version}"):
-            raise DeploymentError(
-                f"serverless endpoint {endpoint.name} serves {served or '(no model)'}, not "
-                f"{model.ref}; delete it and run again"
-            )
-        state = serverless.get(self.workspace, endpoint.name).provisioning_state
-        return Deployment(
-            endpoint.name,
-            endpoint.name,
-            model.id,
-            SERVERLESS_COMPUTE,
-            state,
-            100,
-            REQUEST_TIMEOUT_MS,
         )
 
     def endpoint_key(self, endpoint: Endpoint) -> Secret:

@@ -21,7 +21,14 @@ from harness.waiting import Deadline, Heartbeat, wait_poller
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from harness.backends.base import Endpoint, OwnedResource, RegisteredModel, ScoringReply, Secret
+    from harness.backends.base import (
+        Deployment,
+        Endpoint,
+        OwnedResource,
+        RegisteredModel,
+        ScoringReply,
+        Secret,
+    )
 
 CHAT_PATH = "/v1/chat/completions"
 DETAIL = "serverless endpoint"  # how the sweep's listing marks one (deleted here, not as online)
@@ -114,9 +121,27 @@ def _state(value: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
-def model_id(workspace: MLClient, name: str) -> str:
-    """The model the endpoint serves, as the service reports it."""
-    return str(_read(workspace, name).model_id or "")
+def deployment(workspace: MLClient, endpoint: Endpoint, model: RegisteredModel) -> Deployment:
+    """A serverless endpoint is its own deployment (all traffic, one model): checked to
+    serve ``model`` as the service reports it."""
+    from harness.backends.base import REQUEST_TIMEOUT_MS, SERVERLESS_COMPUTE, Deployment
+
+    found = _read(workspace, endpoint.name)
+    served = str(found.model_id or "")
+    if not served.endswith(f"/models/{model.name}/versions/{model.version}"):
+        raise DeploymentError(
+            f"serverless endpoint {endpoint.name} serves {served or '(no model)'}, not "
+            f"{model.ref}; delete it and run again"
+        )
+    return Deployment(
+        name=endpoint.name,
+        endpoint_name=endpoint.name,
+        model_id=model.id,
+        instance_type=SERVERLESS_COMPUTE,
+        provisioning_state=_state(found.provisioning_state),
+        traffic_percent=100,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+    )
 
 
 def key(workspace: MLClient, name: str) -> str:
