@@ -69,7 +69,7 @@ class Secret:
         return value if value is None or isinstance(value, Secret) else cls(value)
 
 
-class ResourceKind(str, Enum):
+class ResourceKind(str, Enum):  # noqa: UP042 (StrEnum changes what str() and f-strings print)
     """What the harness creates and deletes; the sweep and the tracker speak these."""
 
     COMPUTE = "compute"
