@@ -1,12 +1,10 @@
-"""The local backend: the whole fine-tune/register/deploy/score workflow for real on one machine.
+"""``LocalBackend``: the whole fine-tune/register/deploy/score workflow for real on one machine.
 
 Each step lives in the module named after it (``models``, ``compute``, ``jobs``, ``metrics``,
 ``endpoints``, ``deployments``, ``scoring``, ``sweep``), as in ``harness.backends.azure``; this
-class only holds the workspace and the processes it started, and delegates. Code that runs in
-the fine-tune job process is in ``training/``, code that runs in the inference server in
-``server/``; everything else here runs in the harness. Constructing it is cheap (no torch, no
-MLflow import). Every process it starts runs in its own process group and is stopped by
-``close(stop_owned=True)``, which also runs at interpreter exit.
+class only holds the workspace and the processes it started, and delegates. Constructing it is
+cheap (no torch, no MLflow import). Every process it starts runs in its own process group and
+is stopped by ``close(stop_owned=True)``, which also runs at interpreter exit.
 """
 
 from __future__ import annotations
@@ -23,8 +21,10 @@ from harness.backends.base import (
     Deployment,
     Endpoint,
     JobRun,
+    LikelihoodComparison,
     OwnedResource,
     RegisteredModel,
+    RegistryVersion,
     ScoringReply,
     Secret,
     TrainingMetrics,
@@ -40,7 +40,7 @@ from harness.backends.local import (
     sweep,
 )
 from harness.backends.local.compute import LOCAL_CPU, LOCAL_GPU
-from harness.backends.local.jobs import Jobs, training_files
+from harness.backends.local.jobs import Jobs
 from harness.backends.local.models import DEFAULT_MODEL_NAME
 from harness.backends.local.processes import STOP_GRACE_S, Child
 from harness.backends.local.training.parameters import local_component_inputs, resolve
@@ -50,8 +50,6 @@ from harness.data import PreparedData
 from harness.errors import CleanupError, HarnessError, ScoringError
 from harness.model_card import ModelCard
 from harness.naming import ownership_tags
-from harness.quality import LikelihoodComparison
-from harness.versions import RegistryVersion
 
 __all__ = ["DEFAULT_MODEL_NAME", "LOCAL_CPU", "LOCAL_GPU", "LocalBackend"]
 
@@ -100,7 +98,7 @@ class LocalBackend:
         tags: Mapping[str, str],
     ) -> JobRun:
         resolve(parameters)  # a bad value fails here, before a process starts
-        train, test = training_files(data)
+        train, test = data.training_files()
         version = registry.require_version(self.ws, card.name, card.version)
         inputs = {
             "model_dir": str(registry.version_dir(version)),
