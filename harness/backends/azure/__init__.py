@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         JobRun,
         OwnedResource,
         RegisteredModel,
+        RegistryVersion,
         ScoringReply,
         Secret,
         TrainingMetrics,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from harness.config import HarnessConfig
     from harness.data import PreparedData
     from harness.model_card import ModelCard
-    from harness.versions import RegistryVersion
 
 
 class AzureBackend:

@@ -148,7 +148,7 @@ def build_job(
 
     from harness.backends.base import finetuned_model_name
 
-    train, validation = jobs.data_files(data)
+    train, validation = data.training_files()
     serverless = compute.sku == SERVERLESS_COMPUTE
     quiet_experimental()
     return create_finetuning_job(
