@@ -59,9 +59,11 @@ def _submit(rig: AzureRig, folder: Path, overrides: dict[str, str] | None = None
     return Trained(rig, card, compute, job, model, plan.parameters)
 
 
-@pytest.fixture
-def trained(managed: AzureRig, tmp_path: Path) -> Trained:
-    return _submit(managed, tmp_path)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """One managed run for the tests that only look at it (each submission costs seconds)."""
+    for rig in _rig():
+        yield _submit(rig, tmp_path_factory.mktemp("managed"))
 
 
 def _job_body(rig: AzureRig) -> dict[str, Any]:
@@ -180,13 +182,23 @@ def test_managed_deploys_to_the_key_auth_online_endpoint(trained: Trained) -> No
     assert not trained.rig.fake.calls("serverless", "PUT")
 
 
+def _serve(rig: AzureRig, folder: Path) -> tuple[Trained, Any]:
+    trained = _submit(rig, folder)
+    pending = rig.backend.begin_create_endpoint("ep-hfake0001-srvls", TAGS)
+    return trained, rig.backend.wait_for_endpoint(pending.name, timeout_s=10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Trained, Any]]:
+    """One serverless run for the tests that only look and score."""
+    for rig in _rig(serverless=True):
+        yield _serve(rig, tmp_path_factory.mktemp("serverless"))
+
+
 @pytest.fixture
-def served(serverless: AzureRig, tmp_path: Path) -> Iterator[tuple[Trained, Any]]:
-    trained = _submit(serverless, tmp_path)
-    backend = serverless.backend
-    pending = backend.begin_create_endpoint("ep-hfake0001-srvls", TAGS)
-    endpoint = backend.wait_for_endpoint(pending.name, timeout_s=10)
-    yield trained, endpoint
+def served_here(serverless: AzureRig, tmp_path: Path) -> tuple[Trained, Any]:
+    """A serverless run of the test's own, for tests that change or delete it."""
+    return _serve(serverless, tmp_path)
 
 
 def test_serverless_job_has_no_compute_and_no_instance_types(
@@ -226,7 +238,7 @@ def test_serverless_scoring_posts_a_chat_request_with_the_key(
     reply = trained.rig.backend.invoke(endpoint, None, request)  # type: ignore[arg-type]
     assert reply.status_code == 200
     assert scoring.parse_response(reply.body).text == "The capital of France is Paris."
-    (chat,) = trained.rig.fake.serverless.chats
+    chat = trained.rig.fake.serverless.chats[-1]
     assert chat.path == "/v1/chat/completions"
     assert chat.headers["Authorization"] == f"Bearer {SERVERLESS_KEY}"
     assert chat.body["messages"] == [{"role": "user", "content": "Capital of France?"}]
@@ -256,8 +268,8 @@ def test_serverless_without_the_key_is_rejected_and_errors_keep_their_reason(
         scoring.parse_response(empty.body, empty.status_code)
 
 
-def test_serverless_endpoint_is_deleted_at_teardown(served: tuple[Trained, Any]) -> None:
-    trained, endpoint = served
+def test_serverless_endpoint_is_deleted_at_teardown(served_here: tuple[Trained, Any]) -> None:
+    trained, endpoint = served_here
     trained.rig.backend.delete_endpoint(endpoint.name, 5)
     assert trained.rig.fake.calls("serverless", "DELETE")
     assert not trained.rig.fake.serverless.endpoints
@@ -299,11 +311,11 @@ def test_sweep_finds_and_deletes_owned_serverless_endpoints(tmp_path: Path) -> N
 
 
 def test_a_serverless_endpoint_serving_another_model_is_refused(
-    served: tuple[Trained, Any],
+    served_here: tuple[Trained, Any],
 ) -> None:
     from harness.errors import DeploymentError
 
-    trained, endpoint = served
+    trained, endpoint = served_here
     settings = trained.rig.fake.serverless.endpoints[endpoint.name]["properties"]["modelSettings"]
     settings["modelId"] = settings["modelId"].replace("/versions/1", "/versions/7")
     with pytest.raises(DeploymentError, match="not Phi-4-ultrachat-200k:1"):
