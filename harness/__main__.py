@@ -66,6 +66,14 @@ def load_model_card(path: Path, default_version: str = "latest") -> ModelCard:
     system_metadata (objects or JSON text) and isArchived."""
     data = _read_json(path, "model card")
     shape = "see harness/resources/phi-3-mini-4k-instruct.model.json for the shape"
+    if isinstance(data, dict) and isinstance(data.get("properties"), dict) and data.get("id"):
+        # the version resource as the registry's GET returns it (``id``, ``name`` the model's
+        # name, ``properties``): the recorded shape, e.g. saved from a live workspace
+        model = data.get("name")
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"model card {path} has no 'name'; add the model's registry name")
+        version = tags.version_from_id(str(data["id"])) or default_version
+        return tags.card_from_resource(model, data, version)
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("tags", {}), dict)
@@ -251,8 +259,11 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     notice = tags.retirement_notice(card, cfg.strict_deprecation)
     sizes = None if args.workspace_sizes is None else load_vm_sizes(args.workspace_sizes)
     offered = None if sizes is None else [size.name for size in sizes]
-    sku = compute.choose_finetune_sku(card, cfg.compute_sku, offered)
-    instance_type = compute.choose_instance_type(card, cfg.instance_type, offered)
+    gpu_counts = None if sizes is None else {size.name: size.gpus for size in sizes}
+    explicit = compute.explicit_sizes(card, cfg.compute_sku, cfg.instance_type)
+    sku_choice = compute.choose_finetune(card, cfg.compute_sku, offered, gpus=gpu_counts)
+    inference = compute.choose_inference(card, cfg.instance_type, offered, gpus=gpu_counts)
+    sku, instance_type = sku_choice.name, inference.name
     gpus = args.gpus_per_node or (
         compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes]) if sizes else 1
     )
@@ -269,16 +280,21 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "run_id": cfg.run_id,
         "backend": cfg.backend,
         "model": {"name": card.name, "version": card.version, "id": card.id},
+        "model_registry": cfg.azure_model_registry,
+        "component_registry": cfg.azure_component_registry,
         "model_sources": card.sources(),
+        "allow_lists": explicit or card.allow_lists_found(),
         "model_deprecation": card.deprecation.describe(),
         "warnings": [notice] if notice else [],
         "region_checked": sizes is not None,
         "compute_sku": sku,
+        "compute_sku_reason": sku_choice.reason,
         "gpus_per_node": gpus,
         "finetune_parameters": fitted.parameters,
         "dropped_parameters": fitted.dropped,
         "display_name": finetune.display_name(card.name, fitted.parameters, gpus),
         "instance_type": instance_type,
+        "instance_type_reason": inference.reason,
         "endpoint_name": naming.endpoint_name(cfg.run_id),
         "deployment_name": naming.deployment_name(cfg.run_id),
         "tags": naming.ownership_tags(cfg.run_id, cfg.resource_ttl_h),

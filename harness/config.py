@@ -158,7 +158,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "model_name",
         "foundation model to fine-tune",
-        per_backend={"local": "Phi-3-tiny-ultrachat", "azure": "Phi-3-mini-4k-instruct"},
+        # Azure: the docs' replacement for the archived, retired Phi-3-mini-4k-instruct
+        per_backend={"local": "Phi-3-tiny-ultrachat", "azure": "Phi-4-mini-instruct"},
     ),
     Option("model_version", "model version, or a label such as latest", default="latest"),
     Option(
@@ -169,12 +170,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "compute_sku",
-        "VM size of a created cluster (default: the first allow-listed size "
-        "that is not retired and is offered in the region)",
+        "VM size of a created cluster (default: the allow-listed size with the fewest "
+        "GPUs that is not retired and is offered in the region; required, with "
+        "--instance-type, when the registry returns no allow-lists)",
     ),
     Option(
         "instance_type",
-        "inference instance type (default: the first allow-listed type "
+        "inference instance type (default: the allow-listed type with the fewest GPUs "
         "that is not retired and is offered in the region)",
     ),
     Option(
@@ -306,7 +308,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("azure_subscription_id", "Azure subscription id", env=("AZURE_SUBSCRIPTION_ID",)),
     Option("azure_resource_group", "Azure resource group", env=("AZURE_RESOURCE_GROUP",)),
     Option("azure_workspace", "Azure ML workspace name", env=("AZURE_ML_WORKSPACE",)),
-    Option("azure_registry", "registry holding foundation models", default="azureml"),
+    Option(
+        "azure_model_registry",
+        "registry holding the foundation model (e.g. azureml-meta, azureml-openai-oss)",
+        default="azureml",
+    ),
+    Option(
+        "azure_component_registry",
+        "registry holding the chat_completion_pipeline component",
+        default="azureml",
+    ),
     Option("azure_config_file", "workspace config.json", Path, None),
     Option("interactive_login", "allow a browser login (never in CI)", _bool, False, flag=True),
     Option(
@@ -357,7 +368,8 @@ class HarnessConfig:
     azure_subscription_id: str | None
     azure_resource_group: str | None
     azure_workspace: str | None
-    azure_registry: str
+    azure_model_registry: str
+    azure_component_registry: str
     azure_config_file: Path | None
     interactive_login: bool
     require_live: bool

@@ -75,18 +75,20 @@ class FakeAzureML:
         config: HarnessConfig | None = None,
         *,
         location: str = LOCATION,
+        metadata_key: str | None = None,
     ) -> None:
         self.scope = Scope(
             subscription=getattr(config, "azure_subscription_id", None) or SUBSCRIPTION,
             resource_group=getattr(config, "azure_resource_group", None) or RESOURCE_GROUP,
             workspace=getattr(config, "azure_workspace", None) or WORKSPACE,
-            registry=getattr(config, "azure_registry", None) or "azureml",
+            registry=getattr(config, "azure_model_registry", None) or "azureml",
             location=location,
             experiment=getattr(config, "experiment_name", None) or "experiment",
         )
         self.router = Router()
         self.ops = Operations(self.router)
-        self.registry = Registry(self.scope)
+        # None: the registry's version GET without system metadata, as recorded
+        self.registry = Registry(self.scope, metadata_key=metadata_key)
         self.workspace = Workspace(self.scope, self.ops)
         self.storage = Storage(self.scope)
         self.jobs = Jobs(self.scope, self.ops)
@@ -176,11 +178,19 @@ class AzureRig:
 
 
 @contextmanager
-def fake_azure(config: HarnessConfig | None = None, *, retry_total: int = 0) -> Iterator[AzureRig]:
-    """A started fake and a backend wired to it; everything stops on exit."""
+def fake_azure(
+    config: HarnessConfig | None = None,
+    *,
+    retry_total: int = 0,
+    metadata_key: str | None = "system_metadata",
+) -> Iterator[AzureRig]:
+    """A started fake and a backend wired to it; everything stops on exit. By default its
+    registry sends system metadata (the variant for when the service does);
+    ``metadata_key=None`` serves the recorded GET, which carries none."""
     config = config or azure_config()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rig = AzureRig(FakeAzureML(rsps, config), make_backend(config, retry_total=retry_total))
+        fake = FakeAzureML(rsps, config, metadata_key=metadata_key)
+        rig = AzureRig(fake, make_backend(config, retry_total=retry_total))
         try:
             yield rig
         finally:

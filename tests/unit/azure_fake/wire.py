@@ -222,10 +222,15 @@ class Scope:
 
     @property
     def registry_path(self) -> str:
+        return self.registry_path_of(self.registry)
+
+    def registry_path_of(self, registry: str) -> str:
+        """The registry front end's path (recorded: test_model.pyTestModeltest_crud_model_with_
+        system_metadata.json, ``/mferp/managementfrontend/subscriptions/.../registries/R``)."""
         return (
             f"/mferp/managementfrontend/subscriptions/{self.registry_subscription}/"
             f"resourceGroups/{self.registry_resource_group}/providers/"
-            f"Microsoft.MachineLearningServices/registries/{self.registry}"
+            f"Microsoft.MachineLearningServices/registries/{registry}"
         )
 
     def scoring_uri(self, endpoint: str) -> str:

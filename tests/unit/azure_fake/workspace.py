@@ -291,6 +291,10 @@ class Workspace:
         )
 
     def _model_versions(self, call: Call, m: re.Match[str]) -> Reply:
+        if not any(name == m.group(1) for name, _ in self.models):
+            # a workspace answers an unknown name with 404, where a registry answers an empty
+            # page (Corrections 2026-12, item 3, from the model e2etests recordings)
+            return error_reply(404, "UserError", f"Model container {m.group(1)} not found")
         active_only = call.query.get("listViewType", ["ActiveOnly"])[0] == "ActiveOnly"
         return json_reply(
             200,
