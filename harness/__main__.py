@@ -21,10 +21,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from harness import compute, config, finetune, lifecycle, naming, tags
+from harness import compute, config, finetune_params, lifecycle, naming
 from harness.backends.base import ResourceKind, VmSize, delete_resource
 from harness.errors import ConfigError, HarnessError
-from harness.tags import ModelCard, model_card
+from harness.model_card import (
+    ModelCard,
+    card_from_resource,
+    model_card,
+    retirement_notice,
+    version_from_id,
+)
 
 if TYPE_CHECKING:
     from harness.backends.base import Backend, OwnedResource
@@ -72,8 +78,8 @@ def load_model_card(path: Path, default_version: str = "latest") -> ModelCard:
         model = data.get("name")
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model card {path} has no 'name'; add the model's registry name")
-        version = tags.version_from_id(str(data["id"])) or default_version
-        return tags.card_from_resource(model, data, version)
+        version = version_from_id(str(data["id"])) or default_version
+        return card_from_resource(model, data, version)
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("tags", {}), dict)
@@ -256,7 +262,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     if args.gpus_per_node is not None and args.gpus_per_node < 1:
         raise ConfigError(f"--gpus-per-node must be at least 1, got {args.gpus_per_node}")
     card = load_model_card(args.model_card, cfg.model_version)
-    notice = tags.retirement_notice(card, cfg.strict_deprecation)
+    notice = retirement_notice(card, cfg.strict_deprecation)
     sizes = None if args.workspace_sizes is None else load_vm_sizes(args.workspace_sizes)
     offered = None if sizes is None else [size.name for size in sizes]
     gpu_counts = None if sizes is None else {size.name: size.gpus for size in sizes}
@@ -272,8 +278,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
             f"VM size {sku} has no GPU in {args.workspace_sizes}; pass "
             "--compute-sku with a GPU size"
         )
-    inputs = finetune.load_component_inputs(args.component_inputs)
-    fitted = finetune.plan_parameters(
+    inputs = finetune_params.load_component_inputs(args.component_inputs)
+    fitted = finetune_params.plan_parameters(
         card, cfg.finetune_overrides, inputs, cfg.allow_dropped_params
     )
     return {
@@ -292,7 +298,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "gpus_per_node": gpus,
         "finetune_parameters": fitted.parameters,
         "dropped_parameters": fitted.dropped,
-        "display_name": finetune.display_name(card.name, fitted.parameters, gpus),
+        "display_name": finetune_params.display_name(card.name, fitted.parameters, gpus),
         "instance_type": instance_type,
         "instance_type_reason": inference.reason,
         "endpoint_name": naming.endpoint_name(cfg.run_id),

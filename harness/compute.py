@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from harness.errors import ComputeError
-from harness.tags import (
+from harness.model_card import (
     FINETUNE_ALLOW_LIST,
     INFERENCE_ALLOW_LIST,
     ModelCard,

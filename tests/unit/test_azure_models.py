@@ -8,9 +8,7 @@ from datetime import date
 
 import pytest
 
-from azure_fake import AzureRig, fake_azure
-
-pytestmark = pytest.mark.unit
+from tests.support.azure_fake import AzureRig, fake_azure
 
 PHI3 = "Phi-3-mini-4k-instruct"
 CREATING = ("PUT", "POST", "PATCH", "DELETE")
@@ -183,7 +181,7 @@ def test_the_camel_case_wire_key_is_read_and_named() -> None:
 
 
 def test_a_model_in_a_second_registry_with_the_component_from_azureml() -> None:
-    from azure_fake import azure_config
+    from tests.support.azure_fake import azure_config
 
     config = azure_config(
         model_name="Meta-Llama-3.1-8B-Instruct", azure_model_registry="azureml-meta"

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness import compute, naming, tags
+from harness import compute, model_card, naming
 from harness.backends.azure import compute as azure_compute
 from harness.backends.azure import jobs
 from harness.backends.azure.clients import read_failed, service_message, status_text
@@ -24,7 +24,7 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:
     from harness.backends.azure import AzureBackend
     from harness.backends.base import VmSize
-    from harness.tags import ModelCard
+    from harness.model_card import ModelCard
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 # Azure ML docs, "Manage and increase quotas" (how-to-manage-quotas), online endpoints: "Number
@@ -83,7 +83,7 @@ class Check:
         self._allow_lists(found, card)
         found.append(Finding(OK, "deprecation", card.deprecation.describe()))
         try:
-            notice = tags.retirement_notice(card, config.strict_deprecation)
+            notice = model_card.retirement_notice(card, config.strict_deprecation)
         except HarnessError as exc:
             found.append(Finding(FAIL, "deprecation", str(exc)))
         else:
@@ -96,14 +96,18 @@ class Check:
         are not chosen explicitly (the run would stop there)."""
         config = self.backend.config
         for name, values, source in (
-            (tags.FINETUNE_ALLOW_LIST, card.finetune_allow_list, card.finetune_allow_list_source),
             (
-                tags.INFERENCE_ALLOW_LIST,
+                model_card.FINETUNE_ALLOW_LIST,
+                card.finetune_allow_list,
+                card.finetune_allow_list_source,
+            ),
+            (
+                model_card.INFERENCE_ALLOW_LIST,
                 card.inference_allow_list,
                 card.inference_allow_list_source,
             ),
         ):
-            looked = ", ".join(tags.allow_list_places(name))
+            looked = ", ".join(model_card.allow_list_places(name))
             text = f"from {source}: {_names(values or ())}" if source else "no place answered"
             found.append(
                 Finding(
