@@ -1,20 +1,28 @@
 """A stateful fake of Azure ML's REST services, served over HTTP with ``responses``.
 
-One module per service, each holding its state and its scripting attributes:
+Where the Azure SDK team's recordings of the live service (Azure/azure-sdk-assets,
+``python/sdk/ml/azure-ai-ml/tests/recordings/``) show an answer, the fake serves that shape and
+names the recording; elsewhere it keeps the shape authored from specs and SDK source, with its
+source. One module per service, each holding its state and its scripting attributes:
 
-- ``registry``: registry discovery, model versions (the fake's own data in today's wire
-  shape: system metadata as objects and as JSON text, archived versions, an old tag-form
-  model), the fine-tune pipeline component;
-- ``workspace``: the workspace, compute clusters (creation accepted, then Failed on quota;
-  names taken elsewhere in the region), the region's VM sizes and core usage, model versions;
+- ``registry``: discovery and model versions of several registries (``azureml``,
+  ``azureml-meta``, ``azureml-openai-oss``) in the recorded shape (``name`` the model's name,
+  ``type`` ``models``, no system metadata unless ``metadata_key`` asks for the variant that
+  carries it), an unknown name's empty page, archived versions, an old tag-form model; the
+  fine-tune pipeline component, in ``azureml`` only;
+- ``workspace``: the workspace, compute clusters (the recorded 201 and DELETE; creation
+  accepted, then Failed on quota; names taken elsewhere in the region), the region's VM sizes
+  and core usage, model versions (404 for an unknown name);
 - ``storage``: the default datastore and its blob container (training file uploads);
 - ``jobs``: pipeline jobs (a status walk through NotResponding and Unknown), cancel, and the
   RunHistory tree with the failed step one level below the root's child;
 - ``mlflow``: the tracking service, at ``/mlflow/v2.0`` only;
 - ``endpoints``: online endpoints, deployments, keys, logs, and the scoring URI (401, 408,
   424 with the model-error headers, 429 with Retry-After);
-- ``lro``: long-running operations per route as ARM answers them (``Azure-AsyncOperation``, or
-  ``Location`` only for endpoint DELETE and job cancel); ``wire``: routing and logging.
+- ``lro``: long-running operations as recorded (endpoints and deployments ``Updating``,
+  compute ``InProgress`` then ``percentComplete``; endpoint DELETE with both headers, compute
+  DELETE with ``Azure-AsyncOperation`` only), job cancel with ``Location`` only (authored);
+  ``wire``: routing and logging (each call keeps the fake's answer: status, headers, body).
 
 Every response shape names its public source. Tests assert on ``fake.requests`` (what the SDK
 sent) and script outcomes through the services' attributes, e.g.
