@@ -294,6 +294,22 @@ def _chosen(card: ModelCard, name: str, size: str) -> SizeChoice:
     return SizeChoice(size, f"chosen explicitly ({_LIST_OPTION[name]}), on the allow-list")
 
 
+def _choose(
+    card: ModelCard,
+    name: str,
+    size: str | None,
+    offered: Collection[str] | None,
+    today: date | None,
+    gpus: Mapping[str, int] | None,
+) -> SizeChoice:
+    choice = (
+        _default(card, name, offered, gpus, today) if size is None else _chosen(card, name, size)
+    )
+    check = check_finetune_sku if name == FINETUNE_ALLOW_LIST else check_inference_instance
+    check(card, choice.name, offered, today)
+    return choice
+
+
 def choose_finetune(
     card: ModelCard,
     sku: str | None,
@@ -302,12 +318,7 @@ def choose_finetune(
     gpus: Mapping[str, int] | None = None,
 ) -> SizeChoice:
     """The user's size if usable, else the cheapest usable allowed one, with the reason."""
-    if sku is None:
-        choice = _default(card, FINETUNE_ALLOW_LIST, offered, gpus, today)
-    else:
-        choice = _chosen(card, FINETUNE_ALLOW_LIST, sku)
-    check_finetune_sku(card, choice.name, offered, today)
-    return choice
+    return _choose(card, FINETUNE_ALLOW_LIST, sku, offered, today, gpus)
 
 
 def choose_inference(
@@ -318,12 +329,7 @@ def choose_inference(
     gpus: Mapping[str, int] | None = None,
 ) -> SizeChoice:
     """The user's instance type if usable, else the cheapest usable allowed one."""
-    if instance_type is None:
-        choice = _default(card, INFERENCE_ALLOW_LIST, offered, gpus, today)
-    else:
-        choice = _chosen(card, INFERENCE_ALLOW_LIST, instance_type)
-    check_inference_instance(card, choice.name, offered, today)
-    return choice
+    return _choose(card, INFERENCE_ALLOW_LIST, instance_type, offered, today, gpus)
 
 
 def default_finetune_sku(

@@ -353,16 +353,14 @@ def _defaults(tags: Mapping[str, object]) -> Mapping[str, Any]:
 
 
 def _task(
-    tags: Mapping[str, object], metadata: Mapping[str, object]
+    tags: Mapping[str, object], metadata: Mapping[str, object], metadata_key: str
 ) -> tuple[str | None, str | None]:
     """``tasks.fineTuningTasks`` (chat-completion when listed), else the ``task`` tag."""
     tasks = (_metadata_object(metadata, TASKS) or {}).get(FINETUNE_TASKS)
     if tasks:
         listed = _parse(f"system metadata '{TASKS}.{FINETUNE_TASKS}'", tasks)
         if isinstance(listed, list) and all(isinstance(t, str) for t in listed) and listed:
-            return (CHAT_COMPLETION if CHAT_COMPLETION in listed else listed[0]), (
-                FROM_SYSTEM_METADATA
-            )
+            return (CHAT_COMPLETION if CHAT_COMPLETION in listed else listed[0]), metadata_key
         raise TagError(
             f"system metadata '{TASKS}.{FINETUNE_TASKS}' must be a list of task "
             f"names, found {_shown(encode_tag(tasks))}; fix it on the model"
@@ -388,7 +386,7 @@ def _date(where: str, value: object) -> date:
 
 
 def _deprecation(
-    tags: Mapping[str, object], metadata: Mapping[str, object], archived: bool
+    tags: Mapping[str, object], metadata: Mapping[str, object], metadata_key: str, archived: bool
 ) -> Deprecation:
     found = _metadata_object(metadata, DEPRECATION) or {}
     if found:
@@ -397,7 +395,7 @@ def _deprecation(
             for name, (key, _) in DEPRECATION_KEYS.items()
             if found.get(key)
         }
-        source: str | None = FROM_SYSTEM_METADATA
+        source: str | None = metadata_key
     else:
         dates = {
             name: _date(f"model tag {tag!r}", tags[tag])
@@ -450,7 +448,7 @@ def model_card(
     finetune, finetune_source = lists[FINETUNE_ALLOW_LIST]
     inference, inference_source = lists[INFERENCE_ALLOW_LIST]
     evaluation, _ = lists[EVALUATION_ALLOW_LIST]
-    task, task_source = _task(tags, metadata)
+    task, task_source = _task(tags, metadata, metadata_key)
     return ModelCard(
         name=name,
         version=version,
@@ -464,7 +462,7 @@ def model_card(
         finetune_allow_list_source=finetune_source,
         inference_allow_list_source=inference_source,
         task_source=task_source,
-        deprecation=_deprecation(tags, metadata, archived),
+        deprecation=_deprecation(tags, metadata, metadata_key, archived),
         system_metadata=metadata,
         properties=props,
         metadata_key=metadata_key,

@@ -176,7 +176,7 @@ def test_the_recorded_get_without_system_metadata_leaves_the_lists_unknown() -> 
 def test_the_camel_case_wire_key_is_read_and_named() -> None:
     with fake_azure(metadata_key="systemMetadata") as rig:
         card = rig.backend.get_foundation_model("Phi-4", "8")
-    assert card.finetune_allow_list_source == "systemMetadata"
+    assert card.finetune_allow_list_source == card.task_source == "systemMetadata"
     assert card.finetune_allow_list and card.finetune_allow_list[0] == "Standard_NC24ads_A100_v4"
 
 
