@@ -224,7 +224,8 @@ def no_allow_lists(card: ModelCard, names: Sequence[str]) -> ComputeError:
     lists = "allow-lists" if len(names) > 1 else _LIST_LABEL[names[0]]
     return ComputeError(
         f"the registry returned no {lists} for {card.label} ({card.id}); looked in {looked}; "
-        f"nothing was created; pass {options} to choose the sizes explicitly"
+        f"the run stops before creating anything: pass {options} to choose the sizes "
+        "explicitly"
     )
 
 

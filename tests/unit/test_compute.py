@@ -193,7 +193,7 @@ def test_no_allow_lists_stop_unless_both_sizes_are_chosen_explicitly() -> None:
     message = str(stop.value)
     assert message.startswith("the registry returned no allow-lists for Bare:3")
     assert "tag inference_compute_allow_list" in message and "finetune-recommended-sku" in message
-    assert "nothing was created; pass --compute-sku and --instance-type" in message
+    assert "stops before creating anything: pass --compute-sku and --instance-type" in message
     with pytest.raises(ComputeError, match="returned no fine-tune allow-list for Bare:3"):
         compute.default_finetune_sku(bare)
     size = "Standard_NC24ads_A100_v4"

@@ -47,13 +47,14 @@ class Finding:
 class Check:
     backend: AzureBackend
     endpoint_limit: int = DOCUMENTED_ENDPOINT_LIMIT
+    sizes_unknown: bool = False  # no allow-list and no explicit size: nothing to choose from
 
     def run(self) -> list[Finding]:
         found: list[Finding] = []
         card = self._step(found, "model", self._model)
         sizes = self._step(found, "workspace", self._sizes)
         self._step(found, "pipeline", self._component)
-        if card is not None and sizes is not None:
+        if card is not None and sizes is not None and not self.sizes_unknown:
             chosen = self._step(found, "sizes", lambda out: self._choices(out, card, sizes))
             if chosen is not None:
                 self._step(found, "quota", lambda out: self._quota(out, sizes, chosen))
@@ -118,6 +119,7 @@ class Check:
             explicit = compute.explicit_sizes(card, config.compute_sku, config.instance_type)
         except HarnessError as exc:
             found.append(Finding(FAIL, "allow-lists", str(exc)))
+            self.sizes_unknown = True
             return
         if explicit:
             found.append(Finding(WARN, "allow-lists", explicit))
