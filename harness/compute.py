@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from harness.errors import ComputeError
 from harness.model_card import (
@@ -108,7 +108,7 @@ class SizeChoice:
 
 
 def _today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def retirement(size: str, today: date | None = None) -> RetiredSize | None:

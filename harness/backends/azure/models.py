@@ -24,8 +24,7 @@ from harness.model_card import ModelCard, card_from_resource, version_from_id
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from harness.backends.base import JobRun, RegisteredModel
-    from harness.versions import RegistryVersion
+    from harness.backends.base import JobRun, RegisteredModel, RegistryVersion
 
 LATEST = "latest"
 _REGISTRY_FIX = f"pass {BY_NAME['azure_model_registry'].cli} with the registry that holds it"
@@ -189,8 +188,8 @@ def list_versions(client: MLClient, where: str, name: str) -> list[RegistryVersi
     ("registry azureml")."""
     from azure.core.exceptions import AzureError
 
+    from harness.backends.base import RegistryVersion
     from harness.errors import TagError
-    from harness.versions import RegistryVersion
 
     try:
         found = _listed(client, name)
