@@ -102,7 +102,8 @@ def instance_type(card: ModelCard, sku: str | None, offered: Sequence[VmSize]) -
     """The managed-compute size, by the pipeline's rule (``harness.compute``); no cluster."""
     from harness.backends.base import Compute
 
-    chosen = sizes_rule.choose_finetune_sku(card, sku, [size.name for size in offered])
+    gpu_counts = {size.name: size.gpus for size in offered}
+    chosen = sizes_rule.choose_finetune_sku(card, sku, list(gpu_counts), gpus=gpu_counts)
     gpus = sizes_rule.gpus_for_sku(chosen, [(size.name, size.gpus) for size in offered])
     return Compute(name=chosen, sku=chosen, gpus_per_node=gpus)
 
@@ -250,13 +251,13 @@ def route_facts(config: HarnessConfig, card: ModelCard, region: str | None) -> d
     facts: dict[str, Any] = {
         "route": config.route,
         "model": card.id,
-        "model_registry": config.azure_registry,
+        "model_registry": config.azure_model_registry,
     }
     if config.finetune_route != FINETUNING_JOB:
         facts.update(
             job_type="Pipeline",
             component=f"{jobs.COMPONENT} (label latest)",
-            component_registry=config.azure_registry,
+            component_registry=config.azure_component_registry,
             api_version=PIPELINE_API_VERSION,
             compute="a cluster (--compute-name, --compute-sku)",
         )
