@@ -166,12 +166,9 @@ class Comparison:
             )
             for r in self.to_dict()["rows"]
         ]
-        widths = [max(len(str(line[i])) for line in (header, *rows)) for i in range(len(header))]
-        lines = [f"old: {self.old}", f"new: {self.new}", ""]
-        lines += [
-            "  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-            for line in (header, *rows)
-        ]
+        from harness.report.terminal import aligned
+
+        lines = [f"old: {self.old}", f"new: {self.new}", "", *aligned(header, rows)]
         lines.append("")
         if self.regressed:
             lines.append(f"REGRESSED: {', '.join(self.regressed)}")

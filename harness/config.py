@@ -316,8 +316,40 @@ OPTIONS: tuple[Option, ...] = (
         False,
         flag=True,
     ),
+    Option(
+        "github_annotations",
+        "print each failing test as a GitHub Actions ::error annotation (on in GitHub Actions)",
+        _bool,
+        False,
+        flag=True,
+        env=("GITHUB_ACTIONS",),
+    ),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
+ENV_NAMES = frozenset(name for option in OPTIONS for name in option.env_names)
+PATH_OPTIONS = frozenset(
+    option.cli
+    for option in OPTIONS
+    if option.parse is Path or option.name in ("dataset", "compare_to")
+)
+
+
+def misspelled_environment(env: Mapping[str, str]) -> list[str]:
+    """A warning for each ``HARNESS_*`` name that is no setting but looks like one
+    (``HARNESS_JOB_TIMEOUT`` for ``HARNESS_JOB_TIMEOUT_S``): a setting that silently does
+    nothing is a night lost. Names like no setting (a user's own variables) are left alone."""
+    import difflib
+
+    known = sorted(n for n in ENV_NAMES if n.startswith("HARNESS_"))
+    warnings = []
+    for name in sorted(n for n in env if n.startswith("HARNESS_") and n not in ENV_NAMES):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        if close:
+            warnings.append(
+                f"environment variable {name} is not a harness setting and is ignored; "
+                f"did you mean {close[0]}?"
+            )
+    return warnings
 
 
 @dataclass(frozen=True)
@@ -361,6 +393,7 @@ class HarnessConfig:
     azure_config_file: Path | None
     interactive_login: bool
     require_live: bool
+    github_annotations: bool
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

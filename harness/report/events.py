@@ -88,8 +88,9 @@ EVENT_KINDS: Mapping[str, EventKind] = {
     ),
     "test": EventKind(
         ("nodeid", "outcome"),
-        ("duration_s", "message"),
-        doc="one per test or per phase; the worst phase wins",
+        ("duration_s", "message", "phase", "workflow", "crash", "failure_class"),
+        doc="one per test or per phase; the worst phase wins; workflow: uses the fixture "
+        "chain; crash: pytest's one-line crash message or skip reason",
     ),
     "figure": EventKind(
         ("name", "value"),
@@ -121,6 +122,8 @@ _INTEGERS = frozenset(
     {"exit_status", "nodes", "instance_count", "gpus_per_node", "index", "traffic_percent"}
 )
 _CHOICES: Mapping[str, tuple[object, ...]] = {
+    "failure_class": ("service", "model quality", "harness"),
+    "workflow": (True, False),
     "better": ("lower", "higher", None),
     "outcome": (
         "ok",

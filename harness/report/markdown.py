@@ -33,18 +33,53 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def _overview(report: Mapping[str, Any]) -> list[str]:
+    """The headline (what a GitHub job summary shows first), the reason, then the failing
+    tests with their crash lines; tracebacks and skips folded below."""
     run = report["run"]
-    lines = [
-        f"# {cell(text.headline(report), 300)}",
-        "",
+    lines = [f"# {cell(text.headline(report), 300)}", ""]
+    if text.reason(report):
+        lines += [f"**Why:** {cell(text.reason(report), 600)}", ""]
+    lines.append(
         f"Started {run['started_at'] or 'n/a'}, took {text.duration(run['duration_s'])}; "
-        f"tests: {text.outcome_counts(report['tests'])}.",
-    ]
+        f"tests: {text.outcome_counts(report['tests'])}."
+    )
     if run["reason"]:
         lines += ["", f"**Ended early:** {cell(run['reason'], 500)}"]
     if report["not_reached"]:
         lines += ["", f"**Not reached:** {', '.join(text.not_reached(report))}."]
-    return lines
+    return lines + _failures(report) + _skips(report)
+
+
+def _failures(report: Mapping[str, Any]) -> list[str]:
+    rows = text.failure_rows(report)
+    if not rows:
+        return []
+    tracebacks = [
+        f"<b>{html.escape(t['nodeid'])}</b>\n<pre>{html.escape(t['message'])}</pre>"
+        for t in report["tests"]
+        if t["outcome"] in ("failed", "error") and t["message"]
+    ]
+    return [
+        "",
+        "## Failing tests",
+        "",
+        *table(("test", "step", "class", "message"), rows),
+        *folded("Tracebacks", tracebacks),
+    ]
+
+
+def _skips(report: Mapping[str, Any]) -> list[str]:
+    rows = text.skip_rows(report)
+    if not rows:
+        return []
+    return folded(f"Skipped tests ({len(rows)})", table(("test", "reason"), rows))
+
+
+def folded(summary: str, body: Sequence[str]) -> list[str]:
+    """A ``<details>`` section (GitHub renders the Markdown inside after a blank line)."""
+    if not body:
+        return []
+    return ["", f"<details><summary>{html.escape(summary)}</summary>", "", *body, "", "</details>"]
 
 
 def _figures(report: Mapping[str, Any]) -> list[str]:
@@ -52,7 +87,7 @@ def _figures(report: Mapping[str, Any]) -> list[str]:
         "",
         "## Key figures",
         "",
-        *table(("figure", "value", "meaning"), text.figure_rows(report)),
+        *table(("figure", "value", "better", "meaning"), text.figure_rows(report)),
     ]
 
 
@@ -60,15 +95,13 @@ def _tests(report: Mapping[str, Any]) -> list[str]:
     if not report["tests"]:
         return ["", "## Tests", "", "No test outcome was recorded."]
     rows = [
-        (t["outcome"], t["nodeid"], text.duration(t["duration_s"]), t["message"])
+        (t["outcome"], t["nodeid"], text.duration(t["duration_s"]), t.get("crash", ""))
         for t in report["tests"]
     ]
-    return [
-        "",
-        f"## Tests: {text.outcome_counts(report['tests'])}",
-        "",
-        *table(("outcome", "test", "duration", "message"), rows),
-    ]
+    return folded(
+        f"Tests: {text.outcome_counts(report['tests'])}",
+        table(("outcome", "test", "duration", "message"), rows),
+    )
 
 
 def _samples(report: Mapping[str, Any]) -> list[str]:
@@ -88,12 +121,10 @@ def _samples(report: Mapping[str, Any]) -> list[str]:
         for s in samples
     ]
     title = f"## Answers ({len(samples)} samples, {report['quality_metric'] or 'not scored'})"
-    return [
-        "",
-        title,
-        "",
-        *table(("#", "status", "latency", "score", "prompt", "answer", "reference"), rows),
-    ]
+    return folded(
+        title.removeprefix("## "),
+        table(("#", "status", "latency", "score", "prompt", "answer", "reference"), rows),
+    )
 
 
 def _stages(report: Mapping[str, Any]) -> list[str]:
@@ -147,7 +178,7 @@ def _comparison(report: Mapping[str, Any]) -> list[str]:
         "",
         f"## Compared with {cell(comparison['old'])}",
         "",
-        *table(("figure", "before", "now", "change", "tolerance", "status"), rows),
+        *table(text.COMPARISON_HEADER, rows),
     ]
 
 

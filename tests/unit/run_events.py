@@ -173,6 +173,7 @@ def _steps(clock: Clock, rec: Recorder) -> list[tuple[float, Callable[[], Any]]]
                 nodeid="tests/e2e/test_workflow.py::test_job",
                 outcome="passed",
                 duration_s=1800.0,
+                workflow=True,
             ),
         ),
         (
@@ -182,6 +183,7 @@ def _steps(clock: Clock, rec: Recorder) -> list[tuple[float, Callable[[], Any]]]
                 nodeid="tests/e2e/test_workflow.py::test_scoring",
                 outcome="passed",
                 duration_s=3.0,
+                workflow=True,
             ),
         ),
         (2410, lambda: rec.record("stage_started", name="teardown")),
