@@ -285,14 +285,20 @@ def _figures(report: Mapping[str, Any], events: Sequence[Event]) -> dict[str, An
         "finetune_node_hours": sum(billable["finetune_node_hours"].values()) or None,
         "endpoint_instance_hours": sum(billable["endpoint_instance_hours"].values()) or None,
     }
-    out = {name: fig.figure(name, value) for name, value in figures.items()}
-    for event in _of(events, "figure"):
-        out[event["name"]] = fig.figure(
+    free_form = {
+        event["name"]: fig.figure(
             event["name"],
             event["value"],
             **{k: event[k] for k in ("unit", "description", "better") if k in event},
         )
-    return out
+        for event in _of(events, "figure")
+    }
+    figures["eval_loss_improvement"] = fig.difference(eval_before, eval_after)
+    figures["log_likelihood_gain"] = fig.difference(
+        (free_form.get("log_likelihood_finetuned") or {}).get("value"),
+        (free_form.get("log_likelihood_foundation") or {}).get("value"),
+    )
+    return {**{name: fig.figure(name, value) for name, value in figures.items()}, **free_form}
 
 
 def _quality_label(samples: Sequence[Mapping[str, Any]]) -> str | None:

@@ -105,6 +105,12 @@ COMPUTED_FIGURES: Mapping[str, tuple[str, str, str | None]] = {
     # name: (unit, description, better)
     "eval_loss_before": ("", "eval loss before fine-tuning", "lower"),
     "eval_loss_after": ("", "eval loss after fine-tuning", "lower"),
+    "eval_loss_improvement": ("", "eval loss before minus after: what fine-tuning did", "higher"),
+    "log_likelihood_gain": (
+        "nats/token",
+        "reference log-likelihood, fine-tuned minus foundation model",
+        "higher",
+    ),
     "train_loss_first": ("", "first logged training loss", "lower"),
     "train_loss_last": ("", "last logged training loss", "lower"),
     "answer_score_mean": ("chrF", "mean answer score against the references (0-100)", "higher"),

@@ -92,6 +92,13 @@ def figure(name: str, value: Any, **info: Any) -> dict[str, Any]:
     }
 
 
+def difference(minuend: float | None, subtrahend: float | None) -> float | None:
+    """``minuend - subtrahend``, or None when either was not measured (never a zero)."""
+    if minuend is None or subtrahend is None:
+        return None
+    return minuend - subtrahend
+
+
 def first_last(points: Sequence[Sequence[Any]]) -> tuple[float | None, float | None]:
     """The first value of a series, and its last when it has more than one point."""
     values = [p[1] for p in points if finite(p[1]) is not None]

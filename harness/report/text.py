@@ -24,6 +24,8 @@ SECTION_LABELS = {
 KEY_FIGURES = (
     "eval_loss_before",
     "eval_loss_after",
+    "eval_loss_improvement",
+    "log_likelihood_gain",
     "answer_score_mean",
     "scoring_latency_p50_s",
     "scoring_latency_p95_s",

@@ -152,7 +152,8 @@ def test_no_figure_regressed_against_the_compared_run(
     comparison = compare_so_far(harness_config)
     if comparison is None:
         pytest.skip(f"no passing run in the history {harness_config.history_dir} yet")
-    assert not comparison.regressed, comparison.render()
+    regressed = ", ".join(comparison.regressed)
+    assert not comparison.regressed, f"regressed: {regressed}\n{comparison.render()}"
 
 
 def test_a_raw_https_request_with_the_endpoint_key_is_answered(

@@ -166,6 +166,45 @@ def test_each_figure_is_judged_in_its_direction_against_its_tolerance(
     assert set(statuses.values()) == {WITHIN}
 
 
+def test_the_gate_sees_an_improvement_that_shrank_under_a_steady_loss(
+    base: dict[str, Any],
+) -> None:
+    """One training step: eval loss after moves +3.4 % (within 5 %), but fine-tuning's
+    improvement over the foundation model shrank by 84 %, and so did the likelihood gain."""
+    old = variant(base, "15", "old", 1)  # eval loss 4.5 -> 3.25: improvement 1.25
+    new = variant(
+        base,
+        "16",
+        "new",
+        2,
+        eval_loss_after=3.36,
+        eval_loss_improvement=0.2,
+        log_likelihood_gain=0.1,
+    )
+    statuses = {r.figure: r.status for r in compare(old, new).rows}
+    assert statuses["eval_loss_after"] == WITHIN
+    assert statuses["eval_loss_improvement"] == REGRESSED
+    assert statuses["log_likelihood_gain"] == REGRESSED
+    assert base["figures"]["eval_loss_improvement"]["value"] == pytest.approx(4.5 - 3.25)
+    assert base["figures"]["log_likelihood_gain"]["value"] == pytest.approx(-2.1 + 2.9)
+    assert base["figures"]["eval_loss_improvement"]["better"] == "higher"
+
+
+def test_a_figure_from_a_failed_step_is_never_improved(base: dict[str, Any]) -> None:
+    """Every request timed out: no latency was measured, and a scoring figure that would
+    read better is no evidence of it."""
+    old = variant(base, "15", "old", 1)
+    new = variant(base, "16", "new", 2, scoring_latency_p95_s=None, answer_score_mean=90.0)
+    new["samples"][0]["status"] = "error"
+    rows = {r.figure: r for r in compare(old, new).rows}
+    assert rows["scoring_latency_p95_s"].status == NOT_COMPARED
+    assert rows["answer_score_mean"].status == NOT_COMPARED
+    assert rows["answer_score_mean"].reason == "the scoring step failed"
+    worse = variant(base, "16", "new", 2, answer_score_mean=10.0)
+    worse["samples"][0]["status"] = "error"
+    assert {r.figure: r.status for r in compare(old, worse).rows}["answer_score_mean"] == REGRESSED
+
+
 def test_a_figure_missing_on_either_side_is_not_compared_and_says_where(
     base: dict[str, Any],
 ) -> None:

@@ -25,3 +25,14 @@ def test_ci_runs_the_readme_commands() -> None:
         setup, _, pytest_command = command.partition(" && ")
         assert setup in ci
         assert pytest_command in ci, f"CI does not run the README's {pytest_command!r}"
+
+
+def test_every_readme_example_gives_path_options_with_equals() -> None:
+    """`--history DIR` makes pytest take DIR for a test path (pytest-dev/pytest#8846): the
+    README shows `--history=DIR` everywhere but where it says not to."""
+    from harness.config import PATH_OPTIONS
+
+    text = (ROOT / "README.md").read_text().replace("not\n`--history /shared/history`", "")
+    flags = "|".join(re.escape(flag) for flag in sorted(PATH_OPTIONS))
+    spaced = re.findall(rf"(?:{flags}) [^-\s|`]\S*", text)
+    assert spaced == []
