@@ -165,6 +165,20 @@ class _RunWatch:
     def pytest_keyboard_interrupt(self) -> None:
         self.tracker.interrupted = True
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self) -> Generator[None, None, None]:
+        """Around every other ``pytest_sessionfinish``: once pytest has torn down what a
+        stopped run left and the controller has deleted what its workers left, the report
+        is written again if anything happened after it (its teardown section)."""
+        result = yield
+        finished = self.config.stash.get(FINISHED, None)
+        if finished is not None:
+            try:
+                verdict.rewrite_after_teardown(self.config.stash[CONFIG], finished)
+            except Exception as exc:  # the first report stands; say what broke
+                logging.getLogger("harness").error("the run report was not updated: %s", exc)
+        return result
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
             self.tracker.failure()

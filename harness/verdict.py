@@ -82,3 +82,20 @@ def finish(cfg: HarnessConfig, interrupted: bool) -> Finished:
     if not interrupted:
         done.history = history.append(done.report, cfg.history_dir)
     return done
+
+
+def rewrite_after_teardown(cfg: HarnessConfig, done: Finished) -> bool:
+    """Write the report again when events came after it: pytest tears down the session
+    fixtures of a stopped run (Ctrl-C, ``-x``) and the xdist controller deletes what its
+    interrupted workers left only after the report was first written. The verdict and the
+    comparison stand; the teardown and what the run logged meanwhile are added."""
+    from harness.report import write_report
+
+    report = current_report(cfg)
+    if report["events"]["count"] <= done.report["events"]["count"]:
+        return False
+    if done.comparison is not None:
+        report["comparison"] = done.comparison.to_dict()
+    done.report = report
+    done.html = write_report(report, cfg.report_dir)["report.html"]
+    return True

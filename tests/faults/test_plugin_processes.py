@@ -68,7 +68,11 @@ def test_an_interrupted_run_still_tears_down(
     process = start_and_wait_for(pytester, events, "wait_for_job")
     process.send_signal(signum)
     process.wait(timeout=20)
-    assert report(pytester)["run"]["verdict"] == "interrupted"
+    written = report(pytester)
+    assert written["run"]["verdict"] == "interrupted"
+    # written after the last deletion it waited for, with the loss the job logged so far
+    assert {t["resource"] for t in written["teardown"]} >= {"endpoint", "job", "compute"}
+    assert written["metrics"]["loss"]
     assert json.dumps(created(events))
     assert created(events)["endpoint"] == 1
     assert set(balance(events).values()) == {0}, read_events(events)

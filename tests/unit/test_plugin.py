@@ -391,3 +391,20 @@ def test_a_misspelled_setting_in_the_environment_is_named_with_the_right_one(
         ["*HARNESS_JOB_TIMEOUT is not a harness setting*did you mean HARNESS_JOB_TIMEOUT_S?*"]
     )
     assert "HARNESS_NIGHTLY_OWNER" not in result.stdout.str()
+
+
+def test_an_interrupted_run_reports_the_teardown_pytest_does_after_it(
+    pytester: pytest.Pytester, events: Path
+) -> None:
+    """Ctrl-C after the suite: pytest tears the session fixtures down after the run's report
+    was first written; the report is written again, after the last deletion."""
+    pytester.makepyfile(
+        test_zz_interrupt="def test_ctrl_c(harness_config):\n    raise KeyboardInterrupt\n"
+    )
+    result = pytester.runpytest("-p", "harness.plugin", "--tb=line", no_reraise_ctrlc=True)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    written = report(pytester)
+    assert written["run"]["verdict"] == "interrupted"
+    assert {t["resource"] for t in written["teardown"]} >= {"endpoint", "job", "compute"}
+    page = (pytester.path / "harness-report" / "report.html").read_text()
+    assert "INTERRUPTED" in page and "No teardown was recorded" not in page
