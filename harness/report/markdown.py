@@ -43,7 +43,7 @@ def _overview(report: Mapping[str, Any]) -> list[str]:
         f"Started {run['started_at'] or 'n/a'}, took {text.duration(run['duration_s'])}; "
         f"tests: {text.outcome_counts(report['tests'])}."
     )
-    if run["reason"]:
+    if run["reason"] and run["reason"] != text.reason(report):
         lines += ["", f"**Ended early:** {cell(run['reason'], 500)}"]
     if report["not_reached"]:
         lines += ["", f"**Not reached:** {', '.join(text.not_reached(report))}."]

@@ -139,7 +139,7 @@ def _overview(report: Mapping[str, Any]) -> str:
         f"{escape(text.duration(run['duration_s']))}; tests: "
         f"{escape(text.outcome_counts(report['tests']))}. Files: {_file_links()}</p>",
     ]
-    if run["reason"]:
+    if run["reason"] and run["reason"] != text.reason(report):
         parts.append(f'<p class="note">Ended early: {escape(run["reason"])}</p>')
     if report["not_reached"]:
         parts.append(
