@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,10 +27,12 @@ from harness import sweep as janitor
 from harness.errors import ConfigError, HarnessError
 from harness.plan import SHIPPED_MODEL_CARD, plan
 from harness.sweep import parse_duration_h
+from harness.trend import DEFAULT_LAST
 
 __all__ = ["build_parser", "main", "parse_duration_h"]
 
 EXIT_REFUSED = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 EXIT_CHECK_FAILED = 1
 
 
@@ -148,6 +151,16 @@ def _compare_parser(sub: Any) -> None:
     )
 
 
+def _trend_parser(sub: Any) -> None:
+    trend = sub.add_parser(
+        "trend",
+        help="each gated figure over the last runs of a model in the history, with its band",
+    )
+    trend.add_argument("--last", type=int, default=DEFAULT_LAST, help="how many runs (14)")
+    trend.add_argument("--json", action="store_true", help="the trend as JSON")
+    config.add_argparse_options(trend)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m harness",
@@ -161,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_parser(sub)
     _versions_parser(sub)
     _compare_parser(sub)
+    _trend_parser(sub)
     return parser
 
 
@@ -268,6 +282,15 @@ def compare(args: argparse.Namespace) -> int:
     return code
 
 
+def trend(args: argparse.Namespace) -> int:
+    from harness.trend import trend_command
+    from harness.verdict import tolerances
+
+    cfg = config.from_namespace(args)
+    print(trend_command(cfg.history_dir, cfg.model_name, args.last, tolerances(cfg), args.json))
+    return 0
+
+
 COMMANDS = {
     "plan": _print_plan,
     "check": check,
@@ -275,6 +298,7 @@ COMMANDS = {
     "register-model": register_model,
     "versions": versions,
     "compare": compare,
+    "trend": trend,
 }
 
 
@@ -286,6 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    except BrokenPipeError:  # `... | head` stopped reading: end quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would raise again
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

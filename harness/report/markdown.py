@@ -182,7 +182,21 @@ def _comparison(report: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _trend(report: Mapping[str, Any]) -> list[str]:
+    if not report.get("trend"):
+        return []
+    from harness.trend import render
+
+    return [
+        "",
+        "## Trend",
+        "",
+        text.TREND_CAPTION,
+        *folded("Last runs", ["<pre>", html.escape(render(report["trend"])), "</pre>"]),
+    ]
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """report.md's text."""
-    parts = (_overview, _figures, _comparison, _tests, _samples, _stages, _teardown)
+    parts = (_overview, _figures, _comparison, _trend, _tests, _samples, _stages, _teardown)
     return "\n".join(line for part in parts for line in part(report)) + "\n"

@@ -21,6 +21,10 @@ SECTION_LABELS = {
     "tests": "test outcomes",
     "teardown": "teardown",
 }
+TREND_CAPTION = (
+    "Trend: each gated figure over the model's last runs (red points: runs that did not pass); "
+    "shaded: within tolerance of the latest passing run, the band the next run is judged by."
+)
 KEY_FIGURES = (
     "eval_loss_before",
     "eval_loss_after",

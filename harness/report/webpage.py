@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from harness.report import text
+from harness.report.text import TREND_CAPTION
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1em auto;max-width:1100px;padding:0 1em;
@@ -128,6 +129,12 @@ def _comparison(report: Mapping[str, Any]) -> str:
     )
 
 
+def _trend_caption(report: Mapping[str, Any]) -> str:
+    if not report.get("trend"):
+        return ""
+    return f"<p>{escape(TREND_CAPTION)}</p>"
+
+
 def _overview(report: Mapping[str, Any]) -> str:
     run = report["run"]
     verdict_class = run["verdict"].replace(" ", "-")
@@ -226,6 +233,7 @@ def render_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
             _table(("figure", "value", "better", "meaning"), text.figure_rows(report)),
             _comparison(report),
             *(_image(name, png) for name, png in images.items()),
+            _trend_caption(report),
             _samples(report),
             _details(report),
             _objects(report),

@@ -287,3 +287,68 @@ def test_unvalidated_json_lists_the_versions_to_run_for_a_ci_matrix(
     )
     assert [m["model_version"] for m in with_archived] == ["9", "10", "16"]
     assert with_archived[0]["archived"] is True and with_archived[0]["validated"] is False
+
+
+def _nights(base: dict[str, Any], history_dir: Path) -> None:
+    """Three nights of one model: a pass, a pass with a worse loss, a failed run."""
+    for day, (loss, verdict) in enumerate(((3.0, "passed"), (3.1, "passed"), (4.0, "failed")), 1):
+        history.append(
+            variant(base, "15", f"r{day}", day, verdict, eval_loss_after=loss), history_dir
+        )
+
+
+def test_the_trend_shows_each_gated_figure_over_the_nights_with_its_band(
+    base: dict[str, Any], tmp_path: Path
+) -> None:
+    from harness.trend import render, summary
+
+    _nights(base, tmp_path)
+    section = summary(history.reports(tmp_path, "Phi-3-tiny"))
+    assert [r["id"] for r in section["runs"]] == ["r1", "r2", "r3"]
+    loss = section["figures"]["eval_loss_after"]
+    assert loss["values"] == [3.0, 3.1, 4.0] and loss["better"] == "lower"
+    assert loss["band"] == pytest.approx([3.1 * 0.95, 3.1 * 1.05])  # the last passing run's
+    assert section["figures"]["job_duration_s"]["band"] == [1800 - 900, 1800 + 900]
+    text = render(section)
+    assert "eval_loss_after (lower is better): the next run's band 2.945 .. 3.255" in text
+    assert text.splitlines()[3].split()[:4] == ["2026-11-03T01:00", "r3", "15", "failed"]
+
+
+def test_the_trend_command_takes_the_last_n_runs_and_ends_quietly_in_a_pipe(
+    base: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m harness trend | head -1`: the reader goes away; no BrokenPipe traceback."""
+    import io
+    import os
+    import sys
+
+    from harness.__main__ import EXIT_BROKEN_PIPE, main
+    from harness.trend import trend_command
+
+    _nights(base, tmp_path)
+    last_two = json.loads(trend_command(tmp_path, "Phi-3-tiny", last=2, as_json=True))
+    assert [r["id"] for r in last_two["runs"]] == ["r2", "r3"]
+    read, write = os.pipe()
+    os.close(read)  # head has read its line and exited
+    stdout = io.TextIOWrapper(io.FileIO(write, "w"), line_buffering=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    code = main(["trend", f"--history={tmp_path}", "--model-name=Phi-3-tiny"])
+    monkeypatch.undo()
+    assert code == EXIT_BROKEN_PIPE
+    stdout.close()
+
+
+def test_the_report_has_a_trend_plot_when_the_history_has_the_model(
+    base: dict[str, Any], tmp_path: Path
+) -> None:
+    from harness.report import write_report
+    from harness.trend import summary
+
+    _nights(base, tmp_path / "history")
+    report = {**base, "trend": summary(history.reports(tmp_path / "history", "Phi-3-tiny"))}
+    written = write_report(report, tmp_path / "out")
+    assert written["trend.png"].read_bytes().startswith(b"\x89PNG")
+    page = written["report.html"].read_text()
+    assert page.count("<img") == 3 and "<h2>Trend</h2>" in page
+    assert "within tolerance of the latest passing run" in page
+    assert "## Trend" in written["report.md"].read_text()
