@@ -244,3 +244,22 @@ def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_
         "  exitcode  : -9 (pid: 4860)  (SIGKILL)\n"
     )
     assert failed_rank(tmp_path) == 1
+
+
+def test_the_live_loss_lines_say_the_step_out_of_the_total(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from types import SimpleNamespace
+
+    from harness.backends.local.metrics import TOTAL_STEPS, MetricsWatch
+
+    client = SimpleNamespace(
+        get_metric_history=lambda run, key: (
+            [SimpleNamespace(step=3, value=1.25)] if key == "loss" else []
+        ),
+        get_run=lambda run: SimpleNamespace(data=SimpleNamespace(params={TOTAL_STEPS: "40"})),
+    )
+    watch = MetricsWatch(lambda: client, "job-1", every_s=0.0)  # type: ignore[arg-type,return-value]
+    with caplog.at_level("INFO", logger="harness"):
+        watch.say()
+    assert "job job-1 step 3/40: loss 1.2500" in caplog.text
