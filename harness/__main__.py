@@ -15,6 +15,7 @@ matrix); ``compare`` compares two run reports and fails on a regression.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -86,6 +87,7 @@ def _check_parser(sub: Any) -> None:
         default=None,
         help="online endpoints the subscription may hold per region (default: the documented 50)",
     )
+    check.add_argument("--json", action="store_true", help="the findings as JSON, for scripts")
     config.add_argparse_options(check)
 
 
@@ -201,9 +203,13 @@ def check(args: argparse.Namespace) -> int:
         findings = run(backend, limit)
     finally:
         backend.close(stop_owned=False)
+    failed = [f for f in findings if f.level == FAIL]
+    if args.json:
+        found = [dataclasses.asdict(f) for f in findings]
+        print(json.dumps({"could_start": not failed, "findings": found}, indent=2))
+        return EXIT_CHECK_FAILED if failed else 0
     for finding in findings:
         print(finding.line())
-    failed = [f for f in findings if f.level == FAIL]
     print(
         f"check: {len(failed)} problem(s); "
         + (
