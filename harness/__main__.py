@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from harness import config, naming
 from harness import sweep as janitor
 from harness.errors import ConfigError, HarnessError
-from harness.plan import SHIPPED_MODEL_CARD, plan
+from harness.plan import SHIPPED_MODEL_CARD, plan, plan_card
 from harness.sweep import parse_duration_h
 from harness.trend import DEFAULT_LAST
 
@@ -49,7 +49,7 @@ def _plan_parser(sub: Any) -> None:
     plan.add_argument(
         "--model-card",
         type=Path,
-        default=SHIPPED_MODEL_CARD,
+        default=None,
         help="JSON with name, version, tags, system_metadata and isArchived as "
         "the registry returns them (default: shipped Phi-3-mini-4k-instruct 15)",
     )
@@ -244,12 +244,14 @@ def register_model(args: argparse.Namespace) -> int:
 
 
 def _print_plan(args: argparse.Namespace) -> int:
+    cfg = config.from_namespace(args)
     decisions = plan(
-        config.from_namespace(args),
-        args.model_card,
+        cfg,
+        args.model_card or SHIPPED_MODEL_CARD,
         args.component_inputs,
         args.workspace_sizes,
         args.gpus_per_node,
+        None if args.model_card else plan_card(cfg),
     )
     print(json.dumps(decisions, indent=2, sort_keys=True))
     return 0
