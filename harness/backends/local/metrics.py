@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from harness.backends.base import TrainingMetrics
 
 
+from harness.backends.local.job_files import TOTAL_STEPS
+
 log = logging.getLogger("harness")
 WATCHED = ("loss", "eval_loss")
-TOTAL_STEPS = "total_steps"  # run parameter the job logs: the optimizer steps it will take
 
 
 class MetricsWatch:

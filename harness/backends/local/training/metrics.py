@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
-from harness.backends.local.metrics import TOTAL_STEPS
+from harness.backends.local.job_files import TOTAL_STEPS
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
