@@ -156,26 +156,18 @@ def _steps(clock: Clock, rec: Recorder) -> list[tuple[float, Callable[[], Any]]]
             )
             for i in range(3)
         ],
-        (
-            2410,
-            lambda: rec.record(
-                "figure",
-                name="log_likelihood_foundation",
-                value=-2.9,
-                unit="nats/token",
-                better="higher",
-            ),
-        ),
-        (
-            2410,
-            lambda: rec.record(
-                "figure",
-                name="log_likelihood_finetuned",
-                value=-2.1,
-                unit="nats/token",
-                better="higher",
-            ),
-        ),
+        *[
+            (
+                2410,
+                lambda name=name, value=value: rec.record(
+                    "figure", name=name, value=value, unit="nats/token", better="higher"
+                ),
+            )
+            for name, value in (
+                ("log_likelihood_foundation", -2.9),
+                ("log_likelihood_finetuned", -2.1),
+            )
+        ],
         (
             2410,
             lambda: rec.record(
