@@ -22,18 +22,25 @@ from harness.report.text import TREND_CAPTION
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1em auto;max-width:1100px;padding:0 1em;
-color:#212121;overflow-wrap:anywhere}
+color:#212121}p,h1,h2,summary{overflow-wrap:anywhere}
 h1{font-size:1.6em;margin:.3em 0}
 h1.passed{color:#2e7d32}h1.failed{color:#c62828}h1.interrupted{color:#ef6c00}
 h1.not-validated{color:#b26a00;background:#fff8e1;padding:.2em .4em}
 p.why{font-size:1.15em;font-weight:600;margin:.3em 0 .8em}
 table{border-collapse:collapse;margin:.5em 0;max-width:100%}td,th{border:1px solid #ccc;
-padding:.25em .5em;vertical-align:top;text-align:left;overflow-wrap:anywhere}
-td.text{white-space:pre-wrap;max-width:28em}
+padding:.25em .5em;vertical-align:top;text-align:left;overflow-wrap:break-word}
+td.text{white-space:pre-wrap;max-width:28em;overflow-wrap:anywhere}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f5f5f5;padding:.5em;font-size:85%}
 img{max-width:100%}.note{background:#fff3e0;padding:.5em}code{font-size:90%}
 """
-LINKED_FILES = ("report.json", "report.md", "harness.log", "loss.png", "timeline.png")
+LINKED_FILES = (
+    "report.json",
+    "report.md",
+    "harness.log",
+    "loss.png",
+    "timeline.png",
+    "trend.png",
+)
 _LINKABLE = ("https://", "http://", "file://")
 OBJECT_SECTIONS = (
     "model",
