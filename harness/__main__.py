@@ -15,7 +15,9 @@ matrix); ``compare`` compares two run reports and fails on a regression.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,12 +26,14 @@ from typing import Any, NoReturn
 from harness import config, naming
 from harness import sweep as janitor
 from harness.errors import ConfigError, HarnessError
-from harness.plan import SHIPPED_MODEL_CARD, plan
+from harness.plan import SHIPPED_MODEL_CARD, plan, plan_card
 from harness.sweep import parse_duration_h
+from harness.trend import DEFAULT_LAST
 
 __all__ = ["build_parser", "main", "parse_duration_h"]
 
 EXIT_REFUSED = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 EXIT_CHECK_FAILED = 1
 
 
@@ -45,7 +49,7 @@ def _plan_parser(sub: Any) -> None:
     plan.add_argument(
         "--model-card",
         type=Path,
-        default=SHIPPED_MODEL_CARD,
+        default=None,
         help="JSON with name, version, tags, system_metadata and isArchived as "
         "the registry returns them (default: shipped Phi-3-mini-4k-instruct 15)",
     )
@@ -83,6 +87,7 @@ def _check_parser(sub: Any) -> None:
         default=None,
         help="online endpoints the subscription may hold per region (default: the documented 50)",
     )
+    check.add_argument("--json", action="store_true", help="the findings as JSON, for scripts")
     config.add_argparse_options(check)
 
 
@@ -148,6 +153,16 @@ def _compare_parser(sub: Any) -> None:
     )
 
 
+def _trend_parser(sub: Any) -> None:
+    trend = sub.add_parser(
+        "trend",
+        help="each gated figure over the last runs of a model in the history, with its band",
+    )
+    trend.add_argument("--last", type=int, default=DEFAULT_LAST, help="how many runs (14)")
+    trend.add_argument("--json", action="store_true", help="the trend as JSON")
+    config.add_argparse_options(trend)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m harness",
@@ -161,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_parser(sub)
     _versions_parser(sub)
     _compare_parser(sub)
+    _trend_parser(sub)
     return parser
 
 
@@ -187,9 +203,13 @@ def check(args: argparse.Namespace) -> int:
         findings = run(backend, limit)
     finally:
         backend.close(stop_owned=False)
+    failed = [f for f in findings if f.level == FAIL]
+    if args.json:
+        found = [dataclasses.asdict(f) for f in findings]
+        print(json.dumps({"could_start": not failed, "findings": found}, indent=2))
+        return EXIT_CHECK_FAILED if failed else 0
     for finding in findings:
         print(finding.line())
-    failed = [f for f in findings if f.level == FAIL]
     print(
         f"check: {len(failed)} problem(s); "
         + (
@@ -224,12 +244,14 @@ def register_model(args: argparse.Namespace) -> int:
 
 
 def _print_plan(args: argparse.Namespace) -> int:
+    cfg = config.from_namespace(args)
     decisions = plan(
-        config.from_namespace(args),
-        args.model_card,
+        cfg,
+        args.model_card or SHIPPED_MODEL_CARD,
         args.component_inputs,
         args.workspace_sizes,
         args.gpus_per_node,
+        None if args.model_card else plan_card(cfg),
     )
     print(json.dumps(decisions, indent=2, sort_keys=True))
     return 0
@@ -268,6 +290,15 @@ def compare(args: argparse.Namespace) -> int:
     return code
 
 
+def trend(args: argparse.Namespace) -> int:
+    from harness.trend import trend_command
+    from harness.verdict import tolerances
+
+    cfg = config.from_namespace(args)
+    print(trend_command(cfg.history_dir, cfg.model_name, args.last, tolerances(cfg), args.json))
+    return 0
+
+
 COMMANDS = {
     "plan": _print_plan,
     "check": check,
@@ -275,6 +306,7 @@ COMMANDS = {
     "register-model": register_model,
     "versions": versions,
     "compare": compare,
+    "trend": trend,
 }
 
 
@@ -286,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    except BrokenPipeError:  # `... | head` stopped reading: end quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would raise again
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 """Comparing two runs' reports: did a figure get worse than its tolerance allows?
 
-Four figures gate a new model version against the last passing run: eval loss after
-fine-tuning, mean answer score, scoring p95 latency and job duration. Each tolerance is
-relative to the old value (0.10 = 10 % worse still passes). A figure missing on either side is
-"not compared" and says so; it neither passes nor fails by accident.
+Six figures gate a new model version against the last passing run: eval loss after
+fine-tuning, what fine-tuning did (eval loss before minus after, and the reference
+log-likelihood gain over the foundation model where the backend measures it), mean answer
+score, scoring p95 latency and job duration. The absolute loss alone misses a run that barely
+trained: one training step moves eval loss by 3 % while the improvement shrinks by 84 %. Each
+tolerance is relative to the old value (0.10 = 10 % worse still passes), in the figure's own
+direction. A figure missing on either side is "not compared" and says so; it neither passes
+nor fails by accident, and a figure from a step that failed (a scoring sample with no answer)
+is never "improved".
 
 The defaults are loose where the figure is noisy: three scoring samples at temperature 0.6
 move chrF by several points, and latency and job duration swing with the region's load and
@@ -37,6 +42,8 @@ class Tolerances:
     """Relative tolerance per compared figure; the one place the defaults live."""
 
     eval_loss_after: float = 0.05
+    eval_loss_improvement: float = 0.25
+    log_likelihood_gain: float = 0.25
     answer_score_mean: float = 0.15
     scoring_latency_p95_s: float = 0.50
     job_duration_s: float = 0.50
@@ -66,6 +73,8 @@ class Tolerances:
 # small baseline (a tiny model's 0.2 s latency, a 90 s job) turns noise into "regressions".
 NOISE_FLOORS = {
     "eval_loss_after": 0.01,
+    "eval_loss_improvement": 0.01,
+    "log_likelihood_gain": 0.01,
     "answer_score_mean": 10.0,  # chrF points: three samples at temperature 0.6 move it this much
     "scoring_latency_p95_s": 0.5,
     "job_duration_s": 60.0,
@@ -90,7 +99,20 @@ class FigureComparison:
         return (self.new - self.old) / abs(self.old)
 
 
-def _judge(figure: str, old: float | None, new: float | None, tolerance: float) -> FigureComparison:
+# The workflow step each gated figure comes from: its figures are not evidence when it failed.
+FIGURE_STEPS = {
+    "eval_loss_after": "finetune_job",
+    "eval_loss_improvement": "finetune_job",
+    "log_likelihood_gain": "reference_likelihood",
+    "answer_score_mean": "scoring",
+    "scoring_latency_p95_s": "scoring",
+    "job_duration_s": "finetune_job",
+}
+
+
+def _judge(
+    figure: str, old: float | None, new: float | None, tolerance: float, failed: set[str]
+) -> FigureComparison:
     better = COMPUTED_FIGURES[figure][2] or "lower"
     if old is None or new is None:
         side = "both" if old is None and new is None else ("old" if old is None else "new")
@@ -100,7 +122,21 @@ def _judge(figure: str, old: float | None, new: float | None, tolerance: float) 
     allowance = max(abs(old) * tolerance, NOISE_FLOORS.get(figure, 0.0))
     worse = new - old if better == "lower" else old - new
     status = REGRESSED if worse > allowance else IMPROVED if -worse > allowance else WITHIN
+    step = FIGURE_STEPS.get(figure)
+    if status != REGRESSED and step in failed:
+        return FigureComparison(
+            figure, better, old, new, tolerance, NOT_COMPARED, f"the {step} step failed"
+        )
     return FigureComparison(figure, better, old, new, tolerance, status)
+
+
+def failed_steps(report: Mapping[str, Any]) -> set[str]:
+    """Steps whose figures are no evidence: a stage that did not end ok, and the scoring
+    when a sample got no answer."""
+    failed = {s["name"] for s in report.get("stages", []) if s.get("outcome") != "ok"}
+    if any(s.get("status") != "ok" for s in report.get("samples", [])):
+        failed.add("scoring")
+    return failed
 
 
 def _value(report: Mapping[str, Any], figure: str) -> float | None:
@@ -166,12 +202,9 @@ class Comparison:
             )
             for r in self.to_dict()["rows"]
         ]
-        widths = [max(len(str(line[i])) for line in (header, *rows)) for i in range(len(header))]
-        lines = [f"old: {self.old}", f"new: {self.new}", ""]
-        lines += [
-            "  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-            for line in (header, *rows)
-        ]
+        from harness.report.terminal import aligned
+
+        lines = [f"old: {self.old}", f"new: {self.new}", "", *aligned(header, rows)]
         lines.append("")
         if self.regressed:
             lines.append(f"REGRESSED: {', '.join(self.regressed)}")
@@ -196,8 +229,10 @@ def compare(
 ) -> Comparison:
     """Each gated figure of ``new`` against ``old``, within ``tolerances``."""
     limits = dataclasses.asdict(tolerances or Tolerances())
+    failed = failed_steps(new)
     rows = tuple(
-        _judge(name, _value(old, name), _value(new, name), limit) for name, limit in limits.items()
+        _judge(name, _value(old, name), _value(new, name), limit, failed)
+        for name, limit in limits.items()
     )
     return Comparison(_label(old), _label(new), rows)
 

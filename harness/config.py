@@ -355,6 +355,13 @@ class HarnessConfig:
     require_live: bool = setting(
         "fail instead of skipping when Azure settings are missing", _bool, False, flag=True
     )
+    github_annotations: bool = setting(
+        "print each failing test as a GitHub Actions ::error annotation (on in GitHub Actions)",
+        _bool,
+        False,
+        flag=True,
+        env=("GITHUB_ACTIONS",),
+    )
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -394,6 +401,27 @@ OPTIONS: tuple[Option, ...] = tuple(
     replace(f.metadata["option"], name=f.name) for f in fields(HarnessConfig) if f.metadata
 )
 BY_NAME = {option.name: option for option in OPTIONS}
+ENV_NAMES = frozenset(name for option in OPTIONS for name in option.env_names)
+_PATH_VALUED = ("dataset", "compare_to")  # parsed as text: a hub id, or `last`
+PATH_OPTIONS = frozenset(o.cli for o in OPTIONS if o.parse is Path or o.name in _PATH_VALUED)
+
+
+def misspelled_environment(env: Mapping[str, str]) -> list[str]:
+    """A warning for each ``HARNESS_*`` name that is no setting but looks like one
+    (``HARNESS_JOB_TIMEOUT`` for ``HARNESS_JOB_TIMEOUT_S``): a setting that silently does
+    nothing is a night lost. Names like no setting (a user's own variables) are left alone."""
+    import difflib
+
+    known = sorted(n for n in ENV_NAMES if n.startswith("HARNESS_"))
+    warnings = []
+    for name in sorted(n for n in env if n.startswith("HARNESS_") and n not in ENV_NAMES):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        if close:
+            warnings.append(
+                f"environment variable {name} is not a harness setting and is ignored; "
+                f"did you mean {close[0]}?"
+            )
+    return warnings
 
 
 def _show(value: Any) -> str:

@@ -335,8 +335,11 @@ def finetune_job(
             harness_progress.record("job", **job.to_dict())
             try:
                 ended = backend.wait_for_job(job, harness_config.job_timeout_s)
-            finally:
+            except BaseException:
                 _record_job_end(backend, job, harness_progress)
+                _record_metrics_so_far(backend, job, harness_progress)
+                raise
+            _record_job_end(backend, job, harness_progress)
         return ended
 
     with harness_resources.resource(ResourceKind.JOB, JobRun, create) as job:
@@ -351,6 +354,17 @@ def _record_job_end(backend: Backend, job: JobRun, progress: Progress) -> None:
         progress.record("job", **backend.get_job(job.name).to_dict())
     except HarnessError:
         progress.record("job", **job.to_dict())
+
+
+def _record_metrics_so_far(backend: Backend, job: JobRun, progress: Progress) -> None:
+    """The loss points a job logged before its wait failed or was interrupted: the report
+    shows what the live log showed."""
+    from harness.errors import HarnessError
+
+    try:
+        progress.record("metrics", series=backend.job_metrics(job).points())
+    except HarnessError as exc:
+        logging.getLogger("harness").warning("job %s: no metrics so far (%s)", job.name, exc)
 
 
 @pytest.fixture(scope="session")

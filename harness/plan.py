@@ -105,11 +105,13 @@ def plan(
     component_inputs: Path | None = None,
     workspace_sizes: Path | None = None,
     gpus_per_node: int | None = None,
+    card: ModelCard | None = None,
 ) -> dict[str, Any]:
-    """Every decision of a run, without touching a backend (``python -m harness plan``)."""
+    """Every decision of a run, without touching a backend (``python -m harness plan``);
+    ``card`` is the model's card when the caller read it from the registry."""
     if gpus_per_node is not None and gpus_per_node < 1:
         raise ConfigError(f"--gpus-per-node must be at least 1, got {gpus_per_node}")
-    card = load_model_card(model_card_file, cfg.model_version)
+    card = card or load_model_card(model_card_file, cfg.model_version)
     notice = retirement_notice(card, cfg.strict_deprecation)
     sizes = None if workspace_sizes is None else load_vm_sizes(workspace_sizes)
     offered = None if sizes is None else [size.name for size in sizes]
@@ -196,3 +198,30 @@ def _route_inputs(cfg: HarnessConfig, component_inputs: Path | None) -> dict[str
             )
         return finetuning_jobs.hyperparameter_inputs()
     return finetune_params.load_component_inputs(component_inputs)
+
+
+def plan_card(cfg: HarnessConfig) -> ModelCard | None:
+    """The card of the model ``--model-name``/``--model-version`` name, when no card file was
+    given: read from the registry (read-only) with ``--backend azure``; offline, only the
+    shipped card's model can be planned (None: use it), any other needs its card file."""
+    named = not cfg.sources.get("model_name", "default").startswith("default")
+    versioned = not cfg.sources.get("model_version", "default").startswith("default")
+    if cfg.backend == "azure" and (named or versioned):
+        from harness.backends import create_backend
+
+        backend = create_backend(cfg)
+        try:
+            return backend.get_foundation_model(cfg.model_name, cfg.model_version)
+        finally:
+            backend.close(stop_owned=False)
+    shipped = load_model_card(SHIPPED_MODEL_CARD)
+    other_name = named and cfg.model_name != shipped.name
+    other_version = versioned and cfg.model_version not in (shipped.version, "latest")
+    if other_name or other_version:
+        raise ConfigError(
+            f"plan has no model card of {cfg.model_name}:{cfg.model_version} offline (the "
+            f"shipped one is {shipped.name}:{shipped.version}); pass --model-card=FILE with the "
+            "registry's answer as JSON, or --backend azure to read it from the registry "
+            "(read-only)"
+        )
+    return None

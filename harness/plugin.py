@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +17,17 @@ import pytest
 from _pytest.junitxml import xml_key  # what record_testsuite_property uses, at session end
 
 from harness import config, hooks, verdict
+from harness import config as settings
 from harness.errors import ConfigError, HarnessError
+from harness.failures import GATE_MARK, crash_line, failure_class
 from harness.fixtures import CONFIG, PROGRESS, TRACKER
 from harness.interrupts import Signals
 from harness.lifecycle import ResourceTracker, RunMark, runs_root
+from harness.lost_configuration import lost_configuration
 from harness.progress import Progress, events_path, is_xdist_worker, log_to_file
+from harness.report import text
 from harness.report.junit import junit_properties
+from harness.report.terminal import github_annotations, summary_lines
 
 if TYPE_CHECKING:
     from harness.backends.base import Backend
@@ -42,7 +49,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{GATE_MARK}: a workflow test that judges the fine-tuned model's quality"
+    )
     cfg = config.stash[CONFIG] = _resolve(config)
+    for warning in settings.misspelled_environment(os.environ):
+        config.issue_config_time_warning(pytest.PytestConfigWarning(warning), stacklevel=2)
     mark = RunMark(runs_root(cfg.workspace_dir) / cfg.run_id)
     shared = getattr(config, "workerinput", {}).get("harness_shared_dir")
     if shared is None and _is_coordinator(config):
@@ -151,6 +163,20 @@ class _RunWatch:
     def pytest_keyboard_interrupt(self) -> None:
         self.tracker.interrupted = True
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self) -> Generator[None, None, None]:
+        """Around every other ``pytest_sessionfinish``: once pytest has torn down what a
+        stopped run left and the controller has deleted what its workers left, the report
+        is written again if anything happened after it (its teardown section)."""
+        result = yield
+        finished = self.config.stash.get(FINISHED, None)
+        if finished is not None:
+            try:
+                verdict.rewrite_after_teardown(self.config.stash[CONFIG], finished)
+            except Exception as exc:  # the first report stands; say what broke
+                logging.getLogger("harness").error("the run report was not updated: %s", exc)
+        return result
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
             self.tracker.failure()
@@ -166,6 +192,10 @@ class _RunWatch:
             outcome=outcome,
             duration_s=report.duration,
             message=message,
+            phase=report.when,
+            workflow=bool(getattr(report, "harness_workflow", False)),
+            crash=crash_line(report.longrepr) if report.outcome != "passed" else "",
+            **({"failure_class": report.harness_class} if hasattr(report, "harness_class") else {}),
         )
 
     def _join_run(self) -> None:
@@ -179,8 +209,38 @@ class _RunWatch:
             _coordinator_backend(self.config)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Mark what the run report needs and only the test's own process knows: whether the
+    test belongs to the workflow (uses the harness's fixture chain) and, for a failure, its
+    class. Both travel to the xdist controller with the report."""
+    report = yield
+    report.harness_workflow = "harness_config" in getattr(item, "fixturenames", ())  # type: ignore[attr-defined]
+    if report.failed:
+        exc = call.excinfo.value if call.excinfo is not None else None
+        gate = item.get_closest_marker(GATE_MARK) is not None
+        report.harness_class = failure_class(exc, gate)  # type: ignore[attr-defined]
+    return report
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return config.stash[CONFIG].header_lines()
+    lines = config.stash[CONFIG].header_lines()
+    if _is_coordinator(config):
+        log = config.stash[CONFIG].report_dir / "harness.log"
+        lines.append(f"harness: under -n the workers' progress lines go to {log} (tail -f it)")
+    return lines
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop at once when the acceptance suite runs without its configuration file: no
+    strict markers, no live logs, another rootdir (a path option given without ``=``)."""
+    config = session.config
+    if config.inipath is None and any(
+        "harness_config" in getattr(item, "fixturenames", ()) for item in session.items
+    ):
+        raise pytest.UsageError(lost_configuration(config.invocation_params.args, config.rootpath))
 
 
 @pytest.hookimpl(trylast=True)
@@ -248,8 +308,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def _summarise(terminalreporter: Any, finished: verdict.Finished) -> None:
-    run = finished.report["run"]
-    terminalreporter.write_sep("-", f"harness verdict: {run['verdict']}")
+    report = finished.report
+    run = report["run"]
+    colour = {"passed": "green", "failed": "red"}.get(run["verdict"], "yellow")
+    terminalreporter.write_sep("-", f"harness verdict: {text.headline(report)}", **{colour: True})
+    for line in summary_lines(report):
+        terminalreporter.write_line(line)
     terminalreporter.write_line(f"report: {finished.html}")
     explicit = (finished.report.get("model") or {}).get("explicit_sizes")
     if explicit:  # the registry answered no allow-list: say so beside the verdict
@@ -260,3 +324,6 @@ def _summarise(terminalreporter: Any, finished: verdict.Finished) -> None:
         terminalreporter.write_line(finished.comparison.render())
     for problem in finished.problems:
         terminalreporter.write_line(f"harness: {problem}", yellow=True)
+    if terminalreporter.config.stash[CONFIG].github_annotations:
+        for line in github_annotations(report):
+            terminalreporter.write_line(line)

@@ -80,7 +80,43 @@ def finish(cfg: HarnessConfig, interrupted: bool) -> Finished:
         done.problems.append(f"comparison with {cfg.compare_to} failed: {exc}")
     if done.comparison is not None:
         done.report["comparison"] = done.comparison.to_dict()
-    done.html = write_report(done.report, cfg.report_dir)["report.html"]
     if not interrupted:
         done.history = history.append(done.report, cfg.history_dir)
+    try:
+        _add_trend(cfg, done.report)
+    except Exception as exc:  # an unreadable history must not cost the night's report
+        done.problems.append(f"trend over the history {cfg.history_dir} failed: {exc}")
+    done.html = write_report(done.report, cfg.report_dir)["report.html"]
     return done
+
+
+def _add_trend(cfg: HarnessConfig, report: dict[str, Any]) -> None:
+    """The report's ``trend`` section: this run and the model's earlier ones."""
+    from harness import history, trend
+
+    if not report["model"]:
+        return
+    runs = [
+        r
+        for r in history.reports(cfg.history_dir, report["model"]["name"])
+        if r["run"]["id"] != report["run"]["id"]
+    ]
+    report["trend"] = trend.summary([*runs[-(trend.DEFAULT_LAST - 1) :], report], tolerances(cfg))
+
+
+def rewrite_after_teardown(cfg: HarnessConfig, done: Finished) -> bool:
+    """Write the report again when events came after it: pytest tears down the session
+    fixtures of a stopped run (Ctrl-C, ``-x``) and the xdist controller deletes what its
+    interrupted workers left only after the report was first written. The verdict and the
+    comparison stand; the teardown and what the run logged meanwhile are added."""
+    from harness.report import write_report
+
+    report = current_report(cfg)
+    if report["events"]["count"] <= done.report["events"]["count"]:
+        return False
+    for section in ("comparison", "trend"):
+        if section in done.report:
+            report[section] = done.report[section]
+    done.report = report
+    done.html = write_report(report, cfg.report_dir)["report.html"]
+    return True

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.backends.base import JOB_FINAL
 from harness.report import figures as fig
+from harness.report.judgement import judge
 from harness.report.recorder import Event
 from harness.report.schema import SCHEMA_VERSION
 
@@ -126,7 +127,9 @@ def _samples(events: Sequence[Event]) -> list[dict[str, Any]]:
     samples = [_fields(e) for e in _of(events, "sample")]
     for position, sample in enumerate(samples):
         sample.setdefault("index", position)
-        sample["latency_s"] = fig.finite(sample.get("latency_s"))
+        # a request with no answer is a failed sample: its time says nothing about latency
+        ok = sample["status"] == "ok"
+        sample["latency_s"] = fig.finite(sample.get("latency_s")) if ok else None
         sample["score"] = fig.finite(sample.get("score"))
     needs_score = [
         s
@@ -173,17 +176,31 @@ def _stages(events: Sequence[Event], start: float) -> list[dict[str, Any]]:
 
 
 def _tests(events: Sequence[Event]) -> list[dict[str, Any]]:
-    """One entry per test: the worst outcome of its phases, their total duration."""
+    """One entry per test: the worst outcome of its phases (with that phase's crash line and
+    failure class), their total duration, and whether it is a workflow test."""
     tests: dict[str, dict[str, Any]] = {}
     for event in _of(events, "test"):
         entry = tests.setdefault(
             event["nodeid"],
-            {"nodeid": event["nodeid"], "outcome": None, "duration_s": 0.0, "message": ""},
+            {
+                "nodeid": event["nodeid"],
+                "outcome": None,
+                "duration_s": 0.0,
+                "message": "",
+                "crash": "",
+                "workflow": False,
+            },
         )
         entry["duration_s"] += fig.finite(event.get("duration_s")) or 0.0
+        entry["workflow"] = entry["workflow"] or bool(event.get("workflow"))
         if entry["outcome"] is None or _rank(event["outcome"]) < _rank(entry["outcome"]):
             entry["outcome"] = event["outcome"]
             entry["message"] = str(event.get("message") or "")[:_MESSAGE_CHARS]
+            entry["crash"] = str(event.get("crash") or "")
+            entry["phase"] = event.get("phase")
+            entry.pop("failure_class", None)
+            if event.get("failure_class"):
+                entry["failure_class"] = event["failure_class"]
     return list(tests.values())
 
 
@@ -240,10 +257,10 @@ def build_report(events: Sequence[Event], unreadable_lines: int = 0) -> dict[str
         "finetune_node_hours": fig.finetune_hours(report["job"], report["compute"]),
         "endpoint_instance_hours": endpoint_hours,
     }
-    report["run"]["verdict"] = fig.verdict(run, report["tests"])
     report["figures"] = _figures(report, events)
     report["quality_metric"] = _quality_label(report["samples"])
     report["not_reached"] = [s for s in SECTIONS if not report[s]]
+    report["run"].update(judge(report))
     report["notes"] = _notes(events, unreadable_lines, still_billing)
     report["events"] = {"count": len(events), "unreadable_lines": unreadable_lines}
     return report
@@ -268,14 +285,20 @@ def _figures(report: Mapping[str, Any], events: Sequence[Event]) -> dict[str, An
         "finetune_node_hours": sum(billable["finetune_node_hours"].values()) or None,
         "endpoint_instance_hours": sum(billable["endpoint_instance_hours"].values()) or None,
     }
-    out = {name: fig.figure(name, value) for name, value in figures.items()}
-    for event in _of(events, "figure"):
-        out[event["name"]] = fig.figure(
+    free_form = {
+        event["name"]: fig.figure(
             event["name"],
             event["value"],
             **{k: event[k] for k in ("unit", "description", "better") if k in event},
         )
-    return out
+        for event in _of(events, "figure")
+    }
+    figures["eval_loss_improvement"] = fig.difference(eval_before, eval_after)
+    figures["log_likelihood_gain"] = fig.difference(
+        (free_form.get("log_likelihood_finetuned") or {}).get("value"),
+        (free_form.get("log_likelihood_foundation") or {}).get("value"),
+    )
+    return {**{name: fig.figure(name, value) for name, value in figures.items()}, **free_form}
 
 
 def _quality_label(samples: Sequence[Mapping[str, Any]]) -> str | None:

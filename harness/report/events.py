@@ -91,8 +91,9 @@ EVENT_KINDS: Mapping[str, EventKind] = {
     ),
     "test": EventKind(
         ("nodeid", "outcome"),
-        ("duration_s", "message"),
-        doc="one per test or per phase; the worst phase wins",
+        ("duration_s", "message", "phase", "workflow", "crash", "failure_class"),
+        doc="one per test or per phase; the worst phase wins; workflow: uses the fixture "
+        "chain; crash: pytest's one-line crash message or skip reason",
     ),
     "figure": EventKind(
         ("name", "value"),
@@ -107,6 +108,12 @@ COMPUTED_FIGURES: Mapping[str, tuple[str, str, str | None]] = {
     # name: (unit, description, better)
     "eval_loss_before": ("", "eval loss before fine-tuning", "lower"),
     "eval_loss_after": ("", "eval loss after fine-tuning", "lower"),
+    "eval_loss_improvement": ("", "eval loss before minus after: what fine-tuning did", "higher"),
+    "log_likelihood_gain": (
+        "nats/token",
+        "reference log-likelihood, fine-tuned minus foundation model",
+        "higher",
+    ),
     "train_loss_first": ("", "first logged training loss", "lower"),
     "train_loss_last": ("", "last logged training loss", "lower"),
     "answer_score_mean": ("chrF", "mean answer score against the references (0-100)", "higher"),
@@ -124,6 +131,8 @@ _INTEGERS = frozenset(
     {"exit_status", "nodes", "instance_count", "gpus_per_node", "index", "traffic_percent"}
 )
 _CHOICES: Mapping[str, tuple[object, ...]] = {
+    "failure_class": ("service", "model quality", "harness"),
+    "workflow": (True, False),
     "better": ("lower", "higher", None),
     "outcome": (
         "ok",

@@ -1,4 +1,4 @@
-"""The figures a report computes from its sections: verdict, percentiles, billable time.
+"""The figures a report computes from its sections: percentiles, billable time.
 
 Billable time is an estimate from what the run saw, for comparing runs and spotting leaks, not
 an invoice: fine-tune node-hours are the job's duration times its nodes (queueing and cluster
@@ -15,7 +15,6 @@ from typing import Any
 
 from harness.report.events import COMPUTED_FIGURES
 
-FAILED_OUTCOMES = frozenset({"failed", "error"})
 DELETED = frozenset({"deleted", "started"})  # "started": deletion under way, left to the sweep
 _HOUR = 3600.0
 
@@ -35,18 +34,6 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     position = (len(data) - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
     return data[low] + (data[high] - data[low]) * (position - low)
-
-
-def verdict(run: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) -> str:
-    """``interrupted`` when the run did not end normally; ``failed`` when a test failed or
-    errored, pytest exited non-zero or no test passed; ``passed`` otherwise."""
-    if run.get("interrupted"):
-        return "interrupted"
-    if any(t["outcome"] in FAILED_OUTCOMES for t in tests):
-        return "failed"
-    if run.get("exit_status") not in (None, 0) or not any(t["outcome"] == "passed" for t in tests):
-        return "failed"
-    return "passed"
 
 
 def finetune_hours(
@@ -103,6 +90,13 @@ def figure(name: str, value: Any, **info: Any) -> dict[str, Any]:
         "description": info.get("description", description),
         "better": info.get("better", better),
     }
+
+
+def difference(minuend: float | None, subtrahend: float | None) -> float | None:
+    """``minuend - subtrahend``, or None when either was not measured (never a zero)."""
+    if minuend is None or subtrahend is None:
+        return None
+    return minuend - subtrahend
 
 
 def first_last(points: Sequence[Sequence[Any]]) -> tuple[float | None, float | None]:

@@ -14,10 +14,13 @@ PREFIX = "harness_"
 
 
 def junit_properties(report: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(name, value) pairs: verdict, run id, model, and every figure that has a value."""
+    """(name, value) pairs: verdict, its reason and failure class, run id, model, and every
+    figure that has a value."""
     run, model = report["run"], report["model"]
     properties = [
         ("verdict", run["verdict"]),
+        ("verdict_reason", run.get("verdict_reason") or ""),
+        ("failure_class", run.get("failure_class") or ""),
         ("run_id", run["id"] or ""),
         ("backend", run["backend"] or ""),
     ]

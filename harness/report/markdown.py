@@ -33,22 +33,57 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def _overview(report: Mapping[str, Any]) -> list[str]:
+    """The headline (what a GitHub job summary shows first), the reason, then the failing
+    tests with their crash lines; tracebacks and skips folded below."""
     run = report["run"]
-    lines = [
-        f"# {cell(text.headline(report), 300)}",
-        "",
+    lines = [f"# {cell(text.headline(report), 300)}", ""]
+    if text.reason(report):
+        lines += [f"**Why:** {cell(text.reason(report), 600)}", ""]
+    lines.append(
         f"Started {run['started_at'] or 'n/a'}, took {text.duration(run['duration_s'])}; "
-        f"tests: {text.outcome_counts(report['tests'])}.",
-    ]
+        f"tests: {text.outcome_counts(report['tests'])}."
+    )
     model = report["model"] or {}
     if model.get("explicit_sizes") or model.get("allow_lists"):
         said = model.get("explicit_sizes") or model["allow_lists"]
         lines += ["", f"**Allow-lists:** {cell(said, 500)}"]
-    if run["reason"]:
+    if run["reason"] and run["reason"] != text.reason(report):
         lines += ["", f"**Ended early:** {cell(run['reason'], 500)}"]
     if report["not_reached"]:
         lines += ["", f"**Not reached:** {', '.join(text.not_reached(report))}."]
-    return lines
+    return lines + _failures(report) + _skips(report)
+
+
+def _failures(report: Mapping[str, Any]) -> list[str]:
+    rows = text.failure_rows(report)
+    if not rows:
+        return []
+    tracebacks = [
+        f"<b>{html.escape(t['nodeid'])}</b>\n<pre>{html.escape(t['message'])}</pre>"
+        for t in report["tests"]
+        if t["outcome"] in ("failed", "error") and t["message"]
+    ]
+    return [
+        "",
+        "## Failing tests",
+        "",
+        *table(("test", "step", "class", "message"), rows),
+        *folded("Tracebacks", tracebacks),
+    ]
+
+
+def _skips(report: Mapping[str, Any]) -> list[str]:
+    rows = text.skip_rows(report)
+    if not rows:
+        return []
+    return folded(f"Skipped tests ({len(rows)})", table(("test", "reason"), rows))
+
+
+def folded(summary: str, body: Sequence[str]) -> list[str]:
+    """A ``<details>`` section (GitHub renders the Markdown inside after a blank line)."""
+    if not body:
+        return []
+    return ["", f"<details><summary>{html.escape(summary)}</summary>", "", *body, "", "</details>"]
 
 
 def _figures(report: Mapping[str, Any]) -> list[str]:
@@ -56,7 +91,7 @@ def _figures(report: Mapping[str, Any]) -> list[str]:
         "",
         "## Key figures",
         "",
-        *table(("figure", "value", "meaning"), text.figure_rows(report)),
+        *table(("figure", "value", "better", "meaning"), text.figure_rows(report)),
     ]
 
 
@@ -64,15 +99,13 @@ def _tests(report: Mapping[str, Any]) -> list[str]:
     if not report["tests"]:
         return ["", "## Tests", "", "No test outcome was recorded."]
     rows = [
-        (t["outcome"], t["nodeid"], text.duration(t["duration_s"]), t["message"])
+        (t["outcome"], t["nodeid"], text.duration(t["duration_s"]), t.get("crash", ""))
         for t in report["tests"]
     ]
-    return [
-        "",
-        f"## Tests: {text.outcome_counts(report['tests'])}",
-        "",
-        *table(("outcome", "test", "duration", "message"), rows),
-    ]
+    return folded(
+        f"Tests: {text.outcome_counts(report['tests'])}",
+        table(("outcome", "test", "duration", "message"), rows),
+    )
 
 
 def _samples(report: Mapping[str, Any]) -> list[str]:
@@ -81,12 +114,7 @@ def _samples(report: Mapping[str, Any]) -> list[str]:
         return ["", "## Answers", "", "No scoring sample was reached."]
     rows = [text.sample_row(s) for s in samples]
     title = f"## Answers ({len(samples)} samples, {report['quality_metric'] or 'not scored'})"
-    return [
-        "",
-        title,
-        "",
-        *table(text.SAMPLE_COLUMNS, rows),
-    ]
+    return folded(title.removeprefix("## "), table(text.SAMPLE_COLUMNS, rows))
 
 
 def _stages(report: Mapping[str, Any]) -> list[str]:
@@ -140,11 +168,25 @@ def _comparison(report: Mapping[str, Any]) -> list[str]:
         "",
         f"## Compared with {cell(comparison['old'])}",
         "",
-        *table(("figure", "before", "now", "change", "tolerance", "status"), rows),
+        *table(text.COMPARISON_HEADER, rows),
+    ]
+
+
+def _trend(report: Mapping[str, Any]) -> list[str]:
+    if not report.get("trend"):
+        return []
+    from harness.trend import render
+
+    return [
+        "",
+        "## Trend",
+        "",
+        text.TREND_CAPTION,
+        *folded("Last runs", ["<pre>", html.escape(render(report["trend"])), "</pre>"]),
     ]
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
     """report.md's text."""
-    parts = (_overview, _figures, _comparison, _tests, _samples, _stages, _teardown)
+    parts = (_overview, _figures, _comparison, _trend, _tests, _samples, _stages, _teardown)
     return "\n".join(line for part in parts for line in part(report)) + "\n"

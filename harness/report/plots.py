@@ -106,3 +106,35 @@ def timeline_png(report: Mapping[str, Any]) -> bytes:
     axes.set(xlabel=f"time since the run started ({unit})", title=_title(report))
     axes.grid(axis="x", alpha=0.3)
     return _png(figure)
+
+
+def trend_png(report: Mapping[str, Any]) -> bytes:
+    """Each gated figure over the last runs of the model (small multiples), with the band
+    "within tolerance" of the latest passing run shaded; failed runs' points in red."""
+    section = report.get("trend") or {"runs": [], "figures": {}}
+    figure = _figure(9, 4.2)
+    if not section["runs"]:
+        return _empty(figure, "No history of this model yet: the trend starts with its first run.")
+    names = list(section["figures"])
+    grid = figure.subplots(2, (len(names) + 1) // 2, squeeze=False)
+    figure.subplots_adjust(hspace=0.6, wspace=0.35, left=0.06)
+    colours = [
+        _COLOURS["ok"] if run["verdict"] == "passed" else _COLOURS["failed"]
+        for run in section["runs"]
+    ]
+    for axes, name in zip(grid.flat, names, strict=False):
+        entry = section["figures"][name]
+        points = [(i, v) for i, v in enumerate(entry["values"]) if v is not None]
+        if entry["band"] is not None:
+            axes.axhspan(*entry["band"], color="#bbdefb", alpha=0.6, lw=0)
+        if points:
+            xs, ys = zip(*points, strict=True)
+            axes.plot(xs, ys, color="#616161", lw=1)
+            axes.scatter(xs, ys, c=[colours[i] for i in xs], s=14, zorder=3)
+        axes.set_title(f"{name} ({entry['better'] or '?'} better)", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.set_xticks(range(len(section["runs"])))
+        axes.set_xticklabels([(r["started_at"] or "?")[5:10] for r in section["runs"]], fontsize=6)
+    for axes in list(grid.flat)[len(names) :]:
+        axes.set_axis_off()
+    return _png(figure)

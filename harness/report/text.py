@@ -21,9 +21,15 @@ SECTION_LABELS = {
     "tests": "test outcomes",
     "teardown": "teardown",
 }
+TREND_CAPTION = (
+    "Trend: each gated figure over the model's last runs (red points: runs that did not pass); "
+    "shaded: within tolerance of the latest passing run, the band the next run is judged by."
+)
 KEY_FIGURES = (
     "eval_loss_before",
     "eval_loss_after",
+    "eval_loss_improvement",
+    "log_likelihood_gain",
     "answer_score_mean",
     "scoring_latency_p50_s",
     "scoring_latency_p95_s",
@@ -55,15 +61,25 @@ def number(value: float | None, unit: str = "") -> str:
     return f"{shown} {unit}".strip()
 
 
-def figure_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(name, value, description) for the key figures, then the free-form ones."""
+def figure_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(name, value, better, description) for the key figures, then the free-form ones."""
     figures: Mapping[str, Mapping[str, Any]] = report["figures"]
     names = [n for n in KEY_FIGURES if n in figures]
     names += sorted(n for n in figures if n not in KEY_FIGURES and n in _free_form(report))
     return [
-        (n, number(figures[n]["value"], figures[n]["unit"]), figures[n]["description"])
+        (
+            n,
+            number(figures[n]["value"], figures[n]["unit"]),
+            direction(figures[n].get("better")),
+            figures[n]["description"],
+        )
         for n in names
     ]
+
+
+def direction(better: str | None) -> str:
+    """``lower is better``, ``higher is better`` or ``""`` for a figure with no direction."""
+    return f"{better} is better" if better else ""
 
 
 def _free_form(report: Mapping[str, Any]) -> set[str]:
@@ -96,17 +112,46 @@ def outcome_counts(tests: Sequence[Mapping[str, Any]]) -> str:
 
 
 def headline(report: Mapping[str, Any]) -> str:
-    """``PASSED: run h...: Phi-3:15 on local``, the verdict first; on Azure with its route
-    (``on azure, finetuning-job route``): routes are validated, and compared, apart."""
+    """``FAILED (service): run h...: Phi-3:15 on local``, the verdict and its class first; on
+    Azure with its route (``on azure, finetuning-job route``): routes are validated, and
+    compared, apart."""
     from harness.config import recorded_route
 
     run = report["run"]
     model = report["model"]
     label = f"{model['name']}:{model['version']}" if model else "model not reached"
+    kind = f" ({run['failure_class']})" if run.get("failure_class") else ""
+    verdict = f"{run['verdict'].upper()}{kind}"
     where = run["backend"] or "?"
     if where == "azure":
         where += f", {recorded_route(report.get('options') or {})} route"
-    return f"{run['verdict'].upper()}: run {run['id'] or '?'}, {label} on {where}"
+    return f"{verdict}: run {run['id'] or '?'}, {label} on {where}"
+
+
+def reason(report: Mapping[str, Any]) -> str:
+    """The one line under the headline: why this verdict."""
+    return str(report["run"].get("verdict_reason") or "")
+
+
+def failure_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(test, step, class, crash message) of each failed test, workflow tests first."""
+    from harness.report.judgement import failures, short_id
+
+    return [
+        (short_id(f["nodeid"]), f["step"] or "its own check", f["failure_class"], f["crash"])
+        for f in failures(report)
+    ]
+
+
+def skip_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(test, reason) of each skipped test."""
+    from harness.report.judgement import short_id
+
+    return [
+        (short_id(t["nodeid"]), t.get("crash") or "no reason given")
+        for t in report["tests"]
+        if t["outcome"] == "skipped"
+    ]
 
 
 def not_reached(report: Mapping[str, Any]) -> list[str]:
@@ -130,9 +175,20 @@ def billable_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 def comparison_rows(comparison: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """The comparison's rows as the Markdown and HTML pages show them."""
     return [
-        (r["figure"], number(r["old"]), number(r["new"]), r["change"], r["tolerance"], r["status"])
+        (
+            r["figure"],
+            direction(r.get("better")),
+            number(r["old"]),
+            number(r["new"]),
+            r["change"],
+            r["tolerance"],
+            f"{r['status']} ({r['reason']})" if r.get("reason") else r["status"],
+        )
         for r in comparison["rows"]
     ]
+
+
+COMPARISON_HEADER = ("figure", "better", "before", "now", "change", "tolerance", "status")
 
 
 SAMPLE_COLUMNS = ("#", "status", "latency", "score", "prompt", "answer", "reference")

@@ -1,4 +1,4 @@
-"""Writing a run's report files: report.json, loss.png, timeline.png, report.md, report.html.
+"""Writing a run's report files: report.json, the plots, report.md, report.html.
 
 Every file is written atomically (a CI step uploading the directory never picks up half a
 file), and every file is written even for a run that stopped early: the pages then say what
@@ -18,17 +18,17 @@ from harness.report.recorder import read_events
 from harness.report.schema import schema_problems
 
 logger = logging.getLogger("harness")
-FILES = ("report.json", "loss.png", "timeline.png", "report.md", "report.html")
+FILES = ("report.json", "loss.png", "timeline.png", "trend.png", "report.md", "report.html")
 
 
 def write_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
-    """Write the five report files into ``out_dir``; returns file name -> path.
+    """Write the report files into ``out_dir``; returns file name -> path.
 
     A report that breaks the schema (a recording bug) is still written, with an error note:
     losing a nightly's report is worse than a malformed field. The history refuses it.
     """
     from harness.report.markdown import render_markdown
-    from harness.report.plots import loss_png, timeline_png
+    from harness.report.plots import loss_png, timeline_png, trend_png
     from harness.report.webpage import render_html
 
     problems = schema_problems(report)
@@ -46,10 +46,13 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
             ],
         }
     images = {"Loss": loss_png(report), "Timeline": timeline_png(report)}
+    if report.get("trend"):
+        images["Trend"] = trend_png(report)
     written = {
         "report.json": write_json(out_dir / "report.json", report),
         "loss.png": write_atomic(out_dir / "loss.png", images["Loss"]),
         "timeline.png": write_atomic(out_dir / "timeline.png", images["Timeline"]),
+        "trend.png": write_atomic(out_dir / "trend.png", images.get("Trend") or trend_png(report)),
         "report.md": write_atomic(out_dir / "report.md", render_markdown(report)),
         "report.html": write_atomic(out_dir / "report.html", render_html(report, images)),
     }

@@ -75,12 +75,14 @@ def test_finetune_job_completed(finetune_job: JobRun) -> None:
     assert finetune_job.status == "Completed", f"{finetune_job.status}: {finetune_job.url}"
 
 
+@pytest.mark.quality_gate
 def test_training_loss_went_down(training_metrics: TrainingMetrics) -> None:
     losses = training_metrics.values("loss")
     assert len(losses) >= 2, f"too few loss points to judge training: {losses}"
     assert losses[-1] < losses[0], f"training loss did not go down: {losses}"
 
 
+@pytest.mark.quality_gate
 def test_eval_loss_after_finetuning_is_lower_than_before(
     training_metrics: TrainingMetrics,
 ) -> None:
@@ -129,6 +131,7 @@ def test_scoring_returns_assistant_text_within_the_timeout(
         assert sample.latency_s <= harness_config.scoring_timeout_s, shown
 
 
+@pytest.mark.quality_gate
 def test_finetuning_made_the_reference_answers_more_likely(
     reference_likelihood: LikelihoodComparison | None,
 ) -> None:
@@ -140,6 +143,7 @@ def test_finetuning_made_the_reference_answers_more_likely(
     assert reference_likelihood.improved, f"log-likelihood per token {before:.4f} -> {after:.4f}"
 
 
+@pytest.mark.quality_gate
 def test_no_figure_regressed_against_the_compared_run(
     finetune_job: JobRun,
     training_metrics: TrainingMetrics,
@@ -155,7 +159,8 @@ def test_no_figure_regressed_against_the_compared_run(
     comparison = compare_so_far(harness_config)
     if comparison is None:
         pytest.skip(f"no passing run in the history {harness_config.history_dir} yet")
-    assert not comparison.regressed, comparison.render()
+    regressed = ", ".join(comparison.regressed)
+    assert not comparison.regressed, f"regressed: {regressed}\n{comparison.render()}"
 
 
 def test_a_raw_https_request_with_the_endpoint_key_is_answered(

@@ -50,6 +50,9 @@ def test_under_xdist_resources_are_created_once_and_deleted_once(
     )
     result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
     result.assert_outcomes(passed=SUITE, skipped=1)  # one test added here
+    result.stdout.fnmatch_lines(
+        ["harness: under -n the workers' progress lines go to *harness.log*"]
+    )
     assert leftovers(workspace) == []
     assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1, "deployment": 1}
     assert set(balance(events).values()) == {0}
@@ -65,7 +68,11 @@ def test_an_interrupted_run_still_tears_down(
     process = start_and_wait_for(pytester, events, "wait_for_job")
     process.send_signal(signum)
     process.wait(timeout=20)
-    assert report(pytester)["run"]["verdict"] == "interrupted"
+    written = report(pytester)
+    assert written["run"]["verdict"] == "interrupted"
+    # written after the last deletion it waited for, with the loss the job logged so far
+    assert {t["resource"] for t in written["teardown"]} >= {"endpoint", "job", "compute"}
+    assert written["metrics"]["loss"]
     assert json.dumps(created(events))
     assert created(events)["endpoint"] == 1
     assert set(balance(events).values()) == {0}, read_events(events)

@@ -2,7 +2,8 @@
 
 It records every create/delete as a JSON line in ``HARNESS_FAKE_EVENTS`` so a test can count
 them across processes (xdist workers, a signalled subprocess). ``HARNESS_FAKE_FAIL=<step>``
-makes that step raise after its resource exists (a half-created resource);
+makes that step raise after its resource exists (a half-created resource; `invoke_timeout`:
+no scoring request is answered);
 ``HARNESS_FAKE_SLEEP=<step>:<seconds>[,<step>:<seconds>]`` makes steps slow, to signal the
 run meanwhile (a slow deletion: a signal during teardown).
 """
@@ -35,7 +36,7 @@ from harness.backends.base import (
     finetuned_model_name,
 )
 from harness.data import PreparedData
-from harness.errors import HarnessError
+from harness.errors import HarnessError, ScoringError
 from harness.model_card import ModelCard, model_card
 
 TAGS = {
@@ -175,6 +176,8 @@ class FakeBackend:
         self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
     ) -> ScoringReply:
         self._step("invoke")
+        if "invoke_timeout" in self.fail:  # what --scoring-timeout 0.01 does to a real request
+            raise ScoringError("no answer within the scoring timeout of 0.01 s")
         return ScoringReply(200, json.dumps({"output": "Paris is the capital."}), 0.01)
 
     def endpoint_key(self, endpoint: Endpoint) -> Secret:

@@ -62,6 +62,7 @@ def make_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
     for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("HARNESS_REQUIRE_LIVE", raising=False)
+    pytester.makeini("[pytest]\n")  # the suite runs with its configuration file
     pytester.makeconftest(CONFTEST)
     suite = pytester.mkdir("e2e")  # the suite under another module name than the original's
     shutil.copy(E2E_SUITE / "conftest.py", suite / "conftest.py")

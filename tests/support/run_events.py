@@ -156,16 +156,18 @@ def _steps(clock: Clock, rec: Recorder) -> list[tuple[float, Callable[[], Any]]]
             )
             for i in range(3)
         ],
-        (
-            2410,
-            lambda: rec.record(
-                "figure",
-                name="log_likelihood_finetuned",
-                value=-2.1,
-                unit="nats/token",
-                better="higher",
-            ),
-        ),
+        *[
+            (
+                2410,
+                lambda name=name, value=value: rec.record(
+                    "figure", name=name, value=value, unit="nats/token", better="higher"
+                ),
+            )
+            for name, value in (
+                ("log_likelihood_foundation", -2.9),
+                ("log_likelihood_finetuned", -2.1),
+            )
+        ],
         (
             2410,
             lambda: rec.record(
@@ -173,6 +175,7 @@ def _steps(clock: Clock, rec: Recorder) -> list[tuple[float, Callable[[], Any]]]
                 nodeid="tests/e2e/test_workflow.py::test_job",
                 outcome="passed",
                 duration_s=1800.0,
+                workflow=True,
             ),
         ),
         (
@@ -182,6 +185,7 @@ def _steps(clock: Clock, rec: Recorder) -> list[tuple[float, Callable[[], Any]]]
                 nodeid="tests/e2e/test_workflow.py::test_scoring",
                 outcome="passed",
                 duration_s=3.0,
+                workflow=True,
             ),
         ),
         (2410, lambda: rec.record("stage_started", name="teardown")),

@@ -3,6 +3,7 @@ the reasons whenever a nightly run would fail."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
@@ -75,6 +76,16 @@ def test_a_workspace_ready_for_a_nightly_passes(
     assert "0 endpoints in this workspace" in text and "limit 50" in text
     assert "chat_completion_pipeline 0.0.82 (label latest) resolves in registry azureml" in text
     assert lines[-1].startswith("check: 0 problem(s); a nightly run could start")
+
+
+def test_check_speaks_json_for_scripts(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
+    code, lines = check(capsys, fake, "--model-name", "Phi-3-mini-4k-instruct", "--json")
+    found = json.loads("\n".join(lines))
+    assert code == 1 and found["could_start"] is False  # the archived model
+    assert {"level", "topic", "text"} == set(found["findings"][0])
+    assert any(f["level"] == "FAIL" and f["topic"] == "model" for f in found["findings"])
 
 
 def test_the_archived_seed_model_fails_with_the_reason(

@@ -196,7 +196,7 @@ def test_sizes_chosen_explicitly_run_and_every_record_says_so(pytester: pytest.P
     result, plugin = run_suite(pytester, *explicit, metadata_key=None)
     result.assert_outcomes(passed=11, skipped=3)
     result.stdout.fnmatch_lines(
-        ["*harness verdict: passed*", "harness: allow-lists unknown: sizes chosen explicitly"]
+        ["*harness verdict: PASSED*", "harness: allow-lists unknown: sizes chosen explicitly"]
     )
     report = json.loads((pytester.path / "harness-report" / "report.json").read_text())
     assert report["model"]["explicit_sizes"] == "allow-lists unknown: sizes chosen explicitly"

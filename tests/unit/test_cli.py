@@ -523,3 +523,26 @@ def test_the_plan_is_made_without_the_command_line(capsys: pytest.CaptureFixture
         k: v for k, v in command.items() if k not in fresh
     }
     assert made["gpus_per_node"] == 2 and made["run_id"] == "abc123"
+
+
+def test_plan_for_another_model_offline_says_a_model_card_file_is_needed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = refused(capsys, "plan", "--model-name=Phi-4")
+    assert "no model card of Phi-4:latest offline" in err
+    assert "--model-card=FILE" in err and "--backend azure" in err
+    assert plan(capsys, "--model-version=15")["model"]["version"] == "15"  # the shipped card's
+
+
+def test_plan_with_azure_reads_the_named_models_card_from_the_registry(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import harness.backends
+    from tests.support.fake_backend import FakeBackend
+
+    fake = FakeBackend(tmp_path / "events.jsonl")
+    monkeypatch.setattr(harness.backends, "create_backend", lambda cfg: fake)
+    result = plan(capsys, "--backend=azure", "--model-name=Phi-tiny", "--model-version=1")
+    assert result["model"]["name"] == "Phi-tiny" and result["compute_sku"] == "Fake_GPU_1"
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [e for e in events if e["event"] == "create"] == []  # read-only

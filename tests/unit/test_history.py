@@ -167,6 +167,45 @@ def test_each_figure_is_judged_in_its_direction_against_its_tolerance(
     assert set(statuses.values()) == {WITHIN}
 
 
+def test_the_gate_sees_an_improvement_that_shrank_under_a_steady_loss(
+    base: dict[str, Any],
+) -> None:
+    """One training step: eval loss after moves +3.4 % (within 5 %), but fine-tuning's
+    improvement over the foundation model shrank by 84 %, and so did the likelihood gain."""
+    old = variant(base, "15", "old", 1)  # eval loss 4.5 -> 3.25: improvement 1.25
+    new = variant(
+        base,
+        "16",
+        "new",
+        2,
+        eval_loss_after=3.36,
+        eval_loss_improvement=0.2,
+        log_likelihood_gain=0.1,
+    )
+    statuses = {r.figure: r.status for r in compare(old, new).rows}
+    assert statuses["eval_loss_after"] == WITHIN
+    assert statuses["eval_loss_improvement"] == REGRESSED
+    assert statuses["log_likelihood_gain"] == REGRESSED
+    assert base["figures"]["eval_loss_improvement"]["value"] == pytest.approx(4.5 - 3.25)
+    assert base["figures"]["log_likelihood_gain"]["value"] == pytest.approx(-2.1 + 2.9)
+    assert base["figures"]["eval_loss_improvement"]["better"] == "higher"
+
+
+def test_a_figure_from_a_failed_step_is_never_improved(base: dict[str, Any]) -> None:
+    """Every request timed out: no latency was measured, and a scoring figure that would
+    read better is no evidence of it."""
+    old = variant(base, "15", "old", 1)
+    new = variant(base, "16", "new", 2, scoring_latency_p95_s=None, answer_score_mean=90.0)
+    new["samples"][0]["status"] = "error"
+    rows = {r.figure: r for r in compare(old, new).rows}
+    assert rows["scoring_latency_p95_s"].status == NOT_COMPARED
+    assert rows["answer_score_mean"].status == NOT_COMPARED
+    assert rows["answer_score_mean"].reason == "the scoring step failed"
+    worse = variant(base, "16", "new", 2, answer_score_mean=10.0)
+    worse["samples"][0]["status"] = "error"
+    assert {r.figure: r.status for r in compare(old, worse).rows}["answer_score_mean"] == REGRESSED
+
+
 def test_a_figure_missing_on_either_side_is_not_compared_and_says_where(
     base: dict[str, Any],
 ) -> None:
@@ -286,3 +325,68 @@ def test_a_report_from_before_the_route_options_ran_the_pipeline(base: dict[str,
     report = copy.deepcopy(base)
     report["options"].pop("finetune_route", None)
     assert history.route_of(report) == "pipeline"
+
+
+def _nights(base: dict[str, Any], history_dir: Path) -> None:
+    """Three nights of one model: a pass, a pass with a worse loss, a failed run."""
+    for day, (loss, verdict) in enumerate(((3.0, "passed"), (3.1, "passed"), (4.0, "failed")), 1):
+        history.append(
+            variant(base, "15", f"r{day}", day, verdict, eval_loss_after=loss), history_dir
+        )
+
+
+def test_the_trend_shows_each_gated_figure_over_the_nights_with_its_band(
+    base: dict[str, Any], tmp_path: Path
+) -> None:
+    from harness.trend import render, summary
+
+    _nights(base, tmp_path)
+    section = summary(history.reports(tmp_path, "Phi-3-tiny"))
+    assert [r["id"] for r in section["runs"]] == ["r1", "r2", "r3"]
+    loss = section["figures"]["eval_loss_after"]
+    assert loss["values"] == [3.0, 3.1, 4.0] and loss["better"] == "lower"
+    assert loss["band"] == pytest.approx([3.1 * 0.95, 3.1 * 1.05])  # the last passing run's
+    assert section["figures"]["job_duration_s"]["band"] == [1800 - 900, 1800 + 900]
+    text = render(section)
+    assert "eval_loss_after (lower is better): the next run's band 2.945 .. 3.255" in text
+    assert text.splitlines()[3].split()[:4] == ["2026-11-03T01:00", "r3", "15", "failed"]
+
+
+def test_the_trend_command_takes_the_last_n_runs_and_ends_quietly_in_a_pipe(
+    base: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m harness trend | head -1`: the reader goes away; no BrokenPipe traceback."""
+    import io
+    import os
+    import sys
+
+    from harness.__main__ import EXIT_BROKEN_PIPE, main
+    from harness.trend import trend_command
+
+    _nights(base, tmp_path)
+    last_two = json.loads(trend_command(tmp_path, "Phi-3-tiny", last=2, as_json=True))
+    assert [r["id"] for r in last_two["runs"]] == ["r2", "r3"]
+    read, write = os.pipe()
+    os.close(read)  # head has read its line and exited
+    stdout = io.TextIOWrapper(io.FileIO(write, "w"), line_buffering=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    code = main(["trend", f"--history={tmp_path}", "--model-name=Phi-3-tiny"])
+    monkeypatch.undo()
+    assert code == EXIT_BROKEN_PIPE
+    stdout.close()
+
+
+def test_the_report_has_a_trend_plot_when_the_history_has_the_model(
+    base: dict[str, Any], tmp_path: Path
+) -> None:
+    from harness.report import write_report
+    from harness.trend import summary
+
+    _nights(base, tmp_path / "history")
+    report = {**base, "trend": summary(history.reports(tmp_path / "history", "Phi-3-tiny"))}
+    written = write_report(report, tmp_path / "out")
+    assert written["trend.png"].read_bytes().startswith(b"\x89PNG")
+    page = written["report.html"].read_text()
+    assert page.count("<img") == 3 and "<h2>Trend</h2>" in page
+    assert "within tolerance of the latest passing run" in page
+    assert "## Trend" in written["report.md"].read_text()

@@ -265,3 +265,23 @@ def test_job_inputs_are_checked_before_the_registry_or_a_process_is_touched(
     with pytest.raises(DataError, match=r"train_sft \(not prepared\)"):
         job_inputs(ws, card, compute, data, {})
     assert not (tmp_path / "ws").exists()
+
+
+def test_the_live_loss_lines_say_the_step_out_of_the_total(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from types import SimpleNamespace
+
+    from harness.backends.local.job_files import TOTAL_STEPS
+    from harness.backends.local.metrics import MetricsWatch
+
+    client = SimpleNamespace(
+        get_metric_history=lambda run, key: (
+            [SimpleNamespace(step=3, value=1.25)] if key == "loss" else []
+        ),
+        get_run=lambda run: SimpleNamespace(data=SimpleNamespace(params={TOTAL_STEPS: "40"})),
+    )
+    watch = MetricsWatch(lambda: client, "job-1", every_s=0.0)  # type: ignore[arg-type,return-value]
+    with caplog.at_level("INFO", logger="harness"):
+        watch.say()
+    assert "job job-1 step 3/40: loss 1.2500" in caplog.text

@@ -107,3 +107,16 @@ def test_a_build_process_dies_with_the_harness(tmp_path: Path) -> None:
     while pid_alive(builder) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not pid_alive(builder)
+
+
+def test_the_default_models_build_says_it_is_building_until_it_ends(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(models, "BUILD_HEARTBEAT_S", 0.1)
+    builder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    with caplog.at_level("INFO", logger="harness"):
+        assert models._wait_for_build(builder, tmp_path / "build.log") == 0
+    beats = [r.getMessage() for r in caplog.records if "building" in r.getMessage()]
+    assert len(beats) >= 2
+    assert beats[0].startswith(f"default model {models.DEFAULT_MODEL_NAME} building, 0s of 15m")
+    assert beats[0].endswith(f"log {tmp_path / 'build.log'}")

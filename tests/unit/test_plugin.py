@@ -181,7 +181,16 @@ def test_a_passing_run_writes_its_report_and_junit_properties(
     pytester: pytest.Pytester, events: Path
 ) -> None:
     result = run(pytester, "--junitxml", "junit.xml")
-    result.stdout.fnmatch_lines(["*harness verdict: passed*", "report: */report.html"])
+    result.stdout.fnmatch_lines(
+        [
+            "*harness verdict: PASSED: run *",
+            "why: 13 workflow tests passed",
+            "skipped test_no_figure_regressed_against_the_compared_run: no --compare-to*",
+            "figure * value * better",
+            "eval_loss_after * 1.2 * lower is better",
+            "report: */report.html",
+        ]
+    )
     written = report(pytester)
     assert written["run"]["verdict"] == "passed" and written["model"]["name"]
     assert {t["outcome"] for t in written["tests"]} == {"passed", "skipped"}
@@ -223,7 +232,11 @@ def test_the_second_run_fails_when_a_figure_regressed_against_the_first(
     result = run(pytester, "--history", str(history), "--compare-to", "last")
     result.assert_outcomes(passed=SUITE - 1, failed=1)
     result.stdout.fnmatch_lines(["*REGRESSED: eval_loss_after*"])
-    assert report(pytester)["comparison"]["regressed"] == ["eval_loss_after"]
+    # the loss after got worse, and so did what fine-tuning did (2.1 - 1.2 -> 2.1 - 1.8)
+    assert report(pytester)["comparison"]["regressed"] == [
+        "eval_loss_after",
+        "eval_loss_improvement",
+    ]
     assert len(list(history.rglob("*.json"))) == 2  # a failed run is history too
 
 
@@ -255,3 +268,143 @@ def test_a_workspace_that_is_a_file_is_a_usage_error_at_startup(
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert created(events) == {}
+
+
+def test_a_run_that_validated_nothing_is_not_validated_whatever_else_passed(
+    pytester: pytest.Pytester, events: Path
+) -> None:
+    """Azure without settings skips every workflow test; an e2e-marked test that does not
+    use the workflow passes. The run is amber, with pytest's own exit status (0)."""
+    pytester.makepyfile(
+        test_unrelated="import pytest\n\n@pytest.mark.e2e\ndef test_other():\n    pass\n"
+    )
+    result = run(pytester, "--backend", "azure", "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=1, skipped=SUITE)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "*harness verdict: NOT VALIDATED: run *, model not reached on azure*",
+            "why: every workflow test was skipped: --backend azure needs*",
+        ]
+    )
+    written = report(pytester)
+    assert written["run"]["verdict"] == "not validated"
+    assert written["run"]["failure_class"] is None
+    assert (
+        '<property name="harness_verdict" value="not validated"'
+        in (pytester.path / "junit.xml").read_text()
+    )
+    summary = (pytester.path / "harness-report" / "report.md").read_text()
+    assert summary.startswith("# NOT VALIDATED: run")
+    assert "<details><summary>Skipped tests (14)</summary>" in summary
+
+
+def test_scoring_with_no_answer_fails_its_samples_and_their_latency_is_not_measured(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history = pytester.path / "history"
+    run(pytester, f"--history={history}").assert_outcomes(passed=SUITE - 1, skipped=1)
+    monkeypatch.setenv("HARNESS_FAKE_FAIL", "invoke_timeout")
+    result = run(pytester, f"--history={history}", "--compare-to=last")
+    written = report(pytester)
+    assert [(s["status"], s["latency_s"]) for s in written["samples"]] == [("error", None)] * 3
+    assert written["figures"]["scoring_latency_p95_s"]["value"] is None
+    rows = {r["figure"]: r for r in written["comparison"]["rows"]}
+    assert rows["scoring_latency_p95_s"]["status"] == "not compared"
+    assert "improved" not in {r["status"] for r in rows.values()}
+    assert written["run"]["verdict"] == "failed"
+    assert written["run"]["failure_class"] == "service"
+    result.stdout.fnmatch_lines(
+        [
+            "*harness verdict: FAILED (service): run *",
+            "why: test_scoring_returns_assistant_text_within_the_timeout: AssertionError: "
+            "sample 0: HTTP 0, '': no answer within the scoring timeout of 0.01 s",
+            "FAILED test_scoring_returns_assistant_text_within_the_timeout ?its own check; "
+            "service?: AssertionError*",
+            "scoring_latency_p95_s * n/a * lower is better",
+        ]
+    )
+
+
+def test_a_failed_step_is_named_under_the_headline_and_annotated_for_github(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_FAKE_FAIL", "deploy")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = run(pytester, "--junitxml", "junit.xml")
+    written = report(pytester)
+    assert written["run"]["verdict_reason"].startswith(
+        "test_deployment_takes_all_traffic [step deployment]: "
+        "harness.errors.HarnessError: fake failure in deploy"
+    )
+    assert written["run"]["failure_class"] == "harness"
+    result.stdout.fnmatch_lines(
+        [
+            "::error file=e2e/test_acceptance_copy.py,title=e2e/test_acceptance_copy.py%3A%3A"
+            "test_deployment_takes_all_traffic (harness)::[step deployment] "
+            "harness.errors.HarnessError: fake failure in deploy"
+        ]
+    )
+    junit = (pytester.path / "junit.xml").read_text()
+    assert '<property name="harness_failure_class" value="harness"' in junit
+    assert 'name="harness_verdict_reason" value="test_deployment_takes_all_traffic' in junit
+
+
+def test_a_failed_quality_gate_is_a_model_quality_failure(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_FAKE_EVAL_LOSS", "2.5")  # worse than the 2.1 before training
+    result = run(pytester, "-k", "eval_loss or scoring_returns")
+    result.assert_outcomes(passed=1, failed=1)
+    written = report(pytester)
+    assert written["run"]["failure_class"] == "model quality"
+    result.stdout.fnmatch_lines(["*harness verdict: FAILED (model quality): run *"])
+
+
+def test_the_suite_stops_at_once_when_its_configuration_was_not_loaded(
+    pytester: pytest.Pytester, events: Path
+) -> None:
+    """The nightly's `--history DIR` (a space, not `=`): pytest takes DIR for a test path and
+    its rootdir from it, and loads no pytest.ini (pytest-dev/pytest#8846)."""
+    (pytester.path / "tox.ini").unlink()
+    history = pytester.mkdir("history")
+    result = run(pytester, "--history", str(history), "e2e")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*runs without its configuration: pytest loaded no pytest.ini*"
+            f"Cause: a path-valued option given without `=` (`--history {history}`)*"
+            f"Fix: write --history={history}*"
+        ]
+    )
+    assert created(events) == {}
+    assert not (pytester.path / "harness-report").exists()
+
+
+def test_a_misspelled_setting_in_the_environment_is_named_with_the_right_one(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_JOB_TIMEOUT", "60")
+    monkeypatch.setenv("HARNESS_NIGHTLY_OWNER", "team-a")  # like no setting: left alone
+    result = run(pytester, "-k", "test_training_data_is_valid")
+    result.stdout.fnmatch_lines(
+        ["*HARNESS_JOB_TIMEOUT is not a harness setting*did you mean HARNESS_JOB_TIMEOUT_S?*"]
+    )
+    assert "HARNESS_NIGHTLY_OWNER" not in result.stdout.str()
+
+
+def test_an_interrupted_run_reports_the_teardown_pytest_does_after_it(
+    pytester: pytest.Pytester, events: Path
+) -> None:
+    """Ctrl-C after the suite: pytest tears the session fixtures down after the run's report
+    was first written; the report is written again, after the last deletion."""
+    pytester.makepyfile(
+        test_zz_interrupt="def test_ctrl_c(harness_config):\n    raise KeyboardInterrupt\n"
+    )
+    result = pytester.runpytest("-p", "harness.plugin", "--tb=line", no_reraise_ctrlc=True)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    written = report(pytester)
+    assert written["run"]["verdict"] == "interrupted"
+    assert {t["resource"] for t in written["teardown"]} >= {"endpoint", "job", "compute"}
+    page = (pytester.path / "harness-report" / "report.html").read_text()
+    assert "INTERRUPTED" in page and "No teardown was recorded" not in page

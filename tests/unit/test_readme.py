@@ -74,3 +74,14 @@ def test_the_quick_gate_runs_what_ci_checks_first() -> None:
         ".venv/bin/python -m pytest -m unit",
     ):
         assert step in ci and step in gate, step
+
+
+def test_every_readme_example_gives_path_options_with_equals() -> None:
+    """`--history DIR` makes pytest take DIR for a test path (pytest-dev/pytest#8846): the
+    README shows `--history=DIR` everywhere but where it says not to."""
+    from harness.config import PATH_OPTIONS
+
+    text = (ROOT / "README.md").read_text().replace("not\n`--history /shared/history`", "")
+    flags = "|".join(re.escape(flag) for flag in sorted(PATH_OPTIONS))
+    spaced = re.findall(rf"(?:{flags}) [^-\s|`]\S*", text)
+    assert spaced == []

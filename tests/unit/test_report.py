@@ -23,7 +23,7 @@ from harness.report import (
     write_report,
 )
 from harness.report.markdown import render_markdown
-from harness.report.webpage import render_html
+from harness.report.webpage import LINKED_FILES, render_html
 from tests.support.run_events import Clock, full_run, recorder
 
 RUN = {"run_id": "r1", "backend": "local"}
@@ -99,12 +99,15 @@ class _Links(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.links: list[str] = []
+        self.sources: list[str] = []
         self.images: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         for name, value in attrs:
-            if name in ("src", "href"):
+            if name == "href":
                 self.links.append(value or "")
+            if name == "src":
+                self.sources.append(value or "")
             if tag == "img" and name == "src":
                 self.images.append(value or "")
 
@@ -114,7 +117,12 @@ def test_the_html_page_is_self_contained(written: tuple[dict[str, Any], Path]) -
     parser = _Links()
     parser.feed(page)
     assert len(parser.images) == 2
-    assert all(link.startswith("data:image/png;base64,") for link in parser.links)
+    assert all(source.startswith("data:image/png;base64,") for source in parser.sources)
+    # links are followed only when clicked: the files beside the page, the job's studio URL
+    assert set(LINKED_FILES) <= set(parser.links)
+    job_log = f"file://{written[0]['job']['url']}"  # the local job's log
+    scoring = written[0]["endpoint"]["scoring_uri"]
+    assert set(parser.links) == {*LINKED_FILES, job_log, scoring}
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert "PASSED" in page and "The capital of France is Paris." in page
 
@@ -145,17 +153,33 @@ def test_a_failed_run_says_which_test_failed_and_why(tmp_path: Path) -> None:
         "test",
         nodeid="tests/e2e/test_workflow.py::test_keys",
         outcome="error",
-        message="teardown: <b>boom</b> | pipe",
+        message="Traceback ...\nteardown: <b>boom</b> | pipe",
+        crash="harness.errors.CleanupError: <b>boom</b> | pipe",
+        phase="teardown",
+        workflow=True,
+        failure_class="service",
     )
     report = build_report(*read_events(rec.path))
     assert report["run"]["verdict"] == "failed"
+    assert report["run"]["failure_class"] == "service"
+    assert report["run"]["verdict_reason"] == (
+        "test_keys: harness.errors.CleanupError: <b>boom</b> | pipe"
+    )
     assert {t["nodeid"]: t["outcome"] for t in report["tests"]}[
         "tests/e2e/test_workflow.py::test_keys"
     ] == "error"
     summary = render_markdown(report)
-    assert summary.startswith("# FAILED") and "&lt;b&gt;boom&lt;/b&gt; \\| pipe" in summary
+    first, _, why = summary.splitlines()[:3]
+    assert first.startswith("# FAILED \\(service\\): run")
+    assert why.startswith("**Why:** test\\_keys: harness.errors.CleanupError: &lt;b&gt;boom")
+    assert (
+        "| test\\_keys | its own check | service | harness.errors.CleanupError: &lt;b&gt;"
+        in summary
+    )
+    assert "<details><summary>Tracebacks</summary>" in summary
     page = render_html(report, {})
     assert "<b>boom</b>" not in page and "&lt;b&gt;boom&lt;/b&gt; | pipe" in page
+    assert page.index("FAILED (service)") < page.index("CleanupError") < page.index("Key figures")
 
 
 def test_a_skip_in_the_call_outranks_the_passed_setup(tmp_path: Path) -> None:
@@ -169,7 +193,11 @@ def test_a_skip_in_the_call_outranks_the_passed_setup(tmp_path: Path) -> None:
         ("skipped", 3.0),
         ("passed", 0.0),
     ]
-    assert report["run"]["verdict"] == "passed"
+    assert report["run"]["verdict"] == "not validated"  # neither is a workflow test
+    assert (
+        report["run"]["verdict_reason"]
+        == "no workflow test ran (2 other tests ran; they do not validate it)"
+    )
 
 
 def test_a_run_killed_early_still_writes_every_file_and_says_what_was_missed(

@@ -29,6 +29,7 @@ LOG_FILE = "job.log"
 TRAINING_MODULE = "harness.backends.local.training"
 # The MLflow status that ends a run in each end state (a job's run, a model build's run)
 MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
+TOTAL_STEPS = "total_steps"  # MLflow run parameter: the optimizer steps the job will take
 
 
 @dataclass(frozen=True)

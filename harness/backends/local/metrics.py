@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from harness.backends.base import TrainingMetrics
 
 
+from harness.backends.local.job_files import TOTAL_STEPS
+
 log = logging.getLogger("harness")
 WATCHED = ("loss", "eval_loss")
 
@@ -33,18 +35,27 @@ class MetricsWatch:
         self.client, self.run_id, self.every_s = client, run_id, every_s
         self.said: dict[str, int] = dict.fromkeys(WATCHED, -1)
         self.asked_at = time.monotonic()
+        self.total: str | None = None
 
     def say(self) -> None:
         if time.monotonic() - self.asked_at < self.every_s:
             return
         self.asked_at = time.monotonic()
+        total = self._total()
         for key in WATCHED:
             for point in sorted(
                 self.client().get_metric_history(self.run_id, key), key=lambda m: m.step
             ):
                 if point.step > self.said[key]:
-                    log.info("job %s step %d: %s %.4f", self.run_id, point.step, key, point.value)
+                    step = f"{point.step}/{total}" if total else str(point.step)
+                    log.info("job %s step %s: %s %.4f", self.run_id, step, key, point.value)
                     self.said[key] = point.step
+
+    def _total(self) -> str | None:
+        """The steps the training will take, once the job has said (``total_steps``)."""
+        if self.total is None:
+            self.total = self.client().get_run(self.run_id).data.params.get(TOTAL_STEPS)
+        return self.total
 
 
 def read_metrics(client: MlflowClient, run_id: str) -> TrainingMetrics:

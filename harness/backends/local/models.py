@@ -25,11 +25,14 @@ from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
 from harness.model_card import ModelCard, encode_tag
+from harness.waiting import Deadline, Heartbeat
 
 logger = logging.getLogger("harness")
 DEFAULT_MODEL_NAME = "Phi-3-tiny-ultrachat"
 FOUNDATION_EXPERIMENT = "harness-foundation-models"
 BUILD_TIMEOUT_S = 900.0
+BUILD_HEARTBEAT_S = 10.0  # about 20 s of building on two cores: say so twice
+BUILD_POLL_S = 0.2
 
 
 def tiny_model_tags(recipe: str = "") -> dict[str, str]:
@@ -151,21 +154,41 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
         str(out),
     ]
     with log.open("wb") as sink:
-        code = subprocess.run(
+        builder = subprocess.Popen(
             argv,
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=child_env(),
-            timeout=BUILD_TIMEOUT_S,
-            check=False,
             preexec_fn=die_with_parent,
-        ).returncode
+        )
+        try:
+            code = _wait_for_build(builder, log)
+        finally:
+            if builder.poll() is None:  # Ctrl-C, or past the deadline
+                builder.kill()
+                builder.wait()
     if code != 0:
+        how = f"exit code {code}" if code is not None else f"not done in {BUILD_TIMEOUT_S:.0f} s"
         raise HarnessError(
-            f"building the default model {DEFAULT_MODEL_NAME} from {dataset} failed (exit code "
-            f"{code}); expected an MLflow model at {out}; log {log}:\n{log_tail(log)}\n"
+            f"building the default model {DEFAULT_MODEL_NAME} from {dataset} failed ({how}); "
+            f"expected an MLflow model at {out}; log {log}:\n{log_tail(log)}\n"
             "fix the cause above (is the shipped dataset complete?) and run again"
         )
+
+
+def _wait_for_build(builder: subprocess.Popen[bytes], log: Path) -> int | None:
+    """The builder's exit code (None past the deadline), with a heartbeat meanwhile: the
+    first run on a fresh workspace spends most of its first minute here."""
+    deadline = Deadline(BUILD_TIMEOUT_S)
+    heartbeat = Heartbeat(
+        f"default model {DEFAULT_MODEL_NAME}", deadline, f"log {log}", every_s=BUILD_HEARTBEAT_S
+    )
+
+    def ended() -> bool:
+        heartbeat.beat("building")
+        return builder.poll() is not None
+
+    return builder.returncode if deadline.until(ended, BUILD_POLL_S) else None
 
 
 def list_versions(ws: Workspace, name: str) -> list[RegistryVersion]:

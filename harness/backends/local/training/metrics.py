@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
+from harness.backends.local.job_files import TOTAL_STEPS
+
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
@@ -66,6 +68,8 @@ class MetricsCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.training, self.eval_seconds = True, 0.0
+        if self.log is not None and state.is_world_process_zero and state.max_steps:
+            self.log.params({TOTAL_STEPS: state.max_steps})  # the live log's "step N/total"
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.training = False
