@@ -226,6 +226,18 @@ def _compare_parser(sub: Any) -> None:
     )
 
 
+def _replay_parser(sub: Any) -> None:
+    from harness.replay import add_arguments
+
+    add_arguments(
+        sub.add_parser(
+            "replay",
+            help="run the e2e suite on --backend azure against a recorded conversation "
+            "(--record-traffic), offline and without credentials",
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m harness",
@@ -239,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_parser(sub)
     _versions_parser(sub)
     _compare_parser(sub)
+    _replay_parser(sub)
     return parser
 
 
@@ -460,6 +473,12 @@ def compare(args: argparse.Namespace) -> int:
     return code
 
 
+def replay(args: argparse.Namespace) -> int:
+    from harness.replay import command
+
+    return command(args)
+
+
 COMMANDS = {
     "plan": _print_plan,
     "check": check,
@@ -467,6 +486,7 @@ COMMANDS = {
     "register-model": register_model,
     "versions": versions,
     "compare": compare,
+    "replay": replay,
 }
 
 

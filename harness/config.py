@@ -303,6 +303,13 @@ OPTIONS: tuple[Option, ...] = (
         (),
         repeat=True,
     ),
+    Option(
+        "record_traffic",
+        "write this process's whole Azure HTTP conversation, scrubbed of secrets, as a "
+        "cassette (0600) into this directory; `python -m harness replay DIR` plays it back",
+        Path,
+        None,
+    ),
     Option("azure_subscription_id", "Azure subscription id", env=("AZURE_SUBSCRIPTION_ID",)),
     Option("azure_resource_group", "Azure resource group", env=("AZURE_RESOURCE_GROUP",)),
     Option("azure_workspace", "Azure ML workspace name", env=("AZURE_ML_WORKSPACE",)),
@@ -354,6 +361,7 @@ class HarnessConfig:
     history_dir: Path
     compare_to: str | None
     tolerances: tuple[tuple[str, str], ...]
+    record_traffic: Path | None
     azure_subscription_id: str | None
     azure_resource_group: str | None
     azure_workspace: str | None
@@ -471,6 +479,8 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
         sources["history_dir"] = f"default for the {values['backend']} backend"
     for name in ("report_dir", "history_dir"):
         values[name] = Path(values[name]).expanduser().resolve()
+    if values["record_traffic"] is not None:
+        values["record_traffic"] = Path(values["record_traffic"]).expanduser().resolve()
 
 
 def workspace_problem(path: Path) -> str | None:
@@ -506,6 +516,25 @@ def check_workspace_dir(path: Path, source: str | None = None) -> None:
         raise ConfigError(
             f"{where}the local workspace {path} cannot be used: {problem}; pass --workspace "
             f"(or set HARNESS_WORKSPACE) with a directory you can write, e.g. {example}"
+        )
+
+
+def check_record_traffic(cfg: HarnessConfig) -> None:
+    """--record-traffic needs the Azure backend (the local one sends no Azure traffic) and a
+    directory, checked at start-up so a nightly does not learn it after hours."""
+    path, option = cfg.record_traffic, BY_NAME["record_traffic"]
+    if path is None:
+        return
+    where = cfg.sources.get("record_traffic", option.cli)
+    if cfg.backend != "azure":
+        raise ConfigError(
+            f"{where}: {option.cli} records the Azure conversation and the {cfg.backend} "
+            "backend has none; pass --backend azure, or drop the option"
+        )
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{where}: {option.cli} {path} is a file; pass a directory (it is created when "
+            "missing), e.g. --record-traffic=harness-report/cassettes"
         )
 
 
