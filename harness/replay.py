@@ -201,6 +201,7 @@ class Player:
     match_api_version: bool = True
     played: dict[int, int] = field(default_factory=dict)
     first_unanswered: Unanswered | None = None
+    unanswered: list[Unanswered] = field(default_factory=list)
     answered: int = 0
     _clock: dict[int, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -254,6 +255,7 @@ class Player:
             request, _, where = exchanges[nearest_index]
             nearest = f"{request.method} {request.uri} ({where})"
         unanswered = Unanswered(method, uri, nearest, why)
+        self.unanswered.append(unanswered)
         if self.first_unanswered is None:
             self.first_unanswered = unanswered
         raise ReplayError(unanswered.message(str(self.recording.directory)))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
 import pytest
 import yaml
-from test_azure_suite import imported_before_the_snapshot, run_suite
+from test_azure_suite import E2E, imported_before_the_snapshot, run_suite
 
 from azure_fake import FakeAzureML
 from harness import replay
@@ -106,7 +107,14 @@ def secrets_scrubbed(recorded: Path) -> None:
     assert all(t["elapsed_s"] >= 0 for t in timing)
 
 
-def replayed(recorded: Path, pytester: pytest.Pytester) -> None:
+def replayed(recorded: Path, pytester: pytest.Pytester, run_id: str = "hrec0001") -> None:
+    """The e2e suite (copied in when missing) replayed against ``recorded``: it passes and asks
+    for every recorded answer."""
+    suite = pytester.path / "e2e"
+    if not suite.exists():
+        suite.mkdir()
+        shutil.copy(E2E / "conftest.py", suite / "conftest.py")
+        shutil.copy(E2E / "test_workflow.py", suite / "test_azure_copy.py")
     recording = replay.load(recorded)
     plugin = replay.ReplayPlugin(recording)
     report = pytester.path / "replay-report"
@@ -119,4 +127,4 @@ def replayed(recorded: Path, pytester: pytest.Pytester) -> None:
     assert len(plugin.player.played) == len(recording.exchanges), "every answer was asked for"
     outcome = json.loads((report / "report.json").read_text())
     assert outcome["run"]["verdict"] == "passed"
-    assert outcome["run"]["id"] == "hrec0001", "the recorded run id is reused"
+    assert outcome["run"]["id"] == run_id, "the recorded run id is reused"
