@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_azure_suite import imported_before_the_snapshot
-from test_record_replay import replayed
 
 from harness import config, replay
 from harness.backends.azure import AzureBackend
+from tests.unit.test_azure_suite import imported_before_the_snapshot
+from tests.unit.test_record_replay import replayed
 
 __all__ = ["imported_before_the_snapshot"]
 CASSETTES = Path(__file__).resolve().parents[1] / "cassettes"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_azure_suite import E2E, imported_before_the_snapshot, run_suite
 
-from azure_fake import FakeAzureML
 from harness import replay
+from tests.support.azure_fake import FakeAzureML
+from tests.unit.test_azure_suite import E2E, imported_before_the_snapshot, run_suite
 
 __all__ = ["imported_before_the_snapshot"]
 pytestmark = pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
@@ -55,8 +55,8 @@ def with_secrets(fake: FakeAzureML) -> None:
 def record(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.setenv("AZURE_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
-    monkeypatch.setattr("azure_fake.FakeCredential", ClaimsCredential)
-    monkeypatch.setattr("azure_fake.endpoints.ENDPOINT_KEY", ENDPOINT_KEY)
+    monkeypatch.setattr("tests.support.azure_fake.FakeCredential", ClaimsCredential)
+    monkeypatch.setattr("tests.support.azure_fake.endpoints.ENDPOINT_KEY", ENDPOINT_KEY)
     result, plugin = run_suite(
         pytester,
         "--model-name",
