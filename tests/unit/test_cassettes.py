@@ -33,8 +33,13 @@ DIRECTORIES = sorted({path.parent for path in CASSETTES.rglob("*.yaml")})
 STEP_CALLS: dict[str, Callable[[AzureBackend, dict[str, Any]], bool]] = {
     "begin_create_endpoint": lambda b, a: bool(b.begin_create_endpoint(a["name"], {"x": "y"})),
     "existing_compute": lambda b, a: _cluster(b, a["name"]) == ("Standard_DS2_v2", "Succeeded"),
-    "delete_compute": lambda b, a: b.delete_compute(a["name"], 60.0) is None,
+    "delete_compute": lambda b, a: _deleted(b, a["name"]),
 }
+
+
+def _deleted(backend: AzureBackend, name: str) -> bool:
+    backend.delete_compute(name, 60.0)
+    return True
 
 
 def _cluster(backend: AzureBackend, name: str) -> tuple[str, str]:

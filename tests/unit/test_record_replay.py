@@ -42,8 +42,9 @@ class ClaimsCredential:
         from azure.core.credentials import AccessToken
 
         audience = scopes[0].removesuffix("/.default") if scopes else ""
-        claims = {"aud": audience, "exp": int(time.time()) + 3600, "tid": TENANT, "upn": UPN}
-        return AccessToken(jwt.encode(claims, "k" * 32, algorithm="HS256"), claims["exp"])
+        expires = int(time.time()) + 3600
+        claims = {"aud": audience, "exp": expires, "tid": TENANT, "upn": UPN}
+        return AccessToken(jwt.encode(claims, "k" * 32, algorithm="HS256"), expires)
 
 
 def with_secrets(fake: FakeAzureML) -> None:

@@ -155,7 +155,7 @@ def test_a_corrupt_cassette_is_named(tmp_path: Path, content: str, said: str) ->
 def test_a_cassette_of_another_format_is_refused(tmp_path: Path) -> None:
     cassette(tmp_path, [], format=99)
     with pytest.raises(
-        replay.ReplayError, match="a.yaml has format 99; this harness reads format 1"
+        replay.ReplayError, match=r"a\.yaml has format 99; this harness reads format 1"
     ):
         replay.load(tmp_path)
 
@@ -163,7 +163,7 @@ def test_a_cassette_of_another_format_is_refused(tmp_path: Path) -> None:
 def test_a_cassette_of_another_model_or_version_is_refused(tmp_path: Path) -> None:
     cassette(tmp_path, [])
     with pytest.raises(
-        replay.ReplayError, match="a.yaml recorded model Phi-4 version 8, not Phi-4 version 9"
+        replay.ReplayError, match=r"a\.yaml recorded model Phi-4 version 8, not Phi-4 version 9"
     ):
         replay.load(tmp_path, model_version="9")
     with pytest.raises(replay.ReplayError, match="not Llama version 8"):
@@ -173,7 +173,7 @@ def test_a_cassette_of_another_model_or_version_is_refused(tmp_path: Path) -> No
 def test_cassettes_of_two_runs_in_one_directory_are_refused(tmp_path: Path) -> None:
     cassette(tmp_path, [], name="a")
     cassette(tmp_path, [], name="b", run_id="hother001")
-    with pytest.raises(replay.ReplayError, match="a.yaml and .*b.yaml are of different runs"):
+    with pytest.raises(replay.ReplayError, match=r"a\.yaml and .*b\.yaml are of different runs"):
         replay.load(tmp_path)
 
 

@@ -117,10 +117,10 @@ class TrafficRecorder:
         random.seed(seed)  # azure-ai-ml's generated job names (job_name_generator) come from it
         original_send = requests.Session.send
 
-        def send(session: requests.Session, request: Any, **kwargs: Any) -> Any:
+        def send(session: requests.Session, request: Any, **kwargs: Any) -> requests.Response:
             return self._send(original_send, session, request, **kwargs)
 
-        requests.Session.send = send  # type: ignore[method-assign]
+        requests.Session.send = send  # type: ignore[method-assign,assignment]
         self._undo = [lambda: setattr(requests.Session, "send", original_send)]
         for source in naming.NAME_SOURCES:
             self._keep_names(naming, source)
@@ -159,7 +159,9 @@ class TrafficRecorder:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return write_atomic(self.path, text, PRIVATE)
 
-    def _send(self, original: Callable[..., Any], session: Any, request: Any, **kwargs: Any) -> Any:
+    def _send(
+        self, original: Callable[..., requests.Response], session: Any, request: Any, **kwargs: Any
+    ) -> requests.Response:
         started = time.monotonic()
         response = original(session, request, **kwargs)
         content = response.content  # read once; requests serves it again to the caller

@@ -195,7 +195,7 @@ class Scrubber:
         if key in _USER_KEYS and value:
             return self._remember(value, USER_PLACEHOLDER)
         if value and _SECRET_KEY.search(key) and not _NOT_SECRET_KEY.search(key):
-            return self._secret(value)
+            return str(self._secret(value))
         return self.text(value)
 
     def _secret(self, value: Any) -> Any:
