@@ -299,8 +299,14 @@ def playing(player: Player) -> Iterator[Player]:
     context = CassetteContextDecorator.from_args(
         _cassette_class(player), path=str(player.recording.directory), record_mode=RecordMode.NONE
     )
-    with context:
-        yield player
+    chatty = logging.getLogger("vcr")  # a line per played answer: the harness's log says more
+    level = chatty.level
+    chatty.setLevel(logging.WARNING)
+    try:
+        with context:
+            yield player
+    finally:
+        chatty.setLevel(level)
 
 
 # -- what makes the names: the seed of random, the harness's recorded suffixes
@@ -377,6 +383,7 @@ class ReplayPlugin:
         plays.__enter__()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        log.info("%s", self.summary())
         for context in reversed(self._stack):
             context.__exit__(None, None, None)
         self._stack = []
