@@ -178,7 +178,7 @@ def request_key(method: str, uri: str, api_version: bool = True) -> str:
 
 @dataclass
 class Unanswered:
-    """The first request of a replay the recording had no answer for."""
+    """A request of a replay that the recording had no answer for."""
 
     method: str
     url: str
