@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,7 +256,7 @@ def start(cfg: HarnessConfig, process: str) -> TrafficRecorder:
             "model_name": cfg.model_name,
             "model_version": cfg.model_version,
             "process": process,
-            "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": versions(),
             "settings": replayable_settings(cfg),
         },
