@@ -65,6 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if cfg.record_traffic is not None:
         from harness.backends.azure import recording
 
+        # the session's own label (not worker_id()'s environment: pytester runs inside workers)
         process = getattr(config, "workerinput", {}).get("workerid", "main")
         config.stash[RECORDER] = recording.start(cfg, process)
 
