@@ -249,3 +249,40 @@ def test_unvalidated_json_lists_the_versions_to_run_for_a_ci_matrix(
     )
     assert [m["model_version"] for m in with_archived] == ["9", "10", "16"]
     assert with_archived[0]["archived"] is True and with_archived[0]["validated"] is False
+
+
+def _on_route(report: dict[str, Any], route: str, serverless: bool = False) -> dict[str, Any]:
+    report["run"]["backend"] = "azure"
+    report["options"] = {
+        **report["options"],
+        "finetune_route": f"{route} (option --finetune-route)",
+        "serverless": f"{serverless} (default)",
+    }
+    return report
+
+
+def test_compare_to_last_matches_the_route(base: dict[str, Any], tmp_path: Path) -> None:
+    """A serverless run is no baseline for a managed one, nor a pipeline run for either."""
+    from harness.report.text import headline
+
+    history.append(_on_route(variant(base, "15", "pipe", 1), "pipeline"), tmp_path)
+    history.append(_on_route(variant(base, "15", "job", 2), "finetuning-job"), tmp_path)
+    history.append(_on_route(variant(base, "15", "srv", 3), "finetuning-job", True), tmp_path)
+    picks = {
+        route: (history.last_passing(tmp_path, "Phi-3-tiny", route=route) or {})["run"]["id"]
+        for route in ("pipeline", "finetuning-job", "finetuning-job-serverless")
+    }
+    assert picks == {
+        "pipeline": "pipe",
+        "finetuning-job": "job",
+        "finetuning-job-serverless": "srv",
+    }
+    assert history.last_passing(tmp_path, "Phi-3-tiny")["run"]["id"] == "srv"  # type: ignore[index]
+    srv = history.baseline("last", tmp_path, "Phi-3-tiny", "other", "finetuning-job-serverless")
+    assert srv is not None and "on azure, finetuning-job-serverless route" in headline(srv)
+
+
+def test_a_report_from_before_the_route_options_ran_the_pipeline(base: dict[str, Any]) -> None:
+    report = copy.deepcopy(base)
+    report["options"].pop("finetune_route", None)
+    assert history.route_of(report) == "pipeline"
