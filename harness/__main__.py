@@ -163,6 +163,18 @@ def _trend_parser(sub: Any) -> None:
     config.add_argparse_options(trend)
 
 
+def _replay_parser(sub: Any) -> None:
+    from harness.replay import add_arguments
+
+    add_arguments(
+        sub.add_parser(
+            "replay",
+            help="run the e2e suite on --backend azure against a recorded conversation "
+            "(--record-traffic), offline and without credentials",
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m harness",
@@ -177,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _versions_parser(sub)
     _compare_parser(sub)
     _trend_parser(sub)
+    _replay_parser(sub)
     return parser
 
 
@@ -299,6 +312,12 @@ def trend(args: argparse.Namespace) -> int:
     return 0
 
 
+def replay(args: argparse.Namespace) -> int:
+    from harness.replay import command
+
+    return command(args)
+
+
 COMMANDS = {
     "plan": _print_plan,
     "check": check,
@@ -307,6 +326,7 @@ COMMANDS = {
     "versions": versions,
     "compare": compare,
     "trend": trend,
+    "replay": replay,
 }
 
 

@@ -321,6 +321,12 @@ class HarnessConfig:
         repeat=True,
         cli="--tolerance",
     )
+    record_traffic: Path | None = setting(
+        "write this process's whole Azure HTTP conversation, scrubbed of secrets, as a "
+        "cassette (0600) into this directory; `python -m harness replay DIR` plays it back",
+        Path,
+        None,
+    )
     azure_subscription_id: str | None = setting(
         "Azure subscription id", env=("AZURE_SUBSCRIPTION_ID",)
     )
@@ -537,6 +543,27 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
         sources["history_dir"] = f"default for the {values['backend']} backend"
     for name in ("report_dir", "history_dir"):
         values[name] = Path(values[name]).expanduser().resolve()
+    if values["record_traffic"] is not None:
+        values["record_traffic"] = Path(values["record_traffic"]).expanduser().resolve()
+
+
+def check_record_traffic(cfg: HarnessConfig) -> None:
+    """--record-traffic needs the Azure backend (the local one sends no Azure traffic) and a
+    directory, checked at start-up so a nightly does not learn it after hours."""
+    path, option = cfg.record_traffic, BY_NAME["record_traffic"]
+    if path is None:
+        return
+    where = cfg.sources.get("record_traffic", option.cli)
+    if cfg.backend != "azure":
+        raise ConfigError(
+            f"{where}: {option.cli} records the Azure conversation and the {cfg.backend} "
+            "backend has none; pass --backend azure, or drop the option"
+        )
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{where}: {option.cli} {path} is a file; pass a directory (it is created when "
+            "missing), e.g. --record-traffic=harness-report/cassettes"
+        )
 
 
 def add_argparse_options(parser: argparse.ArgumentParser) -> None:

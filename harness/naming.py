@@ -43,6 +43,18 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Where every generated name gets its randomness and its clock: a recorded run keeps what these
+# returned (harness.backends.azure.recording) and its replay returns the same (harness.replay),
+# so that the replay sends requests to the same names.
+NAME_SOURCES = ("_random", "model_version")
+
+
+def model_version() -> str:
+    """A registered model's version: unique and sortable, a timestamp plus randomness (two
+    runs in one second differ)."""
+    return f"{int(_utcnow().timestamp())}{secrets.randbelow(10**4):04d}"
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """Short, lowercase, letter first, sortable by time: ``h`` + UTC timestamp + 4 random."""
     stamp = _as_utc(now or _utcnow()).astimezone(UTC).strftime("%y%m%d%H%M%S")

@@ -36,6 +36,7 @@ pytest_plugins = ("harness.fixtures",)  # the session fixture chain
 SIGNALS = pytest.StashKey[Signals]()
 LOG_FILE = pytest.StashKey[logging.Handler]()
 FINISHED = pytest.StashKey[verdict.Finished]()
+RECORDER = pytest.StashKey[Any]()  # harness.backends.azure.recording.TrafficRecorder
 MESSAGE_CHARS = 2000
 WATCH_S = 0.5
 
@@ -73,6 +74,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.pluginmanager.register(signals, "harness-signals")
     signals.install()
+    if cfg.record_traffic is not None:
+        from harness.backends.azure import recording
+
+        # the session's own label (not worker_id()'s environment: pytester runs inside workers)
+        process = getattr(config, "workerinput", {}).get("workerid", "main")
+        config.stash[RECORDER] = recording.start(cfg, process)
 
 
 def _progress(config: pytest.Config, cfg: config.HarnessConfig) -> Progress:
@@ -97,6 +104,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             tracker.backend.close(stop_owned=True)
         if tracker.run_mark is not None:
             tracker.run_mark.release(remove=not is_xdist_worker(config))
+    recorder = config.stash.get(RECORDER, None)
+    if recorder is not None:
+        path = recorder.stop()
+        logging.getLogger("harness").info("recorded the Azure conversation to %s", path)
     handler = config.stash.get(LOG_FILE, None)
     if handler is not None:
         logging.getLogger("harness").removeHandler(handler)
@@ -115,6 +126,7 @@ def _resolve(pytest_config: pytest.Config) -> config.HarnessConfig:
     try:
         cfg = config.from_pytest(pytest_config)
         verdict.tolerances(cfg)  # a bad --tolerance is a usage error, before anything runs
+        config.check_record_traffic(cfg)
         if not cfg.sources["workspace_dir"].startswith("default"):
             from harness.backends.local.workspace import check_workspace
 

@@ -11,11 +11,10 @@ the SDK's own (``azure.ai.ml._utils._registry_utils.get_registry_versioned_asset
 from __future__ import annotations
 
 import re
-import secrets
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from harness import naming
 from harness.backends.azure.clients import read_failed, service_message
 from harness.config import BY_NAME
 from harness.errors import CleanupError, ConfigError, JobError
@@ -230,11 +229,6 @@ def _versions_hint(registry: MLClient, registry_name: str, name: str) -> str:
     )
 
 
-def model_version() -> str:
-    """Unique and sortable: a timestamp plus randomness (two runs in one second differ)."""
-    return f"{int(time.time())}{secrets.randbelow(10**4):04d}"
-
-
 def lineage(model: Any) -> str:
     """The job a registered model came from, as the service reports it: ``jobName``, else
     the job in the path it stored (``azureml://jobs/<job>/outputs/...`` or the artifact
@@ -260,7 +254,7 @@ def register_model(
         path=f"azureml://jobs/{job.name}/outputs/trained_model",
         type=AssetTypes.MLFLOW_MODEL,
         name=name,
-        version=model_version(),
+        version=naming.model_version(),
         tags=dict(tags),
         description=f"{card.label} fine-tuned on ultrachat_200k by job {job.name}",
     )

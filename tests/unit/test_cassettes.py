@@ -1,0 +1,101 @@
+"""Every cassette under tests/cassettes/ replayed against today's code, offline.
+
+Two kinds, and they prove different things (each cassette's metadata says which it is):
+
+- ``steps`` (tests/cassettes/azure-sdk-assets/, built by tools/sdk_recordings_to_cassette.py
+  from the Azure SDK team's public recordings): REAL traffic of the live service. The harness's
+  own steps are replayed against it; the requests they send must be the recorded ones and the
+  real answers must parse. This is what proves the backend.
+- ``run`` (a whole e2e run, as ``--record-traffic`` writes it; a nightly's cassette committed
+  after a human look): the e2e suite is replayed against it. A cassette recorded from the
+  project's Azure fake (tests/cassettes/fake-azure-*/) proves only the recorder and replayer,
+  since the fake's answers are ours; a nightly's proves the backend against that night's
+  service.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import config, replay
+from harness.backends.azure import AzureBackend
+from tests.unit.test_azure_suite import imported_before_the_snapshot
+from tests.unit.test_record_replay import replayed
+
+__all__ = ["imported_before_the_snapshot"]
+CASSETTES = Path(__file__).resolve().parents[1] / "cassettes"
+DIRECTORIES = sorted({path.parent for path in CASSETTES.rglob("*.yaml")})
+# Each step of a manifest: the harness call, and what it must have read from the real answer.
+STEP_CALLS: dict[str, Callable[[AzureBackend, dict[str, Any]], bool]] = {
+    "begin_create_endpoint": lambda b, a: bool(b.begin_create_endpoint(a["name"], {"x": "y"})),
+    "existing_compute": lambda b, a: _cluster(b, a["name"]) == ("Standard_DS2_v2", "Succeeded"),
+    "delete_compute": lambda b, a: _deleted(b, a["name"]),
+}
+
+
+def _deleted(backend: AzureBackend, name: str) -> bool:
+    backend.delete_compute(name, 60.0)
+    return True
+
+
+def _cluster(backend: AzureBackend, name: str) -> tuple[str, str]:
+    from harness.backends.azure import compute
+    from harness.backends.azure.clients import status_text
+
+    found = compute.existing(backend.workspace, name)
+    return str(found.size), status_text(found.provisioning_state)
+
+
+def _kind(directory: Path) -> str:
+    return replay.load(directory).kind
+
+
+def test_the_repository_holds_a_cassette_of_real_traffic() -> None:
+    assert any(_kind(d) == "steps" for d in DIRECTORIES), "tests/cassettes/azure-sdk-assets"
+
+
+@pytest.mark.parametrize("directory", DIRECTORIES, ids=[d.name for d in DIRECTORIES])
+@pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
+def test_every_cassette_replays_against_todays_code(
+    directory: Path, pytester: pytest.Pytester
+) -> None:
+    recording = replay.load(directory)
+    if recording.kind == "run":
+        replayed(directory, pytester, recording.meta["run_id"])
+        return
+    replay_steps(recording)
+
+
+def replay_steps(recording: replay.Recording) -> None:
+    """Each step of the manifest against the recording: every recorded exchange is asked for,
+    and the only requests left unanswered are the ones the manifest says the recording never
+    sent (a background poller may ask after its step returned: they are checked together)."""
+    cfg = config.resolve(
+        cli={"backend": "azure", "run_id": recording.meta["run_id"], **recording.meta["settings"]},
+        env={},
+        ini={},
+    )
+    player = replay.Player(recording, bool(recording.meta.get("match_api_version", True)))
+    backend = replay.replay_backend(cfg)
+    with replay.playing(player):
+        for step in recording.meta["steps"]:
+            try:
+                assert STEP_CALLS[step["step"]](backend, step["args"]), step["step"]
+            except replay.ReplayError:
+                assert step["stops_at"], f"{step['step']} went past the recording"
+            backend.clients.__dict__.pop("workspace", None)  # each step on a fresh client
+        for thread in threading.enumerate():  # the SDK's pollers poll on after a step returns
+            if thread.name.startswith("LROPoller"):
+                thread.join(timeout=10)
+    expected = tuple(prefix for step in recording.meta["steps"] for prefix in step["stops_at"])
+    stopped = [f"{u.method} {u.url}" for u in player.unanswered]
+    assert not [s for s in stopped if not s.startswith(expected)], stopped
+    unplayed = [
+        where for i, (_, _, where) in enumerate(recording.exchanges) if i not in player.played
+    ]
+    assert not unplayed, f"recorded exchanges no step asked for: {unplayed}"

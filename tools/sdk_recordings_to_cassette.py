@@ -1,0 +1,165 @@
+"""Builds tests/cassettes/azure-sdk-assets/ from the Azure SDK team's public recordings.
+
+The recordings in Azure/azure-sdk-assets (python/sdk/ml/azure-ai-ml/tests/recordings/) are real
+exchanges of azure-ai-ml with the live service, sanitized by the SDK's test proxy. They are the
+strongest evidence this project has of what the service answers, so the unit suite replays the
+harness's own steps against them (tests/unit/test_cassettes.py). This script only moves data:
+each excerpt under tools/sdk_recordings/ holds entries of one recording in the test proxy's own
+format, with the recording's path and commit; the script rewrites them as a vcrpy cassette in
+the format ``--record-traffic`` writes and ``harness.replay`` reads:
+
+- the test proxy's ``Sanitized.azure.com`` host is ARM's, ``management.azure.com``;
+- the ARM signing parameters of operation URLs (``t``, ``c``, ``s``, ``h``) are dropped, in the
+  request URLs and in the headers that point at them alike, so a poll still finds its answer;
+- every interaction names its source file and entry.
+
+    python tools/sdk_recordings_to_cassette.py [--out tests/cassettes/azure-sdk-assets]
+
+To add a step: copy the recording's entries (from a checkout of azure-sdk-assets) into an
+excerpt next to the others, add the step to STEPS, run this script, and check the replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import yaml
+
+TOOLS = Path(__file__).resolve().parent
+EXCERPTS = TOOLS / "sdk_recordings"
+DEFAULT_OUT = TOOLS.parent / "tests" / "cassettes" / "azure-sdk-assets"
+SANITIZED_HOST = "Sanitized.azure.com"
+ARM_HOST = "management.azure.com"
+SIGNING_PARAMS = frozenset({"t", "c", "s", "h"})
+URL_HEADERS = ("Azure-AsyncOperation", "Location")
+# What the unit suite replays, in order: the harness's step, its arguments, and what the
+# recording answers. A recording made by the SDK's own test ends where that test stopped (it
+# did not wait for the deletion), so a step may stop at a request the recording never sent:
+# ``stops_at`` names it, and the replay must report exactly that request.
+WS = (
+    "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000/resourceGroups/"
+    "00000/providers/Microsoft.MachineLearningServices/workspaces/00000"
+)
+OPERATIONS = (
+    "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000/providers/"
+    "Microsoft.MachineLearningServices/locations/westus"
+)
+STEPS: list[dict[str, Any]] = [
+    {
+        "step": "begin_create_endpoint",
+        "args": {"name": "online-ept-6696557f8dec409"},
+        "source": "online_endpoint_e2e.json",
+        "proves": "the harness's workspace GET and endpoint PUT are the routes the live service "
+        "answered (200, 201), and the harness reads the real 201 body",
+        "stops_at": [
+            f"GET {WS}/onlineEndpoints/online-ept-6696557f8dec409?",  # the excerpt ends before
+            f"GET {OPERATIONS}/mfeOperationsStatus/",  # the SDK poller's first poll
+        ],
+    },
+    {
+        "step": "existing_compute",
+        "args": {"name": "test49208482942"},
+        "source": "aml_compute_create_and_delete.json",
+        "proves": "the harness reads a live cluster's GET (size, state) as it is",
+        "stops_at": [],
+    },
+    {
+        "step": "delete_compute",
+        "args": {"name": "test49208482942"},
+        "source": "aml_compute_create_and_delete.json",
+        "proves": "the harness's compute DELETE (underlyingResourceAction=Delete) is the one the "
+        "live service answered 202 with Azure-AsyncOperation only",
+        "stops_at": [  # the SDK's test did not wait for the deletion; the harness does
+            f"GET {OPERATIONS}/computeOperationsStatus/ebd45a6b-06df-4662-8c3c-8e334b437fcf?"
+        ],
+    },
+]
+
+
+def arm_url(url: str) -> str:
+    parts = urlsplit(url)
+    host = ARM_HOST if parts.netloc == SANITIZED_HOST else parts.netloc
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    kept = urlencode([(k, v) for k, v in query if k not in SIGNING_PARAMS], safe=":")
+    return urlunsplit((parts.scheme, host, parts.path, kept, ""))
+
+
+def _body(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def interaction(entry: dict[str, Any], source: str, seq: int) -> dict[str, Any]:
+    """One test-proxy entry as a vcrpy interaction."""
+    headers = {
+        k: [arm_url(v) if k in URL_HEADERS else v] for k, v in entry["ResponseHeaders"].items()
+    }
+    body = _body(entry.get("ResponseBody")) or ""
+    headers["Content-Length"] = [str(len(body.encode()))]
+    status = int(entry["StatusCode"])
+    return {
+        "request": {
+            "method": entry["RequestMethod"],
+            "uri": arm_url(entry["RequestUri"]),
+            "body": _body(entry.get("RequestBody")),
+            "headers": {"Accept": ["application/json"]},
+        },
+        "response": {
+            "status": {"code": status, "message": HTTPStatus(status).phrase},
+            "headers": headers,
+            "body": {"string": body},
+            "harness": {"seq": seq, "at_s": float(seq), "elapsed_s": 0.0, "source": source},
+        },
+    }
+
+
+def build(excerpts: Path = EXCERPTS) -> dict[str, Any]:
+    interactions, sources = [], []
+    for name in sorted({step["source"] for step in STEPS}):
+        data = json.loads((excerpts / name).read_text(encoding="utf-8"))
+        sources.append(data["source"])
+        for index, entry in enumerate(data["Entries"]):
+            where = (
+                f"{data['source']['path']}@{data['source']['commit'][:12]} (excerpt entry {index})"
+            )
+            interactions.append(interaction(entry, where, len(interactions)))
+    meta = {
+        "format": 1,
+        "kind": "steps",
+        "source": "the Azure SDK team's public recordings of the live service (real traffic)",
+        "sources": sources,
+        "run_id": "sdkassets",
+        "model_name": None,
+        "model_version": None,
+        # recorded by azure-ai-ml 1.24 and 1.32: a route's api-version may differ from today's
+        "match_api_version": False,
+        "settings": {
+            "azure_subscription_id": "00000000-0000-0000-0000-000000000",
+            "azure_resource_group": "00000",
+            "azure_workspace": "00000",
+        },
+        "steps": STEPS,
+        "names": [],
+    }
+    return {"version": 1, "interactions": interactions, "metadata": {"harness": meta}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="cassette directory")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "sdk-recordings.yaml"
+    path.write_text(yaml.safe_dump(build(), sort_keys=False, width=100), encoding="utf-8")
+    print(f"wrote {path} from {', '.join(sorted({s['source'] for s in STEPS}))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
