@@ -215,10 +215,23 @@ def _finish(session: pytest.Session, interrupted: bool) -> None:
     except Exception as exc:  # the run's outcome stands; the summary says what broke
         logging.getLogger("harness").error("the run report could not be written: %s", exc)
         return
+    session.exitstatus = _exit_status(session, finished)
     xml = config.stash.get(xml_key, None)
     if xml is not None:
         for name, value in junit_properties(finished.report):
             xml.add_global_property(name, value)
+
+
+def _exit_status(session: pytest.Session, finished: verdict.Finished) -> int:
+    """A signal that cost part of the run's record (a history entry, a report file) makes
+    the run interrupted; one that cost nothing leaves the tests' status. A record the disk
+    refused fails a run whose tests passed, as a teardown problem does."""
+    status = int(session.exitstatus)
+    if finished.complete:
+        return status
+    if session.config.stash[TRACKER].interrupted:
+        return int(pytest.ExitCode.INTERRUPTED)
+    return int(pytest.ExitCode.TESTS_FAILED) if status == 0 else status
 
 
 def _delete_recorded(config: pytest.Config) -> None:
@@ -252,10 +265,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def _summarise(terminalreporter: Any, finished: verdict.Finished) -> None:
     run = finished.report["run"]
     terminalreporter.write_sep("-", f"harness verdict: {run['verdict']}")
-    terminalreporter.write_line(f"report: {finished.html}")
+    terminalreporter.write_line(f"report: {finished.html or 'not written (see below)'}")
     if finished.history is not None:
         terminalreporter.write_line(f"history: {finished.history}")
     if finished.comparison is not None:
         terminalreporter.write_line(finished.comparison.render())
+    colour = {"yellow": True} if finished.complete else {"red": True}
     for problem in finished.problems:
-        terminalreporter.write_line(f"harness: {problem}", yellow=True)
+        terminalreporter.write_line(f"harness: {problem}", **colour)
