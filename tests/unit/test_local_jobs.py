@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -81,8 +82,8 @@ for r in (0, 1):
     pid = subprocess.Popen(["sleep", "30"], start_new_session=True).pid
     record = {"rank": r, "pid": pid, "pgid": pid, "started": psutil.Process(pid).create_time(),
               "cmdline": ["sleep", "30"], "token": os.environ[TOKEN_ENV]}
-    pathlib.Path("tmp").write_text(json.dumps(record))
-    os.replace("tmp", f"rank{r}.json")
+    pathlib.Path("rank.part").write_text(json.dumps(record))
+    os.replace("rank.part", f"rank{r}.json")
 time.sleep(30)
 """
 
@@ -246,3 +247,40 @@ def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_
         "  exitcode  : -9 (pid: 4860)  (SIGKILL)\n"
     )
     assert failed_rank(tmp_path) == 1
+
+
+def test_a_jobs_temp_dir_is_inside_its_directory_and_caches_inside_the_workspace(
+    jobs: RecordingJobs,
+) -> None:
+    """torchrun's torchelastic_* and the trainer's temp files go with the job, never to the
+    machine's shared /tmp; compiler caches stay in the workspace for the next run."""
+    code = (
+        "import json, os, tempfile; json.dump([tempfile.gettempdir(), "
+        "os.environ['TORCHINDUCTOR_CACHE_DIR'], os.environ['TRITON_CACHE_DIR']], "
+        "open('where.json', 'w'))"
+    )
+    job = start_python(jobs, code)
+    assert jobs.procs[job.name].wait(timeout=20) == 0
+    where = json.loads((jobs.ws.jobs / job.name / "where.json").read_text())
+    assert Path(where[0]) == jobs.ws.jobs / job.name / "tmp"
+    assert all(Path(cache).parent == jobs.ws.caches for cache in where[1:])
+
+
+def test_removing_a_job_whose_launcher_was_killed_stops_its_ranks_first(
+    jobs: RecordingJobs,
+) -> None:
+    """A SIGKILLed launcher fails the job but leaves its ranks running (each in its own
+    session, writing into the job's directory): removing the job stops them, then its
+    directory is gone for good."""
+    job = start_python(jobs, LAUNCHER)
+    job_dir = jobs.ws.jobs / job.name
+    deadline = time.monotonic() + 10
+    while len(rank_processes(job_dir)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ranks = rank_processes(job_dir)
+    jobs.procs[job.name].kill()
+    jobs.procs[job.name].wait()
+    assert jobs.get(job.name).status == "Failed"
+    jobs.remove_directory(job.name, grace_s=0.1)
+    assert not any(pid_alive(r["pid"]) for r in ranks)
+    assert not job_dir.exists()

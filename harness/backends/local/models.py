@@ -19,7 +19,13 @@ from pathlib import Path
 from harness.backends.base import JobRun, RegisteredModel, finetuned_model_name
 from harness.backends.local import mlflow_model, registry
 from harness.backends.local.compute import LOCAL_SKUS
-from harness.backends.local.processes import child_env, die_with_parent, log_tail, python
+from harness.backends.local.processes import (
+    child_env,
+    die_with_parent,
+    log_tail,
+    python,
+    scratch_env,
+)
 from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
@@ -150,16 +156,20 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
         "--out",
         str(out),
     ]
-    with log.open("wb") as sink:
-        code = subprocess.run(
-            argv,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            timeout=BUILD_TIMEOUT_S,
-            check=False,
-            preexec_fn=die_with_parent,
-        ).returncode
+    scratch = out.parent.parent / "tmp"  # in the build's run: the sweep takes it with the run
+    try:
+        with log.open("wb") as sink:
+            code = subprocess.run(
+                argv,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=child_env(scratch_env(scratch, ws.caches)),
+                timeout=BUILD_TIMEOUT_S,
+                check=False,
+                preexec_fn=die_with_parent,
+            ).returncode
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if code != 0:
         raise HarnessError(
             f"building the default model {DEFAULT_MODEL_NAME} from {dataset} failed (exit code "

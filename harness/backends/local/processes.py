@@ -60,6 +60,25 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def scratch_env(tmp_dir: Path, caches: Path) -> dict[str, str]:
+    """A child's temporary directory (created) and the compilers' caches, both in the workspace.
+
+    Whatever the child and its children put in "the" temp dir (torchrun's ``torchelastic_*``,
+    the trainer's and the server's own files) lands in ``tmp_dir``, which goes with the job or
+    endpoint it belongs to, even when the run was killed and the sweep deletes it: nothing
+    lands in the machine's shared /tmp, where no one could tell whose it is. The compilers'
+    caches (torch inductor, triton) are shared between runs on purpose and live in
+    ``caches``, which the sweep never deletes.
+    """
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    temp = {name: str(tmp_dir) for name in ("TMPDIR", "TMP", "TEMP")}
+    return {
+        **temp,
+        "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
+        "TRITON_CACHE_DIR": str(caches / "triton"),
+    }
+
+
 def set_offline() -> None:
     """For code that loads models in this process: the same offline switches as children."""
     for name, value in OFFLINE.items():

@@ -57,6 +57,11 @@ class Workspace:
     def builds(self) -> Path:
         return self.root / "builds"
 
+    @property
+    def caches(self) -> Path:
+        """Compiler caches shared by the workspace's runs (kept by the sweep: a cache)."""
+        return self.root / "caches"
+
     def lock(self, name: str) -> FileLock:
         """A named inter-process lock in the workspace (xdist workers share the workspace)."""
         locks = self.root / "locks"
