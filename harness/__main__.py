@@ -21,10 +21,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from harness import compute, config, finetune, lifecycle, naming, tags
+from harness import compute, config, finetune_params, lifecycle, naming
 from harness.backends.base import ResourceKind, VmSize, delete_resource
 from harness.errors import ConfigError, HarnessError
-from harness.tags import ModelCard, model_card
+from harness.model_card import ModelCard, model_card, retirement_notice
 
 if TYPE_CHECKING:
     from harness.backends.base import Backend, OwnedResource
@@ -248,7 +248,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     if args.gpus_per_node is not None and args.gpus_per_node < 1:
         raise ConfigError(f"--gpus-per-node must be at least 1, got {args.gpus_per_node}")
     card = load_model_card(args.model_card, cfg.model_version)
-    notice = tags.retirement_notice(card, cfg.strict_deprecation)
+    notice = retirement_notice(card, cfg.strict_deprecation)
     sizes = None if args.workspace_sizes is None else load_vm_sizes(args.workspace_sizes)
     offered = None if sizes is None else [size.name for size in sizes]
     sku = compute.choose_finetune_sku(card, cfg.compute_sku, offered)
@@ -261,8 +261,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
             f"VM size {sku} has no GPU in {args.workspace_sizes}; pass "
             "--compute-sku with a GPU size"
         )
-    inputs = finetune.load_component_inputs(args.component_inputs)
-    fitted = finetune.plan_parameters(
+    inputs = finetune_params.load_component_inputs(args.component_inputs)
+    fitted = finetune_params.plan_parameters(
         card, cfg.finetune_overrides, inputs, cfg.allow_dropped_params
     )
     return {
@@ -277,7 +277,7 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "gpus_per_node": gpus,
         "finetune_parameters": fitted.parameters,
         "dropped_parameters": fitted.dropped,
-        "display_name": finetune.display_name(card.name, fitted.parameters, gpus),
+        "display_name": finetune_params.display_name(card.name, fitted.parameters, gpus),
         "instance_type": instance_type,
         "endpoint_name": naming.endpoint_name(cfg.run_id),
         "deployment_name": naming.deployment_name(cfg.run_id),

@@ -20,10 +20,8 @@ from harness.__main__ import main, parse_duration_h
 from harness.backends.base import OwnedResource, ResourceKind
 from harness.config import HarnessConfig
 from harness.errors import CleanupError, ConfigError
+from tests.support import DATA
 
-pytestmark = pytest.mark.unit
-
-DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[2]
 
 

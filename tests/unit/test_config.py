@@ -10,8 +10,6 @@ import pytest
 from harness.config import BY_NAME, OPTIONS, check_workspace, resolve
 from harness.errors import ConfigError
 
-pytestmark = pytest.mark.unit
-
 
 def test_defaults_depend_on_the_backend() -> None:
     local = resolve(env={})

@@ -20,8 +20,6 @@ import pytest
 from harness import data
 from harness.errors import DataError
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -13,8 +13,6 @@ import pytest
 
 from harness.backends.local.workspace import Workspace
 
-pytestmark = pytest.mark.unit
-
 
 class MigratingClient:
     """Stands in for MlflowClient, whose constructor creates and migrates the database."""

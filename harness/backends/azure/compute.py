@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from harness.backends.base import Compute, VmSize
-    from harness.tags import ModelCard
+    from harness.model_card import ModelCard
 
 # The service's tier names -> what AmlCompute accepts: tier="LowPriority" (the seed's spelling)
 # is sent as "Lowpriority", so the SDK's snake_case values are used.

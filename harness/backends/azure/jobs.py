@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from harness.backends.base import Compute, JobRun
     from harness.data import PreparedData
-    from harness.tags import ModelCard
+    from harness.model_card import ModelCard
 
 COMPONENT = "chat_completion_pipeline"
 SPEC_KEYS = ("default", "optional", "enum", "min", "max")

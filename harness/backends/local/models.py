@@ -29,7 +29,7 @@ from harness.backends.local.processes import (
 from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
-from harness.tags import ModelCard, encode_tag
+from harness.model_card import ModelCard, encode_tag
 from harness.versions import RegistryVersion
 
 logger = logging.getLogger("harness")
