@@ -19,8 +19,6 @@ from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
 from harness.naming import ownership_tags
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
