@@ -5,7 +5,6 @@ controller's teardown and the summary. The session fixture chain lives in ``fixt
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from _pytest.junitxml import xml_key  # what record_testsuite_property uses, at session end
 
 from harness import config, hooks, verdict
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from harness.fixtures import CONFIG, PROGRESS, TRACKER
 from harness.interrupts import Signals
 from harness.lifecycle import ResourceTracker, RunMark, runs_root
@@ -176,9 +175,11 @@ class _RunWatch:
         backend now, so that whatever it needs to delete is loaded before an interruption.
         A session that never uses the harness makes neither (no workspace, no MLflow)."""
         self.joined.set()
-        with contextlib.suppress(OSError, HarnessError):  # the workers report what is wrong
+        try:
             self.tracker.hold_run()
             _coordinator_backend(self.config)
+        except Exception as exc:  # a thread: the workers report what is wrong, no traceback
+            logging.getLogger("harness").debug("the controller could not join the run: %s", exc)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -72,11 +72,20 @@ def scratch_env(tmp_dir: Path, caches: Path) -> dict[str, str]:
     """
     tmp_dir.mkdir(parents=True, exist_ok=True)
     temp = {name: str(tmp_dir) for name in ("TMPDIR", "TMP", "TEMP")}
-    return {
-        **temp,
-        "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
-        "TRITON_CACHE_DIR": str(caches / "triton"),
-    }
+    return {**temp, **compiler_caches(caches)}
+
+
+def compiler_caches(caches: Path) -> dict[str, str]:
+    """Where torch inductor and triton keep what they compiled (their defaults: the shared
+    /tmp and the home directory): the workspace's, unless the user set them."""
+    defaults = {"TORCHINDUCTOR_CACHE_DIR": "torchinductor", "TRITON_CACHE_DIR": "triton"}
+    return {name: os.environ.get(name, str(caches / leaf)) for name, leaf in defaults.items()}
+
+
+def use_compiler_caches(caches: Path) -> None:
+    """For the harness process itself (torch loads models here too)."""
+    for name, value in compiler_caches(caches).items():
+        os.environ.setdefault(name, value)
 
 
 def set_offline() -> None:

@@ -9,6 +9,7 @@ file lock around first-time initialisation.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 LOCK_TIMEOUT_S = 600.0
+logger = logging.getLogger("harness")
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,13 @@ class Workspace:
 
     def warm_up(self) -> None:
         """Import MLflow and open its tracking and registry stores (seconds: the import,
-        then a schema check per store), so that the first real call is quick."""
-        self.client().search_registered_models(max_results=1)
+        then a schema check per store), so that the first real call is quick. It runs in a
+        background thread: a failure here (a store another process is creating, a run
+        ending) is the first real call's to report, never a thread's traceback."""
+        try:
+            self.client().search_registered_models(max_results=1)
+        except Exception as exc:  # best effort: the real call says what is wrong
+            logger.debug("opening the MLflow store %s in advance failed: %s", self.root, exc)
 
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created with its artifacts inside the workspace."""
