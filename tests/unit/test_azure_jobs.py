@@ -147,8 +147,7 @@ def test_every_state_change_is_logged_with_the_studio_url(
 def test_a_cluster_that_takes_long_logs_a_heartbeat_between_changes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from harness.backends.azure.progress import wait_poller
-    from harness.waiting import Deadline, Heartbeat
+    from harness.waiting import Deadline, Heartbeat, wait_poller
 
     class SlowPoller:
         polls = 0

@@ -14,11 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, read_failed, service_message, status_text
-from harness.backends.azure.progress import wait_poller
 from harness.compute import check_finetune_sku, choose_finetune_sku, gpus_for_sku
 from harness.config import BY_NAME
 from harness.errors import CleanupError, ComputeError
-from harness.waiting import Deadline, Heartbeat
+from harness.waiting import Deadline, Heartbeat, wait_poller
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
