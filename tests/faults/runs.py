@@ -193,7 +193,7 @@ def harness_processes(workspace: Path) -> list[str]:
 
 def _runs_on(proc: psutil.Process, workspace: Path) -> bool:
     try:
-        return proc.environ().get("HARNESS_WORKSPACE") == str(workspace)
+        return bool(proc.environ().get("HARNESS_WORKSPACE") == str(workspace))
     except (psutil.Error, OSError):
         return False
 

@@ -282,3 +282,21 @@ def test_removing_a_job_whose_launcher_was_killed_stops_its_ranks_first(
     jobs.remove_directory(job.name, grace_s=0.1)
     assert not any(pid_alive(r["pid"]) for r in ranks)
     assert not job_dir.exists()
+
+
+def test_a_child_forked_while_its_parent_is_stopped_is_asked_to_stop_too(tmp_path: Path) -> None:
+    """A process that forks as it gets SIGTERM (a shell starting a background job, a
+    launcher starting its last worker): the new child is signalled too, found on the next
+    look at the group, instead of outliving ``stop`` or waiting out the grace for SIGKILL."""
+    (tmp_path / "child.sh").write_text(
+        "trap 'echo got-term > term.txt; exit 0' TERM; echo started > child.txt; sleep 30 & wait\n"
+    )
+    leader = "trap 'sh child.sh & sleep 1; exit 0' TERM; echo ready; while :; do sleep 0.05; done"
+    proc = spawn(["sh", "-c", leader], tmp_path / "log", {}, tmp_path)
+    deadline = time.monotonic() + 10
+    while b"ready" not in (tmp_path / "log").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stop(proc.record, grace_s=10)
+    proc.wait()
+    assert (tmp_path / "child.txt").exists() and (tmp_path / "term.txt").exists()
+    assert not group_members(proc.pid)

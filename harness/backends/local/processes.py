@@ -256,19 +256,32 @@ def stop(record: ProcessRecord | None, grace_s: float = STOP_GRACE_S, what: str 
     if record is None:
         return False
     _warn_strangers(record, what)
-    targets = owned_members(record)
-    if not targets:
+    signalled: list[psutil.Process] = []
+
+    def signal_new(sig: signal.Signals) -> None:
+        """Members not signalled yet: a child may be forked while its parent is stopped."""
+        fresh = [proc for proc in owned_members(record) if proc not in signalled]
+        signalled.extend(fresh)
+        _signal_all(fresh, sig)
+
+    def gone() -> bool:
+        """No signalled process runs, and no member of the group is still to be told apart
+        (a child in the middle of its exec shows no environment for a moment)."""
+        signal_new(signal.SIGTERM)
+        return not _running(signalled) and not _undecided(record)
+
+    signal_new(signal.SIGTERM)
+    if not signalled:
         return False
-    _signal_all(targets, signal.SIGTERM)
-
-    def gone() -> bool:  # the signalled ones, and any child forked meanwhile
-        targets[:] = _running([*targets, *owned_members(record)])
-        return not targets
-
     if not Deadline(grace_s).until(gone, 0.05):
-        _signal_all(targets, signal.SIGKILL)
+        _signal_all([*_running(signalled), *owned_members(record)], signal.SIGKILL)
         Deadline(5.0).until(gone, 0.05)
     return True
+
+
+def _undecided(record: ProcessRecord) -> list[psutil.Process]:
+    """Live members of the record's group that cannot be told ours or not right now."""
+    return [proc for proc in group_members(record.pgid) if is_ours(proc, record) is None]
 
 
 def _running(processes: Sequence[psutil.Process]) -> list[psutil.Process]:
