@@ -76,14 +76,17 @@ def scratch_env(tmp_dir: Path, caches: Path) -> dict[str, str]:
 
 
 def compiler_caches(caches: Path) -> dict[str, str]:
-    """Where torch inductor and triton keep what they compiled (their defaults: the shared
-    /tmp and the home directory): the workspace's, unless the user set them."""
-    defaults = {"TORCHINDUCTOR_CACHE_DIR": "torchinductor", "TRITON_CACHE_DIR": "triton"}
-    return {name: os.environ.get(name, str(caches / leaf)) for name, leaf in defaults.items()}
+    """Where torch inductor and triton keep what they compiled: the workspace's caches
+    (their defaults are the shared /tmp and the home directory)."""
+    return {
+        "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
+        "TRITON_CACHE_DIR": str(caches / "triton"),
+    }
 
 
 def use_compiler_caches(caches: Path) -> None:
-    """For the harness process itself (torch loads models here too)."""
+    """For the harness process itself (torch loads models here too), unless the user chose
+    other caches; the first backend of a process decides."""
     for name, value in compiler_caches(caches).items():
         os.environ.setdefault(name, value)
 
