@@ -232,7 +232,18 @@ def is_ours(proc: psutil.Process, record: ProcessRecord) -> bool | None:
         return same_start and tuple(proc.cmdline()) == record.cmdline
     except (psutil.NoSuchProcess, ProcessLookupError):
         return None
-    except (psutil.Error, OSError):  # AccessDenied: another user's process
+    except psutil.AccessDenied:  # another user's, or ours in the middle of an exec
+        return None if _same_user(proc) else False
+    except (psutil.Error, OSError):
+        return False
+
+
+def _same_user(proc: psutil.Process) -> bool:
+    """Our own processes are unreadable for a moment while they exec (not dumpable yet), when
+    the harness runs without CAP_SYS_PTRACE, as root in a container does."""
+    try:
+        return bool(proc.uids().real == os.getuid())
+    except (psutil.Error, OSError):
         return False
 
 
@@ -262,10 +273,16 @@ def stop(record: ProcessRecord | None, grace_s: float = STOP_GRACE_S, what: str 
     signalled: list[psutil.Process] = []
 
     def signal_new(sig: signal.Signals) -> None:
-        """Members not signalled yet: a child may be forked while its parent is stopped."""
-        fresh = [proc for proc in owned_members(record) if proc not in signalled]
+        """Members not signalled yet: a child may be forked while its parent is stopped. The
+        first time, while the leader is proven ours, the whole group at once: a member in the
+        middle of its exec cannot be read, let alone proven, but is in the group."""
+        members = owned_members(record)
+        fresh = [proc for proc in members if proc not in signalled]
+        if not signalled and any(proc.pid == record.pid for proc in members):
+            _signal_group(record.pgid, sig)
+        else:
+            _signal_all(fresh, sig)
         signalled.extend(fresh)
-        _signal_all(fresh, sig)
 
     def gone() -> bool:
         """No signalled process runs, and no member of the group is still to be told apart
@@ -280,6 +297,13 @@ def stop(record: ProcessRecord | None, grace_s: float = STOP_GRACE_S, what: str 
         _signal_all([*_running(signalled), *owned_members(record)], signal.SIGKILL)
         Deadline(5.0).until(gone, 0.05)
     return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Only for a group whose leader is proven ours: it leads its own session (``spawn``), so
+    every member of its group is one of its descendants."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
 
 def _undecided(record: ProcessRecord) -> list[psutil.Process]:
