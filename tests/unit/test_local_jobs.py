@@ -288,15 +288,34 @@ def test_a_child_forked_while_its_parent_is_stopped_is_asked_to_stop_too(tmp_pat
     """A process that forks as it gets SIGTERM (a shell starting a background job, a
     launcher starting its last worker): the new child is signalled too, found on the next
     look at the group, instead of outliving ``stop`` or waiting out the grace for SIGKILL."""
-    (tmp_path / "child.sh").write_text(
-        "trap 'echo got-term > term.txt; exit 0' TERM; echo started > child.txt; sleep 30 & wait\n"
+    # The child inherits SIGTERM blocked and unblocks it once its handler is in place, so a
+    # SIGTERM sent at any moment after the fork reaches the handler (and none is missed).
+    (tmp_path / "child.py").write_text(
+        "import pathlib, signal, sys, time\n"
+        "def on_term(*args):\n"
+        "    pathlib.Path('term.txt').touch()\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, on_term)\n"
+        "pathlib.Path('child.txt').touch()\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})\n"
+        "time.sleep(30)\n"
     )
-    leader = "trap 'sh child.sh & sleep 1; exit 0' TERM; echo ready; while :; do sleep 0.05; done"
-    proc = spawn(["sh", "-c", leader], tmp_path / "log", {}, tmp_path)
-    deadline = time.monotonic() + 10
+    (tmp_path / "leader.py").write_text(
+        "import signal, subprocess, sys, time\n"
+        "def forks(*args):\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+        "    subprocess.Popen([sys.executable, 'child.py'])\n"
+        "    time.sleep(1)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, forks)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = spawn([sys.executable, "leader.py"], tmp_path / "log", {}, tmp_path)
+    deadline = time.monotonic() + 30
     while b"ready" not in (tmp_path / "log").read_bytes() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert stop(proc.record, grace_s=10)
+    assert stop(proc.record, grace_s=30)  # returns once all are gone; SIGKILL only after 30 s
     proc.wait()
     assert (tmp_path / "child.txt").exists() and (tmp_path / "term.txt").exists()
     assert not group_members(proc.pid)
