@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from harness.errors import ComputeError
 from harness.model_card import ModelCard
@@ -52,7 +52,7 @@ _RETIRED = {size.name.casefold(): size for size in RETIRED_SIZES}
 
 
 def _today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def retirement(size: str, today: date | None = None) -> RetiredSize | None:

@@ -26,13 +26,12 @@ from harness.backends.base import (
     ResourceKind,
 )
 from harness.lifecycle import Register, ResourceTracker
-from harness.progress import Progress, quiet_libraries
+from harness.progress import Progress, is_xdist_worker, quiet_libraries
 
 if TYPE_CHECKING:
-    from harness.backends.base import Backend, TrainingMetrics, VmSize
+    from harness.backends.base import Backend, LikelihoodComparison, TrainingMetrics, VmSize
     from harness.data import PreparedData, ScoringCase
     from harness.model_card import ModelCard
-    from harness.quality import LikelihoodComparison
     from harness.scoring import Sample, Samples
 
 log = logging.getLogger("harness")
@@ -79,7 +78,7 @@ def backend(
     harness_resources.backend = instance
     yield instance
     # an xdist worker leaves what it started to the coordinator, --keep-resources to the sweep
-    worker = hasattr(pytestconfig, "workerinput")
+    worker = is_xdist_worker(pytestconfig)
     instance.close(stop_owned=not worker and not harness_resources.keep())
 
 

@@ -20,7 +20,7 @@ import ast
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from harness.errors import ConfigError, TagError
@@ -372,7 +372,7 @@ def model_card(
 
 
 def _today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def retirement_notice(card: ModelCard, strict: bool, today: date | None = None) -> str | None:

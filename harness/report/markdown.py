@@ -75,24 +75,13 @@ def _samples(report: Mapping[str, Any]) -> list[str]:
     samples = report["samples"]
     if not samples:
         return ["", "## Answers", "", "No scoring sample was reached."]
-    rows = [
-        (
-            s["index"],
-            s["status"],
-            text.number(s["latency_s"], "s"),
-            text.number(s["score"]),
-            text.prompt_text(s["prompt"]),
-            s.get("answer") or s.get("error"),
-            s.get("reference"),
-        )
-        for s in samples
-    ]
+    rows = [text.sample_row(s) for s in samples]
     title = f"## Answers ({len(samples)} samples, {report['quality_metric'] or 'not scored'})"
     return [
         "",
         title,
         "",
-        *table(("#", "status", "latency", "score", "prompt", "answer", "reference"), rows),
+        *table(text.SAMPLE_COLUMNS, rows),
     ]
 
 

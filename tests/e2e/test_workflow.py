@@ -18,6 +18,7 @@ from harness.backends.base import (
     Deployment,
     Endpoint,
     JobRun,
+    LikelihoodComparison,
     RegisteredModel,
     TrainingMetrics,
     finetuned_model_name,
@@ -25,7 +26,6 @@ from harness.backends.base import (
 from harness.config import HarnessConfig
 from harness.data import PreparedData
 from harness.model_card import ModelCard
-from harness.quality import LikelihoodComparison
 from harness.scoring import Samples
 
 

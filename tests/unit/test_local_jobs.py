@@ -219,7 +219,6 @@ def test_python_children_are_started_with_this_interpreter() -> None:
 
 
 def test_missing_training_files_are_refused_before_a_job_starts(tmp_path: Path) -> None:
-    from harness.backends.local.jobs import training_files
     from harness.data import PreparedData
     from harness.errors import DataError
 
@@ -227,11 +226,11 @@ def test_missing_training_files_are_refused_before_a_job_starts(tmp_path: Path) 
     train.write_text("{}\n")
     data = PreparedData(directory=str(tmp_path), files={"train_sft": str(train)}, counts={})
     with pytest.raises(DataError, match=r"test_sft \(not prepared\)"):
-        training_files(data)
+        data.training_files()
     test = tmp_path / "test_sft.jsonl"
     test.write_text("{}\n")
     complete = PreparedData(str(tmp_path), {"train_sft": str(train), "test_sft": str(test)}, {})
-    assert training_files(complete) == (str(train), str(test))
+    assert complete.training_files() == (str(train), str(test))
 
 
 def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         JobRun,
         OwnedResource,
         RegisteredModel,
+        RegistryVersion,
         ScoringReply,
         Secret,
         TrainingMetrics,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from harness.config import HarnessConfig
     from harness.data import PreparedData
     from harness.model_card import ModelCard
-    from harness.versions import RegistryVersion
 
 
 class AzureBackend:

@@ -24,8 +24,7 @@ from harness.model_card import ModelCard, model_card
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from harness.backends.base import JobRun, RegisteredModel
-    from harness.versions import RegistryVersion
+    from harness.backends.base import JobRun, RegisteredModel, RegistryVersion
 
 LATEST = "latest"
 _REGISTRY_FIX = f"pass {BY_NAME['azure_registry'].cli} with a registry it can read"
@@ -154,8 +153,8 @@ def list_versions(registry: MLClient, registry_name: str, name: str) -> list[Reg
     dates read as the model card reads them (system metadata, else tags)."""
     from azure.core.exceptions import AzureError
 
+    from harness.backends.base import RegistryVersion
     from harness.errors import TagError
-    from harness.versions import RegistryVersion
 
     try:
         found = _listed(registry, name)

@@ -19,6 +19,7 @@ from typing import Any
 from harness.backends.base import JOB_FINAL, JobRun, TrainingMetrics
 from harness.backends.local.job_files import (
     LOG_FILE,
+    MLFLOW_END,
     PROCESS_FILE,
     SPEC_FILE,
     JobSpec,
@@ -44,31 +45,13 @@ from harness.backends.local.processes import (
 )
 from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
-from harness.data import PreparedData
-from harness.errors import DataError, JobError
+from harness.errors import JobError
 from harness.files import read_state, write_json
 from harness.waiting import Deadline, Heartbeat
 
 POLL_S = 0.5
 SETTLE_S = 10.0  # a failed job's launcher gets this long to stop its ranks and say why
 ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+)", re.S)  # torchrun's failure summary
-MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
-
-
-def training_files(data: PreparedData) -> tuple[str, str]:
-    """The train_sft and test_sft JSON Lines files, checked before the job starts."""
-    files = [data.files.get(split, "") for split in ("train_sft", "test_sft")]
-    missing = [
-        f"{split} ({path or 'not prepared'})"
-        for split, path in zip(("train_sft", "test_sft"), files, strict=True)
-        if not Path(path).is_file()
-    ]
-    if missing:
-        raise DataError(
-            f"prepared data in {data.directory} lacks {', '.join(missing)}; expected the JSON "
-            "Lines files written by harness.data.prepare; prepare the data again"
-        )
-    return files[0], files[1]
 
 
 def failed_rank(job_dir: Path) -> int:

@@ -29,13 +29,9 @@ from typing import Any
 import psutil
 
 import harness
+from harness.backends.local.offline import OFFLINE
 from harness.waiting import Deadline
 
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-}
 PROJECT_ROOT = Path(harness.__file__).resolve().parent.parent
 STOP_GRACE_S = 10.0  # between SIGTERM and SIGKILL, unless the caller has less time
 TOKEN_ENV = "HARNESS_PROCESS_TOKEN"  # in every spawned process's environment, inherited
@@ -88,12 +84,6 @@ def use_compiler_caches(caches: Path) -> None:
     """For the harness process itself (torch loads models here too), unless the user chose
     other caches; the first backend of a process decides."""
     for name, value in compiler_caches(caches).items():
-        os.environ.setdefault(name, value)
-
-
-def set_offline() -> None:
-    """For code that loads models in this process: the same offline switches as children."""
-    for name, value in OFFLINE.items():
         os.environ.setdefault(name, value)
 
 
