@@ -86,6 +86,16 @@ time.sleep(30)
 """
 
 
+def start_launcher(jobs: Jobs) -> tuple[Any, Path, list[dict[str, Any]]]:
+    """The stand-in launcher, once both its ranks have recorded themselves."""
+    job = start_python(jobs, LAUNCHER)
+    job_dir = jobs.ws.jobs / job.name
+    deadline = time.monotonic() + 10
+    while len(rank_processes(job_dir)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return job, job_dir, rank_processes(job_dir)
+
+
 def test_spec_round_trips_and_starts_the_training_entry(tmp_path: Path) -> None:
     job_spec = spec(Workspace.at(tmp_path))
     Path(job_spec.job_dir).mkdir(parents=True)
@@ -114,12 +124,7 @@ def test_several_processes_start_through_torchrun_sharing_the_cores(tmp_path: Pa
 def test_cancel_stops_every_rank_even_when_the_launcher_ignores_sigterm(
     jobs: RecordingJobs,
 ) -> None:
-    job = start_python(jobs, LAUNCHER)
-    job_dir = jobs.ws.jobs / job.name
-    deadline = time.monotonic() + 10
-    while len(rank_processes(job_dir)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    ranks = rank_processes(job_dir)
+    job, _, ranks = start_launcher(jobs)
     assert [r["rank"] for r in ranks] == [0, 1] and all(pid_alive(r["pid"]) for r in ranks)
     jobs.cancel(job.name, grace_s=0.1)
     assert jobs.get(job.name).status == "Canceled"
@@ -269,12 +274,7 @@ def test_removing_a_job_whose_launcher_was_killed_stops_its_ranks_first(
     """A SIGKILLed launcher fails the job but leaves its ranks running (each in its own
     session, writing into the job's directory): removing the job stops them, then its
     directory is gone for good."""
-    job = start_python(jobs, LAUNCHER)
-    job_dir = jobs.ws.jobs / job.name
-    deadline = time.monotonic() + 10
-    while len(rank_processes(job_dir)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    ranks = rank_processes(job_dir)
+    job, job_dir, ranks = start_launcher(jobs)
     jobs.procs[job.name].kill()
     jobs.procs[job.name].wait()
     assert jobs.get(job.name).status == "Failed"
