@@ -318,3 +318,25 @@ def test_a_child_forked_while_its_parent_is_stopped_is_asked_to_stop_too(tmp_pat
     proc.wait()
     assert (tmp_path / "child.txt").exists() and (tmp_path / "term.txt").exists()
     assert not group_members(proc.pid)
+
+
+def test_job_inputs_are_checked_before_the_registry_or_a_process_is_touched(
+    tmp_path: Path,
+) -> None:
+    """A bad value, then a missing data file, fail first: the workspace here has no MLflow store."""
+    from harness.backends.base import Compute
+    from harness.backends.local.jobs import job_inputs
+    from harness.backends.local.workspace import Workspace
+    from harness.data import PreparedData
+    from harness.errors import DataError, ParameterError
+    from harness.model_card import model_card
+
+    card = model_card("m", "1", "azureml://m/1", {}, {}, False)
+    compute = Compute("local", "Local_CPU", gpus_per_node=1)
+    data = PreparedData(str(tmp_path), {}, {})
+    ws = Workspace(tmp_path / "ws")
+    with pytest.raises(ParameterError):
+        job_inputs(ws, card, compute, data, {"learning_rate": "-1"})
+    with pytest.raises(DataError, match=r"train_sft \(not prepared\)"):
+        job_inputs(ws, card, compute, data, {})
+    assert not (tmp_path / "ws").exists()

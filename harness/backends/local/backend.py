@@ -40,14 +40,14 @@ from harness.backends.local import (
     sweep,
 )
 from harness.backends.local.compute import LOCAL_CPU, LOCAL_GPU
-from harness.backends.local.jobs import Jobs
+from harness.backends.local.jobs import Jobs, job_inputs
 from harness.backends.local.models import DEFAULT_MODEL_NAME
 from harness.backends.local.processes import STOP_GRACE_S, Child, use_compiler_caches
-from harness.backends.local.training.parameters import local_component_inputs, resolve
+from harness.backends.local.training.parameters import local_component_inputs
 from harness.backends.local.workspace import Workspace
 from harness.config import HarnessConfig
 from harness.data import PreparedData
-from harness.errors import CleanupError, HarnessError, ScoringError
+from harness.errors import CleanupError, HarnessError
 from harness.model_card import ModelCard
 from harness.naming import ownership_tags
 
@@ -98,17 +98,7 @@ class LocalBackend:
         display_name: str,
         tags: Mapping[str, str],
     ) -> JobRun:
-        resolve(parameters)  # a bad value fails here, before a process starts
-        train, test = data.training_files()
-        version = registry.require_version(self.ws, card.name, card.version)
-        inputs = {
-            "model_dir": str(registry.version_dir(version)),
-            "train_file": train,
-            "test_file": test,
-            "device": compute.training_device(compute_),
-            "processes": compute_.gpus_per_node,
-            "parameters": dict(parameters),
-        }
+        inputs = job_inputs(self.ws, card, compute_, data, parameters)
         return self.jobs.submit(inputs, display_name, self.config.experiment_name, tags)
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
@@ -145,16 +135,8 @@ class LocalBackend:
         tags: Mapping[str, str],
         timeout_s: float,
     ) -> Deployment:
-        device = compute.serving_device(instance_type)
-        version = registry.require_version(self.ws, model.name, model.version)
-        fields = {
-            "name": name,
-            "model_id": model.id,
-            "instance_type": instance_type,
-            "tags": dict(tags),
-        }
-        handle, proc = deployments.start(
-            self.ws, endpoint.name, registry.version_dir(version), fields, device, timeout_s
+        handle, proc = deployments.deploy(
+            self.ws, endpoint.name, model, name, instance_type, tags, timeout_s
         )
         self.servers[endpoint.name] = proc
         return handle
@@ -176,17 +158,17 @@ class LocalBackend:
     def _score(
         self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | None
     ) -> ScoringReply:
-        """POST as a client would; no reply from a server that died says so (exit code, log)
-        instead of blaming the timeout."""
-        log = deployments.log_path(self.ws, endpoint.name)
-        try:
-            return scoring.post(
-                endpoint.scoring_uri, request, key, self.config.scoring_timeout_s, log
-            )
-        except ScoringError as exc:
-            failure = exc
-        gone = deployments.server_gone(self.ws, endpoint.name, self.servers.get(endpoint.name))
-        raise ScoringError(gone) if gone else failure
+        """POST as a client would (``scoring.score`` diagnoses a server that died)."""
+        server = self.servers.get(endpoint.name)
+        return scoring.score(
+            self.ws,
+            endpoint.name,
+            endpoint.scoring_uri,
+            request,
+            key,
+            self.config.scoring_timeout_s,
+            server,
+        )
 
     def reference_likelihood(
         self,
