@@ -265,6 +265,9 @@ def _summarise(terminalreporter: Any, finished: verdict.Finished) -> None:
     run = finished.report["run"]
     terminalreporter.write_sep("-", f"harness verdict: {run['verdict']}")
     terminalreporter.write_line(f"report: {finished.html or 'not written (see below)'}")
+    explicit = (finished.report.get("model") or {}).get("explicit_sizes")
+    if explicit:  # the registry answered no allow-list: say so beside the verdict
+        terminalreporter.write_line(f"harness: {explicit}", yellow=True)
     if finished.history is not None:
         terminalreporter.write_line(f"history: {finished.history}")
     if finished.comparison is not None:

@@ -40,6 +40,10 @@ def _overview(report: Mapping[str, Any]) -> list[str]:
         f"Started {run['started_at'] or 'n/a'}, took {text.duration(run['duration_s'])}; "
         f"tests: {text.outcome_counts(report['tests'])}.",
     ]
+    model = report["model"] or {}
+    if model.get("explicit_sizes") or model.get("allow_lists"):
+        said = model.get("explicit_sizes") or model["allow_lists"]
+        lines += ["", f"**Allow-lists:** {cell(said, 500)}"]
     if run["reason"]:
         lines += ["", f"**Ended early:** {cell(run['reason'], 500)}"]
     if report["not_reached"]:

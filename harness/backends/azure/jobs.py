@@ -55,7 +55,7 @@ def get_component(registry: MLClient, registry_name: str) -> Any:
             exc,
             f"component {COMPONENT} (label latest)",
             f"registry {registry_name}",
-            f"check {BY_NAME['azure_registry'].cli}",
+            f"check {BY_NAME['azure_component_registry'].cli}",
         ) from None
 
 
