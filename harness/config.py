@@ -17,6 +17,9 @@ from typing import Any
 from harness.errors import ConfigError
 
 BACKENDS = ("local", "azure")
+# The service's two fine-tuning routes (harness/backends/azure/: jobs.py, finetuning_jobs.py).
+PIPELINE, FINETUNING_JOB = "pipeline", "finetuning-job"
+FINETUNE_ROUTES = (PIPELINE, FINETUNING_JOB)
 RESOURCES = Path(__file__).resolve().parent / "resources"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -60,6 +63,12 @@ def _positive_int(text: str) -> int:
 def _backend(text: str) -> str:
     if text not in BACKENDS:
         raise ValueError(f"unknown backend; choose one of {', '.join(BACKENDS)}")
+    return text
+
+
+def _route(text: str) -> str:
+    if text not in FINETUNE_ROUTES:
+        raise ValueError(f"unknown fine-tuning route; choose one of {', '.join(FINETUNE_ROUTES)}")
     return text
 
 
@@ -326,6 +335,19 @@ class HarnessConfig:
     azure_component_registry: str = setting(
         "registry holding the chat_completion_pipeline component", default="azureml"
     )
+    finetune_route: str = setting(
+        "how Azure ML fine-tunes: pipeline (the registry's chat_completion_pipeline) or "
+        "finetuning-job (the FineTuning job type, api-version 2024-10-01-preview)",
+        _route,
+        PIPELINE,
+    )
+    serverless: bool = setting(
+        "with --finetune-route finetuning-job: fine-tune serverless (pay per token) and "
+        "deploy the model as a serverless endpoint instead of managed compute",
+        _bool,
+        False,
+        flag=True,
+    )
     azure_config_file: Path | None = setting("workspace config.json", Path, None)
     interactive_login: bool = setting(
         "allow a browser login (never in CI)", _bool, False, flag=True
@@ -338,6 +360,11 @@ class HarnessConfig:
     @property
     def finetune_overrides(self) -> dict[str, str]:
         return dict(self.finetune_params)
+
+    @property
+    def route(self) -> str:
+        """The run's route as the report and the history name it (``route_name``)."""
+        return route_name(self.finetune_route, self.serverless)
 
     def missing_azure_settings(self) -> list[str]:
         """What the Azure backend lacks to find a workspace (empty for the local backend)."""
@@ -426,7 +453,40 @@ def resolve(
         found = _lookup(option, cli, env, ini) or _default(option, backend)
         values[option.name], sources[option.name] = found
     _derive(values, sources)
+    _check_route(values, sources)
     return HarnessConfig(**values, sources=sources)
+
+
+def route_name(finetune_route: str, serverless: bool) -> str:
+    """``pipeline``, ``finetuning-job`` or ``finetuning-job-serverless``: one name per route
+    a run can take, so that runs of different routes are never compared with each other."""
+    return f"{finetune_route}-serverless" if serverless else finetune_route
+
+
+def recorded_route(options: Mapping[str, Any]) -> str:
+    """``route_name`` of a finished run, from its report's options (recorded as "value
+    (source)"); a report from before the route options existed ran the pipeline."""
+
+    def value(name: str) -> str:
+        return str(options.get(name) or "").partition(" (")[0]
+
+    return route_name(value("finetune_route") or PIPELINE, value("serverless") == "True")
+
+
+def _check_route(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """The route options only make sense together and on Azure: refuse the rest up front."""
+    route, flag = BY_NAME["finetune_route"].cli, BY_NAME["serverless"].cli
+    if values["serverless"] and values["finetune_route"] != FINETUNING_JOB:
+        raise ConfigError(
+            f"{sources['serverless']}: {flag} needs {route} {FINETUNING_JOB} (the pipeline "
+            f"route always runs on a cluster); pass {route} {FINETUNING_JOB} or drop {flag}"
+        )
+    if values["backend"] != "azure" and values["finetune_route"] != PIPELINE:
+        raise ConfigError(
+            f"{sources['finetune_route']}: {route} {values['finetune_route']} is a route of "
+            f"Azure ML; the {values['backend']} backend has one route; pass --backend azure "
+            f"or drop {route}"
+        )
 
 
 def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:

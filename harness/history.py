@@ -99,33 +99,51 @@ def reports(
     return sorted(found, key=lambda r: r["run"]["started_at"] or "")
 
 
+def route_of(report: Mapping[str, Any]) -> str:
+    """The fine-tuning route a run took, from the options its report recorded."""
+    from harness.config import recorded_route
+
+    return recorded_route(report.get("options") or {})
+
+
 def passing(
     history_dir: Path,
     model_name: str,
     model_version: str | None = None,
     exclude_run_id: str | None = None,
+    route: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Passing runs of a model (optionally one version), oldest first."""
+    """Passing runs of a model (optionally one version, one route), oldest first."""
     return [
         r
         for r in reports(history_dir, model_name, model_version)
-        if r["run"]["verdict"] == "passed" and r["run"]["id"] != exclude_run_id
+        if r["run"]["verdict"] == "passed"
+        and r["run"]["id"] != exclude_run_id
+        and route in (None, route_of(r))
     ]
 
 
 def last_passing(
-    history_dir: Path, model_name: str, exclude_run_id: str | None = None
+    history_dir: Path,
+    model_name: str,
+    exclude_run_id: str | None = None,
+    route: str | None = None,
 ) -> dict[str, Any] | None:
-    """The latest passing run of any version of ``model_name``, other than ``exclude_run_id``."""
-    runs = passing(history_dir, model_name, exclude_run_id=exclude_run_id)
+    """The latest passing run of any version of ``model_name`` (on ``route`` when given: a
+    serverless run is no baseline for a pipeline run), other than ``exclude_run_id``."""
+    runs = passing(history_dir, model_name, exclude_run_id=exclude_run_id, route=route)
     return runs[-1] if runs else None
 
 
 def baseline(
-    spec: str, history_dir: Path, model_name: str, exclude_run_id: str | None = None
+    spec: str,
+    history_dir: Path,
+    model_name: str,
+    exclude_run_id: str | None = None,
+    route: str | None = None,
 ) -> dict[str, Any] | None:
     """What ``--compare-to`` names: ``last`` (None when the history has no passing run of the
-    model yet) or the path of a report.json (ReportError when it cannot be read)."""
+    model on that route yet) or the path of a report.json (ReportError when unreadable)."""
     if spec == LAST:
-        return last_passing(history_dir, model_name, exclude_run_id)
+        return last_passing(history_dir, model_name, exclude_run_id, route)
     return load_report(Path(spec))

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import compute, finetune_params, naming
-from harness.backends.base import VmSize
-from harness.config import HarnessConfig
+from harness.backends.azure import finetuning_jobs
+from harness.backends.base import SERVERLESS_COMPUTE, VmSize
+from harness.config import FINETUNING_JOB, HarnessConfig
 from harness.errors import ConfigError
 from harness.model_card import (
     ModelCard,
@@ -114,17 +115,11 @@ def plan(
     offered = None if sizes is None else [size.name for size in sizes]
     gpu_counts = None if sizes is None else {size.name: size.gpus for size in sizes}
     explicit = compute.explicit_sizes(card, cfg.compute_sku, cfg.instance_type)
-    sku_choice = compute.choose_finetune(card, cfg.compute_sku, offered, gpus=gpu_counts)
+    sku_choice = _finetune_choice(cfg, card, offered, gpu_counts)
     inference = compute.choose_inference(card, cfg.instance_type, offered, gpus=gpu_counts)
     sku, instance_type = sku_choice.name, inference.name
-    gpus = gpus_per_node or (
-        compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes]) if sizes else 1
-    )
-    if gpus < 1:
-        raise ConfigError(
-            f"VM size {sku} has no GPU in {workspace_sizes}; pass --compute-sku with a GPU size"
-        )
-    inputs = finetune_params.load_component_inputs(component_inputs)
+    gpus = _gpus(cfg, sku, sizes, workspace_sizes, gpus_per_node)
+    inputs = _route_inputs(cfg, component_inputs)
     fitted = finetune_params.plan_parameters(
         card, cfg.finetune_overrides, inputs, cfg.allow_dropped_params
     )
@@ -139,6 +134,9 @@ def plan(
         "model_deprecation": card.deprecation.describe(),
         "warnings": [notice] if notice else [],
         "region_checked": sizes is not None,
+        "finetune_route": (
+            finetuning_jobs.route_facts(cfg, card, None) if cfg.backend == "azure" else None
+        ),
         "compute_sku": sku,
         "compute_sku_reason": sku_choice.reason,
         "gpus_per_node": gpus,
@@ -153,3 +151,48 @@ def plan(
         "dataset": cfg.dataset,
         "dataset_percent": cfg.dataset_percent,
     }
+
+
+def _finetune_choice(
+    cfg: HarnessConfig,
+    card: ModelCard,
+    offered: list[str] | None,
+    gpu_counts: dict[str, int] | None,
+) -> compute.SizeChoice:
+    """The fine-tune size and why; serverless has none (the service picks the compute)."""
+    if cfg.serverless:
+        return compute.SizeChoice(SERVERLESS_COMPUTE, "serverless: the service picks the compute")
+    return compute.choose_finetune(card, cfg.compute_sku, offered, gpus=gpu_counts)
+
+
+def _gpus(
+    cfg: HarnessConfig,
+    sku: str,
+    sizes: list[VmSize] | None,
+    workspace_sizes: Path | None,
+    gpus_per_node: int | None,
+) -> int:
+    """GPUs per fine-tune node (0 serverless: unknown, the service's choice)."""
+    if cfg.serverless:
+        return 0
+    gpus = gpus_per_node or (
+        compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes]) if sizes else 1
+    )
+    if gpus < 1:
+        raise ConfigError(
+            f"VM size {sku} has no GPU in {workspace_sizes}; pass --compute-sku with a GPU size"
+        )
+    return gpus
+
+
+def _route_inputs(cfg: HarnessConfig, component_inputs: Path | None) -> dict[str, Any]:
+    """What the route takes: the pipeline component's inputs, or the FineTuning job's
+    hyperparameters (``--component-inputs`` is a pipeline file: refused for the other)."""
+    if cfg.finetune_route == FINETUNING_JOB:
+        if component_inputs is not None:
+            raise ConfigError(
+                "--component-inputs describes the pipeline component; the finetuning-job "
+                "route takes its hyperparameters instead: drop --component-inputs"
+            )
+        return finetuning_jobs.hyperparameter_inputs()
+    return finetune_params.load_component_inputs(component_inputs)

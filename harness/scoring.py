@@ -1,9 +1,10 @@
 """Chat-completion scoring requests, and replies in every shape the real containers send.
 
 Serving containers disagree on the reply's shape (a dict, records, a list, any of them wrapped
-in a JSON string) and some report errors with HTTP 200, so a reply counts as a success only when
-it holds non-empty text and no ``error`` key, whatever its status code says. What a chat
-conversation must hold to be sent (or trained on) is judged here too, in one rule.
+in a JSON string, or the OpenAI chat completion that serverless endpoints answer at
+``/v1/chat/completions``) and some report errors with HTTP 200, so a reply counts as a success
+only when it holds non-empty text and no ``error`` key, whatever its status code says. What a
+chat conversation must hold to be sent (or trained on) is judged here too, in one rule.
 """
 
 from __future__ import annotations
@@ -131,10 +132,23 @@ def _has_error(value: Any) -> bool:
     return False
 
 
+def _first_choice(value: Any) -> dict[str, Any] | None:
+    """The first choice of an OpenAI chat completion (the Azure AI model inference API's
+    ``ChatCompletions``: ``choices[].message.content``, ``choices[].finish_reason``, ``usage``),
+    or None for any other shape."""
+    choices = value.get("choices") if isinstance(value, dict) else None
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        return choices[0]
+    return None
+
+
 def _text_of(value: Any) -> Any:
     """The generated text in whichever shape it came; None when there is none."""
     if isinstance(value, list):
         return _text_of(value[0]) if value else None
+    choice = _first_choice(value)
+    if choice is not None:
+        return _text_of(choice)
     if isinstance(value, dict):
         if "output" in value:
             return value["output"]
@@ -147,7 +161,7 @@ def _text_of(value: Any) -> Any:
 
 def _result(value: Any, text: str) -> ScoringResult:
     meta = value if isinstance(value, dict) else {}
-    finish_reason = meta.get("finish_reason")
+    finish_reason = (_first_choice(value) or meta).get("finish_reason")
     usage = meta.get("usage")
     return ScoringResult(
         text=text,

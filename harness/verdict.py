@@ -61,11 +61,13 @@ def compare_so_far(cfg: HarnessConfig) -> Comparison | None:
     report = current_report(cfg)
     if cfg.compare_to is None or not report["model"]:
         return None
-    old = history.baseline(cfg.compare_to, cfg.history_dir, report["model"]["name"], cfg.run_id)
+    model = report["model"]["name"]
+    old = history.baseline(cfg.compare_to, cfg.history_dir, model, cfg.run_id, cfg.route)
     if old is None:
         log.info(
-            "no passing run of %s in the history %s yet: nothing to compare with",
-            report["model"]["name"],
+            "no passing run of %s on the %s route in the history %s yet: nothing to compare with",
+            model,
+            cfg.route,
             cfg.history_dir,
         )
         return None

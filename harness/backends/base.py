@@ -25,6 +25,8 @@ JOB_FINAL = frozenset({"Completed", "Failed", "Canceled"})
 ENDPOINT_SETTLED = frozenset({"Succeeded", "Failed", "Canceled"})
 REQUEST_TIMEOUT_MS = 90_000  # the notebook's OnlineRequestSettings(request_timeout_ms=90000)
 FINETUNED_SUFFIX = "-ultrachat-200k"
+# The compute of a serverless fine-tune: the service picks and runs it, there is nothing to check.
+SERVERLESS_COMPUTE = "serverless"
 
 
 def finetuned_model_name(foundation: str) -> str:

@@ -96,11 +96,17 @@ def outcome_counts(tests: Sequence[Mapping[str, Any]]) -> str:
 
 
 def headline(report: Mapping[str, Any]) -> str:
-    """``PASSED: run h...: Phi-3:15 on local``, the verdict first."""
+    """``PASSED: run h...: Phi-3:15 on local``, the verdict first; on Azure with its route
+    (``on azure, finetuning-job route``): routes are validated, and compared, apart."""
+    from harness.config import recorded_route
+
     run = report["run"]
     model = report["model"]
     label = f"{model['name']}:{model['version']}" if model else "model not reached"
-    return f"{run['verdict'].upper()}: run {run['id'] or '?'}, {label} on {run['backend'] or '?'}"
+    where = run["backend"] or "?"
+    if where == "azure":
+        where += f", {recorded_route(report.get('options') or {})} route"
+    return f"{run['verdict'].upper()}: run {run['id'] or '?'}, {label} on {where}"
 
 
 def not_reached(report: Mapping[str, Any]) -> list[str]:

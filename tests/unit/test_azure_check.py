@@ -147,6 +147,42 @@ def test_check_is_for_azure_only(capsys: pytest.CaptureFixture[str], fake: FakeA
     assert fake.requests == []
 
 
+ROUTE = ("--finetune-route", "finetuning-job")
+
+
+def test_the_finetuning_job_route_is_described_and_needs_no_component_or_cluster(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
+    code, lines = check(capsys, fake, "--model-name", "Phi-4", *ROUTE)
+    (route,) = [line for line in lines if line.startswith("ok   route:")]
+    assert "route finetuning-job" in route and "api_version 2024-10-01-preview" in route
+    assert "model azureml://registries/azureml/models/Phi-4/versions/8" in route
+    assert "model_registry azureml" in route and "managed" in route
+    assert not [line for line in lines if " pipeline:" in line or " cluster:" in line]
+    assert not [c for c in fake.requests if c.route.startswith("registry.component")]
+    assert code == 0, lines
+
+
+def test_serverless_in_a_region_the_table_leaves_out_fails(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
+    pinned = ("--model-name", "Phi-3-mini-4k-instruct", "--model-version", "15")
+    code, lines = check(capsys, fake, *pinned, *ROUTE, "--serverless")
+    (line,) = [x for x in lines if " serverless:" in x]
+    assert line.startswith("FAIL") and "region eastus does not support" in line
+    assert "eastus2" in line and "chat_completion_with_model_as_service.ipynb" in line
+    assert code != 0
+
+
+def test_serverless_for_a_model_the_table_does_not_know_warns(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
+    code, lines = check(capsys, fake, "--model-name", "Phi-4", *ROUTE, "--serverless")
+    (line,) = [x for x in lines if " serverless:" in x]
+    assert line.startswith("warn") and "not in the serverless fine-tuning table" in line
+    assert code == 0, "a warning is no failure"
+
+
 def test_the_recorded_get_without_allow_lists_says_where_it_looked(
     capsys: pytest.CaptureFixture[str], fake: FakeAzureML
 ) -> None:

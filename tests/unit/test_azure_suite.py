@@ -133,6 +133,47 @@ def test_a_failed_scoring_test_shows_status_reason_and_body(pytester: pytest.Pyt
     )
 
 
+def test_the_e2e_suite_passes_on_the_finetuning_job_route(pytester: pytest.Pytester) -> None:
+    """Managed compute: the same suite, a FineTuning job at the preview api-version instead of
+    the pipeline, no cluster, the job's own registered model on the same key-auth endpoint."""
+    result, plugin = run_suite(
+        pytester, "--model-name", "Phi-4", "--finetune-route", "finetuning-job"
+    )
+    result.assert_outcomes(passed=12, skipped=2)
+    assert plugin.fake is not None
+    plugin.fake.check()
+    (job,) = plugin.fake.calls("finetuning.job", "PUT")
+    assert job.query["api-version"] == ["2024-10-01-preview"]
+    assert job.body["properties"]["resources"]["instanceTypes"] == ["Standard_NC24ads_A100_v4"]
+    assert not plugin.fake.calls("compute", "PUT"), "the route creates no cluster"
+    assert plugin.fake.calls("endpoint", "DELETE"), "teardown deletes the endpoint"
+
+
+def test_the_e2e_suite_passes_serverless(pytester: pytest.Pytester) -> None:
+    """Serverless: no compute, the job's model deployed as a serverless endpoint and scored at
+    its chat completions route with its key; the endpoint is deleted at teardown."""
+    result, plugin = run_suite(
+        pytester,
+        "--model-name",
+        "Phi-4",
+        "--finetune-route",
+        "finetuning-job",
+        "--serverless",
+    )
+    result.assert_outcomes(passed=11, skipped=3)
+    assert plugin.fake is not None
+    plugin.fake.check()
+    (job,) = plugin.fake.calls("finetuning.job", "PUT")
+    assert "resources" not in job.body["properties"], "serverless: no instance types"
+    (created,) = plugin.fake.calls("serverless", "PUT")
+    assert created.body["properties"]["modelSettings"]["modelId"].endswith(
+        "/models/Phi-4-ultrachat-200k/versions/1"
+    )
+    assert plugin.fake.serverless.chats, "scored at /v1/chat/completions"
+    assert plugin.fake.calls("serverless", "DELETE"), "teardown deletes the serverless endpoint"
+    assert not plugin.fake.calls("endpoint", "PUT"), "no managed online endpoint"
+
+
 def test_the_default_model_without_allow_lists_stops_before_anything_is_created(
     pytester: pytest.Pytester,
 ) -> None:

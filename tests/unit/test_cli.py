@@ -463,6 +463,52 @@ def test_sweep_refuses_a_workspace_that_is_a_file(
     assert f"{afile} cannot be used" in err and "--workspace" in err
 
 
+def test_plan_describes_the_pipeline_route_on_azure(capsys: pytest.CaptureFixture[str]) -> None:
+    route = plan(capsys, "--backend", "azure")["finetune_route"]
+    assert route["route"] == "pipeline" and route["api_version"] == "2024-01-01-preview"
+    assert route["component"] == "chat_completion_pipeline (label latest)"
+    assert route["model_registry"] == route["component_registry"] == "azureml"
+
+
+def test_plan_of_the_finetuning_job_route(capsys: pytest.CaptureFixture[str]) -> None:
+    result = plan(capsys, "--backend", "azure", "--finetune-route", "finetuning-job")
+    route = result["finetune_route"]
+    assert (route["job_type"], route["api_version"]) == ("FineTuning", "2024-10-01-preview")
+    assert route["compute"].startswith("managed")
+    assert (
+        route["model"] == "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/15"
+    )
+    assert result["compute_sku"] != "serverless" and result["gpus_per_node"] >= 1
+    assert "compute_finetune" not in result["finetune_parameters"]
+
+
+def test_plan_of_the_serverless_route_names_the_regions(capsys: pytest.CaptureFixture[str]) -> None:
+    result = plan(
+        capsys, "--backend", "azure", "--finetune-route", "finetuning-job", "--serverless"
+    )
+    route = result["finetune_route"]
+    assert route["route"] == "finetuning-job-serverless" and route["compute"] == "serverless"
+    assert route["serverless_region"]["regions"] == ["eastus2"]
+    assert route["serverless_region"]["supported"] is None, "offline: the region is unknown"
+    assert result["compute_sku"] == "serverless"
+
+
+def test_plan_refuses_an_unknown_hyperparameter_of_the_route(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = refused(
+        capsys,
+        "plan",
+        "--backend",
+        "azure",
+        "--finetune-route",
+        "finetuning-job",
+        "--finetune-param",
+        "num_train_epoch=2",
+    )
+    assert "did you mean num_train_epochs" in err
+
+
 def test_the_plan_is_made_without_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     """harness.plan takes a HarnessConfig: a notebook or a CI script plans without argparse."""
     from harness import config

@@ -330,3 +330,40 @@ def test_corrupt_and_foreign_files_are_skipped_by_name_and_last_still_works(
     warned = "\n".join(r.getMessage() for r in caplog.records)
     for name in [*odd, "directory.json"]:
         assert f"history entry skipped: {folder / name}" in warned, warned
+
+
+def _on_route(report: dict[str, Any], route: str, serverless: bool = False) -> dict[str, Any]:
+    report["run"]["backend"] = "azure"
+    report["options"] = {
+        **report["options"],
+        "finetune_route": f"{route} (option --finetune-route)",
+        "serverless": f"{serverless} (default)",
+    }
+    return report
+
+
+def test_compare_to_last_matches_the_route(base: dict[str, Any], tmp_path: Path) -> None:
+    """A serverless run is no baseline for a managed one, nor a pipeline run for either."""
+    from harness.report.text import headline
+
+    history.append(_on_route(variant(base, "15", "pipe", 1), "pipeline"), tmp_path)
+    history.append(_on_route(variant(base, "15", "job", 2), "finetuning-job"), tmp_path)
+    history.append(_on_route(variant(base, "15", "srv", 3), "finetuning-job", True), tmp_path)
+    picks = {
+        route: (history.last_passing(tmp_path, "Phi-3-tiny", route=route) or {})["run"]["id"]
+        for route in ("pipeline", "finetuning-job", "finetuning-job-serverless")
+    }
+    assert picks == {
+        "pipeline": "pipe",
+        "finetuning-job": "job",
+        "finetuning-job-serverless": "srv",
+    }
+    assert history.last_passing(tmp_path, "Phi-3-tiny")["run"]["id"] == "srv"  # type: ignore[index]
+    srv = history.baseline("last", tmp_path, "Phi-3-tiny", "other", "finetuning-job-serverless")
+    assert srv is not None and "on azure, finetuning-job-serverless route" in headline(srv)
+
+
+def test_a_report_from_before_the_route_options_ran_the_pipeline(base: dict[str, Any]) -> None:
+    report = copy.deepcopy(base)
+    report["options"].pop("finetune_route", None)
+    assert history.route_of(report) == "pipeline"

@@ -141,3 +141,37 @@ def test_long_body_is_truncated() -> None:
 def test_undecodable_bytes_do_not_crash() -> None:
     with pytest.raises(ScoringError, match="is not JSON"):
         parse_response(b"\xff\xfe\x00garbage", 200)
+
+
+def test_an_openai_chat_completion_is_parsed() -> None:
+    """Serverless endpoints answer /v1/chat/completions in the OpenAI shape."""
+    reply = {
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Paris."},
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {"total_tokens": 9},
+    }
+    result = parse_response(json.dumps(reply))
+    assert (result.text, result.finish_reason, result.usage) == (
+        "Paris.",
+        "length",
+        {"total_tokens": 9},
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"choices": []},
+        {"choices": [{"message": {"role": "assistant", "content": " "}}]},
+        {"error": {"code": "content_filter", "message": "filtered", "status": 400}},
+    ],
+)
+def test_an_openai_reply_without_text_or_with_an_error_fails(body: dict[str, object]) -> None:
+    with pytest.raises(ScoringError):
+        parse_response(json.dumps(body))

@@ -3,6 +3,12 @@
 Each step lives in the module named after it (``compute``, ``jobs``, ``endpoints``,
 ``deployments``, ...); this class only holds the run's clients and settings and delegates.
 Creating it is cheap and offline: the clients are built on first use.
+
+Fine-tuning has two routes (``--finetune-route``): the registry pipeline (``jobs``) and the
+FineTuning job type (``finetuning_jobs``), the latter on managed compute or, with
+``--serverless``, serverless with its model deployed as a serverless endpoint
+(``serverless``). A serverless endpoint needs the model, so it is created when the run first
+waits for its endpoint, from the model this process resolved.
 """
 
 from __future__ import annotations
@@ -15,13 +21,17 @@ from harness.backends.azure import (
     compute,
     deployments,
     endpoints,
+    finetuning_jobs,
     jobs,
     metrics,
     models,
     scoring,
+    serverless,
     sweep,
 )
 from harness.backends.azure.clients import AzureClients
+from harness.config import FINETUNING_JOB
+from harness.errors import DeploymentError
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -60,6 +70,10 @@ class AzureBackend:
         self.clients = AzureClients(config, credential, retry_total)
         self.poll_interval_s = 30.0  # between jobs.get calls; tests set 0
         self._endpoint_pollers: dict[str, Any] = {}  # creations this process started
+        self.finetuning_job = config.finetune_route == FINETUNING_JOB
+        self.serverless = self.finetuning_job and config.serverless
+        self._serverless_endpoints: dict[str, dict[str, str]] = {}  # name -> its tags
+        self._model: RegisteredModel | None = None  # the one a serverless endpoint serves
 
     @property
     def workspace(self) -> MLClient:
@@ -85,11 +99,18 @@ class AzureBackend:
         return compute.list_sizes(self.workspace)
 
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
+        if self.finetuning_job:
+            return finetuning_jobs.hyperparameter_inputs()
         return jobs.component_inputs(self._component)
 
     def ensure_compute(
         self, card: ModelCard, name: str, sku: str | None, tags: Mapping[str, str]
     ) -> Compute:
+        """The pipeline's cluster; the FineTuning route creates none (the service runs it)."""
+        if self.serverless:
+            return finetuning_jobs.serverless_compute()
+        if self.finetuning_job:
+            return finetuning_jobs.instance_type(card, sku, self.list_vm_sizes())
         return compute.ensure_compute(
             self.workspace, card, name, sku, tags, self.config.compute_timeout_s
         )
@@ -103,6 +124,11 @@ class AzureBackend:
         display_name: str,
         tags: Mapping[str, str],
     ) -> JobRun:
+        if self.finetuning_job:
+            built = finetuning_jobs.build_job(
+                card, compute_, data, parameters, display_name, tags, self.config.experiment_name
+            )
+            return finetuning_jobs.submit(self.workspace, built, self.config.experiment_name)
         job = jobs.build_pipeline(
             self._component, card, compute_, data, parameters, display_name, tags
         )
@@ -121,23 +147,47 @@ class AzureBackend:
         return jobs.get_job(self.workspace, name)
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
+        """Both routes' trainer logs to MLflow under the job's root run (``metrics``)."""
         store = metrics.rest_store(metrics.tracking_uri(self.workspace), self.clients.token)
         return metrics.job_metrics(store, job.experiment or self.config.experiment_name, job)
 
     def register_model(
         self, card: ModelCard, job: JobRun, tags: Mapping[str, str]
     ) -> RegisteredModel:
+        if self.finetuning_job:
+            self._model = finetuning_jobs.output_model(self.workspace, job, tags)
+            return self._model
         return models.register_model(self.workspace, card, job, tags)
 
     def begin_create_endpoint(self, name: str, tags: Mapping[str, str]) -> Endpoint:
+        """Serverless: nothing to start yet (the endpoint is made from the model)."""
+        if self.serverless:
+            from harness.backends.base import Endpoint
+
+            self._serverless_endpoints[name] = dict(tags)
+            return Endpoint(name, "", "key", "NotStarted", dict(tags))
         self._endpoint_pollers[name] = endpoints.begin_create_endpoint(self.workspace, name, tags)
         return self.get_endpoint(name)
 
     def wait_for_endpoint(self, name: str, timeout_s: float) -> Endpoint:
+        if self.serverless:
+            return self._create_serverless(name, timeout_s)
         poller = self._endpoint_pollers.get(name)
         return endpoints.wait_for_endpoint(self.workspace, name, poller, timeout_s)
 
+    def _create_serverless(self, name: str, timeout_s: float) -> Endpoint:
+        if self._model is None:
+            raise DeploymentError(
+                f"serverless endpoint {name} serves the fine-tuned model, and this process "
+                "resolved none: the serverless route needs the model fixture first (run it "
+                "without -n, or request finetuned_model before online_endpoint)"
+            )
+        tags = self._serverless_endpoints.get(name, self._model.tags)
+        return serverless.create(self.workspace, name, self._model, tags, timeout_s)
+
     def get_endpoint(self, name: str) -> Endpoint:
+        if self.serverless:
+            return serverless.get(self.workspace, name)
         return endpoints.get_endpoint(self.workspace, name)
 
     def deploy(
@@ -149,6 +199,8 @@ class AzureBackend:
         tags: Mapping[str, str],
         timeout_s: float,
     ) -> Deployment:
+        if self.serverless:
+            return serverless.deployment(self.workspace, endpoint, model)
         return deployments.deploy(
             self.workspace, endpoint, model, name, instance_type, tags, timeout_s
         )
@@ -157,11 +209,16 @@ class AzureBackend:
         """The endpoint's primary key, for ``invoke_raw`` (masked in any output)."""
         from harness.backends.base import Secret
 
+        if self.serverless:
+            return Secret(serverless.key(self.workspace, endpoint.name))
         return Secret(endpoints.endpoint_key(self.workspace, endpoint.name))
 
     def invoke(
         self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]
     ) -> ScoringReply:
+        if self.serverless:
+            key = self.endpoint_key(endpoint)
+            return serverless.invoke(endpoint, request, key, self.config.scoring_timeout_s)
         return scoring.invoke(
             self.workspace, endpoint, deployment, request, self.config.scoring_timeout_s
         )
@@ -169,6 +226,11 @@ class AzureBackend:
     def invoke_raw(
         self, endpoint: Endpoint, request: Mapping[str, Any], key: Secret | str | None
     ) -> ScoringReply:
+        if self.serverless:
+            from harness.backends.base import Secret
+
+            wrapped = Secret.wrap(key)
+            return serverless.invoke(endpoint, request, wrapped, self.config.scoring_timeout_s)
         return scoring.invoke_raw(endpoint, request, key, self.config.scoring_timeout_s)
 
     def reference_likelihood(
@@ -192,10 +254,18 @@ class AzureBackend:
         models.delete_model(self.workspace, name, version)
 
     def delete_endpoint(self, name: str, timeout_s: float) -> None:
-        endpoints.delete_endpoint(self.workspace, name, timeout_s)
+        """An online endpoint, or a serverless one this run made or the sweep listed."""
+        if self.serverless or name in self._serverless_endpoints:
+            serverless.delete(self.workspace, name, timeout_s)
+        else:
+            endpoints.delete_endpoint(self.workspace, name, timeout_s)
 
     def list_owned_resources(self) -> Sequence[OwnedResource]:
-        return sweep.list_owned(self.workspace)
+        found = sweep.list_owned(self.workspace)
+        self._serverless_endpoints.update(
+            {r.name: r.tags for r in found if r.detail.startswith(serverless.DETAIL)}
+        )
+        return found
 
     def close(self, stop_owned: bool) -> None:
         """Nothing runs in this process: what Azure runs is deleted through the tracker."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import compute, model_card, naming
 from harness.backends.azure import compute as azure_compute
-from harness.backends.azure import jobs
+from harness.backends.azure import finetuning_jobs, jobs
 from harness.backends.azure.clients import read_failed, service_message, status_text
 from harness.errors import HarnessError
 
@@ -49,16 +49,23 @@ class Check:
     endpoint_limit: int = DOCUMENTED_ENDPOINT_LIMIT
     sizes_unknown: bool = False  # no allow-list and no explicit size: nothing to choose from
 
+    location: str | None = None  # the workspace's region, once read
+
     def run(self) -> list[Finding]:
         found: list[Finding] = []
+        route = self.backend.finetuning_job  # the FineTuning job: no component, no cluster
         card = self._step(found, "model", self._model)
         sizes = self._step(found, "workspace", self._sizes)
-        self._step(found, "pipeline", self._component)
+        if card is not None:
+            self._step(found, "route", lambda out: self._route(out, card))
+        if not route:
+            self._step(found, "pipeline", self._component)
         if card is not None and sizes is not None and not self.sizes_unknown:
             chosen = self._step(found, "sizes", lambda out: self._choices(out, card, sizes))
             if chosen is not None:
                 self._step(found, "quota", lambda out: self._quota(out, sizes, chosen))
-            self._step(found, "cluster", lambda out: self._cluster(out, card, sizes))
+            if not route:
+                self._step(found, "cluster", lambda out: self._cluster(out, card, sizes))
         self._step(found, "endpoints", self._endpoints)
         return found
 
@@ -129,7 +136,7 @@ class Check:
 
         workspace, name = self.backend.workspace, self.backend.config.azure_workspace
         try:
-            location = workspace.workspaces.get(workspace.workspace_name).location
+            location = self.location = workspace.workspaces.get(workspace.workspace_name).location
         except AzureError as exc:
             raise read_failed(
                 exc, "the workspace", f"workspace {name}", "check the workspace settings"
@@ -144,6 +151,20 @@ class Check:
             )
         )
         return list(sizes)
+
+    def _route(self, found: list[Finding], card: ModelCard) -> None:
+        """The route the run takes, and for serverless whether the region serves the model."""
+        facts = finetuning_jobs.route_facts(self.backend.config, card, self.location)
+        said = ", ".join(
+            f"{key} {value}" for key, value in facts.items() if key != "serverless_region"
+        )
+        found.append(Finding(OK, "route", said))
+        region = facts.get("serverless_region")
+        if region is not None:
+            known = region["regions"] and region["region"]
+            level = OK if region["supported"] else (FAIL if known else WARN)
+            hint = "" if level == OK else "; use a workspace in one of them, or drop --serverless"
+            found.append(Finding(level, "serverless", region["text"] + hint))
 
     def _component(self, found: list[Finding]) -> None:
         registry = self.backend.config.azure_component_registry

@@ -127,10 +127,10 @@ def submit(workspace: MLClient, job: Any, experiment: str) -> JobRun:
             f"fine-tune pipeline {job.display_name} could not be submitted to experiment "
             f"{experiment}: {service_message(exc)}; check the inputs and the workspace quota"
         ) from None
-    return _handle(made, experiment)
+    return handle(made, experiment)
 
 
-def _handle(job: Any, experiment: str) -> JobRun:
+def handle(job: Any, experiment: str) -> JobRun:
     from harness.backends.base import JobRun
 
     return JobRun(
@@ -143,7 +143,7 @@ def _handle(job: Any, experiment: str) -> JobRun:
 
 
 def get_job(workspace: MLClient, name: str) -> JobRun:
-    return _handle(_get(workspace, name), "")
+    return handle(_get(workspace, name), "")
 
 
 def _get(workspace: MLClient, name: str) -> Any:

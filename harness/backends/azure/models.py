@@ -253,7 +253,7 @@ def register_model(
     from azure.ai.ml.entities import Model
     from azure.core.exceptions import AzureError
 
-    from harness.backends.base import RegisteredModel, finetuned_model_name
+    from harness.backends.base import finetuned_model_name
 
     name = finetuned_model_name(card.name)
     asset = Model(
@@ -272,6 +272,13 @@ def register_model(
             f"{service_message(exc)}; check that the job Completed and has a trained_model "
             f"output ({job.url})"
         ) from None
+    return registered(made)
+
+
+def registered(made: Any) -> RegisteredModel:
+    """The handle of a registered model version, its lineage as the service reports it."""
+    from harness.backends.base import RegisteredModel
+
     return RegisteredModel(
         name=str(made.name),
         version=str(made.version),

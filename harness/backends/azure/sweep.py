@@ -1,13 +1,15 @@
 """What the janitor may delete: resources carrying the harness's ownership tags.
 
-Endpoints (their deployments go with them), clusters the harness created, and the fine-tuned
-model versions it registered. Untagged resources are never listed, so never touched.
+Endpoints (their deployments go with them), serverless endpoints (billed hourly while they
+exist), clusters the harness created, and the fine-tuned model versions it registered.
+Untagged resources are never listed, so never touched.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from harness.backends.azure import serverless
 from harness.backends.azure.clients import read_failed, status_text
 from harness.backends.base import FINETUNED_SUFFIX, OwnedResource, ResourceKind
 from harness.errors import CleanupError
@@ -21,7 +23,12 @@ def list_owned(workspace: MLClient) -> list[OwnedResource]:
     from azure.core.exceptions import AzureError
 
     try:
-        return [*_endpoints(workspace), *_computes(workspace), *_models(workspace)]
+        return [
+            *_endpoints(workspace),
+            *serverless.list_owned(workspace),
+            *_computes(workspace),
+            *_models(workspace),
+        ]
     except AzureError as exc:
         raise read_failed(
             exc, "its resources", "the workspace", "check the workspace settings", CleanupError

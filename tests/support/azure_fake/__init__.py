@@ -14,6 +14,8 @@ source. One module per service, each holding its state and its scripting attribu
   accepted, then Failed on quota; names taken elsewhere in the region), the region's VM sizes
   and core usage, model versions (404 for an unknown name);
 - ``storage``: the default datastore and its blob container (training file uploads);
+- ``finetuning``: FineTuning jobs at the preview api-version, the model a finished one
+  registers; ``serverless``: serverless endpoints, their keys and chat completions route;
 - ``jobs``: pipeline jobs (a status walk through NotResponding and Unknown), cancel, and the
   RunHistory tree with the failed step one level below the root's child;
 - ``mlflow``: the tracking service, at ``/mlflow/v2.0`` only;
@@ -43,10 +45,12 @@ from typing import TYPE_CHECKING, Any
 import responses
 
 from tests.support.azure_fake.endpoints import ENDPOINT_KEY, Endpoints
+from tests.support.azure_fake.finetuning import FineTuning
 from tests.support.azure_fake.jobs import Jobs
 from tests.support.azure_fake.lro import Operations
 from tests.support.azure_fake.mlflow import Mlflow
 from tests.support.azure_fake.registry import Registry
+from tests.support.azure_fake.serverless import Serverless
 from tests.support.azure_fake.storage import Storage
 from tests.support.azure_fake.wire import Call, Router, Scope
 from tests.support.azure_fake.workspace import Workspace
@@ -102,8 +106,12 @@ class FakeAzureML:
         self.jobs = Jobs(self.scope, self.ops)
         self.mlflow = Mlflow(self.scope, self.jobs)
         self.endpoints = Endpoints(self.scope, self.ops)
+        self.finetuning = FineTuning(self.scope, self.jobs, self.workspace)
+        self.serverless = Serverless(self.scope, self.ops)
         for service in (
             self.ops,
+            self.finetuning,  # before ``jobs``: its routes are the preview api-version's
+            self.serverless,
             self.registry,
             self.workspace,
             self.storage,

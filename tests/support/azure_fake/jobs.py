@@ -77,7 +77,7 @@ class Jobs:
         hist = re.escape(f"{host}/history/v1.0{self.scope.ws_path}")
         return [
             route("PUT", "job", f"{ws}/jobs/{NAME}", self._put),
-            route("GET", "job", f"{ws}/jobs/{NAME}", self._get),
+            route("GET", "job", f"{ws}/jobs/{NAME}", self.get),
             route("POST", "job.cancel", f"{ws}/jobs/{NAME}/cancel", self._cancel),
             route("GET", "discovery", re.escape(f"{host}/discovery"), self._discovery),
             route("GET", "history.children", f"{hist}/runs/{NAME}/children", self._children),
@@ -89,7 +89,7 @@ class Jobs:
 
     def add_job(self, name: str) -> str:
         """A submitted pipeline job (as the PUT stores it), without building a pipeline."""
-        self._store(
+        self.store(
             name,
             {
                 "properties": {
@@ -105,7 +105,7 @@ class Jobs:
         )
         return self.studio_url(name)
 
-    def _store(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def store(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         body = copy.deepcopy(body)
         body["properties"]["status"] = "NotStarted"
         body["properties"]["services"] = {
@@ -123,7 +123,7 @@ class Jobs:
         return body
 
     def _put(self, call: Call, m: re.Match[str]) -> Reply:
-        return json_reply(201, self._store(m.group(1), call.body))
+        return json_reply(201, self.store(m.group(1), call.body))
 
     def status(self, name: str) -> str:
         """The job's status now (a GET moves the scripted walk one step)."""
@@ -136,7 +136,7 @@ class Jobs:
         self.polls[name] = index + 1
         return self.statuses[min(index, len(self.statuses) - 1)]
 
-    def _get(self, call: Call, m: re.Match[str]) -> Reply:
+    def get(self, call: Call, m: re.Match[str]) -> Reply:
         body = self.jobs.get(m.group(1))
         if body is None:
             return error_reply(404, "UserError", f"job {m.group(1)} not found")

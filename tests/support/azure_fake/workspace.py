@@ -270,7 +270,7 @@ class Workspace:
 
     # -- the workspace's model versions ----------------------------------------------------
 
-    def _model_body(self, name: str, version: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    def model_body(self, name: str, version: str, props: Mapping[str, Any]) -> dict[str, Any]:
         stored = {k: v for k, v in props.items() if v is not None}
         uri = str(stored.get("modelUri", ""))
         job = re.match(r"azureml://jobs/([^/]+)/outputs/([^/]+)", uri)
@@ -294,7 +294,7 @@ class Workspace:
         key = (m.group(1), m.group(2))
         if self.archive_fails and call.body["properties"].get("isArchived"):
             return error_reply(409, "Conflict", f"model {key[0]}:{key[1]} is in use")
-        self.models[key] = self._model_body(*key, call.body["properties"])
+        self.models[key] = self.model_body(*key, call.body["properties"])
         return json_reply(200, self.models[key])
 
     def _model_get(self, call: Call, m: re.Match[str]) -> Reply:
