@@ -6,6 +6,12 @@ repair, so concurrent nightlies (one per version, in a CI matrix) append without
 a history can be copied, pruned or restored with plain file tools, and a lost file loses one
 run, not the history. Name parts outside ``[A-Za-z0-9._-]`` become ``_`` in paths; lookups
 still match on the names inside the reports.
+
+The history is the user's data. An entry is written atomically (a kill leaves the old tree or
+the new one, never half a file), under a lock in the history directory so that two runs
+adding the same run id at once (``--run-id`` given twice) both land: the later one takes the
+next free name (``<run id>.2.json``), never the older entry's place. A file that is not a
+readable report (cut, foreign, another tool's) is skipped with a warning naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from harness.errors import ReportError
 from harness.files import read_json, write_json
 from harness.report.schema import validate_report
@@ -23,6 +31,8 @@ from harness.report.schema import validate_report
 logger = logging.getLogger("harness")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 LAST = "last"
+LOCK_FILE = ".history.lock"
+LOCK_TIMEOUT_S = 60.0  # another run writes one file under it: milliseconds
 
 
 def _component(text: str) -> str:
@@ -50,14 +60,21 @@ def append(report: Mapping[str, Any], history_dir: Path) -> Path | None:
             "run not added to the history %s: it reached no model or has no run id", history_dir
         )
         return None
-    path = (
-        history_dir
-        / _component(model["name"])
-        / _component(model["version"])
-        / f"{_component(run_id)}.json"
-    )
-    write_json(path, report)
+    folder = history_dir / _component(model["name"]) / _component(model["version"])
+    history_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(history_dir / LOCK_FILE), timeout=LOCK_TIMEOUT_S):
+        path = _free_name(folder, _component(run_id))
+        write_json(path, report)
     logger.info("run %s added to the history: %s", run_id, path)
+    return path
+
+
+def _free_name(folder: Path, stem: str) -> Path:
+    """``<stem>.json``, or the first ``<stem>.<n>.json`` not taken (called under the lock)."""
+    path, number = folder / f"{stem}.json", 1
+    while path.exists():
+        number += 1
+        path = folder / f"{stem}.{number}.json"
     return path
 
 

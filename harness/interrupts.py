@@ -110,6 +110,30 @@ class Signals:
             self.delete_recorded()
         self.exitstatus = int(session.exitstatus)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        """xdist, in the controller: a worker that died (SIGKILL, the OOM killer, a crash) ends
+        the run now, as an interruption does, instead of leaving the others to wait for what it
+        would have made: its tests are reported as crashed, the others are stopped, no worker
+        replaces it (it could only fail on what the dead one left half-made), and what the run
+        created is deleted. ``keyboard-interrupt`` is a worker ending on our own signal."""
+        if error is None or error == "keyboard-interrupt" or self.signalled:
+            return
+        if not (self.coordinator and self.tracker.progress.used):
+            return
+        from harness.fixtures import CONFIG
+
+        log = self.config.stash[CONFIG].report_dir / "harness.log"
+        text = (
+            f"pytest-xdist worker {node.gateway.id} died ({error}); ending the run: the other "
+            f"workers are stopped and what the run created is deleted; its log lines are in {log}"
+        )
+        self._say(f"harness: {text}")
+        self.tracker.progress.record_if_used("note", level="error", text=text)
+        self.tracker.interrupted = True  # the deletions hurry, the run is not history
+        _no_replacement(self.config)
+        _signal_children(signal.SIGTERM)
+
     def _exit_now(self) -> None:
         """atexit, in an interrupted run: exit without Python's finalization, which takes
         seconds once mlflow and datasets are loaded, while CI's SIGKILL is on its way (and
@@ -131,6 +155,14 @@ class Signals:
                 writer.line()
             writer.line(line, yellow=True)
             writer.flush()
+
+
+def _no_replacement(config: pytest.Config) -> None:
+    """No worker replaces a dead one: xdist reads ``--max-worker-restart`` once, at start,
+    into its session's ``_max_worker_restart``, so that is what is lowered (if it is there)."""
+    dsession = config.pluginmanager.getplugin("dsession")
+    if dsession is not None and hasattr(dsession, "_max_worker_restart"):
+        dsession._max_worker_restart = 0
 
 
 def _signal_children(sig: signal.Signals) -> None:

@@ -5,7 +5,6 @@ controller's teardown and the summary. The session fixture chain lives in ``fixt
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -18,7 +17,7 @@ from _pytest.junitxml import xml_key  # what record_testsuite_property uses, at 
 
 from harness import config, hooks, verdict
 from harness import config as settings
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from harness.failures import GATE_MARK, crash_line, failure_class
 from harness.fixtures import CONFIG, PROGRESS, TRACKER
 from harness.interrupts import Signals
@@ -216,9 +215,11 @@ class _RunWatch:
         backend now, so that whatever it needs to delete is loaded before an interruption.
         A session that never uses the harness makes neither (no workspace, no MLflow)."""
         self.joined.set()
-        with contextlib.suppress(OSError, HarnessError):  # the workers report what is wrong
+        try:
             self.tracker.hold_run()
             _coordinator_backend(self.config)
+        except Exception as exc:  # a thread: the workers report what is wrong, no traceback
+            logging.getLogger("harness").debug("the controller could not join the run: %s", exc)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -285,10 +286,23 @@ def _finish(session: pytest.Session, interrupted: bool) -> None:
     except Exception as exc:  # the run's outcome stands; the summary says what broke
         logging.getLogger("harness").error("the run report could not be written: %s", exc)
         return
+    session.exitstatus = _exit_status(session, finished)
     xml = config.stash.get(xml_key, None)
     if xml is not None:
         for name, value in junit_properties(finished.report):
             xml.add_global_property(name, value)
+
+
+def _exit_status(session: pytest.Session, finished: verdict.Finished) -> int:
+    """A signal that cost part of the run's record (a history entry, a report file) makes
+    the run interrupted; one that cost nothing leaves the tests' status. A record the disk
+    refused fails a run whose tests passed, as a teardown problem does."""
+    status = int(session.exitstatus)
+    if finished.complete:
+        return status
+    if session.config.stash[TRACKER].interrupted:
+        return int(pytest.ExitCode.INTERRUPTED)
+    return int(pytest.ExitCode.TESTS_FAILED) if status == 0 else status
 
 
 def _delete_recorded(config: pytest.Config) -> None:
@@ -326,7 +340,7 @@ def _summarise(terminalreporter: Any, finished: verdict.Finished) -> None:
     terminalreporter.write_sep("-", f"harness verdict: {text.headline(report)}", **{colour: True})
     for line in summary_lines(report):
         terminalreporter.write_line(line)
-    terminalreporter.write_line(f"report: {finished.html}")
+    terminalreporter.write_line(f"report: {finished.html or 'not written (see below)'}")
     explicit = (finished.report.get("model") or {}).get("explicit_sizes")
     if explicit:  # the registry answered no allow-list: say so beside the verdict
         terminalreporter.write_line(f"harness: {explicit}", yellow=True)
@@ -334,8 +348,9 @@ def _summarise(terminalreporter: Any, finished: verdict.Finished) -> None:
         terminalreporter.write_line(f"history: {finished.history}")
     if finished.comparison is not None:
         terminalreporter.write_line(finished.comparison.render())
+    problem_colour = {"yellow": True} if finished.complete else {"red": True}
     for problem in finished.problems:
-        terminalreporter.write_line(f"harness: {problem}", yellow=True)
+        terminalreporter.write_line(f"harness: {problem}", **problem_colour)
     if terminalreporter.config.stash[CONFIG].github_annotations:
         for line in github_annotations(report):
             terminalreporter.write_line(line)

@@ -54,14 +54,17 @@ _TEXT_PATTERNS = (
         re.compile(r"\b(AccountKey|SharedAccessKey|Password|Pwd)=[^;\s\"']+", re.I),
         rf"\1={REDACTED}",
     ),
-    (
-        re.compile(
-            r"\b((?:api[-_]?|primary[-_]?|secondary[-_]?|endpoint[-_]?)?key|token|secret"
-            r"|password|authorization)(\"?\s*[:=]\s*\"?)(?!\[REDACTED\])[^\s\"',;}]+",
-            re.I,
-        ),
-        rf"\1\2{REDACTED}",
-    ),
+)
+# ``key: value`` and its kin. The value is taken whole, however it is written: quoted
+# (either quote, kept around the mark), a repr such as ``Secret('***')``, or a bare word. A
+# bare-word-only rule turned ``key=Secret('***')`` into ``key=[REDACTED]'***')`` and let
+# ``key='abc'`` through.
+_KEY_VALUE = re.compile(
+    r"\b((?:api[-_]?|primary[-_]?|secondary[-_]?|endpoint[-_]?)?key|token|secret|password"
+    r"|authorization)([\"']?\s*[:=]\s*)"
+    r"(?![\"']?\[REDACTED\]|(?:Bearer|Basic|SharedAccessSignature) )"  # done already
+    r"(\"[^\"\n]*\"|'[^'\n]*'|\w+\([^)\n]*\)|[^\s\"',;}]+)",
+    re.I,
 )
 _MIN_KNOWN_SECRET = 8  # shorter "secrets" would redact ordinary words
 
@@ -84,7 +87,13 @@ def redact_text(text: str, known: Iterable[str] = ()) -> str:
             text = text.replace(secret, REDACTED)
     for pattern, replacement in _TEXT_PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return _KEY_VALUE.sub(_redact_value, text)
+
+
+def _redact_value(found: re.Match[str]) -> str:
+    value = found.group(3)
+    quote = value[0] if value[0] in "\"'" and value[-1] == value[0] and len(value) > 1 else ""
+    return f"{found.group(1)}{found.group(2)}{quote}{REDACTED}{quote}"
 
 
 def redact(value: Any, known: Iterable[str] = ()) -> Any:

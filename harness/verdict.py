@@ -31,6 +31,12 @@ class Finished:
     comparison: Comparison | None = None
     history: Path | None = None
     problems: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # what of the record could not be written
+
+    @property
+    def complete(self) -> bool:
+        """Every file the run owed its user (report, history entry) was written."""
+        return not self.lost
 
 
 def tolerances(cfg: HarnessConfig) -> Tolerances:
@@ -69,7 +75,10 @@ def compare_so_far(cfg: HarnessConfig) -> Comparison | None:
 
 
 def finish(cfg: HarnessConfig, interrupted: bool) -> Finished:
-    """Write the report (always), compare it, and add a run that ended to the history."""
+    """Write the report (always), compare it, and add a run that ended to the history.
+
+    A report or history directory that is full or read-only costs that file, not the run's
+    verdict: the failure is a problem the summary prints (and ``lost`` says what is missing)."""
     from harness import history
     from harness.report import write_report
 
@@ -80,14 +89,32 @@ def finish(cfg: HarnessConfig, interrupted: bool) -> Finished:
         done.problems.append(f"comparison with {cfg.compare_to} failed: {exc}")
     if done.comparison is not None:
         done.report["comparison"] = done.comparison.to_dict()
-    if not interrupted:
-        done.history = history.append(done.report, cfg.history_dir)
     try:
         _add_trend(cfg, done.report)
     except Exception as exc:  # an unreadable history must not cost the night's report
         done.problems.append(f"trend over the history {cfg.history_dir} failed: {exc}")
-    done.html = write_report(done.report, cfg.report_dir)["report.html"]
+    try:
+        done.html = write_report(done.report, cfg.report_dir)["report.html"]
+    except OSError as exc:
+        _lost(done, "report", cfg.report_dir, "--report-dir", exc)
+    if interrupted:
+        done.lost.append("history entry (the run was interrupted)")
+        return done
+    try:
+        done.history = history.append(done.report, cfg.history_dir)
+    except OSError as exc:
+        _lost(done, "history entry", cfg.history_dir, "--history", exc)
     return done
+
+
+def _lost(done: Finished, what: str, directory: Path, option: str, exc: OSError) -> None:
+    reason = exc.strerror or type(exc).__name__
+    done.lost.append(what)
+    done.problems.append(
+        f"the run's {what} could not be written to {directory} ({reason}); the verdict above "
+        f"stands; free space or pass {option}=DIR with a writable directory"
+    )
+    log.error("the run's %s could not be written to %s: %s", what, directory, reason)
 
 
 def _add_trend(cfg: HarnessConfig, report: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,22 +18,43 @@ from typing import Any
 import psutil
 
 REPO = Path(__file__).resolve().parents[2]
-E2E = REPO / "tests" / "e2e"
+E2E = REPO / "tests" / "e2e" / "test_workflow.py"  # the workflow; not the local-only extras
 HERE = Path(__file__).resolve().parent
 RUN_TIMEOUT_S = 900.0  # a whole run on a loaded 2-core machine, tiny model build included
 
 
 def environment(workspace: Path) -> dict[str, str]:
-    """This checkout, this workspace (the run report next to it), and none of the caller's
-    harness settings."""
+    """This checkout, this workspace (the run report next to it), its own temp dir (so that
+    what a run leaves in "the" temp dir can be seen), and none of the caller's harness
+    settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
     paths = [str(REPO), str(HERE), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    temp = temp_dir(workspace)
+    temp.mkdir(parents=True, exist_ok=True)
     return {
         **env,
         "PYTHONPATH": os.pathsep.join(paths),
         "HARNESS_WORKSPACE": str(workspace),
-        "HARNESS_REPORT_DIR": str(workspace.parent / f"{workspace.name}-report"),
+        "HARNESS_REPORT_DIR": str(report_dir(workspace)),
+        **{name: str(temp) for name in ("TMPDIR", "TMP", "TEMP")},
     }
+
+
+def report_dir(workspace: Path) -> Path:
+    return workspace.parent / f"{workspace.name}-report"
+
+
+def temp_dir(workspace: Path) -> Path:
+    """The temp dir of the runs on ``workspace`` (TMPDIR of pytest, the sweep and all their
+    children, unless the harness gives a child another)."""
+    return workspace.parent / f"{workspace.name}-tmp"
+
+
+def temp_leftovers(workspace: Path) -> list[str]:
+    """What the runs left in their temp dir; pytest's own ``pytest-of-<user>`` (tmp_path's
+    base, which pytest itself prunes to the last three runs) aside."""
+    found = sorted(temp_dir(workspace).glob("*"))
+    return [f"temp dir: {p}" for p in found if not p.name.startswith("pytest-of-")]
 
 
 @dataclass
@@ -49,7 +71,7 @@ class LocalRun:
     keys: set[str] = field(default_factory=set)
 
     @classmethod
-    def start(cls, workspace: Path, *args: str) -> LocalRun:
+    def start(cls, workspace: Path, *args: str, env: Mapping[str, str] | None = None) -> LocalRun:
         log = workspace.parent / f"{workspace.name}-run-{time.monotonic_ns()}.log"
         command = [
             sys.executable,
@@ -66,7 +88,7 @@ class LocalRun:
             process = subprocess.Popen(
                 command,
                 cwd=REPO,
-                env=environment(workspace),
+                env={**environment(workspace), **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -159,19 +181,27 @@ def sweep(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def harness_processes(workspace: Path) -> list[str]:
-    """Processes of this workspace still running: jobs, servers (and their workers), builds."""
+    """Processes of this workspace still running: jobs, servers (and their workers), builds,
+    and pytest processes of its runs (an xdist worker whose controller was killed)."""
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(workspace) in cmdline and proc.pid != os.getpid():
+        if proc.pid != os.getpid() and (str(workspace) in cmdline or _runs_on(proc, workspace)):
             found.append(f"pid {proc.pid}: {cmdline[:200]}")
     return found
 
 
+def _runs_on(proc: psutil.Process, workspace: Path) -> bool:
+    try:
+        return bool(proc.environ().get("HARNESS_WORKSPACE") == str(workspace))
+    except (psutil.Error, OSError):
+        return False
+
+
 def leftovers(workspace: Path) -> list[str]:
     """Everything a run left that a finished, cleaned-up run would not: state files, job
-    directories, run directories, artifacts of deleted runs, processes, and owned registry
-    entries and MLflow runs (asked through the sweep's dry run)."""
+    directories, run directories, artifacts of deleted runs and models, processes, files in
+    the temp dir, and owned registry entries and MLflow runs (the sweep's dry run)."""
     return files_and_processes(workspace) + owned_resources(workspace)
 
 
@@ -185,7 +215,7 @@ def files_and_processes(workspace: Path) -> list[str]:
     for experiment in (workspace / "artifacts").glob("*"):
         if experiment.name != "harness-foundation-models":
             left += [str(p) for p in sorted(experiment.glob("*"))]
-    return left + harness_processes(workspace)
+    return left + harness_processes(workspace) + temp_leftovers(workspace)
 
 
 def owned_resources(workspace: Path) -> list[str]:
@@ -203,6 +233,43 @@ def leaked(keys: Sequence[str] | set[str], *texts: str) -> list[str]:
     return [key for key in keys for text in texts if key in text]
 
 
+def files_holding(keys: Sequence[str] | set[str], *roots: Path) -> list[str]:
+    """Every file under ``roots`` (binary ones too: the MLflow database, model weights)
+    holding one of ``keys``."""
+    needles = [key.encode() for key in keys]
+    found = []
+    for root in roots:
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            with contextlib.suppress(OSError):
+                data = path.read_bytes()
+                found += [str(path) for needle in needles if needle in data]
+    return found
+
+
+def secret_shaped(texts: Mapping[str, str]) -> list[str]:
+    """Lines that still hold a secret-shaped string (``Bearer ...``, ``key=...``, a SAS
+    signature, ...): the redaction's own patterns find something left to cut in them."""
+    from harness.redaction import redact_text
+
+    return [
+        f"{name}: {line[:200]}"
+        for name, text in texts.items()
+        for line in text.splitlines()
+        if redact_text(line) != line
+    ]
+
+
+def text_files(*roots: Path) -> dict[str, str]:
+    """The text files (logs, JSON, Markdown, HTML, XML) under ``roots``, by path."""
+    suffixes = {".log", ".json", ".jsonl", ".md", ".html", ".xml", ".txt", ".yaml"}
+    return {
+        str(path): path.read_text(errors="replace")
+        for root in roots
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.suffix in suffixes
+    }
+
+
 def check_clean_exit(run: LocalRun, expected: int | Sequence[int], **extra: Any) -> str:
     """The run's output, after checking its exit status, that it printed no Python
     traceback and no endpoint key, and that it created at least one endpoint key to check."""
@@ -213,3 +280,37 @@ def check_clean_exit(run: LocalRun, expected: int | Sequence[int], **extra: Any)
     assert run.keys, "the run created no endpoint: nothing to look for"
     assert not leaked(run.keys, output, *extra.values()), "endpoint key in the output"
     return output
+
+
+def job_launcher(workspace: Path) -> psutil.Process:
+    """The running job's process (the launcher of a torchrun job), by its state file."""
+    for path in (workspace / "jobs").glob("*/process.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, psutil.Error):
+            return psutil.Process(int(json.loads(path.read_text())["pid"]))
+    raise AssertionError(f"no job process recorded in {workspace / 'jobs'}")
+
+
+def job_worker(workspace: Path) -> psutil.Process:
+    """The pytest-xdist worker that submitted the running job (the job's parent)."""
+    parent = job_launcher(workspace).parent()
+    assert parent is not None, "the job has no parent: its worker is already gone"
+    return parent
+
+
+def server_leader(workspace: Path) -> psutil.Process:
+    """The serving endpoint's inference server (the leader of its process group)."""
+    for path in (workspace / "endpoints").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, psutil.Error):
+            deployment = json.loads(path.read_text())["deployment"]
+            return psutil.Process(int(deployment["process"]["pid"]))
+    raise AssertionError(f"no server recorded in {workspace / 'endpoints'}")
+
+
+def kill_group(proc: psutil.Process) -> None:
+    """SIGKILL to the process and its group (a server's gunicorn workers die with it, as
+    under the OOM killer); an xdist worker shares the controller's group, so only itself."""
+    group = os.getpgid(proc.pid)
+    if group == proc.pid:
+        os.killpg(group, signal.SIGKILL)
+    else:
+        proc.kill()

@@ -24,17 +24,27 @@ from tests.faults.runs import (
     LocalRun,
     check_clean_exit,
     files_and_processes,
+    files_holding,
+    job_launcher,
     job_running,
+    job_worker,
+    kill_group,
     leaked,
     leftovers,
     python_tracebacks,
+    report_dir,
+    secret_shaped,
+    server_leader,
     server_serving,
     sweep,
+    temp_dir,
+    text_files,
 )
 
 CI_SIGTERM_AFTER_S = 7.5  # GitHub Actions: SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after
 CI_SIGKILL_AFTER_S = 2.5
 LEFT = "left for `python -m harness sweep` after a second signal: "
+DEAD_PART_ENDS_RUN_S = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +70,26 @@ def test_two_workers_on_a_fresh_workspace(fresh_n2: LocalRun) -> None:
     output = check_clean_exit(fresh_n2, 0)
     assert re.search(r" \d+ passed", output) and " failed" not in output
     assert leftovers(fresh_n2.workspace) == []
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.5, 2.0, 5.0])
+def test_sigterm_while_the_model_builds_under_xdist_prints_no_traceback(
+    tmp_path: Path, after_s: float
+) -> None:
+    """CI's SIGTERM to pytest while a worker builds the tiny model on a fresh workspace (the
+    other worker waits for the build's lock), at four moments of the build, so that a race
+    that shows one time in four is caught: no traceback, the run is interrupted, and what it
+    left (an unfinished build) the sweep removes."""
+    workspace = tmp_path / "workspace"
+    moment = {"SIGNAL_AT_BUILD_AFTER_S": f"{after_s}"}
+    run = LocalRun.start(workspace, "-n", "2", "-p", "tests.faults.signal_at_build", env=moment)
+    run.wait(timeout_s=300)
+    output = run.output
+    assert run.process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert not python_tracebacks(output), output
+    if leftovers(workspace):
+        assert sweep(workspace, "--older-than", "0h").returncode == 0
+    assert leftovers(workspace) == []
 
 
 def test_sigterm_during_training_tears_everything_down(workspace: Path) -> None:
@@ -107,9 +137,19 @@ def _named_then_swept(workspace: Path, output: str) -> None:
     assert leftovers(workspace) == []
 
 
-def test_sigkill_leaves_what_the_sweep_then_removes(workspace: Path) -> None:
-    run = LocalRun.start(workspace)
-    run.until(lambda: job_running(workspace), "a running job")
+MOMENTS = {"training": job_running, "serving": server_serving}
+
+
+@pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["serial", "xdist"])
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_sigkill_leaves_what_the_sweep_then_removes(
+    workspace: Path, moment: str, args: tuple[str, ...]
+) -> None:
+    """SIGKILL of pytest (the xdist controller) while the job trains or the endpoint serves
+    (a registered model then exists): after the sweep, nothing of the run is left in the
+    workspace (job directories, model artifacts, state) or in the temp dir, and no process."""
+    run = LocalRun.start(workspace, *args)
+    run.until(lambda: MOMENTS[moment](workspace), f"the run {moment}", timeout_s=900)
     run.signal(signal.SIGKILL)
     assert run.wait() == -signal.SIGKILL
     assert leftovers(workspace), "a killed run left nothing: the test proves nothing"
@@ -120,10 +160,60 @@ def test_sigkill_leaves_what_the_sweep_then_removes(workspace: Path) -> None:
     assert leftovers(workspace) == []
 
 
+# what dies, when it is killed, how to find it, what the run must say, and within how long the
+# run must end after the death (None: not yet bounded; a dead job or server fails its tests at
+# once, but the process then takes Python's finalization, 10-15 s on a loaded machine)
+VICTIMS = {
+    "worker": (
+        job_running,
+        job_worker,
+        r"pytest-xdist worker gw\d died \(.*its log lines are in \S+harness\.log",
+        DEAD_PART_ENDS_RUN_S,
+    ),
+    "job": (
+        job_running,
+        job_launcher,
+        r"fine-tune job \S+ .*exited \(code -9\).*log \S+job\.log",
+        None,
+    ),
+    "server": (
+        server_serving,
+        server_leader,
+        r"inference server of endpoint \S+ is not running: it exited .*log \S+\.log",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("victim", list(VICTIMS))
+def test_a_dead_worker_job_or_server_ends_an_xdist_run_within_15_s(
+    workspace: Path, victim: str
+) -> None:
+    """SIGKILL of the worker that waits for the job, of the job, or of the server under
+    ``-n 2``: the run ends, saying what died and where its log is (a dead worker within
+    15 s); the other worker does not wait for what cannot come. The sweep then finds what is
+    left."""
+    ready, find, said, bound_s = VICTIMS[victim]
+    run = LocalRun.start(workspace, "-n", "2")
+    run.until(lambda: ready(workspace), "the moment to kill", timeout_s=900)
+    kill_group(find(workspace))
+    died = time.monotonic()
+    run.wait(timeout_s=120)
+    took_s = time.monotonic() - died
+    print(f"the run ended {took_s:.1f} s after the {victim} died")
+    output = check_clean_exit(run, [pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED])
+    assert re.search(said, output, re.S), output
+    assert bound_s is None or took_s < bound_s, output
+    if leftovers(workspace):
+        assert sweep(workspace, "--older-than", "0h").returncode == 0
+    assert leftovers(workspace) == []
+
+
 def test_a_killed_server_and_a_scoring_timeout_leak_no_key(workspace: Path, tmp_path: Path) -> None:
     """Scoring times out (--scoring-timeout 0.01), then the server is killed before the last
-    test: neither failure prints the key (terminal and JUnit XML), the dead server is named
-    with its exit, and the teardown still removes everything."""
+    test: neither failure puts the key anywhere (terminal, JUnit XML, report files, history,
+    any file of the workspace or the temp dir) nor leaves a token-shaped string in a text
+    file, the dead server is named with its exit, and the teardown still removes everything."""
     junit = tmp_path / "junit.xml"
     run = LocalRun.start(
         workspace,
@@ -138,6 +228,11 @@ def test_a_killed_server_and_a_scoring_timeout_leak_no_key(workspace: Path, tmp_
     )
     run.wait()
     output = check_clean_exit(run, pytest.ExitCode.TESTS_FAILED, junit=junit.read_text())
+    outputs = [workspace, temp_dir(workspace), report_dir(workspace), junit]
+    assert not files_holding(run.keys, *outputs)
+    texts = {"terminal": output, **text_files(*outputs)}
+    assert any(name.endswith("report.json") for name in texts)
+    assert secret_shaped(texts) == []
     assert "got no reply within 0.01 s" in output
     assert re.search(
         r"inference server of endpoint \S+ is not running: it exited \(exit code "

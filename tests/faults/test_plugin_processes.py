@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,49 @@ def test_sigint_then_sigterm_during_teardown_names_what_is_left(
     assert deleted == {"job", "endpoint"}  # the endpoint's was under way
     left = "harness: left for `python -m harness sweep` after a second signal:"
     assert f"{left} endpoint ep-" in output and f"{left} compute local" in output
+
+
+SIGNAL_AT_END = """
+import os, signal
+import harness.{module}
+
+_original = harness.{module}.{function}
+_sent = []
+
+
+def _signalled(*args, **kwargs):
+    if not _sent:
+        _sent.append(os.kill(os.getpid(), signal.SIGINT))
+    return _original(*args, **kwargs)
+
+
+harness.{module}.{function} = _signalled
+"""
+
+
+@pytest.mark.parametrize(
+    "module, function, status, entries",
+    [
+        ("plugin", "_delete_recorded", pytest.ExitCode.INTERRUPTED, 0),
+        ("report", "write_report", pytest.ExitCode.OK, 1),
+        ("history", "append", pytest.ExitCode.OK, 1),
+    ],
+    ids=["before-the-record", "during-the-report", "during-the-history"],
+)
+def test_a_signal_at_session_end_is_an_interruption_only_if_it_cost_the_record(
+    pytester: pytest.Pytester, events: Path, module: str, function: str, status: int, entries: int
+) -> None:
+    """SIGINT while the session ends: before the record is written it costs the history
+    entry (interrupted, exit 2); while the report or the history entry is written it costs
+    nothing (both are written whole), so the exit status is the tests'."""
+    pytester.makepyfile(signal_at_end=SIGNAL_AT_END.format(module=module, function=function))
+    history = pytester.path / "history"
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "harness.plugin", "-p", "signal_at_end"]
+    process = pytester.popen([*argv, "--history", str(history)], stdin=-1)
+    out, _ = process.communicate(timeout=120)
+    output = out.decode()
+    assert process.returncode == status, output
+    assert "Traceback" not in output
+    assert len(list(history.rglob("*.json"))) == entries, output
+    verdict = "interrupted" if status == pytest.ExitCode.INTERRUPTED else "passed"
+    assert report(pytester)["run"]["verdict"] == verdict

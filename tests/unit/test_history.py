@@ -290,6 +290,87 @@ def test_unvalidated_json_lists_the_versions_to_run_for_a_ci_matrix(
     assert with_archived[0]["archived"] is True and with_archived[0]["validated"] is False
 
 
+def test_runs_adding_the_same_run_id_at_once_all_land_whole(
+    base: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two nightlies given the same --run-id, appending at the same moment: neither entry
+    takes the other's place."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    reports = [variant(base, "15", "same", day) for day in range(1, 9)]
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda r: history.append(r, tmp_path), reports))
+    assert len(set(paths)) == len(reports)
+    stored = history.reports(tmp_path, "Phi-3-tiny", "15")
+    assert sorted(r["run"]["started_at"] for r in stored) == sorted(
+        r["run"]["started_at"] for r in reports
+    )
+
+
+KILLED_WRITER = """
+import json, sys
+from harness import history
+from pathlib import Path
+report = json.loads(Path(sys.argv[1]).read_text())
+history.append(report, Path(sys.argv[2]))
+print("ready", flush=True)
+while True:
+    history.append(report, Path(sys.argv[2]))
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_only_whole_entries(
+    base: dict[str, Any], tmp_path: Path
+) -> None:
+    """SIGKILL at arbitrary moments of a stream of appends: every entry on disk is a whole
+    report, the first one included (nothing half-written, nothing lost)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "history"
+    first = history.append(variant(base, "15", "r0", 1), store)
+    source = tmp_path / "report.json"
+    source.write_text(json.dumps(variant(base, "15", "r1", 2)))
+    for delay_s in (0.0, 0.02, 0.05):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", KILLED_WRITER, str(source), str(store)],
+            stdout=subprocess.PIPE,
+        )
+        assert writer.stdout is not None and writer.stdout.readline() == b"ready\n"
+        time.sleep(delay_s)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    entries = sorted(store.rglob("*.json"))
+    assert first in entries and len(entries) > 1
+    for path in entries:
+        history.load_report(path)  # raises on a partial or corrupt file
+
+
+def test_corrupt_and_foreign_files_are_skipped_by_name_and_last_still_works(
+    base: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    history.append(variant(base, "15", "good", 1), tmp_path)
+    folder = tmp_path / "Phi-3-tiny" / "15"
+    odd = {
+        "cut.json": '{"schema_version": 1, "run": {"id": "x", ',
+        "empty.json": "",
+        "list.json": "[1, 2, 3]",
+        "foreign.json": json.dumps({"name": "another tool's file", "run": 3}),
+        "binary.json": "\udcff",
+    }
+    for name, text in odd.items():
+        (folder / name).write_bytes(text.encode("utf-8", "surrogateescape"))
+    (folder / "directory.json").mkdir()
+    with caplog.at_level("WARNING", logger="harness"):
+        last = history.baseline("last", tmp_path, "Phi-3-tiny")
+    assert last is not None and last["run"]["id"] == "good"
+    warned = "\n".join(r.getMessage() for r in caplog.records)
+    for name in [*odd, "directory.json"]:
+        assert f"history entry skipped: {folder / name}" in warned, warned
+
+
 def _on_route(report: dict[str, Any], route: str, serverless: bool = False) -> dict[str, Any]:
     report["run"]["backend"] = "azure"
     report["options"] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -79,10 +80,20 @@ for r in (0, 1):
     pid = subprocess.Popen(["sleep", "30"], start_new_session=True).pid
     record = {"rank": r, "pid": pid, "pgid": pid, "started": psutil.Process(pid).create_time(),
               "cmdline": ["sleep", "30"], "token": os.environ[TOKEN_ENV]}
-    pathlib.Path("tmp").write_text(json.dumps(record))
-    os.replace("tmp", f"rank{r}.json")
+    pathlib.Path("rank.part").write_text(json.dumps(record))
+    os.replace("rank.part", f"rank{r}.json")
 time.sleep(30)
 """
+
+
+def start_launcher(jobs: Jobs) -> tuple[Any, Path, list[dict[str, Any]]]:
+    """The stand-in launcher, once both its ranks have recorded themselves."""
+    job = start_python(jobs, LAUNCHER)
+    job_dir = jobs.ws.jobs / job.name
+    deadline = time.monotonic() + 10
+    while len(rank_processes(job_dir)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return job, job_dir, rank_processes(job_dir)
 
 
 def test_spec_round_trips_and_starts_the_training_entry(tmp_path: Path) -> None:
@@ -113,12 +124,7 @@ def test_several_processes_start_through_torchrun_sharing_the_cores(tmp_path: Pa
 def test_cancel_stops_every_rank_even_when_the_launcher_ignores_sigterm(
     jobs: RecordingJobs,
 ) -> None:
-    job = start_python(jobs, LAUNCHER)
-    job_dir = jobs.ws.jobs / job.name
-    deadline = time.monotonic() + 10
-    while len(rank_processes(job_dir)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    ranks = rank_processes(job_dir)
+    job, _, ranks = start_launcher(jobs)
     assert [r["rank"] for r in ranks] == [0, 1] and all(pid_alive(r["pid"]) for r in ranks)
     jobs.cancel(job.name, grace_s=0.1)
     assert jobs.get(job.name).status == "Canceled"
@@ -243,6 +249,75 @@ def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_
         "  exitcode  : -9 (pid: 4860)  (SIGKILL)\n"
     )
     assert failed_rank(tmp_path) == 1
+
+
+def test_a_jobs_temp_dir_is_inside_its_directory_and_caches_inside_the_workspace(
+    jobs: RecordingJobs,
+) -> None:
+    """torchrun's torchelastic_* and the trainer's temp files go with the job, never to the
+    machine's shared /tmp; compiler caches stay in the workspace for the next run."""
+    code = (
+        "import json, os, tempfile; json.dump([tempfile.gettempdir(), "
+        "os.environ['TORCHINDUCTOR_CACHE_DIR'], os.environ['TRITON_CACHE_DIR']], "
+        "open('where.json', 'w'))"
+    )
+    job = start_python(jobs, code)
+    assert jobs.procs[job.name].wait(timeout=20) == 0
+    where = json.loads((jobs.ws.jobs / job.name / "where.json").read_text())
+    assert Path(where[0]) == jobs.ws.jobs / job.name / "tmp"
+    assert all(Path(cache).parent == jobs.ws.caches for cache in where[1:])
+
+
+def test_removing_a_job_whose_launcher_was_killed_stops_its_ranks_first(
+    jobs: RecordingJobs,
+) -> None:
+    """A SIGKILLed launcher fails the job but leaves its ranks running (each in its own
+    session, writing into the job's directory): removing the job stops them, then its
+    directory is gone for good."""
+    job, job_dir, ranks = start_launcher(jobs)
+    jobs.procs[job.name].kill()
+    jobs.procs[job.name].wait()
+    assert jobs.get(job.name).status == "Failed"
+    jobs.remove_directory(job.name, grace_s=0.1)
+    assert not any(pid_alive(r["pid"]) for r in ranks)
+    assert not job_dir.exists()
+
+
+def test_a_child_forked_while_its_parent_is_stopped_is_asked_to_stop_too(tmp_path: Path) -> None:
+    """A process that forks as it gets SIGTERM (a shell starting a background job, a
+    launcher starting its last worker): the new child is signalled too, found on the next
+    look at the group, instead of outliving ``stop`` or waiting out the grace for SIGKILL."""
+    # The child inherits SIGTERM blocked and unblocks it once its handler is in place, so a
+    # SIGTERM sent at any moment after the fork reaches the handler (and none is missed).
+    (tmp_path / "child.py").write_text(
+        "import pathlib, signal, sys, time\n"
+        "def on_term(*args):\n"
+        "    pathlib.Path('term.txt').touch()\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, on_term)\n"
+        "pathlib.Path('child.txt').touch()\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})\n"
+        "time.sleep(30)\n"
+    )
+    (tmp_path / "leader.py").write_text(
+        "import signal, subprocess, sys, time\n"
+        "def forks(*args):\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+        "    subprocess.Popen([sys.executable, 'child.py'])\n"
+        "    time.sleep(1)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, forks)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = spawn([sys.executable, "leader.py"], tmp_path / "log", {}, tmp_path)
+    deadline = time.monotonic() + 30
+    while b"ready" not in (tmp_path / "log").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stop(proc.record, grace_s=30)  # returns once all are gone; SIGKILL only after 30 s
+    proc.wait()
+    assert (tmp_path / "child.txt").exists() and (tmp_path / "term.txt").exists()
+    assert not group_members(proc.pid)
 
 
 def test_job_inputs_are_checked_before_the_registry_or_a_process_is_touched(

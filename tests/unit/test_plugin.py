@@ -9,6 +9,7 @@ subprocesses (pytest-xdist workers, signals) are in tests/faults/test_plugin_pro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -408,3 +409,30 @@ def test_an_interrupted_run_reports_the_teardown_pytest_does_after_it(
     assert {t["resource"] for t in written["teardown"]} >= {"endpoint", "job", "compute"}
     page = (pytester.path / "harness-report" / "report.html").read_text()
     assert "INTERRUPTED" in page and "No teardown was recorded" not in page
+
+
+def test_a_full_report_directory_is_an_error_that_keeps_the_verdict(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import harness.report.write
+
+    def full(*args: Any, **kwargs: Any) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(harness.report.write, "write_atomic", full)
+    monkeypatch.setattr(harness.report.write, "write_json", full)
+    history = pytester.path / "history"
+    result = run(pytester, "--history", str(history))
+    result.stdout.fnmatch_lines(
+        [
+            "*harness verdict: passed*",
+            "report: not written (see below)",
+            "harness: the run's report could not be written to */harness-report (No space left "
+            "on device); the verdict above stands; free space or pass --report-dir=DIR *",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # the tests passed; the record did not
+    assert len(list(history.rglob("*.json"))) == 1  # the history still has the run
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -128,3 +128,21 @@ def test_no_secret_reaches_any_report_file(tmp_path: Path) -> None:
     for name, content in texts.items():
         assert ENDPOINT_KEY not in content and "sig=AbCd" not in content, name
     assert "ep-abc" in texts["report.html"] and REDACTED in texts["report.json"]
+
+
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("key=Secret('***')", "key=[REDACTED]"),
+        ("key='abc123secret'", "key='[REDACTED]'"),
+        ('token = "abc123secret"', 'token = "[REDACTED]"'),
+        ("Authorization: Bearer eyJhbGciOi.abc", "Authorization: Bearer [REDACTED]"),
+        ("api_key: [REDACTED]", "api_key: [REDACTED]"),
+        ("'key': '[REDACTED]'", "'key': '[REDACTED]'"),
+    ],
+)
+def test_a_value_is_redacted_whole_with_no_residue(text: str, cleaned: str) -> None:
+    """However the value is written (quoted, a repr, already redacted), the mark replaces
+    all of it: no ``[REDACTED]'***')`` tail, no quoted value let through."""
+    assert redact_text(text) == cleaned
+    assert redact_text(cleaned) == cleaned

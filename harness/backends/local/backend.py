@@ -42,7 +42,7 @@ from harness.backends.local import (
 from harness.backends.local.compute import LOCAL_CPU, LOCAL_GPU
 from harness.backends.local.jobs import Jobs, job_inputs
 from harness.backends.local.models import DEFAULT_MODEL_NAME
-from harness.backends.local.processes import STOP_GRACE_S, Child
+from harness.backends.local.processes import STOP_GRACE_S, Child, use_compiler_caches
 from harness.backends.local.training.parameters import local_component_inputs
 from harness.backends.local.workspace import Workspace
 from harness.config import HarnessConfig
@@ -60,6 +60,7 @@ class LocalBackend:
     def __init__(self, config: HarnessConfig) -> None:
         self.config = config
         self.ws = Workspace.at(config.workspace_dir)
+        use_compiler_caches(self.ws.caches)
         self.jobs = Jobs(self.ws)
         self.servers: dict[str, Child] = {}
         self._stop_owned_at_exit = True

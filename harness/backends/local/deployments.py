@@ -11,6 +11,7 @@ during the wait leaves a server that the sweep finds.
 
 from __future__ import annotations
 
+import shutil
 import signal
 from collections.abc import Mapping
 from dataclasses import replace
@@ -29,6 +30,7 @@ from harness.backends.local.processes import (
     child_env,
     log_tail,
     python,
+    scratch_env,
     spawn,
 )
 from harness.backends.local.processes import stop as stop_process
@@ -74,7 +76,8 @@ def start(
     state = endpoints.require(ws, endpoint)
     stop(state)  # one deployment per local endpoint: a new one replaces it
     log = log_path(ws, endpoint)
-    proc = start_server(state, model_dir, device, log, REQUEST_TIMEOUT_MS)
+    scratch = scratch_env(tmp_dir(ws, endpoint), ws.caches)
+    proc = start_server(state, model_dir, device, log, REQUEST_TIMEOUT_MS, scratch)
     record = {
         **fields,
         "process": proc.record.to_dict(),
@@ -121,11 +124,17 @@ def delete(ws: Workspace, name: str, grace_s: float = STOP_GRACE_S) -> bool:
     stop(state, grace_s)
     endpoints.path_of(ws, name).unlink(missing_ok=True)
     log_path(ws, name).unlink(missing_ok=True)
+    shutil.rmtree(tmp_dir(ws, name), ignore_errors=True)
     return True
 
 
 def start_server(
-    state: EndpointState, model_dir: Path, device: str, log: Path, request_timeout_ms: int
+    state: EndpointState,
+    model_dir: Path,
+    device: str,
+    log: Path,
+    request_timeout_ms: int,
+    scratch: Mapping[str, str] | None = None,
 ) -> Child:
     """Start the server for ``state``'s port and keys; returns at once (see ``wait_ready``)."""
     check_port_free(state.port)
@@ -150,6 +159,7 @@ def start_server(
             "SCORING_TIMEOUT_MS": str(request_timeout_ms),
             "WORKER_TIMEOUT": str(max(30, request_timeout_ms // 1000 + 10)),
             "AML_APP_ROOT": str(log.parent),
+            **(scratch or {}),
         }
     )
     return spawn(argv, log, env, cwd=log.parent)
@@ -202,6 +212,11 @@ def _exited(state: EndpointState, code: int, log: Path) -> DeploymentError:
 
 def log_path(ws: Workspace, endpoint: str) -> Path:
     return ws.endpoints / f"{endpoint}.log"
+
+
+def tmp_dir(ws: Workspace, endpoint: str) -> Path:
+    """The server's temp dir (TMPDIR), deleted with the endpoint."""
+    return ws.endpoints / f"{endpoint}.tmp"
 
 
 def server_gone(ws: Workspace, endpoint: str, proc: Child | None) -> str | None:

@@ -88,6 +88,11 @@ def read_status(job_dir: Path) -> dict[str, Any]:
     return read_state(job_dir / STATUS_FILE)
 
 
+def tmp_dir(job_dir: Path) -> Path:
+    """The temp dir of the job's processes (TMPDIR): it goes with the job's directory."""
+    return job_dir / "tmp"
+
+
 def rank_log(job_dir: Path, rank: int) -> Path:
     """Where rank ``rank`` writes its output."""
     return job_dir / (LOG_FILE if rank == 0 else f"rank{rank}.log")

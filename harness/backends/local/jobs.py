@@ -28,6 +28,7 @@ from harness.backends.local.job_files import (
     rank_log,
     rank_processes,
     read_status,
+    tmp_dir,
     write_status,
 )
 from harness.backends.local.metrics import MetricsWatch, read_metrics
@@ -40,6 +41,7 @@ from harness.backends.local.processes import (
     child_env,
     log_tail,
     python,
+    scratch_env,
     spawn,
     stop,
 )
@@ -102,6 +104,13 @@ def failed_rank(job_dir: Path) -> int:
     return int(read_status(job_dir).get("failed_rank") or 0)
 
 
+def _in_use(ws: Workspace, run_dir: Path) -> bool:
+    """Whether a registered model's files lie in the run's directory."""
+    from harness.backends.local import registry
+
+    return any(local_path(str(v.source)).is_relative_to(run_dir) for v in registry.all_versions(ws))
+
+
 class Jobs:
     """The jobs of one workspace; remembers the processes this instance started."""
 
@@ -141,7 +150,8 @@ class Jobs:
         spec.write()
         write_status(job_dir, "NotStarted", **info)
         command = argv or spec.argv(python())
-        proc = spawn(command, job_dir / LOG_FILE, child_env(spec.env()), cwd=job_dir)
+        env = child_env({**spec.env(), **scratch_env(tmp_dir(job_dir), self.ws.caches)})
+        proc = spawn(command, job_dir / LOG_FILE, env, cwd=job_dir)
         self.procs[spec.job_name] = proc
         write_json(job_dir / PROCESS_FILE, proc.record.to_dict())
         return self.get(spec.job_name)
@@ -264,20 +274,25 @@ class Jobs:
             proc.wait()
 
     def delete(self, name: str, grace_s: float) -> None:
-        """Cancel the job if it runs, then delete its run, directory and the artifacts no
-        registered model uses (a real model's merged weights are gigabytes)."""
-        from harness.backends.local import registry
-
-        if (self.ws.jobs / name).is_dir():
-            self.cancel(name, grace_s)
-            shutil.rmtree(self.ws.jobs / name)
-        self.forget(name, grace_s)
+        """Cancel the job if it runs, then delete its run, directory (its temp dir inside)
+        and the artifacts no registered model uses (a real model's merged weights are
+        gigabytes). Every process of the job is stopped first, finished or not: the ranks of
+        a job whose launcher was killed still run, and would write into a removed directory."""
+        self.remove_directory(name, grace_s)
         client = self.ws.client()
-        artifacts = local_path(client.get_run(name).info.artifact_uri)
-        sources = {local_path(str(v.source)) for v in registry.all_versions(self.ws)}
-        if artifacts.is_dir() and not any(s.is_relative_to(artifacts) for s in sources):
-            shutil.rmtree(artifacts.parent)
+        run_dir = local_path(client.get_run(name).info.artifact_uri).parent
+        if not _in_use(self.ws, run_dir) and run_dir.is_relative_to(self.ws.root):
+            shutil.rmtree(run_dir, ignore_errors=True)
         client.delete_run(name)
+
+    def remove_directory(self, name: str, grace_s: float) -> None:
+        """Stop every process of the job, finished or not, then remove its directory."""
+        job_dir = self.ws.jobs / name
+        if job_dir.is_dir():
+            self.cancel(name, grace_s)
+            self._stop(name, ProcessRecord.from_dict(read_state(job_dir / PROCESS_FILE)), grace_s)
+            shutil.rmtree(job_dir)
+        self.forget(name, grace_s)
 
     def close(self) -> None:
         """Cancel every job this instance started that still runs."""

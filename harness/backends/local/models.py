@@ -20,7 +20,13 @@ from harness.backends.base import JobRun, RegisteredModel, RegistryVersion, fine
 from harness.backends.local import mlflow_model, registry
 from harness.backends.local.compute import LOCAL_SKUS
 from harness.backends.local.job_files import MLFLOW_END
-from harness.backends.local.processes import child_env, die_with_parent, log_tail, python
+from harness.backends.local.processes import (
+    child_env,
+    die_with_parent,
+    log_tail,
+    python,
+    scratch_env,
+)
 from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
@@ -153,20 +159,24 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
         "--out",
         str(out),
     ]
-    with log.open("wb") as sink:
-        builder = subprocess.Popen(
-            argv,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            preexec_fn=die_with_parent,
-        )
-        try:
-            code = _wait_for_build(builder, log)
-        finally:
-            if builder.poll() is None:  # Ctrl-C, or past the deadline
-                builder.kill()
-                builder.wait()
+    scratch = out.parent.parent / "tmp"  # in the build's run: the sweep takes it with the run
+    try:
+        with log.open("wb") as sink:
+            builder = subprocess.Popen(
+                argv,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=child_env(scratch_env(scratch, ws.caches)),
+                preexec_fn=die_with_parent,
+            )
+            try:
+                code = _wait_for_build(builder, log)
+            finally:
+                if builder.poll() is None:  # Ctrl-C, or past the deadline
+                    builder.kill()
+                    builder.wait()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if code != 0:
         how = f"exit code {code}" if code is not None else f"not done in {BUILD_TIMEOUT_S:.0f} s"
         raise HarnessError(

@@ -56,6 +56,37 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def scratch_env(tmp_dir: Path, caches: Path) -> dict[str, str]:
+    """A child's temporary directory (created) and the compilers' caches, both in the workspace.
+
+    Whatever the child and its children put in "the" temp dir (torchrun's ``torchelastic_*``,
+    the trainer's and the server's own files) lands in ``tmp_dir``, which goes with the job or
+    endpoint it belongs to, even when the run was killed and the sweep deletes it: nothing
+    lands in the machine's shared /tmp, where no one could tell whose it is. The compilers'
+    caches (torch inductor, triton) are shared between runs on purpose and live in
+    ``caches``, which the sweep never deletes.
+    """
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    temp = {name: str(tmp_dir) for name in ("TMPDIR", "TMP", "TEMP")}
+    return {**temp, **compiler_caches(caches)}
+
+
+def compiler_caches(caches: Path) -> dict[str, str]:
+    """Where torch inductor and triton keep what they compiled: the workspace's caches
+    (their defaults are the shared /tmp and the home directory)."""
+    return {
+        "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
+        "TRITON_CACHE_DIR": str(caches / "triton"),
+    }
+
+
+def use_compiler_caches(caches: Path) -> None:
+    """For the harness process itself (torch loads models here too), unless the user chose
+    other caches; the first backend of a process decides."""
+    for name, value in compiler_caches(caches).items():
+        os.environ.setdefault(name, value)
+
+
 @dataclass(frozen=True)
 class ProcessRecord:
     """What a state file remembers of a started process: enough to prove it is still that one.
@@ -191,7 +222,18 @@ def is_ours(proc: psutil.Process, record: ProcessRecord) -> bool | None:
         return same_start and tuple(proc.cmdline()) == record.cmdline
     except (psutil.NoSuchProcess, ProcessLookupError):
         return None
-    except (psutil.Error, OSError):  # AccessDenied: another user's process
+    except psutil.AccessDenied:  # another user's, or ours in the middle of an exec
+        return None if _same_user(proc) else False
+    except (psutil.Error, OSError):
+        return False
+
+
+def _same_user(proc: psutil.Process) -> bool:
+    """Our own processes are unreadable for a moment while they exec (not dumpable yet), when
+    the harness runs without CAP_SYS_PTRACE, as root in a container does."""
+    try:
+        return bool(proc.uids().real == os.getuid())
+    except (psutil.Error, OSError):
         return False
 
 
@@ -218,19 +260,45 @@ def stop(record: ProcessRecord | None, grace_s: float = STOP_GRACE_S, what: str 
     if record is None:
         return False
     _warn_strangers(record, what)
-    targets = owned_members(record)
-    if not targets:
+    signalled: list[psutil.Process] = []
+
+    def signal_new(sig: signal.Signals) -> None:
+        """Members not signalled yet: a child may be forked while its parent is stopped. The
+        first time, while the leader is proven ours, the whole group at once: a member in the
+        middle of its exec cannot be read, let alone proven, but is in the group."""
+        members = owned_members(record)
+        fresh = [proc for proc in members if proc not in signalled]
+        if not signalled and any(proc.pid == record.pid for proc in members):
+            _signal_group(record.pgid, sig)
+        else:
+            _signal_all(fresh, sig)
+        signalled.extend(fresh)
+
+    def gone() -> bool:
+        """No signalled process runs, and no member of the group is still to be told apart
+        (a child in the middle of its exec shows no environment for a moment)."""
+        signal_new(signal.SIGTERM)
+        return not _running(signalled) and not _undecided(record)
+
+    signal_new(signal.SIGTERM)
+    if not signalled:
         return False
-    _signal_all(targets, signal.SIGTERM)
-
-    def gone() -> bool:  # the signalled ones, and any child forked meanwhile
-        targets[:] = _running([*targets, *owned_members(record)])
-        return not targets
-
     if not Deadline(grace_s).until(gone, 0.05):
-        _signal_all(targets, signal.SIGKILL)
+        _signal_all([*_running(signalled), *owned_members(record)], signal.SIGKILL)
         Deadline(5.0).until(gone, 0.05)
     return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Only for a group whose leader is proven ours: it leads its own session (``spawn``), so
+    every member of its group is one of its descendants."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _undecided(record: ProcessRecord) -> list[psutil.Process]:
+    """Live members of the record's group that cannot be told ours or not right now."""
+    return [proc for proc in group_members(record.pgid) if is_ours(proc, record) is None]
 
 
 def _running(processes: Sequence[psutil.Process]) -> list[psutil.Process]:

@@ -133,6 +133,24 @@ def delete_version(ws: Workspace, name: str, version: str) -> bool:
     shared = any(version_dir(v) == path for v in all_versions(ws))
     if path.is_dir() and path.is_relative_to(ws.root) and not shared:
         shutil.rmtree(path)
+        _remove_orphaned_run_dir(ws, found, path)
     if not versions_of(ws, name):
         ws.client().delete_registered_model(name)
     return True
+
+
+def _remove_orphaned_run_dir(ws: Workspace, version: ModelVersion, path: Path) -> None:
+    """The MLflow run directory (``<experiment>/<run id>``) that held a deleted version's
+    files, once its run is gone too (its job was deleted first, which kept the directory for
+    the model): nothing else would ever remove it."""
+    from mlflow.exceptions import MlflowException
+
+    run_dir = path.parent.parent
+    if run_dir.name != version.run_id or not run_dir.is_relative_to(ws.root):
+        return
+    try:
+        gone = ws.client().get_run(version.run_id).info.lifecycle_stage == "deleted"
+    except MlflowException:  # no such run
+        gone = True
+    if gone:
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -13,13 +13,17 @@ from harness.backends.local import endpoints, registry
 from harness.backends.local.processes import alive
 from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
+from harness.lifecycle import DELETE_ORDER
 from harness.naming import is_owned
 
 PAGE = 1000
 
 
 def owned(ws: Workspace) -> list[OwnedResource]:
-    return [*owned_endpoints(ws), *owned_jobs(ws), *owned_models(ws)]
+    """In the teardown's order: a model before the job it came from, so that deleting the job
+    also removes its run's directory, which the model's files kept."""
+    found = [*owned_endpoints(ws), *owned_jobs(ws), *owned_models(ws)]
+    return sorted(found, key=lambda r: DELETE_ORDER.index(ResourceKind(r.kind)))
 
 
 def owned_endpoints(ws: Workspace) -> list[OwnedResource]:

@@ -10,6 +10,7 @@ file lock around first-time initialisation.
 from __future__ import annotations
 
 import functools
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from harness.config import HarnessConfig
 
 LOCK_TIMEOUT_S = 600.0
+logger = logging.getLogger("harness")
 
 
 def workspace_problem(path: Path) -> str | None:
@@ -103,6 +105,11 @@ class Workspace:
     def builds(self) -> Path:
         return self.root / "builds"
 
+    @property
+    def caches(self) -> Path:
+        """Compiler caches shared by the workspace's runs (kept by the sweep: a cache)."""
+        return self.root / "caches"
+
     def lock(self, name: str) -> FileLock:
         """A named inter-process lock in the workspace (xdist workers share the workspace)."""
         locks = self.root / "locks"
@@ -114,8 +121,13 @@ class Workspace:
 
     def warm_up(self) -> None:
         """Import MLflow and open its tracking and registry stores (seconds: the import,
-        then a schema check per store), so that the first real call is quick."""
-        self.client().search_registered_models(max_results=1)
+        then a schema check per store), so that the first real call is quick. It runs in a
+        background thread: a failure here (a store another process is creating, a run
+        ending) is the first real call's to report, never a thread's traceback."""
+        try:
+            self.client().search_registered_models(max_results=1)
+        except Exception as exc:  # best effort: the real call says what is wrong
+            logger.debug("opening the MLflow store %s in advance failed: %s", self.root, exc)
 
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created with its artifacts inside the workspace."""
