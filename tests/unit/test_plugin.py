@@ -427,7 +427,7 @@ def test_a_full_report_directory_is_an_error_that_keeps_the_verdict(
     result = run(pytester, "--history", str(history))
     result.stdout.fnmatch_lines(
         [
-            "*harness verdict: passed*",
+            "*harness verdict: PASSED*",
             "report: not written (see below)",
             "harness: the run's report could not be written to */harness-report (No space left "
             "on device); the verdict above stands; free space or pass --report-dir=DIR *",
