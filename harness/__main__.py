@@ -6,7 +6,8 @@ names, tags) so that a bad option or a malformed model card is found in a second
 ``sweep`` deletes owned, expired resources left by earlier runs and never touches the others.
 ``register-model`` registers a real checkpoint as a foundation model of the local backend.
 ``versions`` lists a model's registry versions and which still lack a passing run (for a CI
-matrix); ``compare`` compares two run reports and fails on a regression.
+matrix); ``compare`` compares two run reports and fails on a regression. ``model-cache`` prints
+where the local backend keeps its built default model and the cache key (for CI's cache).
 """
 
 from __future__ import annotations
@@ -226,6 +227,15 @@ def _compare_parser(sub: Any) -> None:
     )
 
 
+def _model_cache_parser(sub: Any) -> None:
+    cache = sub.add_parser(
+        "model-cache",
+        help="print the local backend's model cache directory and its key, as path=... and "
+        "key=... lines (append them to $GITHUB_OUTPUT for actions/cache)",
+    )
+    config.add_argparse_options(cache)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m harness",
@@ -239,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_parser(sub)
     _versions_parser(sub)
     _compare_parser(sub)
+    _model_cache_parser(sub)
     return parser
 
 
@@ -353,6 +364,12 @@ def _sweep(args: argparse.Namespace, cfg: config.HarnessConfig, older_than_h: fl
     verb = "would remove" if args.dry_run else "removed"
     for directory in lifecycle.remove_dead_runs(cfg.workspace_dir, args.dry_run):
         print(f"{verb} the directory of finished run {directory.name}: {directory}")
+    if cfg.backend == "local":
+        from harness.backends.local.sweep import stale_model_builds
+
+        hours = cfg.resource_ttl_h if older_than_h is None else older_than_h
+        for path in stale_model_builds(cfg.model_cache_dir, hours, args.dry_run):
+            print(f"{verb} the model cache's stale build {path}")
     return status
 
 
@@ -460,6 +477,16 @@ def compare(args: argparse.Namespace) -> int:
     return code
 
 
+def model_cache(args: argparse.Namespace) -> int:
+    """Where the built default model is kept and under which key, for a CI cache step."""
+    from harness.backends.local.model_cache import describe
+    from harness.backends.local.models import DEFAULT_MODEL_NAME, default_recipe_key
+
+    cfg = config.from_namespace(args)
+    print("\n".join(describe(cfg.model_cache_dir, DEFAULT_MODEL_NAME, default_recipe_key())))
+    return 0
+
+
 COMMANDS = {
     "plan": _print_plan,
     "check": check,
@@ -467,6 +494,7 @@ COMMANDS = {
     "register-model": register_model,
     "versions": versions,
     "compare": compare,
+    "model-cache": model_cache,
 }
 
 

@@ -135,6 +135,7 @@ _FLAGS = {
     "tolerances": "--tolerance",
     "history_dir": "--history",
     "workspace_dir": "--workspace",
+    "model_cache_dir": "--model-cache",
     "resource_ttl_h": "--resource-ttl",
     "job_not_responding_grace_s": "--job-not-responding-grace",
     **{
@@ -148,9 +149,17 @@ def _local_dataset() -> str:
     return str(RESOURCES / "ultrachat_mini")
 
 
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"))
+
+
 def _default_workspace() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "llm-finetune-harness" / "workspace"
+    return _user_cache() / "llm-finetune-harness" / "workspace"
+
+
+def _default_model_cache() -> Path:
+    """Next to the default workspace, shared by every workspace of this user on the machine."""
+    return _user_cache() / "llm-finetune-harness" / "models"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -268,6 +277,14 @@ OPTIONS: tuple[Option, ...] = (
         env=("HARNESS_WORKSPACE",),
     ),
     Option(
+        "model_cache_dir",
+        "where the local backend keeps the default model it built, for every workspace on "
+        "this machine (default: ~/.cache/llm-finetune-harness/models)",
+        Path,
+        None,
+        env=("HARNESS_MODEL_CACHE",),
+    ),
+    Option(
         "local_train_processes",
         "data-parallel processes of a local fine-tune job "
         "(default: one per GPU, or 1 on a CPU; N on a CPU shares the cores over gloo)",
@@ -347,6 +364,7 @@ class HarnessConfig:
     delete_timeout_s: float
     keep_resources: bool
     workspace_dir: Path
+    model_cache_dir: Path
     local_train_processes: int | None
     resource_ttl_h: float
     experiment_name: str
@@ -463,6 +481,9 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["workspace_dir"] is None:
         values["workspace_dir"], sources["workspace_dir"] = _default_workspace(), "default"
     values["workspace_dir"] = Path(values["workspace_dir"]).expanduser().resolve()
+    if values["model_cache_dir"] is None:
+        values["model_cache_dir"], sources["model_cache_dir"] = _default_model_cache(), "default"
+    values["model_cache_dir"] = Path(values["model_cache_dir"]).expanduser().resolve()
     if values["history_dir"] is None:
         local = values["backend"] == "local"
         values["history_dir"] = (
@@ -499,20 +520,30 @@ def workspace_problem(path: Path) -> str | None:
 def check_workspace_dir(path: Path, source: str | None = None) -> None:
     """ConfigError naming --workspace (and where the value came from) when ``path`` cannot
     hold the local workspace."""
+    _check_dir(path, source, "the local workspace", "--workspace", "HARNESS_WORKSPACE")
+
+
+def check_model_cache_dir(path: Path, source: str | None = None) -> None:
+    """ConfigError naming --model-cache when the machine's model cache cannot live at ``path``."""
+    _check_dir(path, source, "the model cache", "--model-cache", "HARNESS_MODEL_CACHE")
+
+
+def _check_dir(path: Path, source: str | None, what: str, flag: str, env: str) -> None:
     problem = workspace_problem(path)
     if problem:
-        example = Path(tempfile.gettempdir()) / "harness-workspace"
+        example = Path(tempfile.gettempdir()) / f"harness-{flag.lstrip('-')}"
         where = f"{source}: " if source else ""
         raise ConfigError(
-            f"{where}the local workspace {path} cannot be used: {problem}; pass --workspace "
-            f"(or set HARNESS_WORKSPACE) with a directory you can write, e.g. {example}"
+            f"{where}{what} {path} cannot be used: {problem}; pass {flag} "
+            f"(or set {env}) with a directory you can write, e.g. {example}"
         )
 
 
 def check_workspace(cfg: HarnessConfig) -> None:
-    """The local backend's workspace, checked at start-up (the Azure backend has none)."""
+    """The local backend's directories, checked at start-up (the Azure backend has none)."""
     if cfg.backend == "local":
         check_workspace_dir(cfg.workspace_dir, cfg.sources.get("workspace_dir"))
+        check_model_cache_dir(cfg.model_cache_dir, cfg.sources.get("model_cache_dir"))
 
 
 def add_argparse_options(parser: argparse.ArgumentParser) -> None:
