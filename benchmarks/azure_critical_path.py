@@ -31,10 +31,10 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "unit"))  # the fake lives with the unit tests
+sys.path.insert(0, str(ROOT))  # the fake lives in tests/support
 
-from azure_fake import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML  # noqa: E402
-from azure_fake.plugin import AzureFakePlugin  # noqa: E402
+from tests.support.azure_fake import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML  # noqa: E402
+from tests.support.azure_fake.plugin import AzureFakePlugin  # noqa: E402
 
 # seconds at scale 1: the example, kept short so a run takes well under a minute
 LATENCIES = {"cluster": 2.0, "endpoint": 6.0, "job": 10.0, "registration": 1.0, "deployment": 5.0}

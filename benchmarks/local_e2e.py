@@ -42,7 +42,7 @@ from harness.backends.local.job_files import JobSpec, read_status  # noqa: E402
 from harness.compute import choose_instance_type  # noqa: E402
 from harness.config import HarnessConfig, resolve  # noqa: E402
 from harness.errors import ComputeError  # noqa: E402
-from harness.finetune import display_name, fit_to_component, merge_parameters  # noqa: E402
+from harness.finetune_params import display_name, fit_to_component, merge_parameters  # noqa: E402
 from harness.naming import deployment_name, endpoint_name, ownership_tags  # noqa: E402
 
 LEFTOVER_PATTERN = "azmlinfsrv|harness.backends.local.(server|training)|torch.distributed.run"

@@ -1,6 +1,6 @@
 """Prints what the run report costs: time to record, build and write it, and its files' sizes.
 
-The event stream is a whole passing run as the unit tests record it (tests/unit/run_events.py:
+The event stream is a whole passing run as the unit tests record it (tests/support/run_events.py:
 3 scoring samples, 100 training-loss points, stages, teardown). The first write is cold (it
 pays for importing matplotlib, jsonschema and sacrebleu, once per run); the rest are warm.
 Run: ``.venv/bin/python benchmarks/report_cost.py [--repeat 5]``.
@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit")]
-
-from run_events import Clock, full_run, recorder  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 from harness.report import build_report, read_events, write_report  # noqa: E402
+from tests.support.run_events import Clock, full_run, recorder  # noqa: E402
 
 
 def once(directory: Path) -> dict[str, float]:

@@ -1,5 +1,8 @@
 """``python -m harness``: the harness's commands (``python -m harness --help`` lists them).
 
+This module parses the command line and dispatches: the plan is made in ``harness.plan``,
+the janitor is ``harness.sweep``, the rest in the module each command names.
+
 ``plan`` runs every decision the suite would make before creating anything (SKU, parameters,
 names, tags) so that a bad option or a malformed model card is found in a second, offline.
 ``check`` asks a live Azure workspace, read-only, whether a nightly run could start.
@@ -13,28 +16,22 @@ where the local backend keeps its built default model and the cache key (for CI'
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
-import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from harness import compute, config, finetune, lifecycle, naming, tags
-from harness.backends.base import ResourceKind, VmSize, delete_resource
+from harness import config, naming
+from harness import sweep as janitor
 from harness.errors import ConfigError, HarnessError
-from harness.tags import ModelCard, model_card
+from harness.plan import SHIPPED_MODEL_CARD, plan
+from harness.sweep import parse_duration_h
 
-if TYPE_CHECKING:
-    from harness.backends.base import Backend, OwnedResource
+__all__ = ["build_parser", "main", "parse_duration_h"]
 
-SHIPPED_MODEL_CARD = Path(__file__).parent / "resources" / "phi-3-mini-4k-instruct.model.json"
 EXIT_REFUSED = 2
-EXIT_DELETE_FAILED = 1
 EXIT_CHECK_FAILED = 1
-_UNITS_H = {"s": 1 / 3600, "m": 1 / 60, "h": 1.0, "d": 24.0}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,81 +39,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise ConfigError(f"{message}; see {self.prog} --help")
-
-
-def parse_duration_h(text: str) -> float:
-    """``6h``, ``30m``, ``2d``, ``90s`` or plain hours, as hours."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
-    if not match:
-        raise ConfigError(
-            f"--older-than {text!r} is not a duration; use a number with s, m, h or d "
-            "(e.g. 6h, 30m, 2d)"
-        )
-    return float(match.group(1)) * _UNITS_H[match.group(2) or "h"]
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc}; pass a readable JSON file") from exc
-
-
-def load_model_card(path: Path, default_version: str = "latest") -> ModelCard:
-    """A card from a JSON file shaped like the registry's answer: name, version, tags,
-    system_metadata (objects or JSON text) and isArchived."""
-    data = _read_json(path, "model card")
-    shape = "see harness/resources/phi-3-mini-4k-instruct.model.json for the shape"
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("tags", {}), dict)
-        or not (isinstance(data.get("system_metadata", {}), dict))
-    ):
-        raise ConfigError(
-            f"model card {path} needs 'tags' and/or 'system_metadata' objects (and 'name'); {shape}"
-        )
-    if "tags" not in data and "system_metadata" not in data:
-        raise ConfigError(f"model card {path} has neither 'tags' nor 'system_metadata'; {shape}")
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"model card {path} has no 'name'; add the model's registry name")
-    version = str(data.get("version") or default_version)
-    model_id = str(
-        data.get("id") or f"azureml://registries/azureml/models/{name}/versions/{version}"
-    )
-    return model_card(
-        name,
-        version,
-        model_id,
-        data.get("tags", {}),
-        data.get("system_metadata", {}),
-        bool(data.get("isArchived")),
-    )
-
-
-def load_vm_sizes(path: Path) -> list[VmSize]:
-    """The region's sizes from a JSON file as ``ml_client.compute.list_sizes()`` returns them
-    (a list of objects with ``name`` and optionally ``gpus``, ``v_cp_us``, ``family``), or
-    the REST answer ``{"value": [...]}`` with ``vCPUs``."""
-    data = _read_json(path, "workspace sizes")
-    items = data.get("value") if isinstance(data, dict) else data
-    if not isinstance(items, list) or not all(
-        isinstance(i, dict) and isinstance(i.get("name"), str) for i in items
-    ):
-        raise ConfigError(
-            f"workspace sizes {path} must be a list of objects with a 'name' (as "
-            'compute.list_sizes() returns them, or the REST {"value": [...]}); '
-            "`python -m harness check --backend azure` prints the region's sizes"
-        )
-    return [
-        VmSize(
-            i["name"],
-            gpus=int(i.get("gpus") or 0),
-            vcpus=int(i.get("v_cp_us") or i.get("vCPUs") or 0),
-            family=str(i.get("family") or ""),
-        )
-        for i in items
-    ]
 
 
 def _plan_parser(sub: Any) -> None:
@@ -253,51 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan(args: argparse.Namespace) -> dict[str, Any]:
-    """Every decision of a run, without touching a backend."""
-    cfg = config.from_namespace(args)
-    if args.gpus_per_node is not None and args.gpus_per_node < 1:
-        raise ConfigError(f"--gpus-per-node must be at least 1, got {args.gpus_per_node}")
-    card = load_model_card(args.model_card, cfg.model_version)
-    notice = tags.retirement_notice(card, cfg.strict_deprecation)
-    sizes = None if args.workspace_sizes is None else load_vm_sizes(args.workspace_sizes)
-    offered = None if sizes is None else [size.name for size in sizes]
-    sku = compute.choose_finetune_sku(card, cfg.compute_sku, offered)
-    instance_type = compute.choose_instance_type(card, cfg.instance_type, offered)
-    gpus = args.gpus_per_node or (
-        compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes]) if sizes else 1
-    )
-    if gpus < 1:
-        raise ConfigError(
-            f"VM size {sku} has no GPU in {args.workspace_sizes}; pass "
-            "--compute-sku with a GPU size"
-        )
-    inputs = finetune.load_component_inputs(args.component_inputs)
-    fitted = finetune.plan_parameters(
-        card, cfg.finetune_overrides, inputs, cfg.allow_dropped_params
-    )
-    return {
-        "run_id": cfg.run_id,
-        "backend": cfg.backend,
-        "model": {"name": card.name, "version": card.version, "id": card.id},
-        "model_sources": card.sources(),
-        "model_deprecation": card.deprecation.describe(),
-        "warnings": [notice] if notice else [],
-        "region_checked": sizes is not None,
-        "compute_sku": sku,
-        "gpus_per_node": gpus,
-        "finetune_parameters": fitted.parameters,
-        "dropped_parameters": fitted.dropped,
-        "display_name": finetune.display_name(card.name, fitted.parameters, gpus),
-        "instance_type": instance_type,
-        "endpoint_name": naming.endpoint_name(cfg.run_id),
-        "deployment_name": naming.deployment_name(cfg.run_id),
-        "tags": naming.ownership_tags(cfg.run_id, cfg.resource_ttl_h),
-        "dataset": cfg.dataset,
-        "dataset_percent": cfg.dataset_percent,
-    }
-
-
 def check(args: argparse.Namespace) -> int:
     """Read-only questions to a live Azure workspace; non-zero when a nightly would fail."""
     from harness.backends import create_backend
@@ -336,90 +213,8 @@ def check(args: argparse.Namespace) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    """Delete (or list) owned, expired resources; try them all, then report failures.
-
-    The resources of a run that is still alive in this workspace are never deleted, whatever
-    ``--older-than`` says; on Azure, where a run on another machine leaves no mark here,
-    ``--older-than`` is what keeps them. Then the directories of finished runs go.
-    """
     older_than_h = None if args.older_than is None else parse_duration_h(args.older_than)
-    cfg = config.from_namespace(args)
-    with _harness_log_on_stderr():
-        return _sweep(args, cfg, older_than_h)
-
-
-def _sweep(args: argparse.Namespace, cfg: config.HarnessConfig, older_than_h: float | None) -> int:
-    from harness.backends import create_backend
-
-    backend = create_backend(cfg)
-    try:
-        doomed = [
-            r
-            for r in backend.list_owned_resources()
-            if naming.is_owned(r.tags) and naming.is_expired(r.tags, older_than_h=older_than_h)
-        ]
-        status = _delete_all(backend, doomed, args.dry_run, cfg)
-    finally:
-        backend.close(stop_owned=True)
-    verb = "would remove" if args.dry_run else "removed"
-    for directory in lifecycle.remove_dead_runs(cfg.workspace_dir, args.dry_run):
-        print(f"{verb} the directory of finished run {directory.name}: {directory}")
-    if cfg.backend == "local":
-        from harness.backends.local.sweep import stale_model_builds
-
-        hours = cfg.resource_ttl_h if older_than_h is None else older_than_h
-        for path in stale_model_builds(cfg.model_cache_dir, hours, args.dry_run):
-            print(f"{verb} the model cache's stale build {path}")
-    return status
-
-
-@contextlib.contextmanager
-def _harness_log_on_stderr() -> Iterator[None]:
-    """The janitor's warnings (a process it refused to stop, ...) go to stderr, one line each,
-    for as long as the command runs: a caller that runs it in-process (a test, a notebook) keeps
-    its own logging afterwards, and no handler is left writing to a stream that has closed."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logger = logging.getLogger("harness")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
-def _delete_all(
-    backend: Backend, resources: Sequence[OwnedResource], dry_run: bool, cfg: config.HarnessConfig
-) -> int:
-    verb = "would delete" if dry_run else "deleting"
-    failures = skipped = 0
-    for resource in resources:
-        run_id = resource.tags.get(naming.TAG_RUN_ID)
-        expires = resource.tags.get(naming.TAG_EXPIRES)
-        kind = ResourceKind(resource.kind).value
-        if run_id and lifecycle.run_is_alive(cfg.workspace_dir, run_id):  # checked just before
-            skipped += 1
-            print(f"skipping {kind} {resource.name}: run {run_id} is still running")
-            continue
-        print(f"{verb} {kind} {resource.name} (run {run_id}, expires {expires})")
-        if dry_run:
-            continue
-        try:
-            delete_resource(backend, resource.kind, resource.name, cfg.delete_timeout_s)
-        except Exception as exc:  # a janitor reports each failure and goes on to the next
-            failures += 1
-            print(
-                f"error: could not delete {kind} {resource.name}: {type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
-    print(
-        f"sweep: {len(resources)} expired owned resource(s), {skipped} of live runs skipped, "
-        f"{failures} failed"
-    )
-    return EXIT_DELETE_FAILED if failures else 0
+    return janitor.sweep(config.from_namespace(args), older_than_h, args.dry_run)
 
 
 def register_model(args: argparse.Namespace) -> int:
@@ -440,7 +235,14 @@ def register_model(args: argparse.Namespace) -> int:
 
 
 def _print_plan(args: argparse.Namespace) -> int:
-    print(json.dumps(plan(args), indent=2, sort_keys=True))
+    decisions = plan(
+        config.from_namespace(args),
+        args.model_card,
+        args.component_inputs,
+        args.workspace_sizes,
+        args.gpus_per_node,
+    )
+    print(json.dumps(decisions, indent=2, sort_keys=True))
     return 0
 
 

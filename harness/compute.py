@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from harness.errors import ComputeError
-from harness.tags import ModelCard
+from harness.model_card import ModelCard
 
 _FINETUNE_OPTION = "--compute-sku"
 _INFERENCE_OPTION = "--instance-type"

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,47 +103,6 @@ def _compare_to(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Option:
-    """One setting: its flag, how to parse text, and its default (maybe per backend)."""
-
-    name: str
-    help: str
-    parse: Callable[[str], Any] = str
-    default: Any = None
-    per_backend: Mapping[str, Any] | None = None
-    flag: bool = False  # a store_true option
-    repeat: bool = False  # repeatable option, a list of parsed values
-    env: tuple[str, ...] = ()  # further environment variables, after HARNESS_<NAME>
-
-    @property
-    def cli(self) -> str:
-        return _FLAGS.get(self.name, "--" + self.name.replace("_", "-"))
-
-    @property
-    def env_names(self) -> tuple[str, ...]:
-        return (f"HARNESS_{self.name.upper()}", *self.env)
-
-    @property
-    def ini(self) -> str:
-        return f"harness_{self.name}"
-
-
-_FLAGS = {
-    "finetune_params": "--finetune-param",
-    "tolerances": "--tolerance",
-    "history_dir": "--history",
-    "workspace_dir": "--workspace",
-    "model_cache_dir": "--model-cache",
-    "resource_ttl_h": "--resource-ttl",
-    "job_not_responding_grace_s": "--job-not-responding-grace",
-    **{
-        f"{stage}_timeout_s": f"--{stage}-timeout"
-        for stage in ("compute", "job", "endpoint", "deployment", "scoring", "delete")
-    },
-}
-
-
 def _local_dataset() -> str:
     return str(RESOURCES / "ultrachat_mini")
 
@@ -162,223 +120,227 @@ def _default_model_cache() -> Path:
     return _user_cache() / "llm-finetune-harness" / "models"
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("backend", "where the workflow runs: local (this machine) or azure", _backend, "local"),
-    Option(
-        "model_name",
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, how to parse text, and its default (maybe per backend)."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any] = str
+    default: Any = None
+    per_backend: Mapping[str, Any] | None = None
+    flag: bool = False  # a store_true option
+    repeat: bool = False  # repeatable option, a list of parsed values
+    env: tuple[str, ...] = ()  # further environment variables, after HARNESS_<NAME>
+    cli_name: str | None = None  # the flag, when it is not --<name with dashes>
+
+    @property
+    def cli(self) -> str:
+        return self.cli_name or "--" + self.name.replace("_", "-")
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return (f"HARNESS_{self.name.upper()}", *self.env)
+
+    @property
+    def ini(self) -> str:
+        return f"harness_{self.name}"
+
+    @property
+    def action(self) -> str:
+        return "store_true" if self.flag else "append" if self.repeat else "store"
+
+
+def setting(
+    help: str,
+    parse: Callable[[str], Any] = str,
+    default: Any = None,
+    *,
+    per_backend: Mapping[str, Any] | None = None,
+    flag: bool = False,
+    repeat: bool = False,
+    env: tuple[str, ...] = (),
+    cli: str | None = None,
+) -> Any:
+    """A ``HarnessConfig`` field that carries its option, so that the dataclass, the argparse
+    options, the pytest options and ini values are all built from one declaration (as TRL's
+    ``SFTConfig`` fields carry their help for its CLI). The field has no dataclass default:
+    ``resolve`` always passes every value."""
+    option = Option("", help, parse, default, per_backend, flag, repeat, env, cli)
+    return field(metadata={"option": option})
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """Every setting of a run; ``sources`` says where each value came from.
+
+    Each field is declared once, with its option (``setting``): ``OPTIONS`` is read from these
+    fields, and every front end (pytest, ``python -m harness``) is built from ``OPTIONS``.
+    """
+
+    backend: str = setting(
+        "where the workflow runs: local (this machine) or azure", _backend, "local"
+    )
+    model_name: str = setting(
         "foundation model to fine-tune",
         per_backend={"local": "Phi-3-tiny-ultrachat", "azure": "Phi-3-mini-4k-instruct"},
-    ),
-    Option("model_version", "model version, or a label such as latest", default="latest"),
-    Option(
-        "compute_name",
+    )
+    model_version: str = setting("model version, or a label such as latest", default="latest")
+    compute_name: str = setting(
         "compute cluster to use or create (unique in the Azure region)",
         _compute_name,
         per_backend={"local": "local", "azure": "harness-finetune-gpu"},
-    ),
-    Option(
-        "compute_sku",
+    )
+    compute_sku: str | None = setting(
         "VM size of a created cluster (default: the first allow-listed size "
-        "that is not retired and is offered in the region)",
-    ),
-    Option(
-        "instance_type",
+        "that is not retired and is offered in the region)"
+    )
+    instance_type: str | None = setting(
         "inference instance type (default: the first allow-listed type "
-        "that is not retired and is offered in the region)",
-    ),
-    Option(
-        "strict_deprecation",
+        "that is not retired and is offered in the region)"
+    )
+    strict_deprecation: bool = setting(
         "fail instead of warning when the model is past its fine-tune retirement date",
         _bool,
         False,
         flag=True,
-    ),
-    Option(
-        "dataset",
+    )
+    dataset: str = setting(
         "hub id or local directory in the ultrachat_200k layout",
         per_backend={"local": _local_dataset(), "azure": "HuggingFaceH4/ultrachat_200k"},
-    ),
-    Option(
-        "dataset_percent",
+    )
+    dataset_percent: float = setting(
         "percent of each split to use, in (0, 100]",
         _percent,
         per_backend={"local": 100.0, "azure": 5.0},
-    ),
-    Option(
-        "allow_invalid_rows",
-        "drop invalid dataset rows instead of failing",
-        _bool,
-        False,
-        flag=True,
-    ),
-    Option(
-        "finetune_params",
+    )
+    allow_invalid_rows: bool = setting(
+        "drop invalid dataset rows instead of failing", _bool, False, flag=True
+    )
+    finetune_params: tuple[tuple[str, str], ...] = setting(
         "override a fine-tune parameter, key=value (repeatable)",
         _override,
         (),
         repeat=True,
-    ),
-    Option(
-        "allow_dropped_params",
+        cli="--finetune-param",
+    )
+    allow_dropped_params: bool = setting(
         "drop --finetune-param keys that are no input of the "
         "fine-tune component instead of failing",
         _bool,
         False,
         flag=True,
-    ),
-    Option("run_id", "id stamped on every resource (default: generated)", _run_id),
-    Option("scoring_samples", "test_gen conversations to score", _positive_int, 3),
-    Option(
-        "compute_timeout_s",
+    )
+    run_id: str = setting("id stamped on every resource (default: generated)", _run_id)
+    scoring_samples: int = setting("test_gen conversations to score", _positive_int, 3)
+    compute_timeout_s: float = setting(
         "deadline for compute creation, seconds",
         _seconds,
         per_backend={"local": 60.0, "azure": 1800.0},
-    ),
-    Option(
-        "job_timeout_s",
+        cli="--compute-timeout",
+    )
+    job_timeout_s: float = setting(
         "deadline for the fine-tune job, seconds",
         _seconds,
         per_backend={"local": 900.0, "azure": 6 * 3600.0},
-    ),
-    Option(
-        "job_not_responding_grace_s",
+        cli="--job-timeout",
+    )
+    job_not_responding_grace_s: float = setting(
         "how long a job may stay NotResponding before the run fails, seconds",
         _seconds,
         1800.0,
-    ),
-    Option(
-        "endpoint_timeout_s",
+        cli="--job-not-responding-grace",
+    )
+    endpoint_timeout_s: float = setting(
         "deadline for endpoint creation, seconds",
         _seconds,
         per_backend={"local": 120.0, "azure": 1800.0},
-    ),
-    Option(
-        "deployment_timeout_s",
+        cli="--endpoint-timeout",
+    )
+    deployment_timeout_s: float = setting(
         "deadline for the deployment, seconds",
         _seconds,
         per_backend={"local": 300.0, "azure": 3600.0},
-    ),
-    Option("scoring_timeout_s", "deadline for one scoring request, seconds", _seconds, 90.0),
-    Option(
-        "delete_timeout_s",
+        cli="--deployment-timeout",
+    )
+    scoring_timeout_s: float = setting(
+        "deadline for one scoring request, seconds", _seconds, 90.0, cli="--scoring-timeout"
+    )
+    delete_timeout_s: float = setting(
         "how long teardown waits for one deletion, seconds (after "
         "Ctrl-C or SIGTERM: 5 s, the sweep finishes slow ones)",
         _seconds,
         per_backend={"local": 10.0, "azure": 1800.0},
-    ),
-    Option(
-        "keep_resources", "keep what a failed run created, for debugging", _bool, False, flag=True
-    ),
-    Option(
-        "workspace_dir",
+        cli="--delete-timeout",
+    )
+    keep_resources: bool = setting(
+        "keep what a failed run created, for debugging", _bool, False, flag=True
+    )
+    workspace_dir: Path = setting(
         "local backend's workspace directory",
         Path,
         None,
         env=("HARNESS_WORKSPACE",),
-    ),
-    Option(
-        "model_cache_dir",
+        cli="--workspace",
+    )
+    model_cache_dir: Path = setting(
         "where the local backend keeps the default model it built, for every workspace on "
         "this machine (default: ~/.cache/llm-finetune-harness/models)",
         Path,
         None,
         env=("HARNESS_MODEL_CACHE",),
-    ),
-    Option(
-        "local_train_processes",
+        cli="--model-cache",
+    )
+    local_train_processes: int | None = setting(
         "data-parallel processes of a local fine-tune job "
         "(default: one per GPU, or 1 on a CPU; N on a CPU shares the cores over gloo)",
         _positive_int,
         None,
-    ),
-    Option("resource_ttl_h", "hours after which the sweep may delete a resource", _hours, 6.0),
-    Option("experiment_name", "experiment the job is filed under"),
-    Option(
-        "report_dir",
+    )
+    resource_ttl_h: float = setting(
+        "hours after which the sweep may delete a resource", _hours, 6.0, cli="--resource-ttl"
+    )
+    experiment_name: str = setting("experiment the job is filed under")
+    report_dir: Path = setting(
         "where the run report is written (report.json, .md, .html, plots)",
         Path,
         Path("harness-report"),
-    ),
-    Option(
-        "history_dir",
+    )
+    history_dir: Path = setting(
         "history of run reports, by model name and version (default: "
         "<workspace>/history locally, ./harness-history on Azure)",
         Path,
         None,
-    ),
-    Option(
-        "compare_to",
+        cli="--history",
+    )
+    compare_to: str | None = setting(
         "compare this run with `last` (the last passing run of the model in "
         "the history) or a report.json, and fail on a regression",
         _compare_to,
-    ),
-    Option(
-        "tolerances",
+    )
+    tolerances: tuple[tuple[str, str], ...] = setting(
         "relative tolerance of a compared figure, figure=fraction (repeatable; "
         "e.g. eval_loss_after=0.05)",
         _override,
         (),
         repeat=True,
-    ),
-    Option("azure_subscription_id", "Azure subscription id", env=("AZURE_SUBSCRIPTION_ID",)),
-    Option("azure_resource_group", "Azure resource group", env=("AZURE_RESOURCE_GROUP",)),
-    Option("azure_workspace", "Azure ML workspace name", env=("AZURE_ML_WORKSPACE",)),
-    Option("azure_registry", "registry holding foundation models", default="azureml"),
-    Option("azure_config_file", "workspace config.json", Path, None),
-    Option("interactive_login", "allow a browser login (never in CI)", _bool, False, flag=True),
-    Option(
-        "require_live",
-        "fail instead of skipping when Azure settings are missing",
-        _bool,
-        False,
-        flag=True,
-    ),
-)
-BY_NAME = {option.name: option for option in OPTIONS}
-
-
-@dataclass(frozen=True)
-class HarnessConfig:
-    """Every setting of a run; ``sources`` says where each value came from."""
-
-    backend: str
-    model_name: str
-    model_version: str
-    compute_name: str
-    compute_sku: str | None
-    instance_type: str | None
-    strict_deprecation: bool
-    dataset: str
-    dataset_percent: float
-    allow_invalid_rows: bool
-    finetune_params: tuple[tuple[str, str], ...]
-    allow_dropped_params: bool
-    run_id: str
-    scoring_samples: int
-    compute_timeout_s: float
-    job_timeout_s: float
-    job_not_responding_grace_s: float
-    endpoint_timeout_s: float
-    deployment_timeout_s: float
-    scoring_timeout_s: float
-    delete_timeout_s: float
-    keep_resources: bool
-    workspace_dir: Path
-    model_cache_dir: Path
-    local_train_processes: int | None
-    resource_ttl_h: float
-    experiment_name: str
-    report_dir: Path
-    history_dir: Path
-    compare_to: str | None
-    tolerances: tuple[tuple[str, str], ...]
-    azure_subscription_id: str | None
-    azure_resource_group: str | None
-    azure_workspace: str | None
-    azure_registry: str
-    azure_config_file: Path | None
-    interactive_login: bool
-    require_live: bool
+        cli="--tolerance",
+    )
+    azure_subscription_id: str | None = setting(
+        "Azure subscription id", env=("AZURE_SUBSCRIPTION_ID",)
+    )
+    azure_resource_group: str | None = setting(
+        "Azure resource group", env=("AZURE_RESOURCE_GROUP",)
+    )
+    azure_workspace: str | None = setting("Azure ML workspace name", env=("AZURE_ML_WORKSPACE",))
+    azure_registry: str = setting("registry holding foundation models", default="azureml")
+    azure_config_file: Path | None = setting("workspace config.json", Path, None)
+    interactive_login: bool = setting(
+        "allow a browser login (never in CI)", _bool, False, flag=True
+    )
+    require_live: bool = setting(
+        "fail instead of skipping when Azure settings are missing", _bool, False, flag=True
+    )
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -407,6 +369,12 @@ class HarnessConfig:
         lines = [f"harness: {n}={_show(getattr(self, n))} ({self.sources[n]})" for n in shown]
         rest = [f"{n}={_show(getattr(self, n))}" for n in BY_NAME if n not in shown]
         return [*lines, f"harness defaults ({self.backend} backend): " + ", ".join(rest)]
+
+
+OPTIONS: tuple[Option, ...] = tuple(
+    replace(f.metadata["option"], name=f.name) for f in fields(HarnessConfig) if f.metadata
+)
+BY_NAME = {option.name: option for option in OPTIONS}
 
 
 def _show(value: Any) -> str:
@@ -494,99 +462,31 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
         values[name] = Path(values[name]).expanduser().resolve()
 
 
-def workspace_problem(path: Path) -> str | None:
-    """Why the local workspace cannot live at ``path``, or None; leaves nothing behind.
-
-    The deepest part of the path that exists must be a directory this process can create
-    files in. That is tried, not read from permission bits, which say nothing about root or
-    a read-only mount.
-    """
-    existing = path
-    try:
-        while not existing.exists():
-            existing = existing.parent
-        is_dir = existing.is_dir()
-    except OSError as exc:
-        return f"{existing} cannot be inspected ({exc.strerror or exc})"
-    if not is_dir:
-        return f"{existing} is a file, not a directory"
-    try:
-        tempfile.TemporaryDirectory(dir=existing, prefix=".harness-probe-").cleanup()
-    except OSError as exc:
-        return f"{existing} is not writable ({exc.strerror or exc})"
-    return None
-
-
-def check_workspace_dir(path: Path, source: str | None = None) -> None:
-    """ConfigError naming --workspace (and where the value came from) when ``path`` cannot
-    hold the local workspace."""
-    _check_dir(path, source, "the local workspace", "--workspace", "HARNESS_WORKSPACE")
-
-
-def check_model_cache_dir(path: Path, source: str | None = None) -> None:
-    """ConfigError naming --model-cache when the machine's model cache cannot live at ``path``."""
-    _check_dir(path, source, "the model cache", "--model-cache", "HARNESS_MODEL_CACHE")
-
-
-def _check_dir(path: Path, source: str | None, what: str, flag: str, env: str) -> None:
-    problem = workspace_problem(path)
-    if problem:
-        example = Path(tempfile.gettempdir()) / f"harness-{flag.lstrip('-')}"
-        where = f"{source}: " if source else ""
-        raise ConfigError(
-            f"{where}{what} {path} cannot be used: {problem}; pass {flag} "
-            f"(or set {env}) with a directory you can write, e.g. {example}"
-        )
-
-
-def check_workspace(cfg: HarnessConfig) -> None:
-    """The local backend's directories, checked at start-up (the Azure backend has none)."""
-    if cfg.backend == "local":
-        check_workspace_dir(cfg.workspace_dir, cfg.sources.get("workspace_dir"))
-        check_model_cache_dir(cfg.model_cache_dir, cfg.sources.get("model_cache_dir"))
-
-
 def add_argparse_options(parser: argparse.ArgumentParser) -> None:
     """The same options as the pytest plugin, for ``python -m harness``."""
-    group = parser.add_argument_group("harness")
-    for option in OPTIONS:
-        if option.flag:
-            group.add_argument(
-                option.cli, dest=option.name, action="store_true", default=None, help=option.help
-            )
-        else:
-            group.add_argument(
-                option.cli,
-                dest=option.name,
-                default=None,
-                help=option.help,
-                action="append" if option.repeat else "store",
-            )
+    _add_options(parser.add_argument_group("harness").add_argument, lambda o: o.name)
 
 
 def add_pytest_options(parser: Any) -> None:
     """Register every option as a pytest CLI option and ini value (``harness_<name>``)."""
-    group = parser.getgroup("harness", "fine-tuning acceptance harness")
+    _add_options(parser.getgroup("harness", "fine-tuning acceptance harness").addoption, _dest)
     for option in OPTIONS:
-        dest = f"harness_{option.name}"
-        if option.flag:
-            group.addoption(
-                option.cli, dest=dest, action="store_true", default=None, help=option.help
-            )
-        else:
-            group.addoption(
-                option.cli,
-                dest=dest,
-                default=None,
-                help=option.help,
-                action="append" if option.repeat else "store",
-            )
         parser.addini(option.ini, option.help, type="linelist" if option.repeat else "string")
+
+
+def _dest(option: Option) -> str:
+    return f"harness_{option.name}"
+
+
+def _add_options(add: Callable[..., Any], dest: Callable[[Option], str]) -> None:
+    """One flag per option; None when not given, so that env, ini and default fall through."""
+    for option in OPTIONS:
+        add(option.cli, dest=dest(option), action=option.action, default=None, help=option.help)
 
 
 def from_pytest(config: Any) -> HarnessConfig:
     """Resolve from a pytest ``Config``: its options, os.environ and pytest.ini."""
-    cli = {o.name: config.getoption(f"harness_{o.name}") for o in OPTIONS}
+    cli = {o.name: config.getoption(_dest(o)) for o in OPTIONS}
     ini = {o.name: config.getini(o.ini) for o in OPTIONS}
     return resolve(cli={k: v for k, v in cli.items() if v is not None}, env=os.environ, ini=ini)
 

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -184,28 +184,36 @@ def _load_split(
     return rows
 
 
-def _short(value: Any) -> str:
+def listed(problems: Sequence[str]) -> str:
+    """The first LISTED_INVALID problems, one per indented line, then how many more there
+    are: a dataset with thousands of bad rows still gives a message one can read."""
+    lines = "".join(f"\n  {problem}" for problem in problems[:LISTED_INVALID])
+    more = len(problems) - LISTED_INVALID
+    return lines + (f"\n  ... and {more} more" if more > 0 else "")
+
+
+def short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:37]}..."
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     if value is None:
         return "missing"
     if isinstance(value, str) and not value.strip():
         return "empty"
-    return f"{type(value).__name__} {_short(value)}"
+    return f"{type(value).__name__} {short(value)}"
 
 
 def _message_problem(message: Any) -> str | None:
     if not isinstance(message, Mapping):
-        return f"is {_describe(message)}; expected an object with role and content"
+        return f"is {describe(message)}; expected an object with role and content"
     role = message.get("role")
     if not isinstance(role, str) or role not in ROLES:
-        return f"role is {_short(role)}; expected one of {', '.join(ROLES)}"
+        return f"role is {short(role)}; expected one of {', '.join(ROLES)}"
     content = message.get("content")
     if not isinstance(content, str) or not content.strip():
-        return f"content is {_describe(content)}; expected a non-empty string"
+        return f"content is {describe(content)}; expected a non-empty string"
     return None
 
 
@@ -215,7 +223,7 @@ def conversation_problem(messages: Any) -> str | None:
     The local endpoint applies the same rule to what it is asked to answer.
     """
     if not isinstance(messages, list | tuple) or not messages:
-        return f"messages is {_describe(messages)}; expected a non-empty list"
+        return f"messages is {describe(messages)}; expected a non-empty list"
     for index, message in enumerate(messages):
         problem = _message_problem(message)
         if problem:
@@ -229,145 +237,10 @@ def validate_row(row: Mapping[str, Any]) -> str | None:
     """Why a row cannot train or score a chat model, or None when it can."""
     prompt_id = row.get("prompt_id")
     if not isinstance(prompt_id, str) or not prompt_id.strip():
-        return f"prompt_id is {_describe(prompt_id)}; expected a non-empty string"
+        return f"prompt_id is {describe(prompt_id)}; expected a non-empty string"
     if not isinstance(row.get("prompt"), str):
-        return f"prompt is {_describe(row.get('prompt'))}; expected a string"
+        return f"prompt is {describe(row.get('prompt'))}; expected a string"
     return conversation_problem(row.get("messages"))
-
-
-def _field_problem(row: Mapping[str, Any]) -> str | None:
-    """A field whose JSON type stops the row from loading (or makes datasets convert it).
-
-    Missing and null values load; validate_row judges them with the other rows.
-    """
-    for name in ("prompt", "prompt_id"):
-        if not isinstance(row.get(name), str | None):
-            return f"field {name} is {_describe(row[name])}; expected a string"
-    messages = row.get("messages")
-    if not isinstance(messages, list | None):
-        return f"field messages is {_describe(messages)}; expected a list of {MESSAGE_SHAPE}"
-    for index, message in enumerate(messages or []):
-        if not isinstance(message, dict | None):
-            return f"field messages[{index}] is {_describe(message)}; expected an object"
-        for key in ("role", "content"):
-            value = (message or {}).get(key)
-            if not isinstance(value, str | None):
-                return f"field messages[{index}].{key} is {_describe(value)}; expected a string"
-    return None
-
-
-def _line_problem(raw: bytes) -> str | None:
-    try:
-        row = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        return f"is not UTF-8 text ({error.reason} at byte {error.start})"
-    except json.JSONDecodeError as error:
-        return f"is not JSON ({error.msg} at column {error.colno})"
-    except RecursionError:
-        return "is not JSON that can be read (nested too deeply)"
-    if not isinstance(row, dict):
-        return f"is a JSON {type(row).__name__}; expected an object"
-    return _field_problem(row)
-
-
-def _json_problems(path: Path) -> list[str]:
-    """A .json file holds one array of rows (datasets reads that too) or JSON Lines."""
-    with path.open("rb") as handle:
-        starts_as_array = handle.read(4096).lstrip().startswith(b"[")
-    if not starts_as_array:
-        return _jsonl_problems(path)
-    try:
-        rows = json.loads(path.read_bytes())
-    except (ValueError, RecursionError) as error:
-        return [f"{path}: is not a JSON array of rows ({error})"]
-    problems = []
-    for index, row in enumerate(rows):
-        problem = (
-            _field_problem(row)
-            if isinstance(row, dict)
-            else f"is a JSON {type(row).__name__}; expected an object"
-        )
-        if problem:
-            problems.append(f"{path} item {index}: {problem}")
-    return problems
-
-
-def _jsonl_problems(path: Path) -> list[str]:
-    problems = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            problem = _line_problem(raw) if raw.strip() else None
-            if problem:
-                problems.append(f"{path} line {number}: {problem}")
-    return problems
-
-
-def _is_text(kind: Any) -> bool:
-    import pyarrow.types as pat
-
-    return bool(pat.is_string(kind) or pat.is_large_string(kind) or pat.is_null(kind))
-
-
-def _is_messages(kind: Any) -> bool:
-    import pyarrow.types as pat
-
-    if pat.is_null(kind):
-        return True
-    if not (pat.is_list(kind) or pat.is_large_list(kind)):
-        return False
-    item = kind.value_type
-    if pat.is_null(item):
-        return True
-    return bool(pat.is_struct(item)) and all(
-        _is_text(item.field(key).type)
-        for key in ("role", "content")
-        if item.get_field_index(key) >= 0
-    )
-
-
-def _parquet_problems(path: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
-    try:
-        schema = pq.read_schema(path)
-    except (OSError, ValueError) as error:
-        return [f"{path}: is not a Parquet file ({error})"]
-    problems = [
-        f"{path}: column {name} has type {schema.field(name).type}; expected a string"
-        for name in ("prompt", "prompt_id")
-        if name in schema.names and not _is_text(schema.field(name).type)
-    ]
-    if "messages" in schema.names and not _is_messages(schema.field("messages").type):
-        problems.append(
-            f"{path}: column messages has type {schema.field('messages').type}; "
-            f"expected a list of {MESSAGE_SHAPE}"
-        )
-    return problems
-
-
-def check_data_files(directory: Path) -> None:
-    """A local dataset's files in data/ can load as the ultrachat schema, or one DataError
-    naming every file, line and field that cannot. Without this, datasets fails on the first
-    bad line without naming it (or in another split's name), or turns a number into text."""
-    folder = directory / "data"
-    problems: list[str] = []
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.suffix == ".jsonl":
-            problems += _jsonl_problems(path)
-        elif path.suffix == ".json":
-            problems += _json_problems(path)
-        elif path.suffix == ".parquet":
-            problems += _parquet_problems(path)
-    if problems:
-        listed = "\n  ".join(problems[:LISTED_INVALID])
-        more = len(problems) - LISTED_INVALID
-        tail = f"\n  ... and {more} more" if more > 0 else ""
-        raise DataError(
-            f"dataset {directory} has {len(problems)} line(s) or column(s) that cannot load:"
-            f"\n  {listed}{tail}\nexpected one JSON object per line (or Parquet columns) with "
-            f"prompt and prompt_id strings and messages, a list of {MESSAGE_SHAPE}; fix them "
-            "(--allow-invalid-rows drops rows that load but are invalid, not these)"
-        )
 
 
 def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -388,12 +261,9 @@ def _check_split(split: str, rows: list[dict[str, Any]]) -> tuple[list[dict[str,
 
 
 def _invalid_message(source: str, percent: float, invalid: list[str]) -> str:
-    listed = "\n  ".join(invalid[:LISTED_INVALID])
-    more = len(invalid) - LISTED_INVALID
-    tail = f"\n  ... and {more} more" if more > 0 else ""
     return (
         f"dataset {source} at {percent_text(percent)}% has {len(invalid)} invalid row(s) "
-        f"(row numbers count from 0 within each split):\n  {listed}{tail}\n"
+        f"(row numbers count from 0 within each split):{listed(invalid)}\n"
         f"expected every row to have a non-empty prompt_id and messages with roles in "
         f"{', '.join(ROLES)}, non-empty content and a user turn; fix the rows, or pass "
         f"--allow-invalid-rows to drop them"
@@ -469,6 +339,8 @@ def prepare(
     check_percent(percent)
     resolved = resolve_source(source)
     if Path(resolved).is_dir():
+        from harness.dataset_files import check_data_files  # it imports this module's rules
+
         check_data_files(Path(resolved))
     with tempfile.TemporaryDirectory(prefix="harness-datasets-") as scratch:
         if cache_dir is None and Path(resolved).is_dir():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness import compute, config, finetune, naming, tags
+from harness import compute, config, finetune_params, model_card, naming
 from harness.backends.base import (
     Compute,
     Deployment,
@@ -31,9 +31,9 @@ from harness.progress import Progress, quiet_libraries
 if TYPE_CHECKING:
     from harness.backends.base import Backend, TrainingMetrics, VmSize
     from harness.data import PreparedData, ScoringCase
+    from harness.model_card import ModelCard
     from harness.quality import LikelihoodComparison
     from harness.scoring import Sample, Samples
-    from harness.tags import ModelCard
 
 log = logging.getLogger("harness")
 CONFIG = pytest.StashKey[config.HarnessConfig]()
@@ -100,10 +100,10 @@ def foundation_model(
     harness_progress.record("model", **card.report_fields())
     sources = ", ".join(f"{key} from {source}" for key, source in card.sources().items())
     log.info("foundation model %s: %s; %s", card.label, sources, card.deprecation.describe())
-    notice = tags.retirement_notice(card, harness_config.strict_deprecation)
+    notice = model_card.retirement_notice(card, harness_config.strict_deprecation)
     if notice:
         log.warning(notice)
-        warnings.warn(tags.RetiredModelWarning(notice), stacklevel=1)
+        warnings.warn(model_card.RetiredModelWarning(notice), stacklevel=1)
     return card
 
 
@@ -150,8 +150,8 @@ def finetune_parameters(
     finetune_component_inputs: dict[str, Any],
     harness_config: config.HarnessConfig,
     harness_progress: Progress,
-) -> finetune.ParameterPlan:
-    plan = finetune.plan_parameters(
+) -> finetune_params.ParameterPlan:
+    plan = finetune_params.plan_parameters(
         foundation_model,
         harness_config.finetune_overrides,
         finetune_component_inputs,
@@ -217,7 +217,7 @@ def harness_preflight(
     foundation_model: ModelCard,
     finetune_compute_sku: str | None,
     inference_instance_type: str,
-    finetune_parameters: finetune.ParameterPlan,
+    finetune_parameters: finetune_params.ParameterPlan,
     training_data: PreparedData,
     scoring_requests: list[dict[str, Any]],
 ) -> None:
@@ -280,10 +280,10 @@ def online_endpoint_pending(
 @pytest.fixture(scope="session")
 def finetune_display_name(
     foundation_model: ModelCard,
-    finetune_parameters: finetune.ParameterPlan,
+    finetune_parameters: finetune_params.ParameterPlan,
     finetune_compute: Compute,
 ) -> str:
-    return finetune.display_name(
+    return finetune_params.display_name(
         foundation_model.name, finetune_parameters.parameters, finetune_compute.gpus_per_node
     )
 
@@ -294,7 +294,7 @@ def finetune_job(
     foundation_model: ModelCard,
     finetune_compute: Compute,
     training_data: PreparedData,
-    finetune_parameters: finetune.ParameterPlan,
+    finetune_parameters: finetune_params.ParameterPlan,
     finetune_display_name: str,
     online_endpoint_pending: Endpoint,
     harness_config: config.HarnessConfig,

@@ -104,7 +104,9 @@ def _resolve(pytest_config: pytest.Config) -> config.HarnessConfig:
         cfg = config.from_pytest(pytest_config)
         verdict.tolerances(cfg)  # a bad --tolerance is a usage error, before anything runs
         if not cfg.sources["workspace_dir"].startswith("default"):
-            config.check_workspace(cfg)  # the default is checked when the backend starts
+            from harness.backends.local.workspace import check_workspace
+
+            check_workspace(cfg)  # the default is checked when the backend starts
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     return cfg

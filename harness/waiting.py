@@ -53,11 +53,6 @@ class Deadline:
             self.sleep(interval_s)
         return True
 
-    def wait(self, poller: Poller) -> bool:
-        """Wait for an SDK poller until the deadline; True when it finished (maybe failed)."""
-        poller.wait(timeout=self.remaining)
-        return poller.done()
-
 
 def short_duration(seconds: float) -> str:
     """42m, 4h, 1h05m, 35s: how heartbeats and stage lines say a duration."""
@@ -98,3 +93,19 @@ class Heartbeat:
             where,
         )
         self._state, self._said_at = state, now
+
+
+def wait_poller(heartbeat: Heartbeat, poller: Poller) -> bool:
+    """Wait for an SDK poller until the heartbeat's deadline; True when it finished.
+
+    The SDK's poller would block silently until done, so it is waited on in slices no longer
+    than the heartbeat. A failed operation raises its error from ``poller.wait`` as the SDK
+    does.
+    """
+    deadline = heartbeat.deadline
+    while True:
+        poller.wait(timeout=min(deadline.remaining, heartbeat.every_s))
+        done = poller.done()
+        heartbeat.beat(str(getattr(poller, "status", lambda: "InProgress")()))
+        if done or deadline.expired:
+            return done

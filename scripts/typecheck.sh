@@ -1,9 +1,6 @@
 #!/usr/bin/env bash
-# mypy strict over the package, the benchmarks and every test folder. Each test folder is its
-# own invocation: they all have a conftest.py and import their helpers by module name.
+# mypy strict over the package, the tests (one package: tests/, with their support in
+# tests/support) and the benchmarks, in one run (pyproject.toml's [tool.mypy] files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/mypy
-MYPYPATH=tests/unit .venv/bin/mypy tests/unit benchmarks
-.venv/bin/mypy tests/e2e
-MYPYPATH=tests/faults .venv/bin/mypy tests/faults

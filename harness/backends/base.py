@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from harness.data import PreparedData
+    from harness.model_card import ModelCard
     from harness.quality import LikelihoodComparison
-    from harness.tags import ModelCard
     from harness.versions import RegistryVersion
 
 # Only these end a job. The service's REST enum says NotResponding can go back to any earlier

@@ -18,11 +18,10 @@ from harness.backends.base import Backend, Compute, JobRun
 from harness.config import HarnessConfig
 from harness.data import PreparedData
 from harness.errors import JobError
-from harness.finetune import ParameterPlan
-from harness.tags import ModelCard
+from harness.finetune_params import ParameterPlan
+from harness.model_card import ModelCard
 from harness.waiting import Deadline
 
-pytestmark = pytest.mark.e2e
 START_S = 300.0  # torchrun and two ranks importing torch on two busy cores
 
 

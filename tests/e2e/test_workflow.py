@@ -24,11 +24,9 @@ from harness.backends.base import (
 )
 from harness.config import HarnessConfig
 from harness.data import PreparedData
+from harness.model_card import ModelCard
 from harness.quality import LikelihoodComparison
 from harness.scoring import Samples
-from harness.tags import ModelCard
-
-pytestmark = pytest.mark.e2e
 
 
 def test_foundation_model_resolves_and_its_tags_parse(

@@ -6,12 +6,3 @@ a sweep during the run, two workers on a fresh workspace.
 """
 
 from __future__ import annotations
-
-import pytest
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/faults/" in item.nodeid.replace("\\", "/"):
-            item.add_marker(pytest.mark.faults)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from runs import (
+
+from tests.faults.runs import (
     LocalRun,
     check_clean_exit,
     files_and_processes,
@@ -31,7 +32,6 @@ from runs import (
     sweep,
 )
 
-pytestmark = pytest.mark.faults
 CI_SIGTERM_AFTER_S = 7.5  # GitHub Actions: SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after
 CI_SIGKILL_AFTER_S = 2.5
 LEFT = "left for `python -m harness sweep` after a second signal: "

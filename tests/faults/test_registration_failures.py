@@ -16,8 +16,6 @@ from harness.backends.local import checkpoints, mlflow_model, registry
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError
 
-pytestmark = pytest.mark.faults
-
 
 def complete_model_dir(tmp_path: Path) -> Path:
     path = tmp_path / "model"

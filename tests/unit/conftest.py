@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from azure_fake import AzureRig, fake_azure
+from tests.support.azure_fake import AzureRig, fake_azure
 
 
 class NetworkBlocked(RuntimeError):
@@ -62,20 +62,6 @@ def _no_network(
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.setenv(name, "1")
     yield
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/unit is a unit test, whether or not it says so, except a test
-    that says it is too slow for the unit suite by being marked ``e2e`` (it runs with the
-    acceptance suite: ``pytest -m e2e``) or ``faults`` (signalled or parallel subprocesses: it
-    runs with the fault tests, ``pytest -m faults``)."""
-    for item in items:
-        ours = "tests/unit/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith(
-            "tests/unit"
-        )
-        if ours and not any(item.get_closest_marker(m) for m in ("e2e", "faults")):
-            item.add_marker(pytest.mark.unit)
 
 
 # Young-generation size while unit tests run. The suite holds azure-ai-ml, MLflow, datasets and

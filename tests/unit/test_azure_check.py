@@ -10,10 +10,14 @@ import pytest
 import responses
 
 import harness.backends
-from azure_fake import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML, make_backend
 from harness.__main__ import main
-
-pytestmark = pytest.mark.unit
+from tests.support.azure_fake import (
+    RESOURCE_GROUP,
+    SUBSCRIPTION,
+    WORKSPACE,
+    FakeAzureML,
+    make_backend,
+)
 
 ARGS = [
     "check",

@@ -10,9 +10,14 @@ from typing import Any
 
 import pytest
 
-from azure_fake import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, AzureRig, azure_config, fake_azure
-
-pytestmark = pytest.mark.unit
+from tests.support.azure_fake import (
+    RESOURCE_GROUP,
+    SUBSCRIPTION,
+    WORKSPACE,
+    AzureRig,
+    azure_config,
+    fake_azure,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

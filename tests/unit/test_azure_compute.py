@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from azure_fake import AzureRig, azure_config, fake_azure
-from harness.tags import ModelCard, model_card
-
-pytestmark = pytest.mark.unit
+from harness.model_card import ModelCard, model_card
+from tests.support.azure_fake import AzureRig, azure_config, fake_azure
 
 TAGS = {
     "harness-run-id": "hfake0001",

@@ -10,11 +10,9 @@ from typing import Any
 
 import pytest
 
-from azure_fake import AzureRig, azure_config, fake_azure
-from azure_fake.endpoints import Score, model_error, throttled, timed_out
 from harness.backends.base import Deployment, Endpoint, RegisteredModel
-
-pytestmark = pytest.mark.unit
+from tests.support.azure_fake import AzureRig, azure_config, fake_azure
+from tests.support.azure_fake.endpoints import Score, model_error, throttled, timed_out
 
 TAGS = {"harness-run-id": "hfake0001"}
 QUOTA = (
@@ -61,8 +59,8 @@ def test_endpoint_still_creating_at_the_deadline_is_reported(azure: AzureRig) ->
 
 def test_another_worker_waits_for_the_endpoint_by_reading_its_state(azure: AzureRig) -> None:
     """A pytest-xdist worker that did not start the creation has no poller: it polls GET."""
-    from azure_fake import make_backend
     from harness.errors import DeploymentError
+    from tests.support.azure_fake import make_backend
 
     azure.fake.ops.hold.add("endpoint")
     azure.backend.begin_create_endpoint("ep-test", TAGS)

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from azure_fake import AzureRig, azure_config, fake_azure, prepared_data
 from harness.backends.base import JobRun
-
-pytestmark = pytest.mark.unit
+from tests.support.azure_fake import AzureRig, azure_config, fake_azure, prepared_data
 
 
 def _job(rig: AzureRig, name: str = "brave_job_1") -> JobRun:
@@ -44,8 +42,8 @@ def test_a_failed_step_inside_the_nested_pipeline_is_named(azure: AzureRig) -> N
 
 
 def test_a_core_quota_failure_at_run_time_says_quota(azure: AzureRig) -> None:
-    from azure_fake.jobs import CORE_QUOTA
     from harness.errors import JobError
+    from tests.support.azure_fake.jobs import CORE_QUOTA
 
     azure.fake.jobs.statuses = ["Queued", "Failed"]
     azure.fake.jobs.failed_step, azure.fake.jobs.error = "chat_completion_model_import", CORE_QUOTA
@@ -149,8 +147,7 @@ def test_every_state_change_is_logged_with_the_studio_url(
 def test_a_cluster_that_takes_long_logs_a_heartbeat_between_changes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from harness.backends.azure.progress import wait_poller
-    from harness.waiting import Deadline, Heartbeat
+    from harness.waiting import Deadline, Heartbeat, wait_poller
 
     class SlowPoller:
         polls = 0

@@ -8,9 +8,7 @@ from datetime import date
 
 import pytest
 
-from azure_fake import AzureRig, fake_azure
-
-pytestmark = pytest.mark.unit
+from tests.support.azure_fake import AzureRig, fake_azure
 
 PHI3 = "Phi-3-mini-4k-instruct"
 CREATING = ("PUT", "POST", "PATCH", "DELETE")

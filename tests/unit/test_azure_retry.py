@@ -11,9 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from azure_fake import AzureRig, fake_azure
-
-pytestmark = pytest.mark.unit
+from tests.support.azure_fake import AzureRig, fake_azure
 
 
 @pytest.fixture()

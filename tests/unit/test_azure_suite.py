@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from azure_fake import FakeAzureML
-from azure_fake.endpoints import model_error
-from azure_fake.jobs import WALK
-from azure_fake.plugin import AzureFakePlugin
+from tests.support.azure_fake import FakeAzureML
+from tests.support.azure_fake.endpoints import model_error
+from tests.support.azure_fake.jobs import WALK
+from tests.support.azure_fake.plugin import AzureFakePlugin
 
 HERE = Path(__file__).resolve().parent
 E2E = HERE.parent / "e2e"

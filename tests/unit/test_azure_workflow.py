@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from azure_fake import ENDPOINT_KEY, FakeAzureML, fake_azure, make_backend, prepared_data
 from harness.backends.azure import AzureBackend
 from harness.backends.base import (
     Compute,
@@ -26,11 +25,16 @@ from harness.backends.base import (
     TrainingMetrics,
 )
 from harness.data import PreparedData
-from harness.tags import ModelCard
+from harness.model_card import ModelCard
+from tests.support import DATA
+from tests.support.azure_fake import (
+    ENDPOINT_KEY,
+    FakeAzureML,
+    fake_azure,
+    make_backend,
+    prepared_data,
+)
 
-pytestmark = pytest.mark.unit
-
-DATA = Path(__file__).parent / "data"
 MODEL = "Phi-4"
 INSTANCE = "Standard_NC24ads_A100_v4"
 CREATING_ROUTES = ("compute", "job", "model", "endpoint", "deployment")
@@ -58,14 +62,14 @@ class Run:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """The seed's workflow, run once against the fake."""
-    from harness import finetune, naming
+    from harness import finetune_params, naming
 
     with fake_azure() as rig:
         backend = rig.backend
         tags = naming.ownership_tags("hfake0001", 6.0)
         card = backend.get_foundation_model(MODEL, "latest")
         inputs = backend.component_inputs()
-        plan = finetune.fit_to_component(finetune.merge_parameters(card, {}), inputs)
+        plan = finetune_params.fit_to_component(finetune_params.merge_parameters(card, {}), inputs)
         compute = backend.ensure_compute(card, "gpu-cluster", None, tags)
         pending = backend.begin_create_endpoint("ep-hfake0001-abcde", tags)
         data = prepared_data(tmp_path_factory.mktemp("data"))
@@ -190,7 +194,7 @@ def test_training_files_are_uploaded_and_referenced(run: Run) -> None:
 
 
 def test_job_waited_through_not_responding_and_unknown_until_completed(run: Run) -> None:
-    from azure_fake.jobs import WALK
+    from tests.support.azure_fake.jobs import WALK
 
     assert run.submitted.status == "NotStarted"
     assert run.job.status == "Completed" and run.job.name == run.submitted.name

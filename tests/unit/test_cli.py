@@ -20,10 +20,8 @@ from harness.__main__ import main, parse_duration_h
 from harness.backends.base import OwnedResource, ResourceKind
 from harness.config import HarnessConfig
 from harness.errors import CleanupError, ConfigError
+from tests.support import DATA
 
-pytestmark = pytest.mark.unit
-
-DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -479,3 +477,19 @@ def test_sweep_refuses_a_workspace_that_is_a_file(
     afile.write_text("x")
     err = refused(capsys, "sweep", "--workspace", str(afile))
     assert f"{afile} cannot be used" in err and "--workspace" in err
+
+
+def test_the_plan_is_made_without_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """harness.plan takes a HarnessConfig: a notebook or a CI script plans without argparse."""
+    from harness import config
+    from harness import plan as planning
+
+    cfg = config.resolve(cli={"run_id": "abc123", "backend": "azure"}, env={})
+    made = planning.plan(cfg, gpus_per_node=2)
+    command = plan(capsys, "--run-id=abc123", "--backend=azure", "--gpus-per-node=2")
+    fresh = {"endpoint_name", "deployment_name", "tags"}  # a random suffix, the creation time
+    assert made.keys() == command.keys()
+    assert {k: v for k, v in made.items() if k not in fresh} == {
+        k: v for k, v in command.items() if k not in fresh
+    }
+    assert made["gpus_per_node"] == 2 and made["run_id"] == "abc123"

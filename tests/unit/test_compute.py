@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from harness import compute
 from harness.errors import ComputeError
-from harness.tags import ModelCard, model_card
+from harness.model_card import ModelCard, model_card
+from tests.support import DATA
 
-pytestmark = pytest.mark.unit
-
-DATA = Path(__file__).parent / "data"
 SIZES = [("Standard_NC24ads_A100_v4", 1), ("Standard_ND96asr_v4", 8), ("Standard_D4s_v3", 0)]
 
 

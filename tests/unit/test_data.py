@@ -20,8 +20,6 @@ import pytest
 from harness import data
 from harness.errors import DataError
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -282,6 +280,19 @@ def test_every_unloadable_line_is_listed_at_once(offline: Path, tmp_path: Path) 
         prepare(source, 100, tmp_path / "out", offline)
     assert f"{path} line 1: is not JSON" in str(caught.value)
     assert f"{path} line 6: field prompt_id is int 9" in str(caught.value)
+
+
+def test_a_long_list_of_unloadable_lines_is_cut_as_invalid_rows_are(tmp_path: Path) -> None:
+    from harness.dataset_files import check_data_files
+
+    source, path = layout_with_line(tmp_path, "nope", 1)
+    path.write_text(path.read_text() + "nope\n" * (data.LISTED_INVALID + 4))
+    with pytest.raises(DataError) as caught:
+        check_data_files(source)
+    message = str(caught.value)
+    assert "25 line(s) or column(s) that cannot load" in message
+    assert message.count(": is not JSON") == data.LISTED_INVALID
+    assert "\n  ... and 5 more\n" in message
 
 
 def test_arrays_nulls_and_blank_lines_load_and_rows_are_judged(

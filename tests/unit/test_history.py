@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_events import Clock, full_run, recorder
 
 from harness import history
 from harness.comparison import (
@@ -26,8 +25,7 @@ from harness.comparison import (
 from harness.errors import ConfigError, ReportError
 from harness.report import build_report, read_events
 from harness.versions import RegistryVersion, versions_command
-
-pytestmark = pytest.mark.unit
+from tests.support.run_events import Clock, full_run, recorder
 
 
 @pytest.fixture(scope="module")

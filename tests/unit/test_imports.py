@@ -7,9 +7,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-pytestmark = pytest.mark.unit
 HEAVY = [
     "azure.ai.ml",
     "torch",

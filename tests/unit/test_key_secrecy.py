@@ -12,7 +12,6 @@ import pytest
 from harness.backends.base import Endpoint, Secret
 from harness.errors import ScoringError
 
-pytestmark = pytest.mark.unit
 KEY = "k3y-that-must-never-be-printed-0123456789"
 
 
@@ -55,9 +54,9 @@ def test_azure_scoring_without_reply_raises_without_the_key(
     """azure-core's pipeline is handed the key in its request's headers."""
     import requests
 
-    from azure_fake import ENDPOINT_KEY, fake_azure
-    from azure_fake.endpoints import Endpoints
     from harness.backends.base import RegisteredModel
+    from tests.support.azure_fake import ENDPOINT_KEY, fake_azure
+    from tests.support.azure_fake.endpoints import Endpoints
 
     def no_reply(self: Endpoints, call: Any, match: Any) -> Any:
         raise requests.ConnectionError("connection reset by peer")

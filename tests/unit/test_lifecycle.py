@@ -24,8 +24,6 @@ from harness.lifecycle import (
     runs_root,
 )
 
-pytestmark = pytest.mark.unit
-
 
 class Deleter:
     """Just enough of a Backend to record deletions and the time each may take."""

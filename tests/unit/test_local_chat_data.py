@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
 from harness.backends.local.training import chat_data
-
-pytestmark = pytest.mark.unit
 
 CONVERSATION = [
     {"role": "user", "content": "hi"},

@@ -9,9 +9,7 @@ from harness.backends.local.models import tiny_model_tags
 from harness.backends.local.training.parameters import resolve, unused_note
 from harness.backends.local.training.tiny_model import TINY_MODEL_DEFAULTS
 from harness.errors import ComputeError, ParameterError
-from harness.tags import ModelCard, model_card
-
-pytestmark = pytest.mark.unit
+from harness.model_card import ModelCard, model_card
 
 
 def card(**tags: str) -> ModelCard:
@@ -107,7 +105,7 @@ def test_an_impossible_setting_is_a_parameter_error() -> None:
 
 def test_the_local_jobs_own_inputs_pass_the_component_fit_and_azures_drop_them() -> None:
     from harness.backends.local.training.parameters import LOCAL_INPUTS, local_component_inputs
-    from harness.finetune import fit_to_component, load_component_inputs
+    from harness.finetune_params import fit_to_component, load_component_inputs
 
     asked = {"packing": True, "gradient_checkpointing": "true", "learning_rate": "1e-3"}
     local = fit_to_component(asked, local_component_inputs())

@@ -20,8 +20,6 @@ from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
 from harness.naming import ownership_tags
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:

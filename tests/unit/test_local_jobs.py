@@ -23,8 +23,6 @@ from harness.backends.local.processes import group_members, pid_alive, spawn, st
 from harness.backends.local.workspace import Workspace
 from harness.errors import JobError
 
-pytestmark = pytest.mark.unit
-
 
 class RecordingJobs(Jobs):
     """Jobs without MLflow: run endings are recorded instead of written to the store."""

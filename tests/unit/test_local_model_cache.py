@@ -16,7 +16,6 @@ from harness.backends.local import model_cache
 from harness.backends.local.model_cache import ModelCache, Recipe
 from harness.errors import ConfigError
 
-pytestmark = pytest.mark.unit
 NAME = "Phi-3-tiny-ultrachat"
 
 

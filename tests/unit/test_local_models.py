@@ -20,8 +20,6 @@ from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError
 from harness.naming import ownership_tags
 
-pytestmark = pytest.mark.unit
-
 
 class RunsClient:
     """The part of MlflowClient the build uses, recording runs and how they end."""

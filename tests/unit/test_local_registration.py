@@ -14,9 +14,7 @@ from harness.backends.local.checkpoints import check_model_dir
 from harness.backends.local.compute import LOCAL_SKUS
 from harness.backends.local.models import tiny_model_tags
 from harness.errors import ConfigError, TagError
-from harness.tags import model_card
-
-pytestmark = pytest.mark.unit
+from harness.model_card import model_card
 
 
 def model_dir(tmp_path: Path, *files: str) -> Path:

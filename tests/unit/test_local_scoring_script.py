@@ -13,8 +13,6 @@ from harness.backends.local.server import contract
 from harness.backends.local.server.contract import ChatRequest, Generation, handle
 from harness.scoring import build_request
 
-pytestmark = pytest.mark.unit
-
 KEY = "the-endpoint-key"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 

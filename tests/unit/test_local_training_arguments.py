@@ -12,8 +12,6 @@ from harness.backends.local.training.parameters import TrainSettings, resolve
 from harness.backends.local.training.tiny_model import TINY_MODEL_DEFAULTS
 from harness.errors import JobError, ParameterError
 
-pytestmark = pytest.mark.unit
-
 CPU = Machine("cpu", packed_masks=True)
 H100 = Machine(
     "cuda", bf16_supported=True, flash_attention=("flash_attention_2",), packed_masks=True

@@ -12,8 +12,6 @@ import pytest
 from harness import naming
 from harness.errors import ConfigError
 
-pytestmark = pytest.mark.unit
-
 NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
 AZURE_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 

@@ -6,8 +6,6 @@ import socket
 
 import pytest
 
-pytestmark = pytest.mark.unit
-
 
 def test_connect_to_a_remote_address_fails() -> None:
     with socket.socket() as sock, pytest.raises(RuntimeError, match="must not use the network"):

@@ -2,51 +2,32 @@
 
 What matters to a user: options and their provenance in the header, skip vs. fail without
 Azure settings, and that every resource the chain creates is deleted exactly once, whatever
-happens (a failing fixture, Ctrl-C, SIGTERM, pytest-xdist).
+happens (a failing fixture, a failing teardown, bad input). The same sessions in real
+subprocesses (pytest-xdist workers, signals) are in tests/faults/test_plugin_processes.py.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import signal
-import sys
-import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from fake_backend import read_events
-
-HERE = Path(__file__).resolve().parent
-E2E_SUITE = HERE.parent / "e2e"
-SUITE = 14  # tests in tests/e2e/test_workflow.py
-
-CONFTEST = f"""
-import json, sys
-sys.path.insert(0, {str(HERE)!r})
-import pytest
-from fake_backend import FakeBackend
-from harness.data import PreparedData
-
-
-def pytest_harness_create_backend(harness_config):
-    return FakeBackend()
+from tests.support.fake_backend import read_events
+from tests.support.plugin_project import (
+    SUITE,
+    balance,
+    created,
+    isolate,
+    leftovers,
+    make_project,
+    report,
+    run,
+)
 
 
-@pytest.fixture(scope="session")
-def training_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data")
-    row = {{"prompt": "Hi?", "prompt_id": "p1", "messages": [
-        {{"role": "user", "content": "Hi?"}}, {{"role": "assistant", "content": "Hello."}}]}}
-    files = {{}}
-    for split in ("train_sft", "test_sft", "train_gen", "test_gen"):
-        files[split] = str(out / f"{{split}}.jsonl")
-        (out / f"{{split}}.jsonl").write_text((json.dumps(row) + "\\n") * 3)
-    return PreparedData(str(out), files, {{s: 1 for s in files}}, [])
-"""
+@pytest.fixture(autouse=True)
+def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return isolate(monkeypatch, tmp_path_factory)
 
 
 @pytest.fixture
@@ -56,53 +37,7 @@ def events(
     report_modules_loaded: None,
     plots_drawn_elsewhere: None,
 ) -> Path:
-    """A project with the e2e suite and the fake backend; returns its events file."""
-    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("HARNESS_REQUIRE_LIVE", raising=False)
-    pytester.makeconftest(CONFTEST)
-    suite = pytester.mkdir("e2e")  # the suite under another module name than the original's
-    shutil.copy(E2E_SUITE / "conftest.py", suite / "conftest.py")
-    shutil.copy(E2E_SUITE / "test_workflow.py", suite / "test_acceptance_copy.py")
-    path = pytester.path / "events.jsonl"
-    monkeypatch.setenv("HARNESS_FAKE_EVENTS", str(path))
-    return path
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """In-process run with only the plugins it needs and one-line tracebacks (fast)."""
-    return pytester.runpytest("-p", "harness.plugin", "--tb=line", *args)
-
-
-@pytest.fixture(autouse=True)
-def _no_plugin_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-
-
-@pytest.fixture(autouse=True)
-def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Each run's own workspace: where its liveness mark and shared state live."""
-    path = tmp_path_factory.mktemp("workspace")
-    monkeypatch.setenv("HARNESS_WORKSPACE", str(path))
-    return path
-
-
-def leftovers(workspace: Path) -> list[Path]:
-    """What a finished run left in the workspace's runs directory (nothing, if all is well)."""
-    return sorted((workspace / "runs").glob("*")) if (workspace / "runs").exists() else []
-
-
-def balance(path: Path) -> Counter[str]:
-    """creates minus deletes per kind: all zeros means nothing leaked."""
-    counts: Counter[str] = Counter()
-    for event in read_events(path):
-        if event["kind"] != "deployment":  # deleted with its endpoint
-            counts[event["kind"]] += {"create": 1, "delete": -1}.get(event["event"], 0)
-    return counts
-
-
-def created(path: Path) -> Counter[str]:
-    return Counter(e["kind"] for e in read_events(path) if e["event"] == "create")
+    return make_project(pytester, monkeypatch)
 
 
 def test_header_shows_each_value_and_its_source(
@@ -177,28 +112,6 @@ def test_the_whole_chain_creates_and_deletes_each_resource_once(
     assert {e["delete_timeout_s"] for e in deletions} == {10.0}  # --delete-timeout: no hurry
 
 
-@pytest.mark.faults  # pytest-xdist workers in a subprocess: seconds, not milliseconds
-def test_under_xdist_resources_are_created_once_and_deleted_once(
-    pytester: pytest.Pytester, events: Path, workspace: Path
-) -> None:
-    """The shared state (and the data copy) lives in the run's directory in the workspace,
-    where the sweep finds it if the run is killed; a finished run removes it."""
-    pytester.makepyfile(
-        test_shared_state="""
-        def test_the_shared_state_is_in_the_workspace(harness_resources, harness_config):
-            runs = harness_config.workspace_dir / "runs"
-            assert harness_resources.shared_dir == runs / harness_config.run_id
-    """
-    )
-    result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
-    result.assert_outcomes(passed=SUITE, skipped=1)  # one test added here
-    assert leftovers(workspace) == []
-    assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1, "deployment": 1}
-    assert set(balance(events).values()) == {0}
-    workers = {e["pid"] for e in read_events(events) if e["event"] == "close"}
-    assert len(workers) == 3  # two workers used the backend; the coordinator cleaned up
-
-
 @pytest.mark.parametrize(
     "step",
     [
@@ -244,61 +157,6 @@ def test_keep_resources_keeps_what_a_failed_run_created(
     assert balance(events)[kept] == 1
 
 
-def start_and_wait_for(pytester: pytest.Pytester, events: Path, kind: str) -> Any:
-    """A pytest subprocess, once the fake backend sleeps in step ``kind``."""
-    process = pytester.popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "harness.plugin"], stdin=-1
-    )
-    wait_for_event(process, events, kind)
-    return process
-
-
-def wait_for_event(process: Any, events: Path, kind: str) -> None:
-    deadline = time.monotonic() + 20
-    while not any(e["event"] == "sleeping" and e["kind"] == kind for e in read_events(events)):
-        assert time.monotonic() < deadline and process.poll() is None, process.stdout.read()
-        time.sleep(0.05)
-
-
-@pytest.mark.faults  # a signalled subprocess
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_run_still_tears_down(
-    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
-) -> None:
-    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30")
-    process = start_and_wait_for(pytester, events, "wait_for_job")
-    process.send_signal(signum)
-    process.wait(timeout=20)
-    assert report(pytester)["run"]["verdict"] == "interrupted"
-    assert json.dumps(created(events))
-    assert created(events)["endpoint"] == 1
-    assert set(balance(events).values()) == {0}, read_events(events)
-    deletions = [e for e in read_events(events) if e["event"] == "delete"]
-    assert {e["delete_timeout_s"] for e in deletions} == {5.0}  # started, not awaited
-
-
-@pytest.mark.faults  # a signalled subprocess
-def test_sigint_then_sigterm_during_teardown_names_what_is_left(
-    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """CI's cancel: SIGTERM follows SIGINT while a deletion is under way. No traceback; the
-    deletion under way is not broken; nothing more is started and each resource not deleted
-    is named (at once: SIGKILL may follow before the summary)."""
-    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30,delete_endpoint:1")
-    process = start_and_wait_for(pytester, events, "wait_for_job")
-    process.send_signal(signal.SIGINT)
-    wait_for_event(process, events, "delete_endpoint")
-    process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=20)
-    output = out.decode()
-    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
-    assert "Traceback" not in output
-    deleted = {e["kind"] for e in read_events(events) if e["event"] == "delete"}
-    assert deleted == {"job", "endpoint"}  # the endpoint's was under way
-    left = "harness: left for `python -m harness sweep` after a second signal:"
-    assert f"{left} endpoint ep-" in output and f"{left} compute local" in output
-
-
 @pytest.mark.parametrize(
     "args, named",
     [
@@ -317,10 +175,6 @@ def test_bad_input_fails_before_any_resource_is_created(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([f"*{named}*"])
     assert created(events) == {}
-
-
-def report(pytester: pytest.Pytester) -> dict[str, Any]:
-    return dict(json.loads((pytester.path / "harness-report" / "report.json").read_text()))
 
 
 def test_a_passing_run_writes_its_report_and_junit_properties(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from harness.quality import answer_score, mean_score, metric_label
 
-pytestmark = pytest.mark.unit
 REFERENCE = "Azure Machine Learning deploys the model behind a managed online endpoint."
 
 

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from run_events import Clock, full_run, recorder
 
 from harness.redaction import REDACTED, is_secret_key, redact, redact_text
 from harness.report import Recorder, build_report, read_events
 from harness.report.markdown import render_markdown
 from harness.report.webpage import render_html
+from tests.support.run_events import Clock, full_run, recorder
 
-pytestmark = pytest.mark.unit
 SAS = (
     "https://acct.blob.core.windows.net/c/model.bin?sv=2024-11-04&se=2026-12-01T00%3A00Z"
     "&sr=b&sp=r&sig=AbCdEf0123456789%2Bxyz%3D"

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_events import Clock, full_run, recorder
 
 from harness.errors import ReportError
 from harness.progress import Progress
@@ -25,8 +24,8 @@ from harness.report import (
 )
 from harness.report.markdown import render_markdown
 from harness.report.webpage import render_html
+from tests.support.run_events import Clock, full_run, recorder
 
-pytestmark = pytest.mark.unit
 RUN = {"run_id": "r1", "backend": "local"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -10,8 +10,6 @@ import pytest
 from harness.errors import ScoringError
 from harness.scoring import DEFAULT_PARAMETERS, ScoringResult, build_request, parse_response
 
-pytestmark = pytest.mark.unit
-
 MESSAGES = [
     {"role": "user", "content": "What is the capital of France?"},
 ]

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     )
     from harness.config import HarnessConfig
     from harness.data import PreparedData
-    from harness.tags import ModelCard
+    from harness.model_card import ModelCard
     from harness.versions import RegistryVersion
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness import compute, naming, tags
+from harness import compute, model_card, naming
 from harness.backends.azure import compute as azure_compute
 from harness.backends.azure import jobs
 from harness.backends.azure.clients import read_failed, service_message, status_text
@@ -24,7 +24,7 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:
     from harness.backends.azure import AzureBackend
     from harness.backends.base import VmSize
-    from harness.tags import ModelCard
+    from harness.model_card import ModelCard
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 # Azure ML docs, "Manage and increase quotas" (how-to-manage-quotas), online endpoints: "Number
@@ -88,7 +88,7 @@ class Check:
         )
         found.append(Finding(OK, "deprecation", card.deprecation.describe()))
         try:
-            notice = tags.retirement_notice(card, config.strict_deprecation)
+            notice = model_card.retirement_notice(card, config.strict_deprecation)
         except HarnessError as exc:
             found.append(Finding(FAIL, "deprecation", str(exc)))
         else:

@@ -14,17 +14,16 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, read_failed, service_message, status_text
-from harness.backends.azure.progress import wait_poller
 from harness.compute import check_finetune_sku, choose_finetune_sku, gpus_for_sku
 from harness.config import BY_NAME
 from harness.errors import CleanupError, ComputeError
-from harness.waiting import Deadline, Heartbeat
+from harness.waiting import Deadline, Heartbeat, wait_poller
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from harness.backends.base import Compute, VmSize
-    from harness.tags import ModelCard
+    from harness.model_card import ModelCard
 
 # The service's tier names -> what AmlCompute accepts: tier="LowPriority" (the seed's spelling)
 # is sent as "Lowpriority", so the SDK's snake_case values are used.

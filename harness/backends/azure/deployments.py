@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, service_message, status_text
 from harness.backends.azure.endpoints import SWEEP
-from harness.backends.azure.progress import wait_poller
 from harness.backends.base import REQUEST_TIMEOUT_MS
 from harness.config import BY_NAME
 from harness.errors import DeploymentError
-from harness.waiting import Deadline, Heartbeat
+from harness.waiting import Deadline, Heartbeat, wait_poller
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

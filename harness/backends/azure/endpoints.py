@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, service_message, status_text
-from harness.backends.azure.progress import wait_poller
 from harness.config import BY_NAME
 from harness.errors import CleanupError, DeploymentError
-from harness.waiting import Deadline, Heartbeat
+from harness.waiting import Deadline, Heartbeat, wait_poller
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

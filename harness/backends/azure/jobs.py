@@ -16,17 +16,16 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, read_failed, service_message, status_text
-from harness.backends.azure.progress import wait_poller
 from harness.config import BY_NAME
 from harness.errors import CleanupError, DataError, JobError, ParameterError
-from harness.waiting import Deadline, Heartbeat, short_duration
+from harness.waiting import Deadline, Heartbeat, short_duration, wait_poller
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
     from harness.backends.base import Compute, JobRun
     from harness.data import PreparedData
-    from harness.tags import ModelCard
+    from harness.model_card import ModelCard
 
 COMPONENT = "chat_completion_pipeline"
 SPEC_KEYS = ("default", "optional", "enum", "min", "max")

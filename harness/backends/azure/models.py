@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from harness.backends.azure.clients import read_failed, service_message
 from harness.config import BY_NAME
 from harness.errors import CleanupError, ConfigError, JobError
-from harness.tags import ModelCard, model_card
+from harness.model_card import ModelCard, model_card
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

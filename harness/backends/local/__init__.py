@@ -49,9 +49,9 @@ from harness.backends.local.workspace import Workspace
 from harness.config import HarnessConfig
 from harness.data import PreparedData
 from harness.errors import CleanupError, HarnessError, ScoringError
+from harness.model_card import ModelCard
 from harness.naming import ownership_tags
 from harness.quality import LikelihoodComparison
-from harness.tags import ModelCard
 from harness.versions import RegistryVersion
 
 __all__ = ["DEFAULT_MODEL_NAME", "LOCAL_CPU", "LOCAL_GPU", "LocalBackend"]

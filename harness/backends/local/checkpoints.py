@@ -19,8 +19,8 @@ from harness.backends.local.models import model_run
 from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
 from harness.errors import ConfigError, HarnessError
+from harness.model_card import encode_tag, model_card
 from harness.naming import check_model_name
-from harness.tags import encode_tag, model_card
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion

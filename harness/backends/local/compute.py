@@ -15,7 +15,7 @@ import os
 from harness.backends.base import Compute, VmSize
 from harness.compute import check_finetune_sku
 from harness.errors import ComputeError
-from harness.tags import ModelCard
+from harness.model_card import ModelCard
 
 # Stand-ins for Azure VM sizes: the model's allow-list tags list them, so the same allow-list
 # checks that guard Azure runs guard local runs too.

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from harness.config import check_model_cache_dir
+from harness.backends.local.workspace import check_model_cache_dir
 from harness.errors import HarnessError
 from harness.waiting import Deadline, Heartbeat
 

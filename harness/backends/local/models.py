@@ -26,7 +26,7 @@ from harness.backends.local.processes import child_env, die_with_parent, log_tai
 from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
-from harness.tags import ModelCard, encode_tag
+from harness.model_card import ModelCard, encode_tag
 from harness.versions import RegistryVersion
 from harness.waiting import short_duration
 

@@ -1,7 +1,7 @@
 """The local model registry: MLflow registered models and versions in the workspace's SQLite.
 
 Tags keep the registry's string format (lists as Python reprs, dicts as JSON), so
-``harness.tags.model_card`` parses a local model exactly as it parses an Azure one.
+``harness.model_card.model_card`` parses a local model exactly as it parses an Azure one.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from harness.backends.local.mlflow_model import local_path
 from harness.backends.local.workspace import Workspace
 from harness.errors import ConfigError
-from harness.tags import ModelCard, model_card
+from harness.model_card import ModelCard, model_card
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion

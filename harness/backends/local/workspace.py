@@ -1,4 +1,5 @@
-"""The local workspace: one directory with the MLflow store, artifacts and state files.
+"""The local workspace: one directory with the MLflow store, artifacts and state files, and the
+check that a directory can hold it (run at start-up, before anything is created).
 
 The tracking store and the model registry share one SQLite database, as the registry and the
 job history share one workspace on Azure. Creating the database takes about two seconds and
@@ -9,18 +10,73 @@ file lock around first-time initialisation.
 from __future__ import annotations
 
 import functools
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
-from harness.config import check_workspace_dir
+from harness.errors import ConfigError
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+    from harness.config import HarnessConfig
+
 LOCK_TIMEOUT_S = 600.0
+
+
+def workspace_problem(path: Path) -> str | None:
+    """Why the local workspace cannot live at ``path``, or None; leaves nothing behind.
+
+    The deepest part of the path that exists must be a directory this process can create
+    files in. That is tried, not read from permission bits, which say nothing about root or
+    a read-only mount.
+    """
+    existing = path
+    try:
+        while not existing.exists():
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except OSError as exc:
+        return f"{existing} cannot be inspected ({exc.strerror or exc})"
+    if not is_dir:
+        return f"{existing} is a file, not a directory"
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".harness-probe-").cleanup()
+    except OSError as exc:
+        return f"{existing} is not writable ({exc.strerror or exc})"
+    return None
+
+
+def check_workspace_dir(path: Path, source: str | None = None) -> None:
+    """ConfigError naming --workspace (and where the value came from) when ``path`` cannot
+    hold the local workspace."""
+    _check_dir(path, source, "the local workspace", "--workspace", "HARNESS_WORKSPACE")
+
+
+def check_model_cache_dir(path: Path, source: str | None = None) -> None:
+    """ConfigError naming --model-cache when the machine's model cache cannot live at ``path``."""
+    _check_dir(path, source, "the model cache", "--model-cache", "HARNESS_MODEL_CACHE")
+
+
+def _check_dir(path: Path, source: str | None, what: str, flag: str, env: str) -> None:
+    problem = workspace_problem(path)
+    if problem:
+        example = Path(tempfile.gettempdir()) / f"harness-{flag.lstrip('-')}"
+        where = f"{source}: " if source else ""
+        raise ConfigError(
+            f"{where}{what} {path} cannot be used: {problem}; pass {flag} "
+            f"(or set {env}) with a directory you can write, e.g. {example}"
+        )
+
+
+def check_workspace(cfg: HarnessConfig) -> None:
+    """The local backend's directories, checked at start-up (the Azure backend has none)."""
+    if cfg.backend == "local":
+        check_workspace_dir(cfg.workspace_dir, cfg.sources.get("workspace_dir"))
+        check_model_cache_dir(cfg.model_cache_dir, cfg.sources.get("model_cache_dir"))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import ParameterError
-from harness.finetune import coerce, load_component_inputs
+from harness.finetune_params import coerce, load_component_inputs
 
 _SWITCH = {"type": "string", "default": "false", "optional": True, "enum": ["true", "false"]}
 LOCAL_INPUTS: dict[str, dict[str, Any]] = {

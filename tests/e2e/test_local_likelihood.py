@@ -12,7 +12,6 @@ import pytest
 
 from harness.errors import DataError
 
-pytestmark = pytest.mark.e2e
 STEPS = 30
 
 

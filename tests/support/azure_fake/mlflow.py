@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure_fake.jobs import STEPS, Jobs
-from azure_fake.wire import Call, Reply, Route, Scope, json_reply, route
+from tests.support.azure_fake.jobs import STEPS, Jobs
+from tests.support.azure_fake.wire import Call, Reply, Route, Scope, json_reply, route
 
 
 def default_metrics() -> dict[str, list[float]]:

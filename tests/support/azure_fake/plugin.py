@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import responses
 
-from azure_fake import FakeAzureML, make_backend
+from tests.support.azure_fake import FakeAzureML, make_backend
 
 if TYPE_CHECKING:
     from harness.backends.azure import AzureBackend

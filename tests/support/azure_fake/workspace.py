@@ -15,8 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure_fake.lro import Operation, Operations
-from azure_fake.wire import ARM, NAME, Call, Reply, Route, Scope, error_reply, json_reply, route
+from tests.support.azure_fake.lro import Operation, Operations
+from tests.support.azure_fake.wire import (
+    ARM,
+    NAME,
+    Call,
+    Reply,
+    Route,
+    Scope,
+    error_reply,
+    json_reply,
+    route,
+)
 
 # (name, family, vCPUs, GPUs): families as VirtualMachineSize/list.json spells them
 SIZES = [

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.errors import ParameterError
-from harness.tags import ModelCard
+from harness.model_card import ModelCard
 
 NOTEBOOK_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {

@@ -17,8 +17,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure_fake.lro import Operation, Operations
-from azure_fake.wire import NAME, Call, Reply, Route, Scope, error_reply, json_reply, route
+from tests.support.azure_fake.lro import Operation, Operations
+from tests.support.azure_fake.wire import (
+    NAME,
+    Call,
+    Reply,
+    Route,
+    Scope,
+    error_reply,
+    json_reply,
+    route,
+)
 
 STEPS = (
     "ft_nlp_common_validation",

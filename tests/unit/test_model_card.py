@@ -12,11 +12,8 @@ from typing import Any
 import pytest
 
 from harness.errors import ConfigError, TagError
-from harness.tags import Deprecation, ModelCard, model_card, parse_tag, retirement_notice
-
-pytestmark = pytest.mark.unit
-
-DATA = Path(__file__).parent / "data"
+from harness.model_card import Deprecation, ModelCard, model_card, parse_tag, retirement_notice
+from tests.support import DATA
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import finetune
+from harness import finetune_params
 from harness.backends.base import (
     Compute,
     Deployment,
@@ -31,8 +31,8 @@ from harness.backends.base import (
 )
 from harness.data import PreparedData
 from harness.errors import HarnessError
+from harness.model_card import ModelCard, model_card
 from harness.quality import Likelihood, LikelihoodComparison
-from harness.tags import ModelCard, model_card
 from harness.versions import RegistryVersion
 
 TAGS = {
@@ -92,7 +92,7 @@ class FakeBackend:
         return [VmSize("Fake_GPU_1", gpus=1, vcpus=8), VmSize("Fake_Infer", gpus=1, vcpus=8)]
 
     def component_inputs(self) -> Mapping[str, Mapping[str, Any]]:
-        return finetune.load_component_inputs()
+        return finetune_params.load_component_inputs()
 
     def ensure_compute(
         self, card: ModelCard, name: str, sku: str | None, tags: Mapping[str, str]

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from azure_fake.wire import ARM, NAME, Call, Reply, Route, Router, json_reply, route
+from tests.support.azure_fake.wire import ARM, NAME, Call, Reply, Route, Router, json_reply, route
 
 
 @dataclass

@@ -17,12 +17,19 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from azure_fake.wire import NAME, Call, Reply, Route, Scope, error_reply, json_reply, route
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.support import DATA
+from tests.support.azure_fake.wire import (
+    NAME,
+    Call,
+    Reply,
+    Route,
+    Scope,
+    error_reply,
+    json_reply,
+    route,
+)
 
 
 def stringified(values: Mapping[str, Any]) -> dict[str, str]:
@@ -198,7 +205,7 @@ def default_models() -> list[RegistryModel]:
 
 
 def default_component() -> dict[str, Any]:
-    """chat_completion_pipeline 0.0.82's declared interface (tests/unit/data, the fake's own
+    """chat_completion_pipeline 0.0.82's declared interface (tests/support/data, the fake's own
     copy of azureml-assets' pipeline_components/chat_completion/spec.yaml)."""
     return json.loads((DATA / "chat_completion_pipeline.inputs.json").read_text())  # type: ignore[no-any-return]
 

@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 import responses
 
-from azure_fake.endpoints import ENDPOINT_KEY, Endpoints
-from azure_fake.jobs import Jobs
-from azure_fake.lro import Operations
-from azure_fake.mlflow import Mlflow
-from azure_fake.registry import Registry
-from azure_fake.storage import Storage
-from azure_fake.wire import Call, Router, Scope
-from azure_fake.workspace import Workspace
+from tests.support.azure_fake.endpoints import ENDPOINT_KEY, Endpoints
+from tests.support.azure_fake.jobs import Jobs
+from tests.support.azure_fake.lro import Operations
+from tests.support.azure_fake.mlflow import Mlflow
+from tests.support.azure_fake.registry import Registry
+from tests.support.azure_fake.storage import Storage
+from tests.support.azure_fake.wire import Call, Router, Scope
+from tests.support.azure_fake.workspace import Workspace
 
 if TYPE_CHECKING:
     from harness.backends.azure import AzureBackend

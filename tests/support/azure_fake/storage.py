@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure_fake.wire import NAME, Call, Reply, Route, Scope, json_reply, route
+from tests.support.azure_fake.wire import NAME, Call, Reply, Route, Scope, json_reply, route
 
 STORAGE_ACCOUNT = "stharness"
 CONTAINER = "azureml-blobstore-0001"

@@ -8,14 +8,17 @@ from typing import Any
 
 import pytest
 
-from harness import finetune
+from harness import finetune_params
 from harness.errors import ParameterError
-from harness.finetune import NOTEBOOK_DEFAULTS, display_name, fit_to_component, merge_parameters
-from harness.tags import ModelCard, model_card
+from harness.finetune_params import (
+    NOTEBOOK_DEFAULTS,
+    display_name,
+    fit_to_component,
+    merge_parameters,
+)
+from harness.model_card import ModelCard, model_card
+from tests.support import DATA
 
-pytestmark = pytest.mark.unit
-
-DATA = Path(__file__).parent / "data"
 Inputs = dict[str, dict[str, Any]]
 
 
@@ -27,7 +30,7 @@ def phi3() -> ModelCard:
 
 @pytest.fixture(scope="module")
 def inputs() -> Inputs:
-    return finetune.load_component_inputs(DATA / "chat_completion_pipeline.inputs.json")
+    return finetune_params.load_component_inputs(DATA / "chat_completion_pipeline.inputs.json")
 
 
 def test_notebook_defaults() -> None:
@@ -44,7 +47,7 @@ def test_notebook_defaults() -> None:
 
 
 def test_shipped_inputs_match_test_copy(inputs: Inputs) -> None:
-    assert finetune.load_component_inputs() == inputs
+    assert finetune_params.load_component_inputs() == inputs
     assert inputs["deepspeed_stage"]["enum"] == ["2", "3"]
 
 
@@ -169,14 +172,14 @@ def test_other_declared_types() -> None:
 
 def test_load_component_inputs_errors(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="cannot read"):
-        finetune.load_component_inputs(tmp_path / "missing.json")
+        finetune_params.load_component_inputs(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(ParameterError, match="cannot read"):
-        finetune.load_component_inputs(bad)
+        finetune_params.load_component_inputs(bad)
     bad.write_text('{"outputs": {}}')
     with pytest.raises(ParameterError, match="no 'inputs' mapping"):
-        finetune.load_component_inputs(bad)
+        finetune_params.load_component_inputs(bad)
 
 
 def test_display_name_notebook_defaults_only() -> None:
@@ -213,7 +216,7 @@ def test_display_name_every_part() -> None:
 
 @pytest.mark.parametrize("name", ["compute_finetune", "number_of_gpu_to_use_finetuning"])
 def test_inputs_wired_from_the_compute_cannot_be_overridden(name: str) -> None:
-    inputs = finetune.load_component_inputs()
+    inputs = finetune_params.load_component_inputs()
     with pytest.raises(ParameterError, match=f"{name} is set by the harness"):
         fit_to_component({name: "1"}, inputs)
 
@@ -234,7 +237,7 @@ def test_a_misspelled_override_names_the_closest_input(
     phi3: ModelCard, inputs: Inputs, typo: str, meant: str
 ) -> None:
     with pytest.raises(ParameterError) as err:
-        finetune.plan_parameters(phi3, {typo: "2"}, inputs)
+        finetune_params.plan_parameters(phi3, {typo: "2"}, inputs)
     message = str(err.value)
     assert f"{typo}" in message and f"did you mean {meant}?" in message
     assert "--allow-dropped-params" in message
@@ -242,7 +245,7 @@ def test_a_misspelled_override_names_the_closest_input(
 
 def test_an_override_like_no_input_lists_the_valid_ones(phi3: ModelCard, inputs: Inputs) -> None:
     with pytest.raises(ParameterError) as err:
-        finetune.plan_parameters(phi3, {"zzz": "1", "seed": "3"}, inputs)
+        finetune_params.plan_parameters(phi3, {"zzz": "1", "seed": "3"}, inputs)
     message = str(err.value)
     assert "zzz" in message and "valid inputs:" in message and "lora_dropout" in message
     assert "train_file_path" not in message  # wired by the harness, never a parameter
@@ -252,19 +255,21 @@ def test_the_users_key_is_strict_even_when_the_model_sets_it(
     phi3: ModelCard, inputs: Inputs
 ) -> None:
     with pytest.raises(ParameterError, match="learning_rate_min"):
-        finetune.plan_parameters(phi3, {"learning_rate_min": "1e-7"}, inputs)
+        finetune_params.plan_parameters(phi3, {"learning_rate_min": "1e-7"}, inputs)
 
 
 def test_the_models_own_extra_keys_are_still_dropped_and_reported(
     phi3: ModelCard, inputs: Inputs
 ) -> None:
-    plan = finetune.plan_parameters(phi3, {"seed": "3"}, inputs)
+    plan = finetune_params.plan_parameters(phi3, {"seed": "3"}, inputs)
     assert plan.dropped == {"learning_rate_min": 5e-07, "learning_rate_max": 5e-05}
     assert plan.parameters["seed"] == 3
 
 
 def test_drops_are_allowed_when_asked(phi3: ModelCard, inputs: Inputs) -> None:
-    plan = finetune.plan_parameters(phi3, {"lerning_rate": "1e-5"}, inputs, allow_dropped=True)
+    plan = finetune_params.plan_parameters(
+        phi3, {"lerning_rate": "1e-5"}, inputs, allow_dropped=True
+    )
     assert plan.dropped["lerning_rate"] == "1e-5"
     assert plan.parameters["learning_rate"] == 5e-06
 
@@ -299,7 +304,7 @@ def test_values_the_trainer_rejects_are_refused_before_any_job(
     phi3: ModelCard, inputs: Inputs, name: str, value: str, fragment: str
 ) -> None:
     with pytest.raises(ParameterError) as err:
-        finetune.plan_parameters(phi3, {name: value}, inputs)
+        finetune_params.plan_parameters(phi3, {name: value}, inputs)
     message = str(err.value)
     assert f"{name}={value!r}" in message and fragment in message
     assert "--finetune-param" in message
@@ -322,7 +327,7 @@ def test_values_the_trainer_rejects_are_refused_before_any_job(
 def test_values_at_the_edge_of_the_rules_are_accepted(
     phi3: ModelCard, inputs: Inputs, name: str, value: str
 ) -> None:
-    assert name in finetune.plan_parameters(phi3, {name: value}, inputs).parameters
+    assert name in finetune_params.plan_parameters(phi3, {name: value}, inputs).parameters
 
 
 def test_the_components_declared_bound_wins_over_the_rule() -> None:
@@ -342,6 +347,6 @@ def test_the_component_defaults_pass_the_rules(inputs: Inputs) -> None:
     defaults = {
         k: v["default"]
         for k, v in inputs.items()
-        if "default" in v and k not in finetune.WIRED_INPUTS
+        if "default" in v and k not in finetune_params.WIRED_INPUTS
     }
     assert fit_to_component(defaults, inputs).parameters.keys() == defaults.keys()

@@ -19,8 +19,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure_fake.lro import Operation, Operations
-from azure_fake.wire import NAME, Call, Reply, Route, Scope, error_reply, json_reply, route
+from tests.support.azure_fake.lro import Operation, Operations
+from tests.support.azure_fake.wire import (
+    NAME,
+    Call,
+    Reply,
+    Route,
+    Scope,
+    error_reply,
+    json_reply,
+    route,
+)
 
 ENDPOINT_KEY = "fake-primary-key"
 

@@ -1,0 +1,94 @@
+"""The plugin in real pytest subprocesses: two xdist workers, and signals during a run.
+
+Seconds per test, not milliseconds, so these run with the fault suite (``pytest -m faults``,
+a step of ``.ci/run``), not with the unit suite.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_backend import read_events
+from tests.support.plugin_project import (
+    SUITE,
+    balance,
+    created,
+    isolate,
+    leftovers,
+    make_project,
+    report,
+    start_and_wait_for,
+    wait_for_event,
+)
+
+
+@pytest.fixture(autouse=True)
+def workspace(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return isolate(monkeypatch, tmp_path_factory)
+
+
+@pytest.fixture
+def events(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_project(pytester, monkeypatch)
+
+
+def test_under_xdist_resources_are_created_once_and_deleted_once(
+    pytester: pytest.Pytester, events: Path, workspace: Path
+) -> None:
+    """The shared state (and the data copy) lives in the run's directory in the workspace,
+    where the sweep finds it if the run is killed; a finished run removes it."""
+    pytester.makepyfile(
+        test_shared_state="""
+        def test_the_shared_state_is_in_the_workspace(harness_resources, harness_config):
+            runs = harness_config.workspace_dir / "runs"
+            assert harness_resources.shared_dir == runs / harness_config.run_id
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
+    result.assert_outcomes(passed=SUITE, skipped=1)  # one test added here
+    assert leftovers(workspace) == []
+    assert created(events) == {"compute": 1, "endpoint": 1, "job": 1, "model": 1, "deployment": 1}
+    assert set(balance(events).values()) == {0}
+    workers = {e["pid"] for e in read_events(events) if e["event"] == "close"}
+    assert len(workers) == 3  # two workers used the backend; the coordinator cleaned up
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_still_tears_down(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30")
+    process = start_and_wait_for(pytester, events, "wait_for_job")
+    process.send_signal(signum)
+    process.wait(timeout=20)
+    assert report(pytester)["run"]["verdict"] == "interrupted"
+    assert json.dumps(created(events))
+    assert created(events)["endpoint"] == 1
+    assert set(balance(events).values()) == {0}, read_events(events)
+    deletions = [e for e in read_events(events) if e["event"] == "delete"]
+    assert {e["delete_timeout_s"] for e in deletions} == {5.0}  # started, not awaited
+
+
+def test_sigint_then_sigterm_during_teardown_names_what_is_left(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI's cancel: SIGTERM follows SIGINT while a deletion is under way. No traceback; the
+    deletion under way is not broken; nothing more is started and each resource not deleted
+    is named (at once: SIGKILL may follow before the summary)."""
+    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30,delete_endpoint:1")
+    process = start_and_wait_for(pytester, events, "wait_for_job")
+    process.send_signal(signal.SIGINT)
+    wait_for_event(process, events, "delete_endpoint")
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    output = out.decode()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output
+    deleted = {e["kind"] for e in read_events(events) if e["event"] == "delete"}
+    assert deleted == {"job", "endpoint"}  # the endpoint's was under way
+    left = "harness: left for `python -m harness sweep` after a second signal:"
+    assert f"{left} endpoint ep-" in output and f"{left} compute local" in output
