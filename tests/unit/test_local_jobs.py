@@ -244,3 +244,17 @@ def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_
         "  exitcode  : -9 (pid: 4860)  (SIGKILL)\n"
     )
     assert failed_rank(tmp_path) == 1
+
+
+def test_the_job_marks_when_training_began_and_its_first_step_ended() -> None:
+    """benchmarks/local_e2e.py reads these marks to time the job's start-up."""
+    from harness.backends.local.training.metrics import MetricsCallback
+
+    marks: dict[str, float] = {}
+    callback = MetricsCallback(None, marks)
+    callback.on_train_begin(None, None, None)
+    callback.on_step_end(None, None, None)
+    first = dict(marks)
+    callback.on_step_end(None, None, None)
+    assert set(marks) == {"train_begin", "first_step"} and marks == first
+    assert marks["train_begin"] <= marks["first_step"]

@@ -125,6 +125,19 @@ def test_a_machine_builds_the_default_model_once_for_all_its_workspaces(
     assert first_tags["harness-recipe"] == models.default_recipe_key()
 
 
+def test_a_build_past_its_deadline_is_a_harness_error_naming_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def too_slow(*args: Any, **kwargs: Any) -> Any:
+        raise subprocess.TimeoutExpired(args[0], models.BUILD_TIMEOUT_S)
+
+    monkeypatch.setattr(models.subprocess, "run", too_slow)
+    ws = Workspace.at(tmp_path)
+    with pytest.raises(HarnessError, match="did not finish within 15m") as err:
+        models._run_builder(ws, tmp_path / "data", tmp_path / "out")
+    assert str(models._build_log(ws)) in str(err.value)
+
+
 def test_a_build_process_dies_with_the_harness(tmp_path: Path) -> None:
     """SIGKILL of the harness during a build leaves no builder running on."""
     code = (

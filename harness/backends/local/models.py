@@ -179,16 +179,24 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
         "--out",
         str(out),
     ]
-    with log.open("wb") as sink:
-        code = subprocess.run(
-            argv,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            timeout=BUILD_TIMEOUT_S,
-            check=False,
-            preexec_fn=die_with_parent,
-        ).returncode
+    try:
+        with log.open("wb") as sink:
+            code = subprocess.run(
+                argv,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=child_env(),
+                timeout=BUILD_TIMEOUT_S,
+                check=False,
+                preexec_fn=die_with_parent,
+            ).returncode
+    except subprocess.TimeoutExpired:
+        raise HarnessError(
+            f"building the default model {DEFAULT_MODEL_NAME} did not finish within "
+            f"{short_duration(BUILD_TIMEOUT_S)} (about 30 s on two quiet cores: is the machine "
+            f"overloaded?); log {log}:\n{log_tail(log)}\nrun again when the machine is less busy, "
+            "or pass --model-cache with a directory that holds a build"
+        ) from None
     if code != 0:
         raise HarnessError(
             f"building the default model {DEFAULT_MODEL_NAME} from {dataset} failed (exit code "
