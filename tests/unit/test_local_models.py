@@ -131,7 +131,7 @@ def test_a_build_past_its_deadline_is_a_harness_error_naming_its_log(
     def too_slow(*args: Any, **kwargs: Any) -> Any:
         raise subprocess.TimeoutExpired(args[0], models.BUILD_TIMEOUT_S)
 
-    monkeypatch.setattr(models.subprocess, "run", too_slow)
+    monkeypatch.setattr("subprocess.run", too_slow)
     ws = Workspace.at(tmp_path)
     with pytest.raises(HarnessError, match="did not finish within 15m") as err:
         models._run_builder(ws, tmp_path / "data", tmp_path / "out")
