@@ -220,7 +220,7 @@ def sweep(args: argparse.Namespace) -> int:
 def register_model(args: argparse.Namespace) -> int:
     """Check the directory and tags, then register: nothing is written when a check fails."""
     from harness.backends.local import checkpoints
-    from harness.backends.local.processes import set_offline
+    from harness.backends.local.offline import set_offline
     from harness.backends.local.workspace import Workspace
 
     naming.check_model_name(args.name, "--name")  # before anything is read or written

@@ -183,7 +183,8 @@ class HarnessConfig:
     )
     model_name: str = setting(
         "foundation model to fine-tune",
-        per_backend={"local": "Phi-3-tiny-ultrachat", "azure": "Phi-3-mini-4k-instruct"},
+        # Azure: the docs' replacement for the archived, retired Phi-3-mini-4k-instruct
+        per_backend={"local": "Phi-3-tiny-ultrachat", "azure": "Phi-4-mini-instruct"},
     )
     model_version: str = setting("model version, or a label such as latest", default="latest")
     compute_name: str = setting(
@@ -192,11 +193,12 @@ class HarnessConfig:
         per_backend={"local": "local", "azure": "harness-finetune-gpu"},
     )
     compute_sku: str | None = setting(
-        "VM size of a created cluster (default: the first allow-listed size "
-        "that is not retired and is offered in the region)"
+        "VM size of a created cluster (default: the allow-listed size with the fewest "
+        "GPUs that is not retired and is offered in the region; required, with "
+        "--instance-type, when the registry returns no allow-lists)"
     )
     instance_type: str | None = setting(
-        "inference instance type (default: the first allow-listed type "
+        "inference instance type (default: the allow-listed type with the fewest GPUs "
         "that is not retired and is offered in the region)"
     )
     strict_deprecation: bool = setting(
@@ -333,7 +335,13 @@ class HarnessConfig:
         "Azure resource group", env=("AZURE_RESOURCE_GROUP",)
     )
     azure_workspace: str | None = setting("Azure ML workspace name", env=("AZURE_ML_WORKSPACE",))
-    azure_registry: str = setting("registry holding foundation models", default="azureml")
+    azure_model_registry: str = setting(
+        "registry holding the foundation model (e.g. azureml-meta, azureml-openai-oss)",
+        default="azureml",
+    )
+    azure_component_registry: str = setting(
+        "registry holding the chat_completion_pipeline component", default="azureml"
+    )
     azure_config_file: Path | None = setting("workspace config.json", Path, None)
     interactive_login: bool = setting(
         "allow a browser login (never in CI)", _bool, False, flag=True

@@ -21,9 +21,10 @@ from typing import Any
 
 from harness.errors import DataError
 from harness.files import write_atomic
-from harness.scoring import ROLES
+from harness.scoring import ROLES, conversation_problem, describe
 
 SPLITS = ("train_sft", "test_sft", "train_gen", "test_gen")
+TRAINING_SPLITS = ("train_sft", "test_sft")  # what the fine-tune job trains and evaluates on
 HUB_DATASET = "HuggingFaceH4/ultrachat_200k"
 SHIPPED_DATASET = Path(__file__).resolve().parent / "resources" / "ultrachat_mini"
 LAYOUT = "data/{split}-00000-of-00001.parquet (or .jsonl) for " + ", ".join(SPLITS)
@@ -47,6 +48,22 @@ class PreparedData:
             "counts": dict(self.counts),
             "dropped": list(self.dropped),
         }
+
+    def training_files(self) -> tuple[str, str]:
+        """The train_sft and test_sft JSON Lines files, checked before a job is submitted on
+        either backend (the Azure job uploads them, the local job reads them)."""
+        files = [self.files.get(split, "") for split in TRAINING_SPLITS]
+        missing = [
+            f"{split} ({path or 'not prepared'})"
+            for split, path in zip(TRAINING_SPLITS, files, strict=True)
+            if not Path(path).is_file()
+        ]
+        if missing:
+            raise DataError(
+                f"prepared data in {self.directory} lacks {', '.join(missing)}; expected the "
+                "JSON Lines files written by harness.data.prepare; prepare the data again"
+            )
+        return files[0], files[1]
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> PreparedData:
@@ -190,47 +207,6 @@ def listed(problems: Sequence[str]) -> str:
     lines = "".join(f"\n  {problem}" for problem in problems[:LISTED_INVALID])
     more = len(problems) - LISTED_INVALID
     return lines + (f"\n  ... and {more} more" if more > 0 else "")
-
-
-def short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."
-
-
-def describe(value: Any) -> str:
-    if value is None:
-        return "missing"
-    if isinstance(value, str) and not value.strip():
-        return "empty"
-    return f"{type(value).__name__} {short(value)}"
-
-
-def _message_problem(message: Any) -> str | None:
-    if not isinstance(message, Mapping):
-        return f"is {describe(message)}; expected an object with role and content"
-    role = message.get("role")
-    if not isinstance(role, str) or role not in ROLES:
-        return f"role is {short(role)}; expected one of {', '.join(ROLES)}"
-    content = message.get("content")
-    if not isinstance(content, str) or not content.strip():
-        return f"content is {describe(content)}; expected a non-empty string"
-    return None
-
-
-def conversation_problem(messages: Any) -> str | None:
-    """Why a list of chat messages cannot train or prompt a chat model, or None when it can.
-
-    The local endpoint applies the same rule to what it is asked to answer.
-    """
-    if not isinstance(messages, list | tuple) or not messages:
-        return f"messages is {describe(messages)}; expected a non-empty list"
-    for index, message in enumerate(messages):
-        problem = _message_problem(message)
-        if problem:
-            return f"message {index} {problem}"
-    if not any(message["role"] == "user" for message in messages):
-        return "no message has role 'user'; expected at least one user turn"
-    return None
 
 
 def validate_row(row: Mapping[str, Any]) -> str | None:

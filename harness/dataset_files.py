@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.data import MESSAGE_SHAPE, describe, listed
+from harness.data import MESSAGE_SHAPE, listed
 from harness.errors import DataError
+from harness.scoring import describe
 
 
 def _field_problem(row: Mapping[str, Any]) -> str | None:

@@ -19,10 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ParameterError
-from harness.model_card import ModelCard
+
+if TYPE_CHECKING:
+    from harness.model_card import ModelCard
 
 NOTEBOOK_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {

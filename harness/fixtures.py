@@ -26,13 +26,12 @@ from harness.backends.base import (
     ResourceKind,
 )
 from harness.lifecycle import Register, ResourceTracker
-from harness.progress import Progress, quiet_libraries
+from harness.progress import Progress, is_xdist_worker, quiet_libraries
 
 if TYPE_CHECKING:
-    from harness.backends.base import Backend, TrainingMetrics, VmSize
+    from harness.backends.base import Backend, LikelihoodComparison, TrainingMetrics, VmSize
     from harness.data import PreparedData, ScoringCase
     from harness.model_card import ModelCard
-    from harness.quality import LikelihoodComparison
     from harness.scoring import Sample, Samples
 
 log = logging.getLogger("harness")
@@ -79,7 +78,7 @@ def backend(
     harness_resources.backend = instance
     yield instance
     # an xdist worker leaves what it started to the coordinator, --keep-resources to the sweep
-    worker = hasattr(pytestconfig, "workerinput")
+    worker = is_xdist_worker(pytestconfig)
     instance.close(stop_owned=not worker and not harness_resources.keep())
 
 
@@ -97,9 +96,20 @@ def foundation_model(
     wanted = f"{harness_config.model_name} ({harness_config.model_version})"
     with harness_progress.stage("foundation_model", f"{wanted} from the {backend.name} registry"):
         card = backend.get_foundation_model(harness_config.model_name, harness_config.model_version)
-    harness_progress.record("model", **card.report_fields())
-    sources = ", ".join(f"{key} from {source}" for key, source in card.sources().items())
-    log.info("foundation model %s: %s; %s", card.label, sources, card.deprecation.describe())
+    # no allow-list from the registry: stop here, before anything exists, unless both sizes
+    # were chosen explicitly, and then say so in every record of the run
+    explicit = compute.explicit_sizes(
+        card, harness_config.compute_sku, harness_config.instance_type
+    )
+    harness_progress.record("model", **card.report_fields(), explicit_sizes=explicit)
+    log.info(
+        "foundation model %s: %s; %s",
+        card.label,
+        card.allow_lists_found(),
+        card.deprecation.describe(),
+    )
+    if explicit:
+        log.warning("%s: %s", card.label, explicit)
     notice = model_card.retirement_notice(card, harness_config.strict_deprecation)
     if notice:
         log.warning(notice)
@@ -122,8 +132,9 @@ def finetune_compute_sku(
     """The SKU asked for, checked (allowed, not retired, offered); None lets the backend take
     the default, which must exist before anything is created."""
     offered = [size.name for size in region_vm_sizes]
+    gpus = {size.name: size.gpus for size in region_vm_sizes}
     if harness_config.compute_sku is None:
-        compute.default_finetune_sku(foundation_model, offered)
+        compute.default_finetune_sku(foundation_model, offered, gpus=gpus)
     else:
         compute.check_finetune_sku(foundation_model, harness_config.compute_sku, offered)
     return harness_config.compute_sku
@@ -136,7 +147,10 @@ def inference_instance_type(
     region_vm_sizes: tuple[VmSize, ...],
 ) -> str:
     offered = [size.name for size in region_vm_sizes]
-    return compute.choose_instance_type(foundation_model, harness_config.instance_type, offered)
+    gpus = {size.name: size.gpus for size in region_vm_sizes}
+    return compute.choose_instance_type(
+        foundation_model, harness_config.instance_type, offered, gpus=gpus
+    )
 
 
 @pytest.fixture(scope="session")

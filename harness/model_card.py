@@ -7,6 +7,16 @@ compute allow-lists, tasks and deprecation dates in the version's *system metada
 ``model_specific_defaults``. Older assets still carry the allow-lists as tags, so both forms are
 read and the card records which one each list came from.
 
+Where the lists really are on the wire is not settled: the SDK team's recording of the live
+registry (Azure/azure-sdk-assets python/sdk/ml/azure-ai-ml/tests/recordings/model/e2etests/
+test_model.pyTestModeltest_crud_model_with_system_metadata.json) shows a PUT with
+``properties.system_metadata`` accepted and the GET that follows answering without any
+``system_metadata`` or ``systemMetadata`` key. azure-ai-ml 1.35 sends and reads the snake-case
+key; the recording shows the service returns neither, so the card follows the service: it looks
+in every documented place (``ALLOW_LIST_PLACES``), records which one answered, and says where it
+looked when none did (``compute.explicit_sizes`` then stops the run unless the sizes are chosen
+explicitly).
+
 Values arrive as strings more often than not: tags are always strings (lists as Python reprs,
 dicts as JSON), and the publisher's ``stringify_dictionary``
 (Azure/azureml-assets scripts/azureml-assets/azureml/assets/publish_utils.py) turns every system
@@ -20,7 +30,7 @@ import ast
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from harness.errors import ConfigError, TagError
@@ -32,8 +42,11 @@ MODEL_SPECIFIC_DEFAULTS = "model_specific_defaults"
 TASK = "task"
 
 # Where a fact came from: the values of the card's ``*_source`` attributes.
-FROM_SYSTEM_METADATA = "system_metadata"
+FROM_SYSTEM_METADATA = "system_metadata"  # the wire key azure-ai-ml 1.35 sends
+FROM_SYSTEM_METADATA_CAMEL = "systemMetadata"  # the camelCase every other property uses
+METADATA_KEYS = (FROM_SYSTEM_METADATA, FROM_SYSTEM_METADATA_CAMEL)
 FROM_TAGS = "tags"
+FROM_PROPERTIES = "properties"  # the asset's own properties dict
 
 # system_metadata keys, as the model specs in Azure/azureml-assets spell them
 SUPPORTED_COMPUTES = "supportedComputes"
@@ -41,6 +54,21 @@ COMPUTE_KEYS = {
     FINETUNE_ALLOW_LIST: "finetuneComputes",
     INFERENCE_ALLOW_LIST: "inferenceComputes",
     EVALUATION_ALLOW_LIST: "evaluationComputes",
+}
+# system_metadata.SKU.<x>RecommendedSkus (Phi-3-mini-4k-instruct's spec at 4b41f8c)
+SKU = "SKU"
+RECOMMENDED_KEYS = {
+    FINETUNE_ALLOW_LIST: "finetuneRecommendedSkus",
+    INFERENCE_ALLOW_LIST: "inferenceRecommendedSkus",
+    EVALUATION_ALLOW_LIST: "evaluationRecommendedSkus",
+}
+# The asset properties older system models carry, comma-separated: Azure/azureml-assets
+# scripts/azureml-assets/azureml/assets/validate_assets.py (MLFlowModelProperties), read by
+# azureml-examples' fine-tune samples as ``model.properties["finetune-recommended-sku"]``.
+PROPERTY_KEYS = {
+    FINETUNE_ALLOW_LIST: "finetune-recommended-sku",
+    INFERENCE_ALLOW_LIST: "inference-recommended-sku",
+    EVALUATION_ALLOW_LIST: "evaluation-recommended-sku",
 }
 TASKS = "tasks"
 FINETUNE_TASKS = "fineTuningTasks"
@@ -116,6 +144,8 @@ class ModelCard:
     task_source: str | None = None
     deprecation: Deprecation = field(default_factory=Deprecation)
     system_metadata: Mapping[str, Any] = field(default_factory=dict)  # as the registry sent it
+    properties: Mapping[str, str] = field(default_factory=dict)  # the asset's properties
+    metadata_key: str = FROM_SYSTEM_METADATA  # the wire key the system metadata came under
 
     @property
     def label(self) -> str:
@@ -131,6 +161,8 @@ class ModelCard:
             "finetune_allow_list": list(self.finetune_allow_list or []),
             "inference_allow_list": list(self.inference_allow_list or []),
             "allow_list_source": self.finetune_allow_list_source,
+            "inference_allow_list_source": self.inference_allow_list_source,
+            "allow_lists": self.allow_lists_found(),
             "archived": self.deprecation.archived,
             "deprecation": self.deprecation.dates() or None,
         }
@@ -143,6 +175,26 @@ class ModelCard:
             TASK: self.task_source,
         }
 
+    def missing_allow_lists(self) -> tuple[str, ...]:
+        """The fine-tune and inference allow-lists no place answered."""
+        lists = (
+            (FINETUNE_ALLOW_LIST, self.finetune_allow_list),
+            (INFERENCE_ALLOW_LIST, self.inference_allow_list),
+        )
+        return tuple(name for name, values in lists if values is None)
+
+    def allow_lists_found(self) -> str:
+        """Where each allow-list came from, or where it was looked for in vain."""
+        return "; ".join(
+            f"{name} from {source}"
+            if source
+            else f"{name} not found (looked in {', '.join(allow_list_places(name))})"
+            for name, source in (
+                (FINETUNE_ALLOW_LIST, self.finetune_allow_list_source),
+                (INFERENCE_ALLOW_LIST, self.inference_allow_list_source),
+            )
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible values, so the card can cross processes (pytest-xdist)."""
         return {
@@ -152,6 +204,8 @@ class ModelCard:
             "tags": dict(self.tags),
             "system_metadata": dict(self.system_metadata),
             "archived": self.deprecation.archived,
+            "properties": dict(self.properties),
+            "metadata_key": self.metadata_key,
         }
 
     @classmethod
@@ -164,6 +218,8 @@ class ModelCard:
             data.get("tags", {}),
             data.get("system_metadata") or {},
             bool(data.get("archived")),
+            data.get("properties") or {},
+            str(data.get("metadata_key") or FROM_SYSTEM_METADATA),
         )
 
 
@@ -235,18 +291,52 @@ def _metadata_object(metadata: Mapping[str, object], key: str) -> Mapping[str, A
     return parsed
 
 
+def allow_list_places(name: str) -> tuple[str, ...]:
+    """Every place ``name`` (e.g. ``finetune_compute_allow_list``) is looked for, in the order
+    read: the allow-lists proper first, the recommended sizes after them."""
+    metadata = "properties.{" + "|".join(METADATA_KEYS) + "}"
+    return (
+        f"{metadata}.{SUPPORTED_COMPUTES}.{COMPUTE_KEYS[name]}",
+        f"tag {name}",
+        f"{metadata}.{SKU}.{RECOMMENDED_KEYS[name]}",
+        f"properties.properties.{PROPERTY_KEYS[name]}",
+    )
+
+
+def _property_list(name: str, properties: Mapping[str, object]) -> tuple[str, ...] | None:
+    """A ``*-recommended-sku`` property: comma-separated text (or a list literal)."""
+    key = PROPERTY_KEYS[name]
+    raw = properties.get(key)
+    if raw in (None, ""):
+        return None
+    text = str(raw).strip()
+    if text.startswith("["):
+        return _size_list(f"model property {key!r}", text)
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _allow_list(
-    name: str, tags: Mapping[str, object], metadata: Mapping[str, object]
+    name: str,
+    tags: Mapping[str, object],
+    metadata: Mapping[str, object],
+    metadata_key: str,
+    properties: Mapping[str, object],
 ) -> tuple[tuple[str, ...] | None, str | None]:
-    """System metadata first (where the registry keeps the lists now), then the tag."""
+    """The first place of ``allow_list_places`` that answers, and which one it was."""
     computes = _metadata_object(metadata, SUPPORTED_COMPUTES) or {}
     key = COMPUTE_KEYS[name]
     if computes.get(key) is not None:
         where = f"system metadata '{SUPPORTED_COMPUTES}.{key}'"
-        return _size_list(where, computes[key]), FROM_SYSTEM_METADATA
+        return _size_list(where, computes[key]), metadata_key
     if name in tags:
         return _size_list(f"model tag {name!r}", tags[name]), FROM_TAGS
-    return None, None
+    recommended = _metadata_object(metadata, SKU) or {}
+    key = RECOMMENDED_KEYS[name]
+    if recommended.get(key) is not None:
+        where = f"system metadata '{SKU}.{key}'"
+        return _size_list(where, recommended[key]), f"{metadata_key}.{SKU}"
+    found = _property_list(name, properties)
+    return (found, FROM_PROPERTIES) if found is not None else (None, None)
 
 
 def _defaults(tags: Mapping[str, object]) -> Mapping[str, Any]:
@@ -263,16 +353,14 @@ def _defaults(tags: Mapping[str, object]) -> Mapping[str, Any]:
 
 
 def _task(
-    tags: Mapping[str, object], metadata: Mapping[str, object]
+    tags: Mapping[str, object], metadata: Mapping[str, object], metadata_key: str
 ) -> tuple[str | None, str | None]:
     """``tasks.fineTuningTasks`` (chat-completion when listed), else the ``task`` tag."""
     tasks = (_metadata_object(metadata, TASKS) or {}).get(FINETUNE_TASKS)
     if tasks:
         listed = _parse(f"system metadata '{TASKS}.{FINETUNE_TASKS}'", tasks)
         if isinstance(listed, list) and all(isinstance(t, str) for t in listed) and listed:
-            return (CHAT_COMPLETION if CHAT_COMPLETION in listed else listed[0]), (
-                FROM_SYSTEM_METADATA
-            )
+            return (CHAT_COMPLETION if CHAT_COMPLETION in listed else listed[0]), metadata_key
         raise TagError(
             f"system metadata '{TASKS}.{FINETUNE_TASKS}' must be a list of task "
             f"names, found {_shown(encode_tag(tasks))}; fix it on the model"
@@ -298,7 +386,7 @@ def _date(where: str, value: object) -> date:
 
 
 def _deprecation(
-    tags: Mapping[str, object], metadata: Mapping[str, object], archived: bool
+    tags: Mapping[str, object], metadata: Mapping[str, object], metadata_key: str, archived: bool
 ) -> Deprecation:
     found = _metadata_object(metadata, DEPRECATION) or {}
     if found:
@@ -307,7 +395,7 @@ def _deprecation(
             for name, (key, _) in DEPRECATION_KEYS.items()
             if found.get(key)
         }
-        source: str | None = FROM_SYSTEM_METADATA
+        source: str | None = metadata_key
     else:
         dates = {
             name: _date(f"model tag {tag!r}", tags[tag])
@@ -345,14 +433,22 @@ def model_card(
     tags: Mapping[str, object],
     system_metadata: Mapping[str, object] | None = None,
     archived: bool = False,
+    properties: Mapping[str, object] | None = None,
+    metadata_key: str = FROM_SYSTEM_METADATA,
 ) -> ModelCard:
     """Build a ModelCard, raising TagError for any value the harness relies on that is
-    malformed. ``system_metadata`` is the version's ``properties.system_metadata`` as sent."""
+    malformed. ``system_metadata`` is the version's system metadata as sent, under the wire
+    key ``metadata_key``; ``properties`` its asset properties (``properties.properties``)."""
     metadata = dict(system_metadata or {})
-    finetune, finetune_source = _allow_list(FINETUNE_ALLOW_LIST, tags, metadata)
-    inference, inference_source = _allow_list(INFERENCE_ALLOW_LIST, tags, metadata)
-    evaluation, _ = _allow_list(EVALUATION_ALLOW_LIST, tags, metadata)
-    task, task_source = _task(tags, metadata)
+    props = {k: str(v) for k, v in (properties or {}).items()}
+    lists = {
+        name: _allow_list(name, tags, metadata, metadata_key, props)
+        for name in (FINETUNE_ALLOW_LIST, INFERENCE_ALLOW_LIST, EVALUATION_ALLOW_LIST)
+    }
+    finetune, finetune_source = lists[FINETUNE_ALLOW_LIST]
+    inference, inference_source = lists[INFERENCE_ALLOW_LIST]
+    evaluation, _ = lists[EVALUATION_ALLOW_LIST]
+    task, task_source = _task(tags, metadata, metadata_key)
     return ModelCard(
         name=name,
         version=version,
@@ -366,13 +462,42 @@ def model_card(
         finetune_allow_list_source=finetune_source,
         inference_allow_list_source=inference_source,
         task_source=task_source,
-        deprecation=_deprecation(tags, metadata, archived),
+        deprecation=_deprecation(tags, metadata, metadata_key, archived),
         system_metadata=metadata,
+        properties=props,
+        metadata_key=metadata_key,
+    )
+
+
+def version_from_id(resource_id: str) -> str:
+    """The version of a registry or workspace model-version resource: the last segment of its
+    ``id`` (``azureml://registries/R/models/M/versions/V`` or the ARM path). The recorded
+    registry GET (test_model.pyTestModeltest_crud_model_with_system_metadata.json) carries the
+    MODEL's name in ``name`` and ``models`` in ``type``, so neither names the version."""
+    head, sep, version = resource_id.rstrip("/").rpartition("/versions/")
+    return version if sep and head and "/" not in version else ""
+
+
+def card_from_resource(name: str, resource: Mapping[str, Any], version: str = "") -> ModelCard:
+    """The card of one model-version resource as the registry (or workspace) returns it:
+    system metadata under either wire spelling, tags, asset properties, archive state."""
+    props: Mapping[str, Any] = resource.get("properties") or {}
+    key = next((k for k in METADATA_KEYS if props.get(k)), FROM_SYSTEM_METADATA)
+    resource_id = str(resource.get("id") or "")
+    return model_card(
+        name,
+        version or version_from_id(resource_id),
+        resource_id,
+        props.get("tags") or {},
+        props.get(key) or {},
+        bool(props.get("isArchived")),
+        props.get("properties") or {},
+        key,
     )
 
 
 def _today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def retirement_notice(card: ModelCard, strict: bool, today: date | None = None) -> str | None:

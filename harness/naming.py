@@ -12,7 +12,7 @@ import re
 import secrets
 import string
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from harness.errors import ConfigError
 
@@ -40,12 +40,12 @@ def _random(n: int) -> str:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_run_id(now: datetime | None = None) -> str:
     """Short, lowercase, letter first, sortable by time: ``h`` + UTC timestamp + 4 random."""
-    stamp = _as_utc(now or _utcnow()).astimezone(timezone.utc).strftime("%y%m%d%H%M%S")
+    stamp = _as_utc(now or _utcnow()).astimezone(UTC).strftime("%y%m%d%H%M%S")
     return f"h{stamp}{_random(4)}"
 
 
@@ -110,7 +110,7 @@ def deployment_name(run_id: str) -> str:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def ownership_tags(run_id: str, ttl_h: float, now: datetime | None = None) -> dict[str, str]:
@@ -143,7 +143,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 def _as_utc(moment: datetime) -> datetime:
     """Naive times are taken as UTC, the only zone the tags use."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def is_expired(

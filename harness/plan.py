@@ -15,7 +15,13 @@ from harness import compute, finetune_params, naming
 from harness.backends.base import VmSize
 from harness.config import HarnessConfig
 from harness.errors import ConfigError
-from harness.model_card import ModelCard, model_card, retirement_notice
+from harness.model_card import (
+    ModelCard,
+    card_from_resource,
+    model_card,
+    retirement_notice,
+    version_from_id,
+)
 
 SHIPPED_MODEL_CARD = Path(__file__).parent / "resources" / "phi-3-mini-4k-instruct.model.json"
 
@@ -29,9 +35,17 @@ def _read_json(path: Path, what: str) -> Any:
 
 def load_model_card(path: Path, default_version: str = "latest") -> ModelCard:
     """A card from a JSON file shaped like the registry's answer: name, version, tags,
-    system_metadata (objects or JSON text) and isArchived."""
+    system_metadata (objects or JSON text) and isArchived; or the version resource itself."""
     data = _read_json(path, "model card")
     shape = "see harness/resources/phi-3-mini-4k-instruct.model.json for the shape"
+    if isinstance(data, dict) and isinstance(data.get("properties"), dict) and data.get("id"):
+        # the version resource as the registry's GET returns it (``id``, ``name`` the model's
+        # name, ``properties``): the recorded shape, e.g. saved from a live workspace
+        model = data.get("name")
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"model card {path} has no 'name'; add the model's registry name")
+        version = version_from_id(str(data["id"])) or default_version
+        return card_from_resource(model, data, version)
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("tags", {}), dict)
@@ -98,8 +112,11 @@ def plan(
     notice = retirement_notice(card, cfg.strict_deprecation)
     sizes = None if workspace_sizes is None else load_vm_sizes(workspace_sizes)
     offered = None if sizes is None else [size.name for size in sizes]
-    sku = compute.choose_finetune_sku(card, cfg.compute_sku, offered)
-    instance_type = compute.choose_instance_type(card, cfg.instance_type, offered)
+    gpu_counts = None if sizes is None else {size.name: size.gpus for size in sizes}
+    explicit = compute.explicit_sizes(card, cfg.compute_sku, cfg.instance_type)
+    sku_choice = compute.choose_finetune(card, cfg.compute_sku, offered, gpus=gpu_counts)
+    inference = compute.choose_inference(card, cfg.instance_type, offered, gpus=gpu_counts)
+    sku, instance_type = sku_choice.name, inference.name
     gpus = gpus_per_node or (
         compute.gpus_for_sku(sku, [(s.name, s.gpus) for s in sizes]) if sizes else 1
     )
@@ -115,16 +132,21 @@ def plan(
         "run_id": cfg.run_id,
         "backend": cfg.backend,
         "model": {"name": card.name, "version": card.version, "id": card.id},
+        "model_registry": cfg.azure_model_registry,
+        "component_registry": cfg.azure_component_registry,
         "model_sources": card.sources(),
+        "allow_lists": explicit or card.allow_lists_found(),
         "model_deprecation": card.deprecation.describe(),
         "warnings": [notice] if notice else [],
         "region_checked": sizes is not None,
         "compute_sku": sku,
+        "compute_sku_reason": sku_choice.reason,
         "gpus_per_node": gpus,
         "finetune_parameters": fitted.parameters,
         "dropped_parameters": fitted.dropped,
         "display_name": finetune_params.display_name(card.name, fitted.parameters, gpus),
         "instance_type": instance_type,
+        "instance_type_reason": inference.reason,
         "endpoint_name": naming.endpoint_name(cfg.run_id),
         "deployment_name": naming.deployment_name(cfg.run_id),
         "tags": naming.ownership_tags(cfg.run_id, cfg.resource_ttl_h),

@@ -19,7 +19,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.fixtures import CONFIG, PROGRESS, TRACKER
 from harness.interrupts import Signals
 from harness.lifecycle import ResourceTracker, RunMark, runs_root
-from harness.progress import Progress, events_path, log_to_file
+from harness.progress import Progress, events_path, is_xdist_worker, log_to_file
 from harness.report.junit import junit_properties
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def _progress(config: pytest.Config, cfg: config.HarnessConfig) -> Progress:
     """The run's recorder (one events file per run id) and its log file; the process that
     sees every test starts the record afresh."""
     path = events_path(cfg.report_dir, cfg.run_id)
-    if not _is_worker(config):
+    if not is_xdist_worker(config):
         path.unlink(missing_ok=True)  # a run id given again starts a new record
     config.stash[LOG_FILE] = log_to_file(cfg.report_dir / "harness.log")
     return Progress(
@@ -84,7 +84,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         if _is_coordinator(config) and tracker.backend is not None:
             tracker.backend.close(stop_owned=True)
         if tracker.run_mark is not None:
-            tracker.run_mark.release(remove=not _is_worker(config))
+            tracker.run_mark.release(remove=not is_xdist_worker(config))
     handler = config.stash.get(LOG_FILE, None)
     if handler is not None:
         logging.getLogger("harness").removeHandler(handler)
@@ -114,13 +114,9 @@ def _resolve(pytest_config: pytest.Config) -> config.HarnessConfig:
 
 def _is_coordinator(pytest_config: pytest.Config) -> bool:
     """True in the xdist controller process (``-n N`` with N workers)."""
-    return bool(getattr(pytest_config.option, "numprocesses", None)) and not _is_worker(
+    return bool(getattr(pytest_config.option, "numprocesses", None)) and not is_xdist_worker(
         pytest_config
     )
-
-
-def _is_worker(pytest_config: pytest.Config) -> bool:
-    return hasattr(pytest_config, "workerinput")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -138,7 +134,7 @@ class _RunWatch:
 
     def __init__(self, config: pytest.Config, tracker: ResourceTracker, progress: Progress) -> None:
         self.config, self.tracker, self.progress = config, tracker, progress
-        self.worker, self.joined = _is_worker(config), threading.Event()
+        self.worker, self.joined = is_xdist_worker(config), threading.Event()
 
     def pytest_sessionstart(self) -> None:
         if _is_coordinator(self.config):
@@ -202,7 +198,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _delete_recorded(session.config)
     if tracker.problems and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if not _is_worker(session.config) and session.config.stash[PROGRESS].used:
+    if not is_xdist_worker(session.config) and session.config.stash[PROGRESS].used:
         _finish(session, tracker.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
@@ -255,6 +251,9 @@ def _summarise(terminalreporter: Any, finished: verdict.Finished) -> None:
     run = finished.report["run"]
     terminalreporter.write_sep("-", f"harness verdict: {run['verdict']}")
     terminalreporter.write_line(f"report: {finished.html}")
+    explicit = (finished.report.get("model") or {}).get("explicit_sizes")
+    if explicit:  # the registry answered no allow-list: say so beside the verdict
+        terminalreporter.write_line(f"harness: {explicit}", yellow=True)
     if finished.history is not None:
         terminalreporter.write_line(f"history: {finished.history}")
     if finished.comparison is not None:

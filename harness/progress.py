@@ -64,9 +64,22 @@ class _LazyFile(logging.FileHandler):
         return super()._open()
 
 
+def worker_id() -> str:
+    """``gw0``, ``gw1``... in a pytest-xdist worker process, ``main`` elsewhere: the label of
+    this process's log lines and report events."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def is_xdist_worker(config: Any) -> bool:
+    """True when this pytest session is a pytest-xdist worker (its config carries the
+    controller's ``workerinput``). Asked of the session, not of the environment: a session
+    that pytester runs inside a worker process is no worker itself."""
+    return hasattr(config, "workerinput")
+
+
 class _Worker(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        record.worker = worker_id()
         return True
 
 

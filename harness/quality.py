@@ -25,7 +25,6 @@ whose sampled answers are noise either way.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -61,37 +60,3 @@ def metric_label() -> str:
         f"{METRIC} (nc:{chrf.char_order}|nw:{chrf.word_order}|beta:{chrf.beta}|"
         f"sacrebleu {sacrebleu.__version__})"
     )
-
-
-@dataclass(frozen=True)
-class Likelihood:
-    """Mean log-likelihood per reference token (nats; closer to 0 is better)."""
-
-    mean: float
-    tokens: int
-    conversations: int
-
-
-@dataclass(frozen=True)
-class LikelihoodComparison:
-    foundation: Likelihood
-    finetuned: Likelihood
-
-    @property
-    def improved(self) -> bool:
-        return self.finetuned.mean > self.foundation.mean
-
-    def figures(self) -> list[dict[str, Any]]:
-        """Fields of the report's ``figure`` events for both models."""
-        return [
-            {
-                "name": f"log_likelihood_{which}",
-                "value": result.mean,
-                "unit": "nats/token",
-                "better": "higher",
-                "description": f"mean log-likelihood of the {result.tokens} "
-                f"reference assistant tokens of {result.conversations} test_gen conversations, "
-                f"{which} model",
-            }
-            for which, result in (("foundation", self.foundation), ("finetuned", self.finetuned))
-        ]

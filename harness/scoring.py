@@ -2,7 +2,8 @@
 
 Serving containers disagree on the reply's shape (a dict, records, a list, any of them wrapped
 in a JSON string) and some report errors with HTTP 200, so a reply counts as a success only when
-it holds non-empty text and no ``error`` key, whatever its status code says.
+it holds non-empty text and no ``error`` key, whatever its status code says. What a chat
+conversation must hold to be sent (or trained on) is judged here too, in one rule.
 """
 
 from __future__ import annotations
@@ -25,6 +26,48 @@ DEFAULT_PARAMETERS: Mapping[str, Any] = MappingProxyType(
 
 _BODY_CHARS = 2000
 _MAX_WRAPPING = 4  # a JSON string holding JSON, at most this deep
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def describe(value: Any) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, str) and not value.strip():
+        return "empty"
+    return f"{type(value).__name__} {short(value)}"
+
+
+def _message_problem(message: Any) -> str | None:
+    if not isinstance(message, Mapping):
+        return f"is {describe(message)}; expected an object with role and content"
+    role = message.get("role")
+    if not isinstance(role, str) or role not in ROLES:
+        return f"role is {short(role)}; expected one of {', '.join(ROLES)}"
+    content = message.get("content")
+    if not isinstance(content, str) or not content.strip():
+        return f"content is {describe(content)}; expected a non-empty string"
+    return None
+
+
+def conversation_problem(messages: Any) -> str | None:
+    """Why a list of chat messages cannot train or prompt a chat model, or None when it can.
+
+    The training data's rows (``harness.data``) and the local endpoint's requests
+    (``backends/local/server/contract.py``) are judged by this one rule.
+    """
+    if not isinstance(messages, list | tuple) or not messages:
+        return f"messages is {describe(messages)}; expected a non-empty list"
+    for index, message in enumerate(messages):
+        problem = _message_problem(message)
+        if problem:
+            return f"message {index} {problem}"
+    if not any(message["role"] == "user" for message in messages):
+        return "no message has role 'user'; expected at least one user turn"
+    return None
 
 
 @dataclass(frozen=True)

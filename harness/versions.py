@@ -16,21 +16,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends.base import RegistryVersion
 from harness.history import passing
-
-
-@dataclass(frozen=True)
-class RegistryVersion:
-    """One version as the registry lists it."""
-
-    version: str
-    archived: bool = False
-    deprecation: Mapping[str, str] = field(default_factory=dict)  # fact -> date
 
 
 @dataclass(frozen=True)

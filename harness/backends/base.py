@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 if TYPE_CHECKING:
     from harness.data import PreparedData
     from harness.model_card import ModelCard
-    from harness.quality import LikelihoodComparison
-    from harness.versions import RegistryVersion
 
 # Only these end a job. The service's REST enum says NotResponding can go back to any earlier
 # state, and Unknown is not an end either: azure-ai-ml lists NotResponding and Paused as
@@ -32,6 +30,49 @@ FINETUNED_SUFFIX = "-ultrachat-200k"
 def finetuned_model_name(foundation: str) -> str:
     """The registered name of a fine-tuned model: the notebook's ``{model}-ultrachat-200k``."""
     return f"{foundation}{FINETUNED_SUFFIX}".replace("/", "-")
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    """One version as the registry lists it."""
+
+    version: str
+    archived: bool = False
+    deprecation: Mapping[str, str] = field(default_factory=dict)  # fact -> date
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """Mean log-likelihood per reference token (nats; closer to 0 is better)."""
+
+    mean: float
+    tokens: int
+    conversations: int
+
+
+@dataclass(frozen=True)
+class LikelihoodComparison:
+    foundation: Likelihood
+    finetuned: Likelihood
+
+    @property
+    def improved(self) -> bool:
+        return self.finetuned.mean > self.foundation.mean
+
+    def figures(self) -> list[dict[str, Any]]:
+        """Fields of the report's ``figure`` events for both models."""
+        return [
+            {
+                "name": f"log_likelihood_{which}",
+                "value": result.mean,
+                "unit": "nats/token",
+                "better": "higher",
+                "description": f"mean log-likelihood of the {result.tokens} "
+                f"reference assistant tokens of {result.conversations} test_gen conversations, "
+                f"{which} model",
+            }
+            for which, result in (("foundation", self.foundation), ("finetuned", self.finetuned))
+        ]
 
 
 class Secret:
@@ -69,7 +110,7 @@ class Secret:
         return value if value is None or isinstance(value, Secret) else cls(value)
 
 
-class ResourceKind(str, Enum):
+class ResourceKind(str, Enum):  # noqa: UP042 (StrEnum changes what str() and f-strings print)
     """What the harness creates and deletes; the sweep and the tracker speak these."""
 
     COMPUTE = "compute"

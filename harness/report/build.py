@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from harness.backends.base import JOB_FINAL
@@ -41,7 +41,7 @@ def iso(at: float | None) -> str | None:
     """UTC ISO 8601 with milliseconds, the report's one time format."""
     if at is None:
         return None
-    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
 
 
 def _fields(event: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,9 @@ EVENT_KINDS: Mapping[str, EventKind] = {
         (
             "id",
             "allow_list_source",
+            "inference_allow_list_source",
+            "allow_lists",
+            "explicit_sizes",
             "finetune_allow_list",
             "inference_allow_list",
             "archived",

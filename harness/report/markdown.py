@@ -40,6 +40,10 @@ def _overview(report: Mapping[str, Any]) -> list[str]:
         f"Started {run['started_at'] or 'n/a'}, took {text.duration(run['duration_s'])}; "
         f"tests: {text.outcome_counts(report['tests'])}.",
     ]
+    model = report["model"] or {}
+    if model.get("explicit_sizes") or model.get("allow_lists"):
+        said = model.get("explicit_sizes") or model["allow_lists"]
+        lines += ["", f"**Allow-lists:** {cell(said, 500)}"]
     if run["reason"]:
         lines += ["", f"**Ended early:** {cell(run['reason'], 500)}"]
     if report["not_reached"]:
@@ -75,24 +79,13 @@ def _samples(report: Mapping[str, Any]) -> list[str]:
     samples = report["samples"]
     if not samples:
         return ["", "## Answers", "", "No scoring sample was reached."]
-    rows = [
-        (
-            s["index"],
-            s["status"],
-            text.number(s["latency_s"], "s"),
-            text.number(s["score"]),
-            text.prompt_text(s["prompt"]),
-            s.get("answer") or s.get("error"),
-            s.get("reference"),
-        )
-        for s in samples
-    ]
+    rows = [text.sample_row(s) for s in samples]
     title = f"## Answers ({len(samples)} samples, {report['quality_metric'] or 'not scored'})"
     return [
         "",
         title,
         "",
-        *table(("#", "status", "latency", "score", "prompt", "answer", "reference"), rows),
+        *table(text.SAMPLE_COLUMNS, rows),
     ]
 
 

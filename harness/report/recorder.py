@@ -23,6 +23,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from harness.progress import worker_id
 from harness.redaction import redact
 from harness.report.events import check_event
 
@@ -60,10 +61,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
-
-
 class Recorder:
     """Appends run events to ``path`` (a ``.jsonl`` file); safe from any process.
 
@@ -93,7 +90,7 @@ class Recorder:
             "kind": kind,
             "at": self.clock(),
             "pid": os.getpid(),
-            "worker": _worker(),
+            "worker": worker_id(),
             **redact(fields, self.secrets),
         }
         line = json.dumps(event, default=str, sort_keys=True) + "\n"

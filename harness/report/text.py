@@ -127,3 +127,19 @@ def comparison_rows(comparison: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         (r["figure"], number(r["old"]), number(r["new"]), r["change"], r["tolerance"], r["status"])
         for r in comparison["rows"]
     ]
+
+
+SAMPLE_COLUMNS = ("#", "status", "latency", "score", "prompt", "answer", "reference")
+
+
+def sample_row(sample: Mapping[str, Any]) -> tuple[Any, ...]:
+    """One scoring sample as the Markdown and the HTML report show it (``SAMPLE_COLUMNS``)."""
+    return (
+        sample["index"],
+        sample["status"],
+        number(sample["latency_s"], "s"),
+        number(sample["score"]),
+        prompt_text(sample["prompt"]),
+        sample.get("answer") or sample.get("error"),
+        sample.get("reference"),
+    )

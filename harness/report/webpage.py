@@ -76,22 +76,11 @@ def _objects(report: Mapping[str, Any]) -> str:
 
 
 def _samples(report: Mapping[str, Any]) -> str:
-    rows = [
-        (
-            s["index"],
-            s["status"],
-            text.number(s["latency_s"], "s"),
-            text.number(s["score"]),
-            text.prompt_text(s["prompt"]),
-            s.get("answer") or s.get("error"),
-            s.get("reference"),
-        )
-        for s in report["samples"]
-    ]
+    rows = [text.sample_row(s) for s in report["samples"]]
     if not rows:
         return "<h2>Answers</h2><p>No scoring sample was reached.</p>"
     return f"<h2>Answers ({escape(report['quality_metric'] or 'not scored')})</h2>" + _table(
-        ("#", "status", "latency", "score", "prompt", "answer", "reference"), rows, 3
+        text.SAMPLE_COLUMNS, rows, 3
     )
 
 

@@ -18,22 +18,25 @@ from typing import Any
 
 from harness import finetune_params
 from harness.backends.base import (
+    REQUEST_TIMEOUT_MS,
     Compute,
     Deployment,
     Endpoint,
     JobRun,
+    Likelihood,
+    LikelihoodComparison,
     OwnedResource,
     RegisteredModel,
+    RegistryVersion,
     ScoringReply,
     Secret,
     TrainingMetrics,
     VmSize,
+    finetuned_model_name,
 )
 from harness.data import PreparedData
 from harness.errors import HarnessError
 from harness.model_card import ModelCard, model_card
-from harness.quality import Likelihood, LikelihoodComparison
-from harness.versions import RegistryVersion
 
 TAGS = {
     "finetune_compute_allow_list": "['Fake_GPU_1']",
@@ -136,7 +139,7 @@ class FakeBackend:
     def register_model(
         self, card: ModelCard, job: JobRun, tags: Mapping[str, str]
     ) -> RegisteredModel:
-        name = f"{card.name}-ultrachat-200k"
+        name = finetuned_model_name(card.name)
         self._event("create", "model", name)
         self._step("register_model", undo=("model", name))
         return RegisteredModel(name, "1", f"fake://{name}/1", job.name, dict(tags))
@@ -164,7 +167,9 @@ class FakeBackend:
     ) -> Deployment:
         self._event("create", "deployment", name)
         self._step("deploy")
-        return Deployment(name, endpoint.name, model.id, instance_type, "Succeeded", 100, 90000)
+        return Deployment(
+            name, endpoint.name, model.id, instance_type, "Succeeded", 100, REQUEST_TIMEOUT_MS
+        )
 
     def invoke(
         self, endpoint: Endpoint, deployment: Deployment, request: Mapping[str, Any]

@@ -40,7 +40,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzureML]:
         if name.startswith(("HARNESS_", "AZURE_")):
             monkeypatch.delenv(name)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        fake = FakeAzureML(rsps)
+        fake = FakeAzureML(rsps, metadata_key="system_metadata")
         monkeypatch.setattr(harness.backends, "create_backend", lambda cfg: make_backend(cfg))
         yield fake
         fake.settle()
@@ -67,18 +67,20 @@ def test_a_workspace_ready_for_a_nightly_passes(
     code, lines = check(capsys, fake, "--model-name", "Phi-4")
     assert code == 0, lines
     text = "\n".join(lines)
-    assert "Phi-4:8" in text and "fine-tune allow-list from system_metadata" in text
+    assert "Phi-4:8" in text and "in registry azureml" in text
+    assert "finetune_compute_allow_list from system_metadata" in text
     assert "fine-tune Standard_NC24ads_A100_v4 (1 GPU, 24 vCPUs" in text
+    assert "fewest GPUs" in text
     assert "standardNCADSA100v4Family: 96 of 96 dedicated vCPUs free, 48 needed" in text
     assert "0 endpoints in this workspace" in text and "limit 50" in text
-    assert "chat_completion_pipeline 0.0.82 (label latest) resolves" in text
+    assert "chat_completion_pipeline 0.0.82 (label latest) resolves in registry azureml" in text
     assert lines[-1].startswith("check: 0 problem(s); a nightly run could start")
 
 
-def test_the_archived_default_model_fails_with_the_reason(
+def test_the_archived_seed_model_fails_with_the_reason(
     capsys: pytest.CaptureFixture[str], fake: FakeAzureML
 ) -> None:
-    code, lines = check(capsys, fake)
+    code, lines = check(capsys, fake, "--model-name", "Phi-3-mini-4k-instruct")
     assert code == 1
     (model,) = failing(lines)
     assert "may be archived" in model and "--model-version 15" in model
@@ -143,3 +145,43 @@ def test_check_is_for_azure_only(capsys: pytest.CaptureFixture[str], fake: FakeA
     assert main(["check", "--backend", "local"]) == 2
     assert "pass --backend azure" in capsys.readouterr().err
     assert fake.requests == []
+
+
+def test_the_recorded_get_without_allow_lists_says_where_it_looked(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
+    """The default model, answered as the recording answers: no system metadata at all."""
+    fake.registry.metadata_key = None
+    code, lines = check(capsys, fake)
+    assert code == 1
+    text = "\n".join(lines)
+    assert "Phi-4-mini-instruct:1" in text
+    assert "warn allow-lists: finetune_compute_allow_list no place answered" in text
+    assert "tag finetune_compute_allow_list" in text and "finetune-recommended-sku" in text
+    (stop,) = failing(lines)  # said once: no size choice is attempted after it
+    assert "the registry returned no allow-lists for Phi-4-mini-instruct:1" in stop
+    assert "pass --compute-sku and --instance-type" in stop
+
+
+def test_sizes_chosen_explicitly_pass_with_the_note(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
+    fake.registry.metadata_key = None
+    sizes = (
+        "--compute-sku",
+        "Standard_NC24ads_A100_v4",
+        "--instance-type",
+        "Standard_NC24ads_A100_v4",
+    )
+    code, lines = check(capsys, fake, *sizes)
+    assert code == 0, lines
+    assert "warn allow-lists: allow-lists unknown: sizes chosen explicitly" in lines
+
+
+def test_system_metadata_under_the_camel_case_key_is_read(
+    capsys: pytest.CaptureFixture[str], fake: FakeAzureML
+) -> None:
+    fake.registry.metadata_key = "systemMetadata"
+    code, lines = check(capsys, fake, "--model-name", "Phi-4")
+    assert code == 0, lines
+    assert any("finetune_compute_allow_list from systemMetadata" in line for line in lines)

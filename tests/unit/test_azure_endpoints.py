@@ -5,6 +5,7 @@ retried per Retry-After within the deadline, 5xx), the endpoint DELETE is follow
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -214,15 +215,38 @@ def test_without_the_key_the_raw_request_is_refused_with_a_reason(azure: AzureRi
 # ---- deletion -----------------------------------------------------------------------------
 
 
-def test_endpoint_deletion_follows_the_location_header(azure: AzureRig) -> None:
-    """ARM answers the DELETE 202 with ``Location`` only: no Azure-AsyncOperation to poll."""
+def test_endpoint_deletion_answers_both_headers_and_is_polled_as_recorded(
+    azure: AzureRig,
+) -> None:
+    """As recorded (test_online_deployment.pyTestOnlineDeploymenttest_online_deployment.json):
+    202 with Azure-AsyncOperation AND Location, body null; the SDK polls the status URL, which
+    answers Updating until Succeeded."""
     _endpoint(azure)
     status_polls = len(azure.fake.calls("operation"))
+    azure.fake.ops.latency["delete"] = 0.05
     azure.backend.delete_endpoint("ep-test", 5)
-    assert len(azure.fake.calls("endpoint", "DELETE")) == 1
+    (delete,) = azure.fake.calls("endpoint", "DELETE")
+    assert delete.status == 202 and delete.reply_body == "null"
+    assert {"Azure-AsyncOperation", "Location"} <= set(delete.reply_headers)
     assert "ep-test" not in azure.fake.endpoints.endpoints
-    assert azure.fake.calls("operation.result")
-    assert len(azure.fake.calls("operation")) == status_polls
+    polls = azure.fake.calls("operation")[status_polls:]
+    assert [p.reply_body for p in polls][-1] == '{"status": "Succeeded"}'
+    assert any('"Updating"' in p.reply_body for p in polls), "in progress reads Updating"
+
+
+def test_endpoint_operations_report_updating_and_a_traffic_update_answers_creating(
+    azure: AzureRig,
+) -> None:
+    azure.fake.ops.latency["endpoint"] = 0.05
+    _endpoint(azure)
+    polls = azure.fake.calls("operation")
+    assert polls and all('"InProgress"' not in p.reply_body for p in polls)
+    assert any('"Updating"' in p.reply_body for p in polls)
+    _deploy(azure)  # then all traffic to the deployment: a PUT on the existing endpoint
+    creation, *updates = azure.fake.calls("endpoint", "PUT")
+    assert updates, "the traffic update is a PUT of the endpoint"
+    for put in (creation, *updates):
+        assert json.loads(put.reply_body)["properties"]["provisioningState"] == "Creating"
 
 
 def test_endpoint_deletion_is_always_sent_and_failures_are_loud(azure: AzureRig) -> None:

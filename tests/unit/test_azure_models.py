@@ -66,7 +66,7 @@ def test_an_unknown_version_lists_the_ones_there_are(azure: AzureRig) -> None:
         r"versions the registry returns: 8, 7",
     ):
         azure.backend.get_foundation_model("Phi-4", "99")
-    with pytest.raises(ConfigError, match=r"no version of Nope at all: check --model-name"):
+    with pytest.raises(ConfigError, match=r"no such model or no visible version: registry"):
         azure.backend.get_foundation_model("Nope", "1")
 
 
@@ -109,7 +109,7 @@ def test_other_failures_never_blame_the_credential() -> None:
 
 def test_the_sdks_model_entity_drops_system_metadata(azure: AzureRig) -> None:
     """Why the harness reads the raw resource: azure-ai-ml's Model has no system metadata."""
-    model = azure.backend.clients.registry.models.get("Phi-4", version="8")
+    model = azure.backend.clients.model_registry.models.get("Phi-4", version="8")
     assert getattr(model, "_system_metadata", None) is None
     assert "finetune_compute_allow_list" not in (model.tags or {})
 
@@ -136,3 +136,65 @@ def test_the_versions_listing_reads_archive_state_and_dates_from_the_raw_resourc
     assert versions[0].deprecation["finetune_retirement"] == "2025-08-30"
     (llama,) = azure.backend.list_model_versions("Llama-2-7b-chat")
     assert llama.deprecation["finetune_retirement"] == "2025-06-30" and not llama.archived
+
+
+def test_versions_come_from_ids_in_the_recorded_resource_shape(azure: AzureRig) -> None:
+    """As recorded, ``name`` is the model's name and ``type`` is ``models``: the version is
+    only in ``id``; reading it from ``name`` would show "Phi-4" as every version."""
+    (body,) = azure.fake.registry._in("azureml", "Phi-4")[-1:]
+    shape = azure.fake.registry.model_body(body)
+    assert (shape["name"], shape["type"]) == ("Phi-4", "models")
+    assert [v.version for v in azure.backend.list_model_versions("Phi-4")] == ["8", "7"]
+
+
+def test_an_unknown_name_has_no_visible_version_in_a_registry_or_a_workspace(
+    azure: AzureRig,
+) -> None:
+    from harness.backends.azure import models
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^no such model or no visible version: registry"):
+        azure.backend.list_model_versions("Nope")
+    assert azure.fake.calls("registry.model.versions"), "the registry answered an empty page"
+    with pytest.raises(ConfigError, match=r"^no such model or no visible version: workspace"):
+        models.list_versions(azure.backend.workspace, "workspace ws-harness", "Nope")
+    assert azure.fake.calls("model.versions"), "the workspace answered 404"
+
+
+def test_the_recorded_get_without_system_metadata_leaves_the_lists_unknown() -> None:
+    with fake_azure(metadata_key=None) as rig:
+        card = rig.backend.get_foundation_model("Phi-4", "8")
+    assert card.finetune_allow_list is None and card.inference_allow_list is None
+    assert card.missing_allow_lists() == (
+        "finetune_compute_allow_list",
+        "inference_compute_allow_list",
+    )
+    assert "finetune_compute_allow_list not found (looked in" in card.allow_lists_found()
+    assert card.model_specific_defaults["deepspeed_stage"] == 3, "tags still answer"
+
+
+def test_the_camel_case_wire_key_is_read_and_named() -> None:
+    with fake_azure(metadata_key="systemMetadata") as rig:
+        card = rig.backend.get_foundation_model("Phi-4", "8")
+    assert card.finetune_allow_list_source == card.task_source == "systemMetadata"
+    assert card.finetune_allow_list and card.finetune_allow_list[0] == "Standard_NC24ads_A100_v4"
+
+
+def test_a_model_in_a_second_registry_with_the_component_from_azureml() -> None:
+    from tests.support.azure_fake import azure_config
+
+    config = azure_config(
+        model_name="Meta-Llama-3.1-8B-Instruct", azure_model_registry="azureml-meta"
+    )
+    with fake_azure(config) as rig:
+        card = rig.backend.get_foundation_model(config.model_name, "latest")
+        inputs = rig.backend.component_inputs()
+        urls = [c.url for c in rig.fake.requests if "/registries/" in c.url]
+    assert (
+        card.id == "azureml://registries/azureml-meta/models/Meta-Llama-3.1-8B-Instruct/versions/4"
+    )
+    assert card.finetune_allow_list_source == "system_metadata"
+    assert "compute_finetune" in inputs
+    assert any("/registries/azureml-meta/models/" in u for u in urls)
+    assert any("/registries/azureml/components/chat_completion_pipeline" in u for u in urls)
+    assert not any("/registries/azureml/models/" in u for u in urls)

@@ -4,6 +4,7 @@ registry (an archived default model) proven to stop before anything is created."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -59,12 +60,15 @@ def imported_before_the_snapshot(report_modules_loaded: None) -> None:
 
 
 def run_suite(
-    pytester: pytest.Pytester, *args: str, script: Callable[[FakeAzureML], None] | None = None
+    pytester: pytest.Pytester,
+    *args: str,
+    script: Callable[[FakeAzureML], None] | None = None,
+    metadata_key: str | None = "system_metadata",
 ) -> tuple[pytest.RunResult, AzureFakePlugin]:
     (pytester.path / "e2e").mkdir()
     shutil.copy(E2E / "conftest.py", pytester.path / "e2e" / "conftest.py")
     shutil.copy(E2E / "test_workflow.py", pytester.path / "e2e" / "test_azure_copy.py")
-    plugin = AzureFakePlugin(script)
+    plugin = AzureFakePlugin(script, metadata_key=metadata_key)
     isolated = ["--rootdir", str(pytester.path), "-c", os.devnull]  # not this repo's ini
     return pytester.runpytest_inprocess(*isolated, *ARGS, *args, plugins=[plugin]), plugin
 
@@ -127,3 +131,38 @@ def test_a_failed_scoring_test_shows_status_reason_and_body(pytester: pytest.Pyt
             "CUDA error: device-side assert*",
         ]
     )
+
+
+def test_the_default_model_without_allow_lists_stops_before_anything_is_created(
+    pytester: pytest.Pytester,
+) -> None:
+    """Phi-4-mini-instruct, the default, answered as the recording answers: no system
+    metadata, so no allow-list anywhere."""
+    result, plugin = run_suite(pytester, metadata_key=None)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        [
+            "*the registry returned no allow-lists for Phi-4-mini-instruct:1*looked in*"
+            "tag finetune_compute_allow_list*pass --compute-sku and --instance-type*"
+        ]
+    )
+    assert not [c.url for c in plugin.sent() if c.method in CREATING]
+
+
+def test_sizes_chosen_explicitly_run_and_every_record_says_so(pytester: pytest.Pytester) -> None:
+    size = "Standard_NC24ads_A100_v4"
+    explicit = ("--compute-sku", size, "--instance-type", size)
+    result, plugin = run_suite(pytester, *explicit, metadata_key=None)
+    result.assert_outcomes(passed=11, skipped=3)
+    result.stdout.fnmatch_lines(
+        ["*harness verdict: passed*", "harness: allow-lists unknown: sizes chosen explicitly"]
+    )
+    report = json.loads((pytester.path / "harness-report" / "report.json").read_text())
+    assert report["model"]["explicit_sizes"] == "allow-lists unknown: sizes chosen explicitly"
+    assert "finetune_compute_allow_list not found (looked in" in report["model"]["allow_lists"]
+    skipped = [t for t in report["tests"] if "foundation_model_resolves" in t["nodeid"]]
+    assert [t["outcome"] for t in skipped] == ["skipped"]
+    assert "allow-lists unknown" in (pytester.path / "harness-report" / "report.md").read_text()
+    assert plugin.fake is not None
+    (deployment,) = plugin.fake.calls("deployment", "PUT")
+    assert deployment.body["properties"]["instanceType"] == size

@@ -136,6 +136,18 @@ def test_component_inputs_are_the_live_components(run: Run) -> None:
     assert "/components/chat_completion_pipeline/versions" in component_get.path
 
 
+def test_compute_creation_answers_as_recorded(run: Run) -> None:
+    """The PUT's 201 upper-cases vmSize and sends tags null; the operation ends Succeeded with
+    percentComplete (test_compute.pyTestComputetest_aml_compute_create_and_delete.json)."""
+    (put,) = run.fake.calls("compute", "PUT")
+    created = json.loads(put.reply_body)
+    assert created["tags"] is None
+    assert created["properties"]["properties"]["vmSize"] == "STANDARD_NC24ADS_A100_V4"
+    assert run.backend.workspace.compute.get("gpu-cluster").tags == run.tags, "GET has them"
+    finished = [json.loads(c.reply_body) for c in run.fake.calls("operation")]
+    assert {"status": "Succeeded", "percentComplete": 100.0} in finished
+
+
 def test_compute_created_dedicated_from_the_allow_list_with_tags(run: Run) -> None:
     (body,) = _bodies(run.fake, "compute")
     props = body["properties"]["properties"]
@@ -298,7 +310,12 @@ def test_sweep_lists_owned_resources_and_deletes_them(run: Run) -> None:
     for resource in run.backend.list_owned_resources():
         delete_resource(run.backend, resource.kind, resource.name, 5)
     assert run.fake.calls("endpoint", "DELETE") and run.fake.calls("compute", "DELETE")
-    assert run.fake.calls("operation.result"), "the endpoint DELETE is followed by its Location"
+    (endpoint_delete,) = run.fake.calls("endpoint", "DELETE")
+    (compute_delete,) = run.fake.calls("compute", "DELETE")
+    # as recorded: the endpoint's DELETE has both headers, the compute's only the status URL
+    assert {"Azure-AsyncOperation", "Location"} <= set(endpoint_delete.reply_headers)
+    assert "Azure-AsyncOperation" in compute_delete.reply_headers
+    assert "Location" not in compute_delete.reply_headers
     assert _bodies(run.fake, "model")[-1]["properties"]["isArchived"] is True
     assert run.backend.list_owned_resources() == []
     run.fake.check()

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,15 @@ def test_plan_defaults_to_shipped_phi3(capsys: pytest.CaptureFixture[str]) -> No
     assert result["model_deprecation"].startswith("archived; finetune deprecation 2025-06-30")
     assert "passed its fine-tune retirement date 2025-08-30" in result["warnings"][0]
     assert result["compute_sku"] == "Standard_NC24ads_A100_v4"
-    assert result["instance_type"] == "Standard_ND40rs_v2"  # NC6s_v3..NC24s_v3 are retired
+    # NC6s_v3..NC24s_v3 are retired; ND40rs_v2 is next in list order but has eight GPUs
+    assert result["instance_type"] == "Standard_NC24ads_A100_v4"
+    assert "fewest GPUs (1 GPU" in result["instance_type_reason"]
+    assert "fewest GPUs (1 GPU" in result["compute_sku_reason"]
+    assert result["model_registry"] == result["component_registry"] == "azureml"
+    assert result["allow_lists"] == (
+        "finetune_compute_allow_list from system_metadata; "
+        "inference_compute_allow_list from system_metadata"
+    )
     assert result["region_checked"] is False
     assert result["gpus_per_node"] == 1
     assert result["dropped_parameters"] == {"learning_rate_min": 5e-07, "learning_rate_max": 5e-05}
@@ -160,8 +168,18 @@ def test_plan_model_card_file(capsys: pytest.CaptureFixture[str], tmp_path: Path
 def test_plan_without_allow_lists(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     card = write_card(tmp_path, name="Bare", tags={})
     assert "--compute-sku" in refused(capsys, "plan", "--model-card", card)
-    assert "retired on 2023-09-06" in refused(
+    assert "no allow-lists for Bare" in refused(
         capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC6"
+    )
+    assert "retired on 2023-09-06" in refused(
+        capsys,
+        "plan",
+        "--model-card",
+        card,
+        "--compute-sku",
+        "Standard_NC6",
+        "--instance-type",
+        "Standard_NC24ads_A100_v4",
     )
     assert "--instance-type" in refused(
         capsys, "plan", "--model-card", card, "--compute-sku", "Standard_NC24ads_A100_v4"
@@ -177,6 +195,8 @@ def test_plan_without_allow_lists(capsys: pytest.CaptureFixture[str], tmp_path: 
     )
     assert result["model"]["version"] == "latest"
     assert result["warnings"] == [] and result["model_sources"]["task"] is None
+    assert result["allow_lists"] == "allow-lists unknown: sizes chosen explicitly"
+    assert "chosen explicitly (--compute-sku)" in result["compute_sku_reason"]
 
 
 def write_sizes(tmp_path: Path, sizes: Any) -> str:
@@ -314,7 +334,7 @@ def test_parse_duration_refuses(text: str) -> None:
 
 # ---- sweep ----------------------------------------------------------------------------------
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def owned(

@@ -86,9 +86,10 @@ def test_inference_allow_list(phi3: ModelCard) -> None:
 
 
 def test_defaults_are_allowed_not_retired_and_offered(phi3: ModelCard) -> None:
-    """Phi-3-mini's inference list starts with three NCv3 sizes, retired on 2025-09-30."""
+    """Phi-3-mini's inference list starts with three NCv3 sizes, retired on 2025-09-30; the
+    next in list order, Standard_ND40rs_v2, has eight GPUs: the default is the one-GPU A100."""
     assert compute.default_finetune_sku(phi3) == "Standard_NC24ads_A100_v4"
-    assert compute.default_instance_type(phi3) == "Standard_ND40rs_v2"
+    assert compute.default_instance_type(phi3) == "Standard_NC24ads_A100_v4"
     assert compute.default_instance_type(phi3, today=date(2025, 9, 29)) == "Standard_NC6s_v3"
     region = ["Standard_NC48ads_A100_v4", "Standard_NC6s_v3", "Standard_ND96asr_v4"]
     assert compute.choose_finetune_sku(phi3, None, region) == "Standard_NC48ads_A100_v4"
@@ -156,3 +157,59 @@ def test_missing_sku_lists_available() -> None:
     message = str(err.value)
     assert "Standard_ND40rs_v2" in message
     assert "Standard_D4s_v3, Standard_NC24ads_A100_v4, Standard_ND96asr_v4" in message
+
+
+def test_the_default_has_the_fewest_gpus_ties_broken_by_list_order(phi3: ModelCard) -> None:
+    region = ["Standard_ND40rs_v2", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4"]
+    choice = compute.choose_inference(phi3, None, region)
+    assert choice.name == "Standard_NC48ads_A100_v4"
+    assert "fewest GPUs (2 GPU; ties: list order)" in choice.reason
+    # the region's own GPU counts win over the documented ones; a tie keeps list order
+    counts = {"Standard_ND40rs_v2": 1, "Standard_NC48ads_A100_v4": 1}
+    assert compute.choose_instance_type(phi3, None, region, gpus=counts) == "Standard_ND40rs_v2"
+    unknown = compute.choose_finetune(phi3, None, ["Standard_ND96asr_v4"])
+    assert unknown.name == "Standard_ND96asr_v4" and "8 GPU" in unknown.reason
+
+
+def test_a_size_of_unknown_gpu_count_goes_last() -> None:
+    card = model_card(
+        "M",
+        "1",
+        "id",
+        {
+            "finetune_compute_allow_list": "['Standard_Unknown_v9', 'Standard_NC48ads_A100_v4']",
+            "inference_compute_allow_list": "['Standard_Unknown_v9']",
+        },
+    )
+    assert compute.default_finetune_sku(card) == "Standard_NC48ads_A100_v4"
+    choice = compute.choose_inference(card, None)
+    assert choice.name == "Standard_Unknown_v9" and "GPU count unknown" in choice.reason
+
+
+def test_no_allow_lists_stop_unless_both_sizes_are_chosen_explicitly() -> None:
+    bare = model_card("Bare", "3", "azureml://registries/azureml/models/Bare/versions/3", {})
+    with pytest.raises(ComputeError) as stop:
+        compute.explicit_sizes(bare, "Standard_NC24ads_A100_v4", None)
+    message = str(stop.value)
+    assert message.startswith("the registry returned no allow-lists for Bare:3")
+    assert "tag inference_compute_allow_list" in message and "finetune-recommended-sku" in message
+    assert "stops before creating anything: pass --compute-sku and --instance-type" in message
+    with pytest.raises(ComputeError, match="returned no fine-tune allow-list for Bare:3"):
+        compute.default_finetune_sku(bare)
+    size = "Standard_NC24ads_A100_v4"
+    assert compute.explicit_sizes(bare, size, size) == compute.ALLOW_LISTS_UNKNOWN
+    assert "allow-lists unknown" in compute.choose_finetune(bare, size).reason
+
+
+def test_one_missing_list_needs_only_its_own_option() -> None:
+    half = model_card(
+        "Half", "1", "id", {"finetune_compute_allow_list": "['Standard_NC24ads_A100_v4']"}
+    )
+    with pytest.raises(ComputeError, match=r"no inference allow-list.*pass --instance-type"):
+        compute.explicit_sizes(half, None, None)
+    note = compute.explicit_sizes(half, None, "Standard_NC24ads_A100_v4")
+    assert note == "inference allow-list unknown: Standard_NC24ads_A100_v4 chosen explicitly"
+
+
+def test_both_lists_answered_need_no_explicit_size(phi3: ModelCard) -> None:
+    assert compute.explicit_sizes(phi3, None, None) is None

@@ -15,7 +15,8 @@ def test_defaults_depend_on_the_backend() -> None:
     azure = resolve(cli={"backend": "azure"}, env={})
     assert (local.backend, azure.backend) == ("local", "azure")
     assert local.model_name == "Phi-3-tiny-ultrachat"
-    assert azure.model_name == "Phi-3-mini-4k-instruct"
+    assert azure.model_name == "Phi-4-mini-instruct"
+    assert azure.azure_model_registry == azure.azure_component_registry == "azureml"
     assert azure.dataset == "HuggingFaceH4/ultrachat_200k" and azure.dataset_percent == 5.0
     assert Path(local.dataset).is_dir() and local.dataset_percent == 100.0
     assert azure.sources["model_name"] == "default for the azure backend"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness import history
+from harness.backends.base import RegistryVersion
 from harness.comparison import (
     EXIT_OK,
     EXIT_REGRESSION,
@@ -24,7 +25,7 @@ from harness.comparison import (
 )
 from harness.errors import ConfigError, ReportError
 from harness.report import build_report, read_events
-from harness.versions import RegistryVersion, versions_command
+from harness.versions import versions_command
 from tests.support.run_events import Clock, full_run, recorder
 
 

@@ -158,7 +158,7 @@ def test_scoring_a_server_that_died_says_it_exited_with_its_log(
 ) -> None:
     """Not "no reply within 90 s": the exit code and the log tail are the clue."""
     from harness import config
-    from harness.backends.base import Deployment
+    from harness.backends.base import REQUEST_TIMEOUT_MS, Deployment
     from harness.backends.local import LocalBackend
     from harness.errors import ScoringError
 
@@ -170,7 +170,9 @@ def test_scoring_a_server_that_died_says_it_exited_with_its_log(
     server.wait()
     endpoints.save(ws, replace(state, deployment={"process": server.record.to_dict()}))
     backend.servers["ep-dead"] = server
-    deployment = Deployment("dep", "ep-dead", "m", "Local_CPU", "Succeeded", 100, 90000)
+    deployment = Deployment(
+        "dep", "ep-dead", "m", "Local_CPU", "Succeeded", 100, REQUEST_TIMEOUT_MS
+    )
     with pytest.raises(ScoringError, match=r"exited \(exit code 3\); log .*ep-dead.log") as raised:
         backend.invoke(state.handle(), deployment, {"input_data": {}})
     assert "CUDA error: out of memory" in str(raised.value)

@@ -218,7 +218,6 @@ def test_python_children_are_started_with_this_interpreter() -> None:
 
 
 def test_missing_training_files_are_refused_before_a_job_starts(tmp_path: Path) -> None:
-    from harness.backends.local.jobs import training_files
     from harness.data import PreparedData
     from harness.errors import DataError
 
@@ -226,11 +225,11 @@ def test_missing_training_files_are_refused_before_a_job_starts(tmp_path: Path) 
     train.write_text("{}\n")
     data = PreparedData(directory=str(tmp_path), files={"train_sft": str(train)}, counts={})
     with pytest.raises(DataError, match=r"test_sft \(not prepared\)"):
-        training_files(data)
+        data.training_files()
     test = tmp_path / "test_sft.jsonl"
     test.write_text("{}\n")
     complete = PreparedData(str(tmp_path), {"train_sft": str(train), "test_sft": str(test)}, {})
-    assert training_files(complete) == (str(train), str(test))
+    assert complete.training_files() == (str(train), str(test))
 
 
 def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_path: Path) -> None:
@@ -244,6 +243,28 @@ def test_torchruns_root_cause_names_the_failed_rank_even_when_it_was_killed(tmp_
         "  exitcode  : -9 (pid: 4860)  (SIGKILL)\n"
     )
     assert failed_rank(tmp_path) == 1
+
+
+def test_job_inputs_are_checked_before_the_registry_or_a_process_is_touched(
+    tmp_path: Path,
+) -> None:
+    """A bad value, then a missing data file, fail first: the workspace here has no MLflow store."""
+    from harness.backends.base import Compute
+    from harness.backends.local.jobs import job_inputs
+    from harness.backends.local.workspace import Workspace
+    from harness.data import PreparedData
+    from harness.errors import DataError, ParameterError
+    from harness.model_card import model_card
+
+    card = model_card("m", "1", "azureml://m/1", {}, {}, False)
+    compute = Compute("local", "Local_CPU", gpus_per_node=1)
+    data = PreparedData(str(tmp_path), {}, {})
+    ws = Workspace(tmp_path / "ws")
+    with pytest.raises(ParameterError):
+        job_inputs(ws, card, compute, data, {"learning_rate": "-1"})
+    with pytest.raises(DataError, match=r"train_sft \(not prepared\)"):
+        job_inputs(ws, card, compute, data, {})
+    assert not (tmp_path / "ws").exists()
 
 
 def test_the_job_marks_when_training_began_and_its_first_step_ended() -> None:

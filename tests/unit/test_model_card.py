@@ -265,3 +265,100 @@ def test_retirement_is_a_warning_then_an_error_when_strict() -> None:
     with pytest.raises(ConfigError, match="drop --strict-deprecation"):
         retirement_notice(c, strict=True, today=date(2025, 8, 31))
     assert retirement_notice(system_card({}), strict=True) is None
+
+
+def test_every_documented_place_answers_and_is_named() -> None:
+    """In order: supportedComputes (either wire key), the tags, SKU.*RecommendedSkus, the
+    asset's *-recommended-sku properties (comma-separated, azureml-assets validate_assets.py)."""
+    from harness.model_card import model_card
+
+    sized = {"finetuneRecommendedSkus": ["Standard_NC24ads_A100_v4"]}
+    card = model_card(
+        "M",
+        "2",
+        "id",
+        {"inference_compute_allow_list": "['Standard_NC48ads_A100_v4']"},
+        {"SKU": json.dumps(sized)},
+        properties={"inference-recommended-sku": "Standard_NC96ads_A100_v4"},
+        metadata_key="systemMetadata",
+    )
+    assert card.finetune_allow_list == ("Standard_NC24ads_A100_v4",)
+    assert card.finetune_allow_list_source == "systemMetadata.SKU"
+    assert card.inference_allow_list_source == "tags", "the tag comes before properties"
+    only_properties = model_card(
+        "M",
+        "2",
+        "id",
+        {},
+        properties={
+            "finetune-recommended-sku": "Standard_NC24ads_A100_v4, Standard_NC48ads_A100_v4",
+            "inference-recommended-sku": "Standard_NC24ads_A100_v4",
+        },
+    )
+    assert only_properties.finetune_allow_list == (
+        "Standard_NC24ads_A100_v4",
+        "Standard_NC48ads_A100_v4",
+    )
+    assert only_properties.sources()["finetune_compute_allow_list"] == "properties"
+    assert only_properties.missing_allow_lists() == ()
+
+
+def test_nothing_answered_says_where_it_looked() -> None:
+    from harness.model_card import allow_list_places, model_card
+
+    card = model_card("M", "2", "id", {"model_specific_defaults": "{}"})
+    assert card.missing_allow_lists() == (
+        "finetune_compute_allow_list",
+        "inference_compute_allow_list",
+    )
+    found = card.allow_lists_found()
+    for place in allow_list_places("inference_compute_allow_list"):
+        assert place in found
+    assert card.report_fields()["allow_lists"] == found
+
+
+def test_the_card_of_a_recorded_resource_takes_its_version_from_the_id() -> None:
+    """The recorded registry GET: ``name`` is the model's name, ``type`` ``models``."""
+    from harness.model_card import card_from_resource, version_from_id
+
+    resource = {
+        "id": "azureml://registries/azureml-meta/models/Meta-Llama-3.1-8B-Instruct/versions/4",
+        "name": "Meta-Llama-3.1-8B-Instruct",
+        "type": "models",
+        "properties": {"tags": {}, "properties": {}, "isArchived": True},
+    }
+    card = card_from_resource("Meta-Llama-3.1-8B-Instruct", resource)
+    assert card.version == "4" and card.deprecation.archived
+    assert card.finetune_allow_list is None
+    arm = "/subscriptions/s/resourceGroups/r/providers/x/workspaces/w/models/m/versions/17"
+    assert version_from_id(arm) == "17" and version_from_id("no-version-here") == ""
+    assert (
+        card_from_resource(
+            "M",
+            {
+                **resource,
+                "properties": {
+                    "systemMetadata": {
+                        "supportedComputes": {"finetuneComputes": ["A"], "inferenceComputes": ["B"]}
+                    }
+                },
+            },
+        ).finetune_allow_list_source
+        == "systemMetadata"
+    )
+
+
+def test_the_card_crosses_processes_with_its_properties_and_wire_key() -> None:
+    from harness.model_card import ModelCard, model_card
+
+    card = model_card(
+        "M",
+        "1",
+        "id",
+        {},
+        {"supportedComputes": {"finetuneComputes": ["A"], "inferenceComputes": ["B"]}},
+        properties={"x": "y"},
+        metadata_key="systemMetadata",
+    )
+    again = ModelCard.from_dict(card.to_dict())
+    assert again == card and again.finetune_allow_list_source == "systemMetadata"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import random
 import re
 import string
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from harness import naming
 from harness.errors import ConfigError
 
-NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
 AZURE_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 
 

@@ -25,3 +25,52 @@ def test_ci_runs_the_readme_commands() -> None:
         setup, _, pytest_command = command.partition(" && ")
         assert setup in ci
         assert pytest_command in ci, f"CI does not run the README's {pytest_command!r}"
+
+
+def registered_fixtures() -> list[str]:
+    """The fixtures harness/fixtures.py registers, read from its source (no plugin loaded)."""
+    import ast
+
+    tree = ast.parse((ROOT / "harness" / "fixtures.py").read_text())
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("fixture" in ast.unparse(d) for d in node.decorator_list)
+    ]
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_fixtures_table_lists_every_fixture_once_with_its_scope() -> None:
+    row = r"^\| `(\w+)` \| (.+?) \| (\w+) \| (.+?) \|$"
+    rows = re.findall(row, readme_section("Fixtures"), re.M)
+    assert [name for name, *_ in rows] == registered_fixtures()
+    source = (ROOT / "harness" / "fixtures.py").read_text()
+    for name, yields, scope, override in rows:
+        assert f'@pytest.fixture(scope="{scope}")\ndef {name}(' in source, name
+        assert yields.strip() and override.strip()
+    assert "pytest_harness_create_backend" in readme_section("Fixtures")
+
+
+def test_the_contents_link_every_section() -> None:
+    text = (ROOT / "README.md").read_text()
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    links = re.findall(r"^- \[.+?\]\(#(.+?)\)$", readme_section("Contents"), re.M)
+    anchors = [re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings]
+    assert links == [a for a in anchors if a != "contents"]
+
+
+def test_the_quick_gate_runs_what_ci_checks_first() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    gate = (ROOT / "scripts" / "check.sh").read_text()
+    for step in (
+        ".venv/bin/ruff check harness tests benchmarks tools",
+        ".venv/bin/ruff format --check harness tests benchmarks tools",
+        "scripts/typecheck.sh",
+        ".venv/bin/python -m pytest -m unit",
+    ):
+        assert step in ci and step in gate, step

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         JobRun,
         OwnedResource,
         RegisteredModel,
+        RegistryVersion,
         ScoringReply,
         Secret,
         TrainingMetrics,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from harness.config import HarnessConfig
     from harness.data import PreparedData
     from harness.model_card import ModelCard
-    from harness.versions import RegistryVersion
 
 
 class AzureBackend:
@@ -67,15 +67,19 @@ class AzureBackend:
 
     @cached_property
     def _component(self) -> Any:
-        return jobs.get_component(self.clients.registry, self.config.azure_registry)
+        return jobs.get_component(
+            self.clients.component_registry, self.config.azure_component_registry
+        )
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
         return models.get_foundation_model(
-            self.clients.registry, self.config.azure_registry, name, version_or_label
+            self.clients.model_registry, self.config.azure_model_registry, name, version_or_label
         )
 
     def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
-        return models.list_versions(self.clients.registry, self.config.azure_registry, name)
+        return models.list_versions(
+            self.clients.model_registry, f"registry {self.config.azure_model_registry}", name
+        )
 
     def list_vm_sizes(self) -> Sequence[VmSize]:
         return compute.list_sizes(self.workspace)

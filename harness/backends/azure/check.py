@@ -47,13 +47,14 @@ class Finding:
 class Check:
     backend: AzureBackend
     endpoint_limit: int = DOCUMENTED_ENDPOINT_LIMIT
+    sizes_unknown: bool = False  # no allow-list and no explicit size: nothing to choose from
 
     def run(self) -> list[Finding]:
         found: list[Finding] = []
         card = self._step(found, "model", self._model)
         sizes = self._step(found, "workspace", self._sizes)
         self._step(found, "pipeline", self._component)
-        if card is not None and sizes is not None:
+        if card is not None and sizes is not None and not self.sizes_unknown:
             chosen = self._step(found, "sizes", lambda out: self._choices(out, card, sizes))
             if chosen is not None:
                 self._step(found, "quota", lambda out: self._quota(out, sizes, chosen))
@@ -72,20 +73,15 @@ class Check:
     def _model(self, found: list[Finding]) -> ModelCard:
         config = self.backend.config
         card = self.backend.get_foundation_model(config.model_name, config.model_version)
-        lists = "; ".join(
-            f"{label} allow-list from {source}: {', '.join(values or ()) or '(none)'}"
-            for label, values, source in (
-                ("fine-tune", card.finetune_allow_list, card.finetune_allow_list_source),
-                ("inference", card.inference_allow_list, card.inference_allow_list_source),
-            )
-        )
         found.append(
             Finding(
                 OK,
                 "model",
-                f"{card.label} ({card.id}); {lists}; task {card.task} from {card.task_source}",
+                f"{card.label} ({card.id}) in registry {config.azure_model_registry}; task "
+                f"{card.task} from {card.task_source}",
             )
         )
+        self._allow_lists(found, card)
         found.append(Finding(OK, "deprecation", card.deprecation.describe()))
         try:
             notice = model_card.retirement_notice(card, config.strict_deprecation)
@@ -95,6 +91,38 @@ class Check:
             if notice:
                 found.append(Finding(WARN, "deprecation", notice))
         return card
+
+    def _allow_lists(self, found: list[Finding], card: ModelCard) -> None:
+        """Where each list was looked for and what answered; FAIL when none did and the sizes
+        are not chosen explicitly (the run would stop there)."""
+        config = self.backend.config
+        for name, values, source in (
+            (
+                model_card.FINETUNE_ALLOW_LIST,
+                card.finetune_allow_list,
+                card.finetune_allow_list_source,
+            ),
+            (
+                model_card.INFERENCE_ALLOW_LIST,
+                card.inference_allow_list,
+                card.inference_allow_list_source,
+            ),
+        ):
+            looked = ", ".join(model_card.allow_list_places(name))
+            text = f"from {source}: {_names(values or ())}" if source else "no place answered"
+            found.append(
+                Finding(
+                    OK if source else WARN, "allow-lists", f"{name} {text} (looked in {looked})"
+                )
+            )
+        try:
+            explicit = compute.explicit_sizes(card, config.compute_sku, config.instance_type)
+        except HarnessError as exc:
+            found.append(Finding(FAIL, "allow-lists", str(exc)))
+            self.sizes_unknown = True
+            return
+        if explicit:
+            found.append(Finding(WARN, "allow-lists", explicit))
 
     def _sizes(self, found: list[Finding]) -> list[VmSize]:
         from azure.core.exceptions import AzureError
@@ -118,11 +146,15 @@ class Check:
         return list(sizes)
 
     def _component(self, found: list[Finding]) -> None:
-        component = jobs.get_component(
-            self.backend.clients.registry, self.backend.config.azure_registry
-        )
+        registry = self.backend.config.azure_component_registry
+        component = jobs.get_component(self.backend.clients.component_registry, registry)
         found.append(
-            Finding(OK, "pipeline", f"{jobs.COMPONENT} {component.version} (label latest) resolves")
+            Finding(
+                OK,
+                "pipeline",
+                f"{jobs.COMPONENT} {component.version} (label latest) resolves in registry "
+                f"{registry}",
+            )
         )
 
     def _choices(
@@ -130,8 +162,12 @@ class Check:
     ) -> tuple[VmSize, VmSize]:
         config = self.backend.config
         offered = [size.name for size in sizes]
-        finetune = compute.choose_finetune_sku(card, config.compute_sku, offered)
-        inference = compute.choose_instance_type(card, config.instance_type, offered)
+        gpus = {size.name: size.gpus for size in sizes}
+        picked = (
+            compute.choose_finetune(card, config.compute_sku, offered, gpus=gpus),
+            compute.choose_inference(card, config.instance_type, offered, gpus=gpus),
+        )
+        finetune, inference = (choice.name for choice in picked)
         found.append(
             Finding(
                 OK,
@@ -150,8 +186,8 @@ class Check:
                 OK,
                 "sizes",
                 "; ".join(
-                    f"{what} {s.name} ({s.gpus} GPU, {s.vcpus} vCPUs, {s.family})"
-                    for what, s in zip(("fine-tune", "inference"), chosen, strict=True)
+                    f"{what} {s.name} ({s.gpus} GPU, {s.vcpus} vCPUs, {s.family}): {c.reason}"
+                    for what, s, c in zip(("fine-tune", "inference"), chosen, picked, strict=True)
                 ),
             )
         )

@@ -104,13 +104,24 @@ class AzureClients:
             raise ConfigError(missing_workspace_message(config, exc.message)) from None
 
     @cached_property
-    def registry(self) -> MLClient:
-        """The system registry holding foundation models and the fine-tune pipeline (its
-        constructor asks the discovery service where the registry lives)."""
+    def model_registry(self) -> MLClient:
+        """The registry holding the foundation model (``azureml``, ``azureml-meta``, ...)."""
+        return self._registry("azure_model_registry")
+
+    @cached_property
+    def component_registry(self) -> MLClient:
+        """The registry holding chat_completion_pipeline: the same client when both settings
+        name one registry."""
+        if self.config.azure_component_registry == self.config.azure_model_registry:
+            return self.model_registry
+        return self._registry("azure_component_registry")
+
+    def _registry(self, setting: str) -> MLClient:
+        """A registry client (its constructor asks the discovery service where it lives)."""
         from azure.ai.ml import MLClient
         from azure.core.exceptions import AzureError
 
-        name = self.config.azure_registry
+        name = getattr(self.config, setting)
         try:
             return MLClient(self.credential, registry_name=name, **self.client_kwargs)
         except AzureError as exc:
@@ -118,7 +129,7 @@ class AzureClients:
                 exc,
                 "where the registry lives (discovery)",
                 f"registry {name}",
-                f"pass {BY_NAME['azure_registry'].cli} with a registry it can read",
+                f"pass {BY_NAME[setting].cli} with a registry it can read",
             ) from None
 
     def token(self, scope: str = ARM_SCOPE) -> str:

@@ -84,7 +84,8 @@ def ensure_compute(
     if found is not None:
         return _checked(card, found, sizes, created=False)
     offered = [size.name for size in sizes]
-    size = choose_finetune_sku(card, sku, offered)  # refused before anything is created
+    gpus = {size.name: size.gpus for size in sizes}
+    size = choose_finetune_sku(card, sku, offered, gpus=gpus)  # refused before any creation
     try:
         made = _create(workspace, name, size, tags, Deadline(timeout_s))
         return _checked(card, made, sizes, created=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.backends.azure.clients import is_quota, read_failed, service_message, status_text
 from harness.config import BY_NAME
-from harness.errors import CleanupError, DataError, JobError, ParameterError
+from harness.errors import CleanupError, JobError, ParameterError
 from harness.waiting import Deadline, Heartbeat, short_duration, wait_poller
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def get_component(registry: MLClient, registry_name: str) -> Any:
             exc,
             f"component {COMPONENT} (label latest)",
             f"registry {registry_name}",
-            f"check {BY_NAME['azure_registry'].cli}",
+            f"check {BY_NAME['azure_component_registry'].cli}",
         ) from None
 
 
@@ -70,16 +70,6 @@ def component_inputs(component: Any) -> dict[str, dict[str, Any]]:
                 spec[key] = value
         inputs[name] = spec
     return inputs
-
-
-def _data_files(data: PreparedData) -> tuple[str, str]:
-    missing = [s for s in ("train_sft", "test_sft") if s not in data.files]
-    if missing:
-        raise DataError(
-            f"prepared data in {data.directory} lacks {', '.join(missing)}; "
-            f"found {sorted(data.files)}; prepare the data again"
-        )
-    return data.files["train_sft"], data.files["test_sft"]
 
 
 def build_pipeline(
@@ -97,7 +87,7 @@ def build_pipeline(
     from azure.ai.ml.entities import PipelineJobSettings
     from azure.ai.ml.exceptions import MlException
 
-    train, test = _data_files(data)
+    train, test = data.training_files()
     wiring: dict[str, Any] = {name: compute.name for name in COMPUTE_INPUTS}
     wiring.update(
         mlflow_model_path=card.id,

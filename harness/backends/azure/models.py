@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING, Any
 from harness.backends.azure.clients import read_failed, service_message
 from harness.config import BY_NAME
 from harness.errors import CleanupError, ConfigError, JobError
-from harness.model_card import ModelCard, model_card
+from harness.model_card import ModelCard, card_from_resource, version_from_id
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from harness.backends.base import JobRun, RegisteredModel
-    from harness.versions import RegistryVersion
+    from harness.backends.base import JobRun, RegisteredModel, RegistryVersion
 
 LATEST = "latest"
-_REGISTRY_FIX = f"pass {BY_NAME['azure_registry'].cli} with a registry it can read"
+_REGISTRY_FIX = f"pass {BY_NAME['azure_model_registry'].cli} with the registry that holds it"
 MAX_VERSIONS_SHOWN = 10
 # Where a registered model's job shows in what the service returns: ``jobName``, else its path.
 _JOB_IN_PATH = (
@@ -50,16 +49,7 @@ def get_foundation_model(
     if not version_or_label.isdigit():
         version = _resolve_label(registry, registry_name, name, version_or_label)
     raw = _raw_version(registry, registry_name, name, version)
-    props: Mapping[str, Any] = raw.get("properties") or {}
-    asset = f"azureml://registries/{registry_name}/models/{name}/versions/{version}"
-    return model_card(
-        name,
-        version,
-        str(raw.get("id") or asset),
-        props.get("tags") or {},
-        props.get("system_metadata") or {},
-        bool(props.get("isArchived")),
-    )
+    return card_from_resource(name, raw, version)
 
 
 def _resolve_label(registry: MLClient, registry_name: str, name: str, label: str) -> str:
@@ -117,14 +107,32 @@ def _raw_version(
     return raw if isinstance(raw, Mapping) else {}
 
 
-def _listed(registry: MLClient, name: str) -> list[Mapping[str, Any]]:
-    """Every version of ``name`` as the registry returns it (archived ones too: the listing
-    asks for ``listViewType=All``), newest first; through the SDK's own registry listing."""
+def _listed(client: MLClient, name: str) -> list[Mapping[str, Any]]:
+    """Every version of ``name`` as the service returns it (archived ones too), newest first
+    by the version in each ``id``: the recorded registry resource carries the MODEL's name in
+    ``name``. A registry answers an unknown name with an empty page, a workspace with 404
+    (Corrections 2026-12, item 3): both come back as no versions."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        listing = _registry_listing if _is_registry(client) else _workspace_listing
+        found = listing(client, name)
+    except ResourceNotFoundError:
+        return []
+    return sorted(found, key=_version_number, reverse=True)
+
+
+def _is_registry(client: MLClient) -> bool:
+    return bool(getattr(client.models, "_registry_name", None))
+
+
+def _registry_listing(registry: MLClient, name: str) -> list[Mapping[str, Any]]:
+    """Through the SDK's own registry listing, asking for ``listViewType=All``."""
     from azure.ai.ml._restclient.arm_ml_service.models import ModelVersion
     from azure.ai.ml._utils._registry_utils import list_registry_assets
 
     ops: Any = registry.models
-    found = list(
+    return list(
         list_registry_assets(
             ops._registry_service_client,
             "models",
@@ -136,48 +144,69 @@ def _listed(registry: MLClient, name: str) -> list[Mapping[str, Any]]:
             list_view_type="All",
         )
     )
-    return sorted(
-        found, key=lambda v: int(v["name"]) if str(v["name"]).isdigit() else -1, reverse=True
+
+
+def _workspace_listing(workspace: MLClient, name: str) -> list[Mapping[str, Any]]:
+    """A workspace's versions, as plain resources (``id`` and ``properties``)."""
+    from azure.ai.ml.constants import ListViewType
+
+    return [
+        {"id": str(m.id or ""), "properties": {}}  # the SDK's Model drops the archive state
+        for m in workspace.models.list(name=name, list_view_type=ListViewType.ALL)
+    ]
+
+
+def _version_number(item: Mapping[str, Any]) -> int:
+    version = version_from_id(str(item.get("id") or ""))
+    return int(version) if version.isdigit() else -1
+
+
+def no_visible_version(name: str, where: str) -> ConfigError:
+    """The one message for a name nothing answers to (empty page or 404)."""
+    return ConfigError(
+        f"no such model or no visible version: {where} returns no version of {name}; check "
+        f"{_option('model_name')} (the exact, case-sensitive name) and "
+        f"{_option('azure_model_registry')} (e.g. azureml-meta for Llama models, "
+        "azureml-openai-oss for gpt-oss)"
     )
 
 
 def registry_versions(registry: MLClient, name: str) -> list[tuple[str, bool]]:
     """(version, archived) of every version of ``name``, newest first."""
     return [
-        (str(item["name"]), bool((item.get("properties") or {}).get("isArchived")))
+        (
+            version_from_id(str(item.get("id") or "")),
+            bool((item.get("properties") or {}).get("isArchived")),
+        )
         for item in _listed(registry, name)
     ]
 
 
-def list_versions(registry: MLClient, registry_name: str, name: str) -> list[RegistryVersion]:
-    """Every version the registry lists for ``name``, with its archive state and deprecation
-    dates read as the model card reads them (system metadata, else tags)."""
+def list_versions(client: MLClient, where: str, name: str) -> list[RegistryVersion]:
+    """Every version the registry (or workspace) lists for ``name``, with its archive state and
+    deprecation dates read as the model card reads them; ``where`` names the client's scope
+    ("registry azureml")."""
     from azure.core.exceptions import AzureError
 
+    from harness.backends.base import RegistryVersion
     from harness.errors import TagError
-    from harness.versions import RegistryVersion
 
     try:
-        found = _listed(registry, name)
+        found = _listed(client, name)
     except AzureError as exc:
-        raise read_failed(
-            exc, f"the versions of model {name}", f"registry {registry_name}", _REGISTRY_FIX
-        ) from None
+        raise read_failed(exc, f"the versions of model {name}", where, _REGISTRY_FIX) from None
+    if not found:
+        raise no_visible_version(name, where)
     versions = []
     for item in found:
-        props: Mapping[str, Any] = item.get("properties") or {}
-        version, archived = str(item["name"]), bool(props.get("isArchived"))
         try:
-            dates = model_card(
-                name,
-                version,
-                str(item.get("id", "")),
-                props.get("tags") or {},
-                props.get("system_metadata") or {},
-                archived,
-            ).deprecation.dates()
-        except TagError:
-            dates = {}  # a malformed version still shows in the listing
+            card = card_from_resource(name, item)
+            version, archived = card.version, card.deprecation.archived
+            dates = card.deprecation.dates()
+        except TagError:  # a malformed version still shows in the listing
+            version = version_from_id(str(item.get("id") or ""))
+            archived = bool((item.get("properties") or {}).get("isArchived"))
+            dates = {}
         versions.append(RegistryVersion(version, archived=archived, deprecation=dates))
     return versions
 
@@ -191,7 +220,7 @@ def _versions_hint(registry: MLClient, registry_name: str, name: str) -> str:
     except AzureError:
         return f"pass {_option('model_version')} with a version the registry holds"
     if not versions:
-        return f"the registry returns no version of {name} at all: check {_option('model_name')}"
+        return str(no_visible_version(name, f"registry {registry_name}"))
     shown = ", ".join(
         f"{v} (archived)" if archived else v for v, archived in versions[:MAX_VERSIONS_SHOWN]
     )

@@ -12,14 +12,15 @@ during the wait leaves a server that the sweep finds.
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from harness.backends.base import REQUEST_TIMEOUT_MS, Deployment
-from harness.backends.local import endpoints
+from harness.backends.base import REQUEST_TIMEOUT_MS, Deployment, RegisteredModel
+from harness.backends.local import compute, endpoints, registry
 from harness.backends.local.endpoints import EndpointState, check_port_free
 from harness.backends.local.processes import (
     STOP_GRACE_S,
@@ -38,6 +39,27 @@ from harness.waiting import Deadline, Heartbeat
 
 PROBE_TIMEOUT_S = 1.0
 SCORE_SCRIPT = Path(__file__).resolve().parent / "server" / "score.py"
+
+
+def deploy(
+    ws: Workspace,
+    endpoint: str,
+    model: RegisteredModel,
+    name: str,
+    instance_type: str,
+    tags: Mapping[str, str],
+    timeout_s: float,
+) -> tuple[Deployment, Child]:
+    """Serve the registered ``model`` behind ``endpoint`` on the instance type's device."""
+    version = registry.require_version(ws, model.name, model.version)
+    fields = {
+        "name": name,
+        "model_id": model.id,
+        "instance_type": instance_type,
+        "tags": dict(tags),
+    }
+    device = compute.serving_device(instance_type)
+    return start(ws, endpoint, registry.version_dir(version), fields, device, timeout_s)
 
 
 def start(

@@ -27,6 +27,8 @@ PROCESS_FILE = "process.json"  # pid and process group of the launcher, written 
 SPEC_FILE = "spec.json"
 LOG_FILE = "job.log"
 TRAINING_MODULE = "harness.backends.local.training"
+# The MLflow status that ends a run in each end state (a job's run, a model build's run)
+MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,15 @@ import re
 import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.backends.base import JOB_FINAL, JobRun, TrainingMetrics
+from harness.backends.base import JOB_FINAL, Compute, JobRun, TrainingMetrics
+from harness.backends.local import compute, registry
 from harness.backends.local.job_files import (
     LOG_FILE,
+    MLFLOW_END,
     PROCESS_FILE,
     SPEC_FILE,
     JobSpec,
@@ -41,32 +44,53 @@ from harness.backends.local.processes import (
     stop,
 )
 from harness.backends.local.registry import TAG_KIND
+from harness.backends.local.training.parameters import resolve
 from harness.backends.local.workspace import Workspace
-from harness.data import PreparedData
-from harness.errors import DataError, JobError
+from harness.errors import JobError
 from harness.files import read_state, write_json
 from harness.waiting import Deadline, Heartbeat
+
+if TYPE_CHECKING:
+    from harness.data import PreparedData
+    from harness.model_card import ModelCard
 
 POLL_S = 0.5
 SETTLE_S = 10.0  # a failed job's launcher gets this long to stop its ranks and say why
 ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+)", re.S)  # torchrun's failure summary
-MLFLOW_END = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
 
 
-def training_files(data: PreparedData) -> tuple[str, str]:
-    """The train_sft and test_sft JSON Lines files, checked before the job starts."""
-    files = [data.files.get(split, "") for split in ("train_sft", "test_sft")]
-    missing = [
-        f"{split} ({path or 'not prepared'})"
-        for split, path in zip(("train_sft", "test_sft"), files, strict=True)
-        if not Path(path).is_file()
-    ]
-    if missing:
-        raise DataError(
-            f"prepared data in {data.directory} lacks {', '.join(missing)}; expected the JSON "
-            "Lines files written by harness.data.prepare; prepare the data again"
-        )
-    return files[0], files[1]
+@dataclass(frozen=True)
+class JobInputs:
+    """What a local fine-tune job is given; the job's run and directories are added at submit."""
+
+    model_dir: str
+    train_file: str
+    test_file: str
+    device: str
+    processes: int
+    parameters: dict[str, Any]
+
+
+def job_inputs(
+    ws: Workspace,
+    card: ModelCard,
+    compute_: Compute,
+    data: PreparedData,
+    parameters: Mapping[str, Any],
+) -> JobInputs:
+    """The job's inputs, every one checked before a process starts (a bad parameter value, a
+    missing data file, a model version that is not registered)."""
+    resolve(parameters)
+    train, test = data.training_files()
+    version = registry.require_version(ws, card.name, card.version)
+    return JobInputs(
+        model_dir=str(registry.version_dir(version)),
+        train_file=train,
+        test_file=test,
+        device=compute.training_device(compute_),
+        processes=compute_.gpus_per_node,
+        parameters=dict(parameters),
+    )
 
 
 def failed_rank(job_dir: Path) -> int:
@@ -86,9 +110,9 @@ class Jobs:
         self.procs: dict[str, Child] = {}
 
     def submit(
-        self, inputs: Mapping[str, Any], display_name: str, experiment: str, tags: Mapping[str, str]
+        self, inputs: JobInputs, display_name: str, experiment: str, tags: Mapping[str, str]
     ) -> JobRun:
-        """Start a job. ``inputs``: model_dir, train_file, test_file, device, parameters."""
+        """Start a job with ``inputs`` (see ``job_inputs``), filed as a run of ``experiment``."""
         client = self.ws.client()
         run = client.create_run(
             self.ws.experiment_id(experiment), run_name=display_name, tags={**tags, TAG_KIND: "job"}
@@ -102,7 +126,7 @@ class Jobs:
             run_id=name,
             output_dir=str(output),
             job_dir=str(self.ws.jobs / name),
-            **inputs,
+            **asdict(inputs),
         )
         return self.start(
             spec, {"tags": dict(tags), "display_name": display_name, "experiment": experiment}

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.backends.base import Likelihood, LikelihoodComparison
 from harness.backends.local import mlflow_model
 from harness.backends.local.training import chat_data
 from harness.errors import DataError
-from harness.quality import Likelihood, LikelihoodComparison
 
 logger = logging.getLogger("harness")
 MAX_LEN = 1024

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -149,7 +149,7 @@ class ModelCache:
             manifest = {
                 "key": recipe.key,
                 "recipe": recipe.material,
-                "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "built": datetime.now(UTC).isoformat(timespec="seconds"),
                 "files": _files(scratch / "model"),
             }
             (scratch / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))

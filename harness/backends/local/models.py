@@ -18,16 +18,16 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from harness.backends.base import JobRun, RegisteredModel, finetuned_model_name
+from harness.backends.base import JobRun, RegisteredModel, RegistryVersion, finetuned_model_name
 from harness.backends.local import mlflow_model, registry
 from harness.backends.local.compute import LOCAL_SKUS
+from harness.backends.local.job_files import MLFLOW_END
 from harness.backends.local.model_cache import ModelCache, recipe
 from harness.backends.local.processes import child_env, die_with_parent, log_tail, python
 from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
 from harness.model_card import ModelCard, encode_tag
-from harness.versions import RegistryVersion
 from harness.waiting import short_duration
 
 logger = logging.getLogger("harness")
@@ -88,7 +88,7 @@ def build_default(ws: Workspace, cache: ModelCache, tags: Mapping[str, str]) -> 
                 DEFAULT_MODEL_NAME, recipe(dataset), out, lambda to: _build(ws, cache, dataset, to)
             )
         except BaseException as exc:  # Ctrl-C and SIGTERM too: never a run RUNNING forever
-            ended = "FAILED" if isinstance(exc, Exception) else "KILLED"
+            ended = MLFLOW_END["Failed" if isinstance(exc, Exception) else "Canceled"]
             ws.client().set_terminated(run_id, ended)
             raise
         if reused:
@@ -103,7 +103,7 @@ def build_default(ws: Workspace, cache: ModelCache, tags: Mapping[str, str]) -> 
         registry.register(ws, DEFAULT_MODEL_NAME, str(out), run_id, tiny_tags)
         for tag in tags:  # registered: the sweep must never take this run's files away
             ws.client().delete_tag(run_id, tag)
-        ws.client().set_terminated(run_id, "FINISHED")
+        ws.client().set_terminated(run_id, MLFLOW_END["Completed"])
 
 
 def new_run(ws: Workspace, name: str, tags: Mapping[str, str] | None = None) -> tuple[str, Path]:
@@ -126,7 +126,7 @@ def model_run(ws: Workspace, name: str) -> Iterator[tuple[str, Path]]:
     except BaseException:
         _discard_run(ws, run_id)
         raise
-    ws.client().set_terminated(run_id, "FINISHED")
+    ws.client().set_terminated(run_id, MLFLOW_END["Completed"])
 
 
 def _discard_run(ws: Workspace, run_id: str) -> None:
@@ -136,7 +136,7 @@ def _discard_run(ws: Workspace, run_id: str) -> None:
         run_dir = mlflow_model.local_path(client.get_run(run_id).info.artifact_uri).parent
         if run_dir.name == run_id and run_dir.is_relative_to(ws.root):
             shutil.rmtree(run_dir, ignore_errors=True)
-        client.set_terminated(run_id, "FAILED")
+        client.set_terminated(run_id, MLFLOW_END["Failed"])
         client.delete_run(run_id)
     except Exception as exc:  # the original failure matters more
         logger.warning(

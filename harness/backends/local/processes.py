@@ -29,13 +29,9 @@ from typing import Any
 import psutil
 
 import harness
+from harness.backends.local.offline import OFFLINE
 from harness.waiting import Deadline
 
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-}
 PROJECT_ROOT = Path(harness.__file__).resolve().parent.parent
 STOP_GRACE_S = 10.0  # between SIGTERM and SIGKILL, unless the caller has less time
 TOKEN_ENV = "HARNESS_PROCESS_TOKEN"  # in every spawned process's environment, inherited
@@ -58,12 +54,6 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.update(extra or {})
     return env
-
-
-def set_offline() -> None:
-    """For code that loads models in this process: the same offline switches as children."""
-    for name, value in OFFLINE.items():
-        os.environ.setdefault(name, value)
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,28 @@
 """A stateful fake of Azure ML's REST services, served over HTTP with ``responses``.
 
-One module per service, each holding its state and its scripting attributes:
+Where the Azure SDK team's recordings of the live service (Azure/azure-sdk-assets,
+``python/sdk/ml/azure-ai-ml/tests/recordings/``) show an answer, the fake serves that shape and
+names the recording; elsewhere it keeps the shape authored from specs and SDK source, with its
+source. One module per service, each holding its state and its scripting attributes:
 
-- ``registry``: registry discovery, model versions (the fake's own data in today's wire
-  shape: system metadata as objects and as JSON text, archived versions, an old tag-form
-  model), the fine-tune pipeline component;
-- ``workspace``: the workspace, compute clusters (creation accepted, then Failed on quota;
-  names taken elsewhere in the region), the region's VM sizes and core usage, model versions;
+- ``registry``: discovery and model versions of several registries (``azureml``,
+  ``azureml-meta``, ``azureml-openai-oss``) in the recorded shape (``name`` the model's name,
+  ``type`` ``models``, no system metadata unless ``metadata_key`` asks for the variant that
+  carries it), an unknown name's empty page, archived versions, an old tag-form model; the
+  fine-tune pipeline component, in ``azureml`` only;
+- ``workspace``: the workspace, compute clusters (the recorded 201 and DELETE; creation
+  accepted, then Failed on quota; names taken elsewhere in the region), the region's VM sizes
+  and core usage, model versions (404 for an unknown name);
 - ``storage``: the default datastore and its blob container (training file uploads);
 - ``jobs``: pipeline jobs (a status walk through NotResponding and Unknown), cancel, and the
   RunHistory tree with the failed step one level below the root's child;
 - ``mlflow``: the tracking service, at ``/mlflow/v2.0`` only;
 - ``endpoints``: online endpoints, deployments, keys, logs, and the scoring URI (401, 408,
   424 with the model-error headers, 429 with Retry-After);
-- ``lro``: long-running operations per route as ARM answers them (``Azure-AsyncOperation``, or
-  ``Location`` only for endpoint DELETE and job cancel); ``wire``: routing and logging.
+- ``lro``: long-running operations as recorded (endpoints and deployments ``Updating``,
+  compute ``InProgress`` then ``percentComplete``; endpoint DELETE with both headers, compute
+  DELETE with ``Azure-AsyncOperation`` only), job cancel with ``Location`` only (authored);
+  ``wire``: routing and logging (each call keeps the fake's answer: status, headers, body).
 
 Every response shape names its public source. Tests assert on ``fake.requests`` (what the SDK
 sent) and script outcomes through the services' attributes, e.g.
@@ -75,18 +83,20 @@ class FakeAzureML:
         config: HarnessConfig | None = None,
         *,
         location: str = LOCATION,
+        metadata_key: str | None = None,
     ) -> None:
         self.scope = Scope(
             subscription=getattr(config, "azure_subscription_id", None) or SUBSCRIPTION,
             resource_group=getattr(config, "azure_resource_group", None) or RESOURCE_GROUP,
             workspace=getattr(config, "azure_workspace", None) or WORKSPACE,
-            registry=getattr(config, "azure_registry", None) or "azureml",
+            registry=getattr(config, "azure_model_registry", None) or "azureml",
             location=location,
             experiment=getattr(config, "experiment_name", None) or "experiment",
         )
         self.router = Router()
         self.ops = Operations(self.router)
-        self.registry = Registry(self.scope)
+        # None: the registry's version GET without system metadata, as recorded
+        self.registry = Registry(self.scope, metadata_key=metadata_key)
         self.workspace = Workspace(self.scope, self.ops)
         self.storage = Storage(self.scope)
         self.jobs = Jobs(self.scope, self.ops)
@@ -176,11 +186,19 @@ class AzureRig:
 
 
 @contextmanager
-def fake_azure(config: HarnessConfig | None = None, *, retry_total: int = 0) -> Iterator[AzureRig]:
-    """A started fake and a backend wired to it; everything stops on exit."""
+def fake_azure(
+    config: HarnessConfig | None = None,
+    *,
+    retry_total: int = 0,
+    metadata_key: str | None = "system_metadata",
+) -> Iterator[AzureRig]:
+    """A started fake and a backend wired to it; everything stops on exit. By default its
+    registry sends system metadata (the variant for when the service does);
+    ``metadata_key=None`` serves the recorded GET, which carries none."""
     config = config or azure_config()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rig = AzureRig(FakeAzureML(rsps, config), make_backend(config, retry_total=retry_total))
+        fake = FakeAzureML(rsps, config, metadata_key=metadata_key)
+        rig = AzureRig(fake, make_backend(config, retry_total=retry_total))
         try:
             yield rig
         finally:

@@ -1,9 +1,14 @@
 """Managed online endpoints and deployments on ARM, and the endpoint's scoring URI.
 
-Shapes: rest-api-specs stable/2024-04-01 ``Workspace/OnlineEndpoint/createOrUpdate.json``
-(201, provisioning via ``Azure-AsyncOperation``), ``delete.json`` (202 with a ``Location``
-header only), ``listKeys``, ``OnlineDeployment`` create/getLogs. Scoring statuses from the Azure
-ML docs, "Troubleshoot online endpoints", HTTP status codes
+Shapes: as recorded in Azure/azure-sdk-assets python/sdk/ml/azure-ai-ml/tests/recordings/
+online_services/e2etests/test_online_deployment.pyTestOnlineDeploymenttest_online_deployment.json
+(operations ``Updating`` until ``Succeeded``; DELETE 202 with ``Azure-AsyncOperation`` and
+``Location``, body null; a traffic-update PUT answers ``Creating``; ``{primaryKey,
+secondaryKey}`` from listKeys), where the rest-api-specs stable/2024-04-01 examples said
+``Location`` only for DELETE: the fake follows the recording. Not recorded, authored from
+rest-api-specs: ``OnlineDeployment`` getLogs, endpoint creation's 201 body.
+
+Scoring statuses from the Azure ML docs, "Troubleshoot online endpoints", HTTP status codes
 (learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-online-endpoints): 401 without
 the key, 408 past ``request_timeout_ms``, 424 when the scoring container answered non-200 (its
 status and reason in ``ms-azureml-model-error-statuscode`` / ``-reason``), 429 over the rate
@@ -30,6 +35,8 @@ from tests.support.azure_fake.wire import (
     json_reply,
     route,
 )
+
+UPDATING = "Updating"  # endpoint and deployment operations in progress, as recorded
 
 ENDPOINT_KEY = "fake-primary-key"
 
@@ -147,7 +154,8 @@ class Endpoints:
                 "properties": {**existing["properties"], **call.body.get("properties", {})},
             }
         updating = existing is not None
-        self.endpoints[name] = self._body(name, merged, "Updating" if updating else "Creating")
+        # a traffic update of an existing endpoint answers Creating too, as recorded
+        self.endpoints[name] = self._body(name, merged, "Creating")
 
         def outcome() -> tuple[str, str]:
             return ("Succeeded", "") if updating else (self.endpoint_state, self.endpoint_error)
@@ -157,7 +165,7 @@ class Endpoints:
                 self.endpoints[name]["properties"]["provisioningState"] = status
 
         kind = "endpoint.update" if updating else "endpoint"  # a traffic change is quick
-        headers = self.ops.accept(Operation(kind, outcome, done))
+        headers = self.ops.accept(Operation(kind, outcome, done, running=UPDATING))
         return json_reply(201, self.endpoints[name], headers)
 
     def _delete(self, call: Call, m: re.Match[str]) -> Reply:
@@ -173,10 +181,9 @@ class Endpoints:
             for key in [k for k in self.deployments if k[0] == name]:
                 self.deployments.pop(key)
 
-        headers = self.ops.accept(
-            Operation("delete", lambda: ("Succeeded", ""), done), location=True, async_header=False
-        )
-        return 202, headers, ""
+        operation = Operation("delete", lambda: ("Succeeded", ""), done, running=UPDATING)
+        headers = self.ops.accept(operation, location=True)  # both headers, as recorded
+        return 202, {**headers, "Content-Type": "application/json"}, "null"
 
     def _keys(self, call: Call, m: re.Match[str]) -> Reply:
         if m.group(1) not in self.endpoints:
@@ -213,7 +220,10 @@ class Endpoints:
             body["properties"]["provisioningState"] = status
 
         operation = Operation(
-            "deployment", lambda: (self.deployment_state, self.deployment_error), done
+            "deployment",
+            lambda: (self.deployment_state, self.deployment_error),
+            done,
+            running=UPDATING,
         )
         return json_reply(201, body, self.ops.accept(operation))
 

@@ -1,17 +1,22 @@
-"""Long-running operations, as ARM answers them per route.
+"""Long-running operations, as the service answers them per route.
 
-Two styles, both from the rest-api-specs (stable/2024-04-01) and the SDK's generated code
-(azure-ai-ml ``_restclient/arm_ml_service/operations/_operations.py``, the headers each
-``_*_initial`` reads):
+Where the Azure SDK team's recordings of the live service show an operation, the fake follows
+them (Azure/azure-sdk-assets python/sdk/ml/azure-ai-ml/tests/recordings/):
 
-- ``Azure-AsyncOperation``: creating or updating a compute, an online endpoint or a deployment
-  answers 201 with that header (Compute/createOrUpdate/AmlCompute.json); compute DELETE
-  answers 202 with it and ``Location`` (Compute/delete.json). The status URL answers
-  ``{"status": "InProgress" | "Succeeded" | "Failed", "error": {...}}``.
-- ``Location`` only: an online endpoint DELETE answers 202 with ``Location`` and nothing else
-  (Workspace/OnlineEndpoint/delete.json), job cancel likewise (its generated
-  ``_cancel_initial`` reads only ``Location`` and ``Retry-After``); that URL answers 202 while
-  the work goes on, then 200.
+- ``online_services/e2etests/test_online_deployment.pyTestOnlineDeploymenttest_online_deployment
+  .json``: endpoint and deployment operations answer ``{"status": "Updating"}`` (not
+  ``InProgress``) until ``Succeeded``; endpoint DELETE answers 202 with BOTH
+  ``Azure-AsyncOperation`` and ``Location`` and a ``null`` body, and the SDK polls the status URL;
+  a traffic-update PUT on an existing endpoint answers ``provisioningState: Creating``.
+- ``compute/e2etests/test_compute.pyTestComputetest_aml_compute_create_and_delete.json``:
+  compute operations answer ``InProgress``, then ``Succeeded`` with ``percentComplete``; compute
+  DELETE answers 202 with ``Azure-AsyncOperation`` only.
+
+Where no recording exists the shape is authored from the rest-api-specs (stable/2024-04-01) and
+the SDK's generated code (azure-ai-ml ``_restclient/arm_ml_service/operations/_operations.py``,
+the headers each ``_*_initial`` reads): job cancel answers 202 with ``Location`` only (its
+``_cancel_initial`` reads only ``Location`` and ``Retry-After``), that URL answering 202 while
+the work goes on, then 200; a failed operation's status carries ``error: {code, message}``.
 
 Polling delays come as ``retry-after-ms`` (honoured by azure-core's ``get_retry_after``) rather
 than ARM's ``Retry-After`` seconds, so that tests do not sleep. An operation ends when it is not
@@ -38,6 +43,8 @@ class Operation:
     latency_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
     finished: str | None = None
+    running: str = "InProgress"  # the status while in progress (endpoints: "Updating")
+    percent: bool = False  # compute: the final status carries percentComplete
 
 
 @dataclass
@@ -109,10 +116,10 @@ class Operations:
         op = self._ops[m.group(1)]
         status = self._finish(op)
         if status is None:
-            return json_reply(
-                200, {"status": "InProgress"}, {"retry-after-ms": self.retry_after_ms}
-            )
+            return json_reply(200, {"status": op.running}, {"retry-after-ms": self.retry_after_ms})
         body: dict[str, object] = {"status": status}
+        if op.percent:
+            body["percentComplete"] = 100.0
         if status != "Succeeded":
             code, message = _error_parts(op.outcome()[1])
             body["error"] = {"code": code, "message": message}

@@ -23,9 +23,13 @@ if TYPE_CHECKING:
 
 class AzureFakePlugin:
     def __init__(
-        self, script: Callable[[FakeAzureML], None] | None = None, poll_interval_s: float = 0.0
+        self,
+        script: Callable[[FakeAzureML], None] | None = None,
+        poll_interval_s: float = 0.0,
+        metadata_key: str | None = "system_metadata",
     ) -> None:
         self.script = script
+        self.metadata_key = metadata_key  # None: the registry GET as recorded, without any
         self.poll_interval_s = poll_interval_s
         self.mock = responses.RequestsMock(assert_all_requests_are_fired=False)
         self.fake: FakeAzureML | None = None
@@ -42,7 +46,7 @@ class AzureFakePlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_harness_create_backend(self, harness_config: HarnessConfig) -> AzureBackend:
         if self.fake is None:
-            self.fake = FakeAzureML(self.mock, harness_config)
+            self.fake = FakeAzureML(self.mock, harness_config, metadata_key=self.metadata_key)
             if self.script is not None:
                 self.script(self.fake)
         return make_backend(harness_config, poll_interval_s=self.poll_interval_s)

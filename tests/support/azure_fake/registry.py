@@ -7,7 +7,16 @@ history (PRs #5150 and #5190 moved allow-lists, tasks and deprecation dates from
 ``system_metadata``); ``scripts/azureml-assets/azureml/assets/publish_utils.py``
 (``stringify_dictionary``: versions updated in place carry every dict as JSON text and every
 list as its Python repr). The wire key ``properties.system_metadata`` is the one azure-ai-ml
-1.35 sends (``_restclient/model_dataplane/operations/_patch.py``); the live GET is not verified.
+1.35 sends (``_restclient/model_dataplane/operations/_patch.py``).
+
+The version GET follows the service's recorded answer (Azure/azure-sdk-assets
+python/sdk/ml/azure-ai-ml/tests/recordings/model/e2etests/
+test_model.pyTestModeltest_crud_model_with_system_metadata.json): ``id`` is the asset id, ``name``
+the MODEL's name, ``type`` ``models``, and NO system metadata although the PUT before it sent
+some. azure-ai-ml expects ``properties.system_metadata`` back; the fake follows the recording.
+``Registry.metadata_key`` serves the variant for when the service does send it (under
+``system_metadata`` or ``systemMetadata``). Several registries answer (``azureml``,
+``azureml-meta``, ``azureml-openai-oss``); the pipeline component lives in ``azureml`` only.
 """
 
 from __future__ import annotations
@@ -163,6 +172,18 @@ LLAMA2_TAGS = stringified(
 )
 
 
+RECORDING = (
+    "Azure/azure-sdk-assets python/sdk/ml/azure-ai-ml/tests/recordings/model/e2etests/"
+    "test_model.pyTestModeltest_crud_model_with_system_metadata.json"
+)
+COMPONENT_REGISTRY = "azureml"
+REGISTRIES = ("azureml", "azureml-meta", "azureml-openai-oss")
+LLAMA31_METADATA = {  # the fake's own data for a model in a second registry (azureml-meta)
+    "tasks": {"fineTuningTasks": ["chat-completion"], "inferenceTasks": ["chat-completion"]},
+    "supportedComputes": {"finetuneComputes": A100_H100, "inferenceComputes": A100_H100},
+}
+
+
 @dataclass
 class RegistryModel:
     """One model version as the registry stores it (its resource's ``properties``)."""
@@ -173,6 +194,8 @@ class RegistryModel:
     tags: dict[str, str]
     system_metadata: dict[str, Any] | None = None
     archived: bool = False
+    registry: str = "azureml"
+    properties: dict[str, str] = field(default_factory=dict)  # the asset's properties dict
 
 
 def default_models() -> list[RegistryModel]:
@@ -201,6 +224,17 @@ def default_models() -> list[RegistryModel]:
         RegistryModel("Phi-4", "7", "2025-11-03T00:00:00Z", phi4_tags, PHI4_METADATA),
         RegistryModel("Phi-4", "8", "2026-06-20T00:00:00Z", phi4_tags, PHI4_METADATA),
         RegistryModel("Llama-2-7b-chat", "26", "2024-11-20T00:00:00Z", LLAMA2_TAGS),
+        # the default Azure model; its compute lists are not public, so it stores none (the
+        # version number is the fake's own)
+        RegistryModel("Phi-4-mini-instruct", "1", "2026-03-01T00:00:00Z", phi4_tags),
+        RegistryModel(
+            "Meta-Llama-3.1-8B-Instruct",
+            "4",
+            "2025-10-01T00:00:00Z",
+            stringified({"model_specific_defaults": PHI4_DEFAULTS}),
+            LLAMA31_METADATA,
+            registry="azureml-meta",
+        ),
     ]
 
 
@@ -215,12 +249,17 @@ class Registry:
     scope: Scope
     models: list[RegistryModel] = field(default_factory=default_models)
     component: dict[str, Any] = field(default_factory=default_component)
+    registries: tuple[str, ...] = REGISTRIES
+    # None: the version GET carries no system metadata, as recorded; else the wire key it uses
+    metadata_key: str | None = None
 
     def routes(self) -> list[Route]:
         scope = self.scope
-        reg = re.escape(scope.registry_host + scope.registry_path)
-        discovery = re.escape(
-            f"{scope.region_host}/registrymanagement/v1.0/registries/{scope.registry}/discovery"
+        reg = re.escape(scope.registry_host) + re.escape(scope.registry_path_of("@")).replace(
+            "@", NAME
+        )
+        discovery = re.escape(f"{scope.region_host}/registrymanagement/v1.0/registries/") + (
+            f"{NAME}/discovery"
         )
         return [
             route("GET", "registry.discovery", discovery, self._discovery),
@@ -246,54 +285,72 @@ class Registry:
         ]
 
     def _discovery(self, call: Call, m: re.Match[str]) -> Reply:
-        # azure-ai-ml _utils/_registry_utils.py RegistryDiscovery reads these fields
-        scope = self.scope
+        # fields as recorded (RECORDING's first entry); azure-ai-ml _utils/_registry_utils.py
+        # RegistryDiscovery reads registryName, subscriptionId, resourceGroup,
+        # primaryRegionResourceProviderUri
+        scope, name = self.scope, m.group(1)
+        if name not in self.registries:
+            return error_reply(404, "UserError", f"registry {name} not found")
         return json_reply(
             200,
             {
-                "registryName": scope.registry,
+                "registryName": name,
                 "subscriptionId": scope.registry_subscription,
                 "resourceGroup": scope.registry_resource_group,
                 "primaryRegion": scope.location,
+                "regions": [scope.location],
+                "workspaceName": None,
                 "primaryRegionResourceProviderUri": f"{scope.registry_host}/",
             },
         )
 
     def model_body(self, model: RegistryModel) -> dict[str, Any]:
-        """rest-api-specs stable/2024-04-01 examples/Registry/ModelVersion/get.json, plus
-        ``isArchived`` and ``system_metadata`` (ModelVersionProperties)."""
+        """The version GET as recorded (RECORDING's last entry): ``name`` is the model's
+        name, ``type`` is ``models``, the version only in ``id``; system metadata only in the
+        ``metadata_key`` variant."""
         asset = (
-            f"azureml://registries/{self.scope.registry}/models/{model.name}/versions/"
-            f"{model.version}"
+            f"azureml://registries/{model.registry}/models/{model.name}/versions/{model.version}"
         )
         props: dict[str, Any] = {
             "description": f"{model.name} foundation model",
             "tags": dict(model.tags),
-            "properties": {},
-            "isAnonymous": False,
+            "properties": dict(model.properties),
             "isArchived": model.archived,
+            "isAnonymous": False,
             "flavors": {},
             "modelType": "mlflow_model",
             "modelUri": asset,
+            "originAssetId": None,
+            "jobName": None,
+            "intellectualProperty": None,
         }
-        if model.system_metadata is not None:
-            props["system_metadata"] = copy.deepcopy(model.system_metadata)
+        if self.metadata_key and model.system_metadata is not None:
+            props[self.metadata_key] = copy.deepcopy(model.system_metadata)
         return {
             "id": asset,
-            "name": model.version,
-            "type": "Microsoft.MachineLearningServices/registries/models/versions",
+            "name": model.name,
+            "type": "models",
             "properties": props,
-            "systemData": {"createdAt": model.created},
+            "systemData": {
+                "createdAt": model.created,
+                "createdBy": "Sanitized",
+                "createdByType": "User",
+                "lastModifiedAt": model.created,
+                "lastModifiedBy": "Sanitized",
+                "lastModifiedByType": "User",
+            },
         }
 
+    def _in(self, registry: str, name: str) -> list[RegistryModel]:
+        return [x for x in self.models if (x.registry, x.name) == (registry, name)]
+
     def _model_versions(self, call: Call, m: re.Match[str]) -> Reply:
-        """Newest first; without ``listViewType`` only active versions, as the REST API's
-        ListViewType default (ActiveOnly) says: so an archived model's ``latest`` listing is
-        empty (not verified against the live registry)."""
+        """Newest first; an unknown name answers an empty page, as recorded (RECORDING's
+        second entry: ``{"value": []}`` for ``$orderBy=createdtime desc&$top=1``). Without
+        ``listViewType`` only active versions, as the REST API's ListViewType default
+        (ActiveOnly) says: so an archived model's ``latest`` listing is empty (not recorded)."""
         view = call.query.get("listViewType", ["ActiveOnly"])[0].casefold()
-        found = sorted(
-            (x for x in self.models if x.name == m.group(1)), key=lambda x: x.created, reverse=True
-        )
+        found = sorted(self._in(m.group(1), m.group(2)), key=lambda x: x.created, reverse=True)
         found = [
             x for x in found if {"all": True, "archivedonly": x.archived}.get(view, not x.archived)
         ]
@@ -301,17 +358,18 @@ class Registry:
         return json_reply(200, {"value": [self.model_body(x) for x in found[:top]]})
 
     def _model(self, call: Call, m: re.Match[str]) -> Reply:
-        for model in self.models:
-            if (model.name, model.version) == (m.group(1), m.group(2)):
+        for model in self._in(m.group(1), m.group(2)):
+            if model.version == m.group(3):
                 return json_reply(200, self.model_body(model))
+        # authored: no recording shows an unknown registry version's GET
         return error_reply(
-            404, "UserError", f"model {m.group(1)}:{m.group(2)} not found in registry"
+            404, "UserError", f"model {m.group(2)}:{m.group(3)} not found in registry"
         )
 
     def _component_body(self) -> dict[str, Any]:
         spec = self.component
         asset = (
-            f"azureml://registries/{self.scope.registry}/components/{spec['name']}/"
+            f"azureml://registries/{COMPONENT_REGISTRY}/components/{spec['name']}/"
             f"versions/{spec['version']}"
         )
         return {
@@ -334,11 +392,11 @@ class Registry:
         }
 
     def _component_versions(self, call: Call, m: re.Match[str]) -> Reply:
-        if m.group(1) != self.component["name"]:
+        if (m.group(1), m.group(2)) != (COMPONENT_REGISTRY, self.component["name"]):
             return json_reply(200, {"value": []})
         return json_reply(200, {"value": [self._component_body()]})
 
     def _component(self, call: Call, m: re.Match[str]) -> Reply:
-        if m.group(1) != self.component["name"]:
+        if (m.group(1), m.group(2)) != (COMPONENT_REGISTRY, self.component["name"]):
             return error_reply(404, "UserError", f"component {m.group(1)} not found")
         return json_reply(200, self._component_body())

@@ -36,6 +36,9 @@ class Call:
     body: Any  # parsed JSON, raw bytes, or None
     raw: bytes = b""
     at: float = field(default_factory=time.monotonic)  # when the fake received it
+    status: int = 0  # what the fake answered: status, headers, body text
+    reply_headers: Mapping[str, str] = field(default_factory=dict)
+    reply_body: str = ""
 
     @property
     def path(self) -> str:
@@ -172,7 +175,9 @@ class Router:
             chosen, found = matched
             call.route = chosen.name
             self.requests.append(call)
-            return self._injected(chosen.name, call.method) or chosen.handler(call, found)
+            reply = self._injected(chosen.name, call.method) or chosen.handler(call, found)
+            call.status, call.reply_headers, call.reply_body = reply
+            return reply
 
     def _injected(self, route_name: str, method: str) -> Reply | None:
         queue = self._injections.get(route_name, [])
@@ -222,10 +227,15 @@ class Scope:
 
     @property
     def registry_path(self) -> str:
+        return self.registry_path_of(self.registry)
+
+    def registry_path_of(self, registry: str) -> str:
+        """The registry front end's path (recorded: test_model.pyTestModeltest_crud_model_with_
+        system_metadata.json, ``/mferp/managementfrontend/subscriptions/.../registries/R``)."""
         return (
             f"/mferp/managementfrontend/subscriptions/{self.registry_subscription}/"
             f"resourceGroups/{self.registry_resource_group}/providers/"
-            f"Microsoft.MachineLearningServices/registries/{self.registry}"
+            f"Microsoft.MachineLearningServices/registries/{registry}"
         )
 
     def scoring_uri(self, endpoint: str) -> str:

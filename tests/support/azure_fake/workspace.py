@@ -1,10 +1,16 @@
 """The workspace on ARM: the workspace itself, compute clusters, the region's VM sizes and
 core usage, and the workspace's model versions (the fine-tuned models the harness registers).
 
-Shapes: rest-api-specs stable/2024-04-01 examples ``Workspace/get.json``,
-``Compute/createOrUpdate/AmlCompute.json``, ``Compute/get/AmlCompute.json``,
-``Compute/delete.json``, ``VirtualMachineSize/list.json``, ``Usage/list.json``,
-``Workspace/ModelVersion/get.json``.
+Compute creation and deletion as recorded (Azure/azure-sdk-assets
+python/sdk/ml/azure-ai-ml/tests/recordings/compute/e2etests/
+test_compute.pyTestComputetest_aml_compute_create_and_delete.json): the PUT's 201 body carries
+``vmSize`` upper-cased and ``tags: null``; DELETE answers 202 with ``Azure-AsyncOperation`` only
+(the rest-api-specs example ``Compute/delete.json`` adds ``Location``: the fake follows the
+recording); the operation answers ``InProgress``, then ``Succeeded`` with ``percentComplete``.
+A workspace answers an unknown model name's version listing with 404 (azureml-facts,
+"Corrections, 2026-12", item 3). Authored from rest-api-specs stable/2024-04-01 examples, with no
+recording: ``Workspace/get.json``, ``Compute/get/AmlCompute.json``,
+``VirtualMachineSize/list.json``, ``Usage/list.json``, ``Workspace/ModelVersion/get.json``.
 """
 
 from __future__ import annotations
@@ -205,8 +211,19 @@ class Workspace:
             state = "Failed" if quota else self.created_state
             self.computes[name] = self._compute_body(name, body, state, QUOTA_FAILURE)
 
-        headers = self.ops.accept(Operation("compute", outcome, done))
-        return json_reply(201, self.computes[name], headers)
+        headers = self.ops.accept(Operation("compute", outcome, done, percent=True))
+        return json_reply(201, self._created_body(self.computes[name]), headers)
+
+    @staticmethod
+    def _created_body(stored: Mapping[str, Any]) -> dict[str, Any]:
+        """The PUT's 201 answer as recorded: ``vmSize`` upper-cased, ``tags`` null (the GET
+        that follows has them)."""
+        body = copy.deepcopy(dict(stored))
+        inner = body["properties"].get("properties") or {}
+        if inner.get("vmSize"):
+            inner["vmSize"] = str(inner["vmSize"]).upper()
+        body["tags"] = None
+        return body
 
     def _compute_delete(self, call: Call, m: re.Match[str]) -> Reply:
         name = m.group(1)
@@ -219,10 +236,8 @@ class Workspace:
         def done(status: str) -> None:
             self.computes.pop(name, None)
 
-        headers = self.ops.accept(
-            Operation("delete", lambda: ("Succeeded", ""), done), location=True
-        )
-        return 202, headers, ""
+        operation = Operation("delete", lambda: ("Succeeded", ""), done, percent=True)
+        return 202, self.ops.accept(operation), ""  # Azure-AsyncOperation only, as recorded
 
     def _vm_sizes(self, call: Call, m: re.Match[str]) -> Reply:
         return json_reply(
@@ -301,6 +316,10 @@ class Workspace:
         )
 
     def _model_versions(self, call: Call, m: re.Match[str]) -> Reply:
+        if not any(name == m.group(1) for name, _ in self.models):
+            # a workspace answers an unknown name with 404, where a registry answers an empty
+            # page (Corrections 2026-12, item 3, from the model e2etests recordings)
+            return error_reply(404, "UserError", f"Model container {m.group(1)} not found")
         active_only = call.query.get("listViewType", ["ActiveOnly"])[0] == "ActiveOnly"
         return json_reply(
             200,

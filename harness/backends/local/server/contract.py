@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.data import conversation_problem
-from harness.scoring import DEFAULT_PARAMETERS
+from harness.scoring import DEFAULT_PARAMETERS, conversation_problem
 
 MAX_BODY_BYTES = 1_000_000
 MAX_NEW_TOKENS = 2048
@@ -131,7 +130,7 @@ def messages(value: Any) -> list[dict[str, str]]:
     """A flat list of messages ending with the user turn to answer, each with content.
 
     The notebook's form nests one conversation in one more list. The rule is the data
-    check's (harness.data.conversation_problem), plus the last turn being the user's.
+    check's (harness.scoring.conversation_problem), plus the last turn being the user's.
     """
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
         value = value[0]

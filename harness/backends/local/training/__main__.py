@@ -20,13 +20,14 @@ from pathlib import Path
 
 from harness.backends.base import JOB_FINAL
 from harness.backends.local.job_files import (
+    MLFLOW_END,
     JobSpec,
     rank_log,
     read_status,
     record_rank,
     write_status,
 )
-from harness.backends.local.processes import set_offline
+from harness.backends.local.offline import set_offline
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # reported: traceback to the log, reason to the status file
         traceback.print_exc()
         if report_failure(job_dir, rank, exc, ranked="LOCAL_RANK" in os.environ):
-            _end_run(spec, "FAILED")
+            _end_run(spec, MLFLOW_END["Failed"])
         return 1
     if rank == 0:
         write_status(
@@ -75,7 +76,7 @@ def _train(spec: JobSpec, rank: int, marks: dict[str, float]) -> dict[str, float
     marks["mlflow_opened"] = time.time()
     summary = finetune.run(spec, log, marks)
     log.flush()
-    client.set_terminated(spec.run_id, "FINISHED")
+    client.set_terminated(spec.run_id, MLFLOW_END["Completed"])
     return summary
 
 

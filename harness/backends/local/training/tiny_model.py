@@ -209,7 +209,7 @@ def build(dataset_dir: Path, out: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from harness.backends.local.processes import set_offline
+    from harness.backends.local.offline import set_offline
 
     set_offline()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
