@@ -10,9 +10,16 @@ machine makes single figures noisy: ``--repeat N`` runs the comparison N times, 
 and prints the best and the median of each. Targets: the job at least 1.0x the baseline on a
 CPU; with ``--finetune-param packing=true`` on a GPU, at least 1.5x.
 
+Start-up is timed from the harness's side: from "job submitted" to the trainer's first step (the
+job's own marks, in its status file) and from "deployment started" to the server answering,
+each split into what it is spent on, with the harness's own import time in each process
+(``python -X importtime``, the self time of ``harness.*`` modules). Target: at most 3 s of
+each is the harness's own (imports, files), the rest the libraries' and the model's.
+
 Run: ``.venv/bin/python benchmarks/local_e2e.py [--workspace DIR] [--requests 50] [--repeat 3]
-[--compute-sku Local_GPU] [--finetune-param packing=true ...]`` (default workspace: a fresh
-temporary directory, so the default model is built once in it).
+[--compute-sku Local_GPU] [--finetune-param packing=true ...] [--model-cache DIR]`` (default
+workspace: a fresh temporary directory, which copies the default model from the machine's
+model cache, building it there first when the cache has no build).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -85,6 +93,7 @@ def train_and_check(
         pending = backend.begin_create_endpoint(endpoint_name(config.run_id), tags)
     with stages("submit"):
         name = display_name(card.name, params, compute.gpus_per_node)
+        submitted = time.time()
         job = backend.submit_finetune(card, compute, prepared, params, name, tags)
     with stages("train"):
         job = backend.wait_for_job(job, config.job_timeout_s)
@@ -100,6 +109,7 @@ def train_and_check(
     check(model.job_name == job.name, f"model {model.id} has lineage to job {job.name}")
     endpoint = backend.wait_for_endpoint(pending.name, config.endpoint_timeout_s)
     with stages("deploy"):
+        deploy_started = time.time()
         instance_type = choose_instance_type(card, config.instance_type)
         deployment = backend.deploy(
             endpoint,
@@ -110,7 +120,11 @@ def train_and_check(
             config.deployment_timeout_s,
         )
     check(deployment.traffic_percent == 100, "deployment takes all traffic")
+    answering = time.time()
     return {
+        "submitted": submitted,
+        "deploy_started": deploy_started,
+        "answering": answering,
         "job": job,
         "endpoint": endpoint,
         "deployment": deployment,
@@ -302,11 +316,89 @@ def compare_training(
     return figures
 
 
-def leftovers() -> str:
+JOB_STEPS = (  # the job's own start-up marks, in order (training/__main__.py, finetune.py)
+    ("main", "spawn, Python and the job module's imports", True),
+    ("mlflow_opened", "MLflow import and client", False),
+    ("settings_logged", "settings, device probe, parameters to MLflow", False),
+    ("libraries_imported", "torch, transformers, peft and TRL imports", False),
+    ("model_loaded", "model and tokenizer loaded", False),
+    ("data_tokenised", "conversations tokenised (chat_data)", True),
+    ("trainer_built", "SFTTrainer built", False),
+    ("evaluated_before", "eval loss before training", False),
+    ("train_begin", "trainer set-up", False),
+    ("first_step", "first optimizer step", False),
+)
+JOB_MODULES = (
+    "harness.backends.local.training.__main__",
+    "harness.backends.local.training.finetune",
+)
+SERVER_MODULES = (
+    "harness.backends.local.server.__main__",
+    "harness.backends.local.server.score",
+    "harness.backends.local.server.generator",
+)
+IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
+
+
+def harness_import_s(modules: tuple[str, ...]) -> tuple[float, float]:
+    """(self time of the ``harness.*`` modules, whole import) of ``modules`` in a fresh
+    interpreter, from ``python -X importtime``: the harness's own import cost in that process."""
+    code = "import " + ", ".join(modules)
+    argv = [sys.executable, "-X", "importtime", "-c", code]
+    err = subprocess.run(argv, capture_output=True, text=True, check=True).stderr
+    own = whole = 0
+    for found in IMPORT_LINE.finditer(err):
+        own += int(found[1]) if found[4].startswith("harness") else 0
+        whole += int(found[2]) if not found[3] else 0
+    return own / 1e6, whole / 1e6
+
+
+def job_startup(backend: LocalBackend, found: dict[str, Any]) -> list[tuple[str, float, bool]]:
+    """(step, seconds, the harness's own) from "job submitted" to the first optimizer step.
+    The process's start time (psutil's, in clock ticks since boot) is off by up to a second
+    against ``time.time()``, so the first step runs from the submission to the job's first mark."""
+    marks = read_status(backend.ws.jobs / found["job"].name).get("startup", {})
+    moments = [(label, float(marks[key]), own) for key, label, own in JOB_STEPS if key in marks]
+    return _steps(found["submitted"], moments)
+
+
+def server_startup(backend: LocalBackend, found: dict[str, Any]) -> list[tuple[str, float, bool]]:
+    """(step, seconds, the harness's own) from "deployment started" to the server answering;
+    the server's own steps are not marked yet: its imports are timed apart (``print_startup``)."""
+    moments = [("spawn, server start, model load, health answer", found["answering"], False)]
+    return _steps(found["deploy_started"], moments)
+
+
+def _steps(start: float, moments: list[tuple[str, float, bool]]) -> list[tuple[str, float, bool]]:
+    rows, previous = [], start
+    for label, moment, own in moments:
+        rows.append((label, moment - previous, own))
+        previous = moment
+    return rows
+
+
+def print_startup(
+    title: str, rows: list[tuple[str, float, bool]], imports: tuple[float, float]
+) -> None:
+    own = sum(seconds for _, seconds, mine in rows if mine)
+    print(f"\n== {title}: {sum(s for _, s, _ in rows):.2f} s")
+    for label, seconds, mine in rows:
+        print(f"  {label:<48}{seconds:7.2f}{'  (harness)' if mine else ''}")
+    print(
+        f"  harness's own: {own:.2f} s of the steps marked, of which imports of harness modules "
+        f"{imports[0]:.2f} s (whole import of the process's modules {imports[1]:.2f} s); "
+        "target: at most 3 s"
+    )
+
+
+def leftovers(workspace: str) -> str:
+    """This run's processes still alive (other runs on a shared machine are not ours)."""
     out = subprocess.run(
         ["pgrep", "-af", LEFTOVER_PATTERN], capture_output=True, text=True, check=False
     )
-    return "\n".join(line for line in out.stdout.splitlines() if "pgrep" not in line)
+    return "\n".join(
+        line for line in out.stdout.splitlines() if "pgrep" not in line and workspace in line
+    )
 
 
 def spread(values: list[float]) -> str:
@@ -351,6 +443,7 @@ largest reaped child {children_mb:.0f} MiB; this process {self_mb:.0f} MiB""")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workspace", type=Path)
+    parser.add_argument("--model-cache", type=Path, help="default: the machine's model cache")
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=1, help="training comparisons to run")
     parser.add_argument("--compute-sku", help="Local_CPU or Local_GPU (default: the best)")
@@ -364,6 +457,7 @@ def main() -> None:
     cli = {
         "backend": "local",
         "workspace_dir": workspace,
+        "model_cache_dir": args.model_cache,
         "finetune_params": args.finetune_param,
         "compute_sku": args.compute_sku,
         "instance_type": args.compute_sku,
@@ -375,6 +469,7 @@ def main() -> None:
         found = train_and_check(backend, config, stages, tmp, tags)
         scored = score_and_check(backend, found, stages, args.requests)
         server_mb = server_rss_mb(backend, found["endpoint"].name)
+        server_rows = server_startup(backend, found)  # before the endpoint's state goes
         with stages("delete_endpoint"):
             backend.delete_endpoint(found["endpoint"].name, config.delete_timeout_s)
         throughput = compare_training(backend, found, tags, max(1, args.repeat))
@@ -382,8 +477,18 @@ def main() -> None:
         backend.close(stop_owned=True)
     status = read_status(backend.ws.jobs / found["job"].name)
     report(stages, status, scored, throughput, server_mb, found["metrics"])
+    print_startup(
+        "job start-up, from submitted to the first step",
+        job_startup(backend, found),
+        harness_import_s(JOB_MODULES),
+    )
+    print_startup(
+        "server start-up, from deployment started to answering",
+        server_rows,
+        harness_import_s(SERVER_MODULES),
+    )
     print(f"\nanswer to the first test_gen question: {scored['answer']!r}")
-    left = leftovers()
+    left = leftovers(workspace)
     check(not left, f"no process left running{': ' + left if left else ''}")
 
 

@@ -9,7 +9,8 @@ names, tags) so that a bad option or a malformed model card is found in a second
 ``sweep`` deletes owned, expired resources left by earlier runs and never touches the others.
 ``register-model`` registers a real checkpoint as a foundation model of the local backend.
 ``versions`` lists a model's registry versions and which still lack a passing run (for a CI
-matrix); ``compare`` compares two run reports and fails on a regression.
+matrix); ``compare`` compares two run reports and fails on a regression. ``model-cache`` prints
+where the local backend keeps its built default model and the cache key (for CI's cache).
 """
 
 from __future__ import annotations
@@ -175,6 +176,15 @@ def _replay_parser(sub: Any) -> None:
     )
 
 
+def _model_cache_parser(sub: Any) -> None:
+    cache = sub.add_parser(
+        "model-cache",
+        help="print the local backend's model cache directory and its key, as path=... and "
+        "key=... lines (append them to $GITHUB_OUTPUT for actions/cache)",
+    )
+    config.add_argparse_options(cache)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m harness",
@@ -190,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     _compare_parser(sub)
     _trend_parser(sub)
     _replay_parser(sub)
+    _model_cache_parser(sub)
     return parser
 
 
@@ -318,6 +329,16 @@ def replay(args: argparse.Namespace) -> int:
     return command(args)
 
 
+def model_cache(args: argparse.Namespace) -> int:
+    """Where the built default model is kept and under which key, for a CI cache step."""
+    from harness.backends.local.model_cache import describe
+    from harness.backends.local.models import DEFAULT_MODEL_NAME, default_recipe_key
+
+    cfg = config.from_namespace(args)
+    print("\n".join(describe(cfg.model_cache_dir, DEFAULT_MODEL_NAME, default_recipe_key())))
+    return 0
+
+
 COMMANDS = {
     "plan": _print_plan,
     "check": check,
@@ -327,6 +348,7 @@ COMMANDS = {
     "compare": compare,
     "trend": trend,
     "replay": replay,
+    "model-cache": model_cache,
 }
 
 

@@ -116,9 +116,17 @@ def _local_dataset() -> str:
     return str(RESOURCES / "ultrachat_mini")
 
 
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"))
+
+
 def _default_workspace() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "llm-finetune-harness" / "workspace"
+    return _user_cache() / "llm-finetune-harness" / "workspace"
+
+
+def _default_model_cache() -> Path:
+    """Next to the default workspace, shared by every workspace of this user on the machine."""
+    return _user_cache() / "llm-finetune-harness" / "models"
 
 
 @dataclass(frozen=True)
@@ -285,6 +293,14 @@ class HarnessConfig:
         None,
         env=("HARNESS_WORKSPACE",),
         cli="--workspace",
+    )
+    model_cache_dir: Path = setting(
+        "where the local backend keeps the default model it built, for every workspace on "
+        "this machine (default: ~/.cache/llm-finetune-harness/models)",
+        Path,
+        None,
+        env=("HARNESS_MODEL_CACHE",),
+        cli="--model-cache",
     )
     local_train_processes: int | None = setting(
         "data-parallel processes of a local fine-tune job "
@@ -535,6 +551,9 @@ def _derive(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["workspace_dir"] is None:
         values["workspace_dir"], sources["workspace_dir"] = _default_workspace(), "default"
     values["workspace_dir"] = Path(values["workspace_dir"]).expanduser().resolve()
+    if values["model_cache_dir"] is None:
+        values["model_cache_dir"], sources["model_cache_dir"] = _default_model_cache(), "default"
+    values["model_cache_dir"] = Path(values["model_cache_dir"]).expanduser().resolve()
     if values["history_dir"] is None:
         local = values["backend"] == "local"
         values["history_dir"] = (

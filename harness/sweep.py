@@ -65,6 +65,12 @@ def _sweep(cfg: HarnessConfig, older_than_h: float | None, dry_run: bool) -> int
     verb = "would remove" if dry_run else "removed"
     for directory in lifecycle.remove_dead_runs(cfg.workspace_dir, dry_run):
         print(f"{verb} the directory of finished run {directory.name}: {directory}")
+    if cfg.backend == "local":
+        from harness.backends.local.sweep import stale_model_builds
+
+        hours = cfg.resource_ttl_h if older_than_h is None else older_than_h
+        for path in stale_model_builds(cfg.model_cache_dir, hours, dry_run):
+            print(f"{verb} the model cache's stale build {path}")
     return status
 
 

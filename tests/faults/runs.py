@@ -24,9 +24,9 @@ RUN_TIMEOUT_S = 900.0  # a whole run on a loaded 2-core machine, tiny model buil
 
 
 def environment(workspace: Path) -> dict[str, str]:
-    """This checkout, this workspace (the run report next to it), its own temp dir (so that
-    what a run leaves in "the" temp dir can be seen), and none of the caller's harness
-    settings."""
+    """This checkout, this workspace (the run report and the model cache next to it: the first
+    run builds the default model as on a fresh machine), its own temp dir (so that what a run
+    leaves in "the" temp dir can be seen), and none of the caller's harness settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PYTEST_"))}
     paths = [str(REPO), str(HERE), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     temp = temp_dir(workspace)
@@ -37,6 +37,7 @@ def environment(workspace: Path) -> dict[str, str]:
         "HARNESS_WORKSPACE": str(workspace),
         "HARNESS_REPORT_DIR": str(report_dir(workspace)),
         **{name: str(temp) for name in ("TMPDIR", "TMP", "TEMP")},
+        "HARNESS_MODEL_CACHE": str(workspace.parent / f"{workspace.name}-model-cache"),
     }
 
 

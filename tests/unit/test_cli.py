@@ -449,6 +449,42 @@ def test_sweep_tries_all_then_fails(
     assert backend.closed
 
 
+def test_sweep_removes_the_model_caches_stale_builds(
+    capsys: pytest.CaptureFixture[str], fake: dict[str, Any], tmp_path: Path
+) -> None:
+    """Builds of another recipe go once unused for the resources' lifetime (6 h); today's stays."""
+    from harness.backends.local.models import DEFAULT_MODEL_NAME, default_recipe_key
+
+    cache = tmp_path / "llm-finetune-harness" / "models"
+    today = cache / f"{DEFAULT_MODEL_NAME}-{default_recipe_key()}"
+    stale, recent = cache / f"{DEFAULT_MODEL_NAME}-0ld0ld0ld0ld0ld0", cache / "x-recent00recent0"
+    for entry in (today, stale, recent):
+        entry.mkdir(parents=True)
+    week_ago = datetime.now().timestamp() - 7 * 24 * 3600
+    for entry in (today, stale):
+        os.utime(entry, (week_ago, week_ago))
+    code, out, _ = run(capsys, "sweep", "--dry-run")
+    assert code == 0 and f"would remove the model cache's stale build {stale}" in out
+    assert stale.is_dir()
+    code, out, _ = run(capsys, "sweep")
+    assert code == 0 and f"removed the model cache's stale build {stale}" in out
+    assert sorted(cache.iterdir()) == [today, cache / "locks", recent]
+    assert fake["config"].model_cache_dir == cache
+
+
+def test_model_cache_prints_the_path_and_key_for_a_ci_cache(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from harness.backends.local.models import DEFAULT_MODEL_NAME, default_recipe_key
+
+    code, out, _ = run(capsys, "model-cache", "--model-cache", str(tmp_path / "models"))
+    assert code == 0
+    assert out.splitlines() == [
+        f"path={tmp_path / 'models'}",
+        f"key={DEFAULT_MODEL_NAME}-{default_recipe_key()}",
+    ]
+
+
 def test_sweep_bad_duration(capsys: pytest.CaptureFixture[str], fake: dict[str, Any]) -> None:
     assert "--older-than" in refused(capsys, "sweep", "--older-than", "soon")
     assert "backend" not in fake

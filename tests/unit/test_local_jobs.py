@@ -360,3 +360,17 @@ def test_the_live_loss_lines_say_the_step_out_of_the_total(
     with caplog.at_level("INFO", logger="harness"):
         watch.say()
     assert "job job-1 step 3/40: loss 1.2500" in caplog.text
+
+
+def test_the_job_marks_when_training_began_and_its_first_step_ended() -> None:
+    """benchmarks/local_e2e.py reads these marks to time the job's start-up."""
+    from harness.backends.local.training.metrics import MetricsCallback
+
+    marks: dict[str, float] = {}
+    callback = MetricsCallback(None, marks)
+    callback.on_train_begin(None, None, None)
+    callback.on_step_end(None, None, None)
+    first = dict(marks)
+    callback.on_step_end(None, None, None)
+    assert set(marks) == {"train_begin", "first_step"} and marks == first
+    assert marks["train_begin"] <= marks["first_step"]

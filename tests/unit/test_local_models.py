@@ -1,4 +1,5 @@
-"""The tiny model's build: an interrupted or killed build leaves nothing that no sweep finds."""
+"""The tiny model's build: an interrupted or killed build leaves nothing that no sweep finds,
+and a machine builds it once for all its workspaces."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from harness.backends.local import models, registry
+from harness.backends.local.model_cache import ModelCache
 from harness.backends.local.processes import PROJECT_ROOT, pid_alive
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError
@@ -69,7 +71,7 @@ def test_an_interrupted_or_failed_build_ends_its_run(
     monkeypatch.setattr(models, "_run_builder", builder)
     tags = ownership_tags("run1", 1.0)
     with pytest.raises(type(raised)):
-        models.build_default(Workspace.at(tmp_path), tags)
+        models.build_default(Workspace.at(tmp_path), ModelCache(tmp_path / "cache"), tags)
     assert client.ended == {"run1": ended}
     assert tags.items() <= client.tags["run1"].items()  # the sweep finds and deletes it
 
@@ -78,11 +80,62 @@ def test_a_registered_build_loses_its_ownership_tags(
     tmp_path: Path, client: RunsClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its files are the foundation model's: the sweep must never delete that run."""
-    monkeypatch.setattr(models, "_run_builder", lambda ws, dataset, out: None)
+    monkeypatch.setattr(models, "_run_builder", lambda ws, dataset, out: write_model(out))
     monkeypatch.setattr(registry, "register", lambda *args: None)
-    models.build_default(Workspace.at(tmp_path), ownership_tags("run1", 1.0))
+    models.build_default(
+        Workspace.at(tmp_path), ModelCache(tmp_path / "cache"), ownership_tags("run1", 1.0)
+    )
     assert client.ended == {"run1": "FINISHED"}
     assert client.tags["run1"] == {"harness-kind": "foundation"}
+
+
+def write_model(out: Path) -> None:
+    (out / "model").mkdir(parents=True)
+    (out / "MLmodel").write_text("flavors: {transformers: {model_binary: model}}\n")
+    (out / "model" / "model.safetensors").write_bytes(b"weights")
+
+
+def test_a_machine_builds_the_default_model_once_for_all_its_workspaces(
+    tmp_path: Path, client: RunsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second workspace registers a copy of the first one's build, with the same bytes
+    and the same recipe tag, without running the builder."""
+    built: list[Path] = []
+    registered: list[tuple[str, dict[str, str]]] = []
+
+    def builder(ws: Workspace, dataset: Path, out: Path) -> None:
+        built.append(out)
+        write_model(out)
+
+    def register(ws: Workspace, name: str, source: str, run_id: str, tags: dict[str, str]) -> None:
+        registered.append((source, tags))
+
+    monkeypatch.setattr(models, "_run_builder", builder)
+    monkeypatch.setattr(registry, "register", register)
+    cache = ModelCache(tmp_path / "cache")
+    for ws in ("ws1", "ws2"):
+        models.build_default(Workspace.at(tmp_path / ws), cache, ownership_tags("run1", 1.0))
+    assert len(built) == 1 and built[0].is_relative_to(cache.root)
+    (first, first_tags), (second, second_tags) = registered
+    assert first != second
+    for source in (first, second):
+        assert (Path(source) / "model" / "model.safetensors").read_bytes() == b"weights"
+        assert not Path(source).is_relative_to(cache.root)  # the workspace owns its copy
+    assert first_tags == second_tags
+    assert first_tags["harness-recipe"] == models.default_recipe_key()
+
+
+def test_a_build_past_its_deadline_is_a_harness_error_naming_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def too_slow(*args: Any, **kwargs: Any) -> Any:
+        raise subprocess.TimeoutExpired(args[0], models.BUILD_TIMEOUT_S)
+
+    monkeypatch.setattr("subprocess.run", too_slow)
+    ws = Workspace.at(tmp_path)
+    with pytest.raises(HarnessError, match="did not finish within 15m") as err:
+        models._run_builder(ws, tmp_path / "data", tmp_path / "out")
+    assert str(models._build_log(ws)) in str(err.value)
 
 
 def test_a_build_process_dies_with_the_harness(tmp_path: Path) -> None:

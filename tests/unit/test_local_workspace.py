@@ -91,6 +91,32 @@ def test_an_unusable_workspace_names_where_it_was_set(
     assert ("env HARNESS_WORKSPACE" in message) == (source == "env")
 
 
+@pytest.mark.parametrize("source", ["option", "env"])
+def test_an_unusable_model_cache_names_its_option(tmp_path: Path, source: str) -> None:
+    path, problem = unusable_workspaces(tmp_path)["under a file"]
+    workspace = str(tmp_path / "ws")
+    cfg = (
+        resolve(cli={"workspace_dir": workspace, "model_cache_dir": str(path)}, env={})
+        if source == "option"
+        else resolve(cli={"workspace_dir": workspace}, env={"HARNESS_MODEL_CACHE": str(path)})
+    )
+    with pytest.raises(ConfigError) as err:
+        check_workspace(cfg)
+    message = str(err.value)
+    assert f"the model cache {path} cannot be used" in message and problem in message
+    assert "--model-cache" in message and "HARNESS_MODEL_CACHE" in message
+    assert ("env HARNESS_MODEL_CACHE" in message) == (source == "env")
+
+
+def test_the_model_cache_defaults_to_the_users_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cfg = resolve(env={})
+    assert cfg.model_cache_dir == tmp_path / "llm-finetune-harness" / "models"
+    assert cfg.sources["model_cache_dir"] == "default"
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_a_read_only_workspace_is_refused(tmp_path: Path) -> None:
     read_only = tmp_path / "ro"

@@ -41,6 +41,7 @@ from harness.backends.local import (
 )
 from harness.backends.local.compute import LOCAL_CPU, LOCAL_GPU
 from harness.backends.local.jobs import Jobs, job_inputs
+from harness.backends.local.model_cache import ModelCache
 from harness.backends.local.models import DEFAULT_MODEL_NAME
 from harness.backends.local.processes import STOP_GRACE_S, Child, use_compiler_caches
 from harness.backends.local.training.parameters import local_component_inputs
@@ -72,7 +73,8 @@ class LocalBackend:
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
         tags = ownership_tags(self.config.run_id, self.config.resource_ttl_h)
-        return models.get_foundation_model(self.ws, name, version_or_label, tags)
+        cache = ModelCache(self.config.model_cache_dir)
+        return models.get_foundation_model(self.ws, cache, name, version_or_label, tags)
 
     def list_model_versions(self, name: str) -> Sequence[RegistryVersion]:
         return models.list_versions(self.ws, name)

@@ -1,10 +1,12 @@
 """Models in the local registry: the foundation model (the built-in tiny model, or a
 registered checkpoint) and the fine-tuned model a job produced.
 
-The tiny model is built on first use in a child process (it needs torch; the harness process
-stays light) under a workspace lock, so parallel workers build it once. The build's MLflow run
-carries the building run's ownership tags until it is registered: a build that is
-interrupted is ended at once, and one whose harness was killed is found by the sweep.
+The tiny model is built in a child process (it needs torch; the harness process stays light)
+once per machine and recipe into the model cache (``model_cache``), and copied from there into
+each workspace on first use, under a workspace lock so that parallel workers register it once.
+The registration's MLflow run carries the run's ownership tags until the model is registered:
+one that is interrupted is ended at once, and one whose harness was killed is found by the
+sweep.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from harness.backends.base import JobRun, RegisteredModel, RegistryVersion, fine
 from harness.backends.local import mlflow_model, registry
 from harness.backends.local.compute import LOCAL_SKUS
 from harness.backends.local.job_files import MLFLOW_END
+from harness.backends.local.model_cache import ModelCache, recipe
 from harness.backends.local.processes import (
     child_env,
     die_with_parent,
@@ -31,7 +34,7 @@ from harness.backends.local.registry import TAG_JOB_NAME, TAG_KIND, TAG_RECIPE
 from harness.backends.local.workspace import Workspace
 from harness.errors import HarnessError, JobError
 from harness.model_card import ModelCard, encode_tag
-from harness.waiting import Deadline, Heartbeat
+from harness.waiting import Deadline, Heartbeat, short_duration
 
 logger = logging.getLogger("harness")
 DEFAULT_MODEL_NAME = "Phi-3-tiny-ultrachat"
@@ -56,45 +59,56 @@ def tiny_model_tags(recipe: str = "") -> dict[str, str]:
 
 
 def get_foundation_model(
-    ws: Workspace, name: str, version_or_label: str, tags: Mapping[str, str]
+    ws: Workspace, cache: ModelCache, name: str, version_or_label: str, tags: Mapping[str, str]
 ) -> ModelCard:
-    """The card of a registered model; the default tiny model is built when missing
-    (``tags``: the ownership tags its build run carries until it is registered)."""
+    """The card of a registered model; the default tiny model is registered when missing
+    (``tags``: the ownership tags its MLflow run carries until it is registered)."""
     if name == DEFAULT_MODEL_NAME and not _current_build(ws):
-        build_default(ws, tags)
+        build_default(ws, cache, tags)
     return registry.card_of(registry.require_version(ws, name, version_or_label))
+
+
+def default_recipe_key() -> str:
+    """The recipe key of the default model built from the shipped data with these libraries."""
+    from harness.data import SHIPPED_DATASET
+
+    return recipe(Path(SHIPPED_DATASET)).key
 
 
 def _current_build(ws: Workspace) -> bool:
     """Whether the latest tiny model was built with today's recipe."""
-    from harness.backends.local.training.tiny_model import recipe
-
     latest = registry.find_version(ws, DEFAULT_MODEL_NAME, "latest")
-    return latest is not None and latest.tags.get(TAG_RECIPE) == recipe()
+    return latest is not None and latest.tags.get(TAG_RECIPE) == default_recipe_key()
 
 
-def build_default(ws: Workspace, tags: Mapping[str, str]) -> None:
-    """Build, pre-train and register the tiny model once per workspace."""
-    from harness.backends.local.training.tiny_model import recipe
+def build_default(ws: Workspace, cache: ModelCache, tags: Mapping[str, str]) -> None:
+    """Register the tiny model once per workspace, from the machine's cache (built there
+    first when the cache has no build of today's recipe)."""
     from harness.data import SHIPPED_DATASET
 
+    dataset = Path(SHIPPED_DATASET)
     with ws.lock(f"build-{DEFAULT_MODEL_NAME}"):
         if _current_build(ws):
             return
         run_id, out = new_run(ws, DEFAULT_MODEL_NAME, tags)
-        logger.info(
-            "building the default model %s once for workspace %s (about 20 s on two cores; log %s)",
-            DEFAULT_MODEL_NAME,
-            ws.root,
-            _build_log(ws),
-        )
         try:
-            _run_builder(ws, Path(SHIPPED_DATASET), out)
+            reused = cache.provide(
+                DEFAULT_MODEL_NAME, recipe(dataset), out, lambda to: _build(ws, cache, dataset, to)
+            )
         except BaseException as exc:  # Ctrl-C and SIGTERM too: never a run RUNNING forever
             ended = MLFLOW_END["Failed" if isinstance(exc, Exception) else "Canceled"]
             ws.client().set_terminated(run_id, ended)
             raise
-        registry.register(ws, DEFAULT_MODEL_NAME, str(out), run_id, tiny_model_tags(recipe()))
+        if reused:
+            logger.info(
+                "default model %s: this machine's build %s (cache key %s) copied into workspace %s",
+                DEFAULT_MODEL_NAME,
+                cache.entry(DEFAULT_MODEL_NAME, recipe(dataset).key),
+                recipe(dataset).key,
+                ws.root,
+            )
+        tiny_tags = tiny_model_tags(recipe(dataset).key)
+        registry.register(ws, DEFAULT_MODEL_NAME, str(out), run_id, tiny_tags)
         for tag in tags:  # registered: the sweep must never take this run's files away
             ws.client().delete_tag(run_id, tag)
         ws.client().set_terminated(run_id, MLFLOW_END["Completed"])
@@ -143,6 +157,20 @@ def _discard_run(ws: Workspace, run_id: str) -> None:
         )
 
 
+def _build(ws: Workspace, cache: ModelCache, dataset: Path, out: Path) -> None:
+    key = recipe(dataset).key
+    logger.info(
+        "building the default model %s once for this machine into %s (cache key %s; about 30 s "
+        "on two cores, deadline %s; log %s)",
+        DEFAULT_MODEL_NAME,
+        cache.root,
+        key,
+        short_duration(BUILD_TIMEOUT_S),
+        _build_log(ws),
+    )
+    _run_builder(ws, dataset, out)
+
+
 def _build_log(ws: Workspace) -> Path:
     return ws.builds / f"{DEFAULT_MODEL_NAME}.log"
 
@@ -159,7 +187,7 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
         "--out",
         str(out),
     ]
-    scratch = out.parent.parent / "tmp"  # in the build's run: the sweep takes it with the run
+    scratch = out.parent / "tmp"  # in the build's own scratch: the cache (or its sweep) takes it
     try:
         with log.open("wb") as sink:
             builder = subprocess.Popen(
@@ -177,11 +205,17 @@ def _run_builder(ws: Workspace, dataset: Path, out: Path) -> None:
                     builder.wait()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    if code != 0:
-        how = f"exit code {code}" if code is not None else f"not done in {BUILD_TIMEOUT_S:.0f} s"
+    if code is None:
         raise HarnessError(
-            f"building the default model {DEFAULT_MODEL_NAME} from {dataset} failed ({how}); "
-            f"expected an MLflow model at {out}; log {log}:\n{log_tail(log)}\n"
+            f"building the default model {DEFAULT_MODEL_NAME} did not finish within "
+            f"{short_duration(BUILD_TIMEOUT_S)} (about 30 s on two quiet cores: is the machine "
+            f"overloaded?); log {log}:\n{log_tail(log)}\nrun again when the machine is less busy, "
+            "or pass --model-cache with a directory that holds a build"
+        )
+    if code != 0:
+        raise HarnessError(
+            f"building the default model {DEFAULT_MODEL_NAME} from {dataset} failed (exit code "
+            f"{code}); expected an MLflow model at {out}; log {log}:\n{log_tail(log)}\n"
             "fix the cause above (is the shipped dataset complete?) and run again"
         )
 

@@ -2,14 +2,19 @@
 
 Endpoints (with their server processes, alive or not), fine-tune jobs (MLflow runs), builds of
 the tiny model that never got registered (their run keeps its ownership tags only until then)
-and registered model versions. Anything without the harness's run-id tag (a registered
+and registered model versions; and the model cache's builds of recipes no current run uses
+(``stale_model_builds``). Anything without the harness's run-id tag (a registered
 foundation model, for instance) is never listed, so never deleted.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.backends.base import OwnedResource, ResourceKind
 from harness.backends.local import endpoints, registry
+from harness.backends.local.model_cache import ModelCache
+from harness.backends.local.models import default_recipe_key
 from harness.backends.local.processes import alive
 from harness.backends.local.registry import TAG_KIND
 from harness.backends.local.workspace import Workspace
@@ -67,3 +72,10 @@ def owned_models(ws: Workspace) -> list[OwnedResource]:
         for v in registry.all_versions(ws)
         if is_owned(v.tags)
     ]
+
+
+def stale_model_builds(cache_dir: Path, older_than_h: float, dry_run: bool) -> list[Path]:
+    """Remove the cache's builds of other recipes unused for ``older_than_h`` hours (a run of an
+    older checkout may still copy one) and the scratch of builds that died. Today's build is
+    kept whatever its age: it is what the next run copies, and what CI's cache saves."""
+    return ModelCache(cache_dir).remove_stale({default_recipe_key()}, older_than_h, dry_run)

@@ -55,20 +55,30 @@ def workspace_problem(path: Path) -> str | None:
 def check_workspace_dir(path: Path, source: str | None = None) -> None:
     """ConfigError naming --workspace (and where the value came from) when ``path`` cannot
     hold the local workspace."""
+    _check_dir(path, source, "the local workspace", "--workspace", "HARNESS_WORKSPACE")
+
+
+def check_model_cache_dir(path: Path, source: str | None = None) -> None:
+    """ConfigError naming --model-cache when the machine's model cache cannot live at ``path``."""
+    _check_dir(path, source, "the model cache", "--model-cache", "HARNESS_MODEL_CACHE")
+
+
+def _check_dir(path: Path, source: str | None, what: str, flag: str, env: str) -> None:
     problem = workspace_problem(path)
     if problem:
-        example = Path(tempfile.gettempdir()) / "harness-workspace"
+        example = Path(tempfile.gettempdir()) / f"harness-{flag.lstrip('-')}"
         where = f"{source}: " if source else ""
         raise ConfigError(
-            f"{where}the local workspace {path} cannot be used: {problem}; pass --workspace "
-            f"(or set HARNESS_WORKSPACE) with a directory you can write, e.g. {example}"
+            f"{where}{what} {path} cannot be used: {problem}; pass {flag} "
+            f"(or set {env}) with a directory you can write, e.g. {example}"
         )
 
 
 def check_workspace(cfg: HarnessConfig) -> None:
-    """The local backend's workspace, checked at start-up (the Azure backend has none)."""
+    """The local backend's directories, checked at start-up (the Azure backend has none)."""
     if cfg.backend == "local":
         check_workspace_dir(cfg.workspace_dir, cfg.sources.get("workspace_dir"))
+        check_model_cache_dir(cfg.model_cache_dir, cfg.sources.get("model_cache_dir"))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from harness.backends.local.offline import set_offline
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    marks = {"main": time.time()}  # start-up moments, read by benchmarks/local_e2e.py
     set_offline()
     parser = argparse.ArgumentParser(description="Run one local fine-tune job.")
     parser.add_argument("--spec", type=Path, required=True)
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rank == 0 and read_status(job_dir).get("status") not in JOB_FINAL:
         write_status(job_dir, "Running", pid=os.getpid(), started=time.time())
     try:
-        summary = _train(spec, rank)
+        summary = _train(spec, rank, marks)
     except Exception as exc:  # reported: traceback to the log, reason to the status file
         traceback.print_exc()
         if report_failure(job_dir, rank, exc, ranked="LOCAL_RANK" in os.environ):
@@ -51,23 +52,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if rank == 0:
         write_status(
-            job_dir, "Completed", summary=summary, ended=time.time(), peak_rss_mb=_peak_rss_mb()
+            job_dir,
+            "Completed",
+            summary=summary,
+            ended=time.time(),
+            peak_rss_mb=_peak_rss_mb(),
+            startup=marks,
         )
     return 0
 
 
-def _train(spec: JobSpec, rank: int) -> dict[str, float]:
+def _train(spec: JobSpec, rank: int, marks: dict[str, float]) -> dict[str, float]:
     from harness.backends.local.training import finetune
 
     if rank:
-        return finetune.run(spec, None)
+        return finetune.run(spec, None, marks)
     from mlflow.tracking import MlflowClient
 
     from harness.backends.local.training.metrics import MetricsLog
 
     client = MlflowClient(tracking_uri=spec.tracking_uri)
     log = MetricsLog(client, spec.run_id)
-    summary = finetune.run(spec, log)
+    marks["mlflow_opened"] = time.time()
+    summary = finetune.run(spec, log, marks)
     log.flush()
     client.set_terminated(spec.run_id, MLFLOW_END["Completed"])
     return summary

@@ -10,6 +10,7 @@ masks (``chat_data``), evaluates, trains, evaluates again, and rank 0 saves the 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -89,15 +90,21 @@ def datasets(spec: JobSpec, s: TrainSettings, tokenizer: Any) -> tuple[Any, Any]
     return train, (test if len(test) else None)
 
 
-def trainer(spec: JobSpec, s: TrainSettings, p: Plan, log: MetricsLog | None) -> Any:
-    """An ``SFTTrainer`` with LoRA (when asked) on the job's model and data."""
+def trainer(
+    spec: JobSpec, s: TrainSettings, p: Plan, log: MetricsLog | None, marks: dict[str, float]
+) -> Any:
+    """An ``SFTTrainer`` with LoRA (when asked) on the job's model and data; ``marks``
+    collects when each start-up step ended (epoch seconds), for ``benchmarks/local_e2e.py``."""
     from peft import LoraConfig
     from transformers import PrinterCallback
     from trl.trainer.sft_config import SFTConfig
     from trl.trainer.sft_trainer import SFTTrainer
 
+    marks["libraries_imported"] = time.time()
     model, tokenizer = load(spec, p)
+    marks["model_loaded"] = time.time()
     train, test = datasets(spec, s, tokenizer)
+    marks["data_tokenised"] = time.time()
     limit = arguments.max_length(s, tokenizer.model_max_length)
     output = str(Path(spec.job_dir) / "trainer")
     config = arguments.sft_config(s, p, spec.device, output, limit, world_size())
@@ -108,24 +115,30 @@ def trainer(spec: JobSpec, s: TrainSettings, p: Plan, log: MetricsLog | None) ->
         eval_dataset=test,
         processing_class=tokenizer,
         peft_config=LoraConfig(**arguments.lora_config(s)) if s.lora else None,
-        callbacks=[MetricsCallback(log)],
+        callbacks=[MetricsCallback(log, marks)],
     )
     sft.remove_callback(PrinterCallback)  # MetricsLog echoes every logged value already
+    marks["trainer_built"] = time.time()
     return sft
 
 
-def run(spec: JobSpec, log: MetricsLog | None) -> dict[str, float]:
+def run(
+    spec: JobSpec, log: MetricsLog | None, marks: dict[str, float] | None = None
+) -> dict[str, float]:
     """The whole job on this rank; rank 0 (``log`` set) logs and writes the merged model."""
+    marks = {} if marks is None else marks
     s, unused = resolve(spec.parameters)
     p = arguments.plan(s, probe(spec.device))
     if log is not None:
         if note := unused_note(unused):
             print(f"parameters {note}", flush=True)
         log.params({"device": spec.device, "processes": world_size(), **asdict(s), **asdict(p)})
-    sft = trainer(spec, s, p, log)
+    marks["settings_logged"] = time.time()
+    sft = trainer(spec, s, p, log, marks)
     evaluating = sft.eval_dataset is not None and s.evaluation_strategy != "disable"
     if evaluating:
         sft.evaluate()  # eval_loss before training, at step 0
+        marks["evaluated_before"] = time.time()
     result = sft.train()
     if evaluating and not _evaluated_last(sft):
         sft.evaluate()

@@ -61,15 +61,20 @@ class MetricsCallback(TrainerCallback):
     """Sends every numeric value the trainer logs to ``MetricsLog`` (rank 0 only), and times
     the evaluations that run during training so throughput can leave them out."""
 
-    def __init__(self, log: MetricsLog | None) -> None:
+    def __init__(self, log: MetricsLog | None, marks: dict[str, float] | None = None) -> None:
         self.log = log
         self.training = False
         self.eval_seconds = 0.0
+        self.marks = {} if marks is None else marks  # start-up moments (benchmarks/local_e2e.py)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.training, self.eval_seconds = True, 0.0
         if self.log is not None and state.is_world_process_zero and state.max_steps:
             self.log.params({TOTAL_STEPS: state.max_steps})  # the live log's "step N/total"
+        self.marks.setdefault("train_begin", time.time())
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.marks.setdefault("first_step", time.time())
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.training = False

@@ -3,7 +3,9 @@
 No hub download is possible or wanted, so the model is built here: a byte-level BPE tokenizer,
 Phi-3's chat template (with ``{% generation %}`` markers for assistant-only loss), a randomly
 initialised ``Phi3ForCausalLM`` and a short full-parameter pre-training so that it answers in
-sentences of the data's shape. Everything is seeded: same seed, same weights.
+sentences of the data's shape. Everything is seeded: same seed, same weights. The harness
+builds it once per machine (``harness.backends.local.model_cache``), keyed by the hash of this
+file, the modules it calls, the data and the library versions: any edit here rebuilds it.
 
 Pre-training uses train_gen only: the fine-tune job trains on train_sft and evaluates on
 test_sft, and a base that had already memorised train_sft would show no eval-loss gain (measured:
@@ -17,7 +19,6 @@ Run as ``python -m harness.backends.local.training.tiny_model --dataset DIR --ou
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -35,7 +36,6 @@ PRETRAIN_BATCH = 8
 PRETRAIN_LR = 3e-3
 MAX_LEN = 256
 PRETRAIN_SPLITS = ("train_gen",)
-PRETRAIN_TRAINER = "trl.SFTTrainer, padding-free, cpu"  # in the recipe: it shapes the weights
 HIDDEN, INTERMEDIATE, LAYERS, HEADS = 128, 512, 2, 4
 # Tuned so that the CPU run is quick (60 optimizer steps of a 0.8M-parameter model, ~5 s) while
 # the training and evaluation losses still drop clearly (loss windows of 80 samples).
@@ -68,36 +68,6 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
 )
-
-
-def recipe() -> str:
-    """A short hash of everything that shapes the built model and its tags.
-
-    The model is built once per workspace; when the recipe changes (tuning), ``latest`` must
-    not keep serving the old build, so the registry keeps one version per recipe.
-    """
-    from harness.data import SHIPPED_DATASET
-
-    data = sorted((p.name, p.stat().st_size) for p in (SHIPPED_DATASET / "data").glob("*"))
-    shape = (
-        SEED,
-        VOCAB_SIZE,
-        MAX_POSITIONS,
-        PRETRAIN_STEPS,
-        PRETRAIN_BATCH,
-        PRETRAIN_LR,
-        MAX_LEN,
-        PRETRAIN_SPLITS,
-        PRETRAIN_TRAINER,
-        HIDDEN,
-        INTERMEDIATE,
-        LAYERS,
-        HEADS,
-        CHAT_TEMPLATE,
-        data,
-    )
-    text = json.dumps([repr(shape), TINY_MODEL_DEFAULTS], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def read_split(dataset_dir: Path, split: str) -> list[list[dict[str, str]]]:
