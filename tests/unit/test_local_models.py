@@ -128,12 +128,10 @@ def test_a_machine_builds_the_default_model_once_for_all_its_workspaces(
 def test_a_build_past_its_deadline_is_a_harness_error_naming_its_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def too_slow(*args: Any, **kwargs: Any) -> Any:
-        raise subprocess.TimeoutExpired(args[0], models.BUILD_TIMEOUT_S)
-
-    monkeypatch.setattr("subprocess.run", too_slow)
+    """The builder is started for real and stopped at its (here tiny) deadline."""
+    monkeypatch.setattr(models, "BUILD_TIMEOUT_S", 0.2)
     ws = Workspace.at(tmp_path)
-    with pytest.raises(HarnessError, match="did not finish within 15m") as err:
+    with pytest.raises(HarnessError, match="did not finish within") as err:
         models._run_builder(ws, tmp_path / "data", tmp_path / "out")
     assert str(models._build_log(ws)) in str(err.value)
 
