@@ -303,10 +303,52 @@ def playing(player: Player) -> Iterator[Player]:
     level = chatty.level
     chatty.setLevel(logging.WARNING)
     try:
-        with context:
-            yield player
+        with _one_connection_at_a_time():
+            context.__enter__()
+            try:
+                yield player
+            finally:
+                with _CONNECTIONS:  # no thread is half-way through vcrpy's reset
+                    context.__exit__(None, None, None)
     finally:
         chatty.setLevel(level)
+
+
+# vcrpy builds each connection with the real classes put back for every thread
+# (``vcr.patch.force_reset`` in ``VCRConnection.__init__``): a thread that opens a connection
+# meanwhile (the SDK's pollers run beside the main thread) gets a real one and goes to the
+# network, and a reset that ends after the cassette was closed puts vcrpy's classes back for
+# good. During a replay, connections are therefore opened one at a time.
+_CONNECTIONS = threading.RLock()
+
+
+@contextmanager
+def _one_connection_at_a_time() -> Iterator[None]:
+    from contextlib import ExitStack
+    from unittest import mock
+
+    import vcr.patch
+    from urllib3 import connectionpool
+
+    reset = vcr.patch.force_reset
+
+    @contextmanager
+    def locked_reset() -> Iterator[None]:
+        with _CONNECTIONS, reset():
+            yield
+
+    def locked(new_conn: Callable[..., Any]) -> Callable[..., Any]:
+        def opened_alone(pool: Any, *args: Any, **kwargs: Any) -> Any:
+            with _CONNECTIONS:
+                return new_conn(pool, *args, **kwargs)
+
+        return opened_alone
+
+    with ExitStack() as patches:
+        patches.enter_context(mock.patch.object(vcr.patch, "force_reset", locked_reset))
+        for pool in (connectionpool.HTTPConnectionPool, connectionpool.HTTPSConnectionPool):
+            patches.enter_context(mock.patch.object(pool, "_new_conn", locked(pool._new_conn)))
+        yield
 
 
 # -- what makes the names: the seed of random, the harness's recorded suffixes

@@ -138,6 +138,34 @@ def test_vcrpy_answers_a_real_requests_call_offline(tmp_path: Path) -> None:
     assert reply.status_code == 200 and reply.json() == {"status": "Running"}
 
 
+def test_a_connection_opened_while_another_thread_builds_one_is_still_played(
+    tmp_path: Path,
+) -> None:
+    """vcrpy puts the real connection classes back for every thread while it builds a
+    connection; a second thread (the SDK's pollers run beside the main thread) that opened a
+    connection meanwhile got a real one and went to the network. Now it waits its turn."""
+    import vcr.patch
+    from urllib3 import HTTPSConnectionPool
+
+    building, release = threading.Event(), threading.Event()
+
+    def builds_slowly() -> None:
+        with vcr.patch.force_reset():  # what VCRConnection.__init__ does
+            building.set()
+            release.wait(5)
+
+    with replay.playing(polls(tmp_path)):
+        poller = threading.Thread(target=builds_slowly)
+        poller.start()
+        building.wait(5)
+        threading.Timer(0.2, release.set).start()
+        connection = HTTPSConnectionPool("management.azure.com")._new_conn()
+        poller.join(5)
+    assert type(connection).__module__.startswith("vcr"), type(connection)
+    after = HTTPSConnectionPool("management.azure.com")._new_conn()
+    assert not type(after).__module__.startswith("vcr")  # and nothing stays patched
+
+
 @pytest.mark.parametrize(
     ("content", "said"),
     [
