@@ -30,6 +30,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
+from harness.backends.azure.scrubbing import Scrubber
+
 TOOLS = Path(__file__).resolve().parent
 EXCERPTS = TOOLS / "sdk_recordings"
 DEFAULT_OUT = TOOLS.parent / "tests" / "cassettes" / "azure-sdk-assets"
@@ -49,28 +51,73 @@ OPERATIONS = (
     "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000/providers/"
     "Microsoft.MachineLearningServices/locations/westus"
 )
+LIFECYCLE = "online-ept-19282f598c8c49a"
+CLUSTER = "test49208482942"
 STEPS: list[dict[str, Any]] = [
     {
         "step": "begin_create_endpoint",
         "args": {"name": "online-ept-6696557f8dec409"},
         "source": "online_endpoint_e2e.json",
         "proves": "the harness's workspace GET and endpoint PUT are the routes the live service "
-        "answered (200, 201), and the harness reads the real 201 body",
+        "answered (200, 201) to azure-ai-ml 1.32, and the harness reads the real 201 body",
         "stops_at": [
             f"GET {WS}/onlineEndpoints/online-ept-6696557f8dec409?",  # the excerpt ends before
             f"GET {OPERATIONS}/mfeOperationsStatus/",  # the SDK poller's first poll
         ],
     },
     {
+        "step": "begin_create_endpoint",
+        "args": {"name": LIFECYCLE},
+        "source": "online_endpoint_lifecycle.json",
+        "proves": "endpoint creation: workspace GET, PUT 201 with Azure-AsyncOperation, the "
+        "endpoint's GET and its deployments list, as the live service answered them",
+        "stops_at": [],
+    },
+    {
+        "step": "wait_for_endpoint",
+        "args": {"name": LIFECYCLE},
+        "source": "online_endpoint_lifecycle.json",
+        "proves": "the SDK poller the harness waits on follows the real mfeOperationsStatus "
+        "polls (Updating, Updating, Succeeded) and the harness reads the scoring URI",
+        "stops_at": [],
+    },
+    {
+        "step": "endpoint_key",
+        "args": {"name": LIFECYCLE},
+        "source": "online_endpoint_lifecycle.json",
+        "proves": "get_keys on an AMLToken endpoint answers a token (POST .../token), not "
+        "listKeys: the harness says so instead of failing on a missing primary_key",
+        "stops_at": [],
+    },
+    {
+        "step": "delete_endpoint",
+        "args": {"name": LIFECYCLE},
+        "source": "online_endpoint_lifecycle.json",
+        "proves": "the live DELETE answers 202 with Azure-AsyncOperation and Location, and "
+        "the harness's deletion waits through the real polls to Succeeded",
+        "stops_at": [],
+    },
+    {
+        "step": "create_compute",
+        "args": {"name": CLUSTER, "size": "Standard_DS2_v2"},
+        "source": "aml_compute_create_and_delete.json",
+        "proves": "the harness's cluster PUT, the computeOperationsStatus polls (InProgress, "
+        "Succeeded) and the final GET the harness reads its cluster from. The SDK asks the "
+        "workspace's location first (the SDK's own test passed one): that GET is answered by "
+        "the workspace GET of online_endpoint_lifecycle.json (same sanitized workspace URL, "
+        "same location, eastus)",
+        "stops_at": [],
+    },
+    {
         "step": "existing_compute",
-        "args": {"name": "test49208482942"},
+        "args": {"name": CLUSTER},
         "source": "aml_compute_create_and_delete.json",
         "proves": "the harness reads a live cluster's GET (size, state) as it is",
         "stops_at": [],
     },
     {
         "step": "delete_compute",
-        "args": {"name": "test49208482942"},
+        "args": {"name": CLUSTER},
         "source": "aml_compute_create_and_delete.json",
         "proves": "the harness's compute DELETE (underlyingResourceAction=Delete) is the one the "
         "live service answered 202 with Azure-AsyncOperation only",
@@ -119,16 +166,33 @@ def interaction(entry: dict[str, Any], source: str, seq: int) -> dict[str, Any]:
     }
 
 
+def scrubbed(entry: dict[str, Any], scrubber: Scrubber) -> dict[str, Any]:
+    """An interaction through the scrubber ``--record-traffic`` uses: the SDK's test proxy
+    sanitized the recordings already, and nothing it missed reaches the repository either."""
+    request, response = entry["request"], entry["response"]
+    body = response["body"]["string"]
+    request = {**request, "uri": scrubber.text(request["uri"])}
+    if request["body"] is not None:
+        request["body"] = scrubber.body(request["body"].encode()).decode()
+    clean = scrubber.body(body.encode()).decode() if body else body
+    headers = scrubber.headers(response["headers"])
+    headers["Content-Length"] = [str(len(clean.encode()))]
+    response = {**response, "headers": headers, "body": {"string": clean}}
+    return {"request": request, "response": response}
+
+
 def build(excerpts: Path = EXCERPTS) -> dict[str, Any]:
+    """The cassette: each excerpt's entries once, in the order the steps first use them."""
     interactions, sources = [], []
-    for name in sorted({step["source"] for step in STEPS}):
+    scrubber = Scrubber()
+    for name in dict.fromkeys(step["source"] for step in STEPS):
         data = json.loads((excerpts / name).read_text(encoding="utf-8"))
         sources.append(data["source"])
         for index, entry in enumerate(data["Entries"]):
             where = (
                 f"{data['source']['path']}@{data['source']['commit'][:12]} (excerpt entry {index})"
             )
-            interactions.append(interaction(entry, where, len(interactions)))
+            interactions.append(scrubbed(interaction(entry, where, len(interactions)), scrubber))
     meta = {
         "format": 1,
         "kind": "steps",
@@ -157,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sdk-recordings.yaml"
     path.write_text(yaml.safe_dump(build(), sort_keys=False, width=100), encoding="utf-8")
-    print(f"wrote {path} from {', '.join(sorted({s['source'] for s in STEPS}))}")
+    print(f"wrote {path} from {', '.join(dict.fromkeys(s['source'] for s in STEPS))}")
     return 0
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from harness import config, replay
 from harness.backends.azure import AzureBackend
+from harness.errors import DeploymentError
 from tests.unit.test_azure_suite import imported_before_the_snapshot
 from tests.unit.test_record_replay import replayed
 
@@ -33,14 +34,42 @@ DIRECTORIES = sorted({path.parent for path in CASSETTES.rglob("*.yaml")})
 # Each step of a manifest: the harness call, and what it must have read from the real answer.
 STEP_CALLS: dict[str, Callable[[AzureBackend, dict[str, Any]], bool]] = {
     "begin_create_endpoint": lambda b, a: bool(b.begin_create_endpoint(a["name"], {"x": "y"})),
+    "wait_for_endpoint": lambda b, a: _scoring_uri(b, a["name"]).endswith("/score"),
+    "endpoint_key": lambda b, a: "authenticates with tokens" in _key_refused(b, a["name"]),
+    "delete_endpoint": lambda b, a: _deleted(b.delete_endpoint, a["name"]),
+    "create_compute": lambda b, a: _created(b, a["name"], a["size"]) == (a["size"], "Succeeded"),
     "existing_compute": lambda b, a: _cluster(b, a["name"]) == ("Standard_DS2_v2", "Succeeded"),
-    "delete_compute": lambda b, a: _deleted(b, a["name"]),
+    "delete_compute": lambda b, a: _deleted(b.delete_compute, a["name"]),
 }
 
 
-def _deleted(backend: AzureBackend, name: str) -> bool:
-    backend.delete_compute(name, 60.0)
+def _deleted(delete: Callable[[str, float], None], name: str) -> bool:
+    delete(name, 60.0)
     return True
+
+
+def _scoring_uri(backend: AzureBackend, name: str) -> str:
+    endpoint = backend.wait_for_endpoint(name, 60.0)
+    assert endpoint.provisioning_state == "Succeeded", endpoint
+    return endpoint.scoring_uri
+
+
+def _key_refused(backend: AzureBackend, name: str) -> str:
+    """An AMLToken endpoint's get_keys answers a token: a clear error, never a traceback."""
+    with pytest.raises(DeploymentError) as refused:
+        backend.endpoint_key(backend.get_endpoint(name))
+    return str(refused.value)
+
+
+def _created(backend: AzureBackend, name: str, size: str) -> tuple[str, str]:
+    """The creation of one tier as ``ensure_compute`` runs it (its size check reads
+    ``list_sizes``, which the SDK's test never asked for)."""
+    from harness.backends.azure import compute
+    from harness.backends.azure.clients import status_text
+    from harness.waiting import Deadline
+
+    made = compute._create(backend.workspace, name, size, {}, Deadline(60.0))
+    return str(made.size), status_text(made.provisioning_state)
 
 
 def _cluster(backend: AzureBackend, name: str) -> tuple[str, str]:

@@ -115,21 +115,36 @@ def get_endpoint(workspace: MLClient, name: str) -> Endpoint:
 
 
 def endpoint_key(workspace: MLClient, name: str) -> str:
+    """The primary key. ``get_keys`` answers what the endpoint's auth mode gives: keys
+    (``listKeys``) for a key endpoint, but an access token (``POST .../token``) for an AMLToken
+    one, as the SDK's recording test_online_endpoint_e2e shows (tools/sdk_recordings/
+    online_endpoint_lifecycle.json): that has no key to read, which is said, not a traceback."""
     from azure.core.exceptions import AzureError
 
     try:
-        return str(workspace.online_endpoints.get_keys(name).primary_key)
+        keys = workspace.online_endpoints.get_keys(name)
     except AzureError as exc:
         raise DeploymentError(
             f"cannot read the keys of endpoint {name}: {service_message(exc)}"
         ) from None
+    primary = getattr(keys, "primary_key", None)
+    if not primary:
+        raise DeploymentError(
+            f"endpoint {name} has no key (the service answered a {type(keys).__name__}: it "
+            "authenticates with tokens, not keys); the harness scores only the key-authenticated "
+            f"endpoints it creates: delete this one, or run {SWEEP} if it carries the harness's "
+            "tags"
+        )
+    return str(primary)
 
 
 def delete_endpoint(workspace: MLClient, name: str, timeout_s: float) -> None:
     """Delete (its deployments go with it); a deletion past the deadline goes on in Azure.
 
-    ARM answers the DELETE with 202 and a ``Location`` header only (rest-api-specs
-    OnlineEndpoint/delete.json); the SDK's ARMPolling follows it until 200/204."""
+    The live service answers the DELETE with 202, ``Azure-AsyncOperation`` and ``Location``
+    (mfeOperationResults) and a ``null`` body, and the SDK's ARMPolling polls the status URL
+    until Succeeded (the SDK's recording test_online_endpoint_e2e, replayed by the unit suite;
+    rest-api-specs' OnlineEndpoint/delete.json shows ``Location`` only)."""
     from azure.core.exceptions import AzureError, ResourceNotFoundError
 
     heartbeat = Heartbeat(f"endpoint {name} deletion", Deadline(timeout_s))
