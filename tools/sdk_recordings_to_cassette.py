@@ -53,6 +53,7 @@ OPERATIONS = (
 )
 LIFECYCLE = "online-ept-19282f598c8c49a"
 CLUSTER = "test49208482942"
+SWEEP_JOB = "test_910316408761"
 STEPS: list[dict[str, Any]] = [
     {
         "step": "begin_create_endpoint",
@@ -96,6 +97,23 @@ STEPS: list[dict[str, Any]] = [
         "proves": "the live DELETE answers 202 with Azure-AsyncOperation and Location, and "
         "the harness's deletion waits through the real polls to Succeeded",
         "stops_at": [],
+    },
+    {
+        "step": "get_job",
+        "args": {"name": SWEEP_JOB, "status": "Running"},
+        "source": "sweep_job_running.json",
+        "proves": "the harness's job GET is the route the live service answered, and it reads "
+        "a real job's status and studio URL",
+        "stops_at": [],
+    },
+    {
+        "step": "delete_job",
+        "args": {"name": SWEEP_JOB},
+        "source": "sweep_job_running.json",
+        "proves": "teardown reads the job's real status (Running, not final) and asks to cancel "
+        "it; the SDK's tests cancel only when run live, so no public recording answers the "
+        "cancel POST: the step stops at it",
+        "stops_at": [f"POST {WS}/jobs/{SWEEP_JOB}/cancel?"],
     },
     {
         "step": "create_compute",

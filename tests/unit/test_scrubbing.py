@@ -80,6 +80,16 @@ def test_ids_get_one_stable_placeholder_each_and_words_stay() -> None:
 SUB_PLACEHOLDER = SUBSCRIPTION_PLACEHOLDER
 
 
+def test_a_scrubbed_conversation_scrubbed_again_stays_the_same() -> None:
+    """Placeholders are never renumbered: the unit suite checks each committed cassette by
+    scrubbing it once more (tests/unit/test_cassettes.py)."""
+    once = Scrubber().text(f"/subscriptions/{SUB}/x /subscriptions/{TENANT}/y")
+    assert once.endswith(f"{SUBSCRIPTION_PLACEHOLDER[:-1]}1/y")
+    assert Scrubber().text(once) == once
+    more = Scrubber().text(f"{once} /subscriptions/11111111-2222-4333-8444-555555555555/z")
+    assert more == f"{once} /subscriptions/{SUBSCRIPTION_PLACEHOLDER[:-1]}2/z"
+
+
 def test_the_cassette_is_private_and_scrubbed_again_on_save(tmp_path: Path) -> None:
     recorder = TrafficRecorder(tmp_path / "c" / "run-main.yaml", {"format": 1})
     recorder.interactions.append({"request": {"uri": "K3y-learnt-late-99"}, "response": {}})

@@ -72,6 +72,16 @@ def _numbered(base: str, n: int) -> str:
     return base if n == 0 else f"{base[:-12]}{n:012d}"
 
 
+def _fake_id(value: str, base: str, taken: set[str]) -> str:
+    """A placeholder stays itself, so a scrubbed cassette scrubbed again is unchanged (the unit
+    suite checks every committed cassette so); any other id gets the kind's first placeholder
+    not taken yet. A recording holds real ids and a second pass only placeholders, so the two
+    never compete for a number."""
+    if value[:-12] == base[:-12] and value[-12:].isdigit():
+        return value
+    return next(p for n in range(len(taken) + 1) if (p := _numbered(base, n)) not in taken)
+
+
 @dataclass
 class Scrubber:
     """Scrubs one process's conversation; remembers every secret it replaced."""
@@ -95,7 +105,9 @@ class Scrubber:
         base = _BASES.get(kind, OBJECT_PLACEHOLDER)
         with self._lock:
             seen = self._ids.setdefault(kind, {})
-            fake = seen.setdefault(value.lower(), _numbered(base, len(seen)))
+            if value.lower() not in seen:
+                seen[value.lower()] = _fake_id(value.lower(), base, set(seen.values()))
+            fake = seen[value.lower()]
             self._known.setdefault(value, fake)
             self._known.setdefault(value.lower(), fake)
         return fake
