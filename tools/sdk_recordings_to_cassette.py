@@ -8,7 +8,8 @@ each excerpt under tools/sdk_recordings/ holds entries of one recording in the t
 format, with the recording's path and commit; the script rewrites them as a vcrpy cassette in
 the format ``--record-traffic`` writes and ``harness.replay`` reads:
 
-- the test proxy's ``Sanitized.azure.com`` host is ARM's, ``management.azure.com``;
+- the test proxy's ``Sanitized.azure.com`` host is ARM's, ``management.azure.com``, and its
+  ``Sanitized.api.azureml.ms`` the registry discovery endpoint, ``eastus.api.azureml.ms``;
 - the ARM signing parameters of operation URLs (``t``, ``c``, ``s``, ``h``) are dropped, in the
   request URLs and in the headers that point at them alike, so a poll still finds its answer;
 - every interaction names its source file and entry.
@@ -35,8 +36,12 @@ from harness.backends.azure.scrubbing import Scrubber
 TOOLS = Path(__file__).resolve().parent
 EXCERPTS = TOOLS / "sdk_recordings"
 DEFAULT_OUT = TOOLS.parent / "tests" / "cassettes" / "azure-sdk-assets"
-SANITIZED_HOST = "Sanitized.azure.com"
-ARM_HOST = "management.azure.com"
+# The test proxy's sanitized hosts, as azure-ai-ml addresses them in the public cloud: ARM, and
+# the registry discovery endpoint (eastus; the recorded answer names its environment eastus).
+SANITIZED_HOSTS = {
+    "Sanitized.azure.com": "management.azure.com",
+    "Sanitized.api.azureml.ms": "eastus.api.azureml.ms",
+}
 SIGNING_PARAMS = frozenset({"t", "c", "s", "h"})
 URL_HEADERS = ("Azure-AsyncOperation", "Location")
 # What the unit suite replays, in order: the harness's step, its arguments, and what the
@@ -54,6 +59,7 @@ OPERATIONS = (
 LIFECYCLE = "online-ept-19282f598c8c49a"
 CLUSTER = "test49208482942"
 SWEEP_JOB = "test_910316408761"
+REGISTRY = "sdkv2-testFeed"
 STEPS: list[dict[str, Any]] = [
     {
         "step": "begin_create_endpoint",
@@ -116,6 +122,15 @@ STEPS: list[dict[str, Any]] = [
         "stops_at": [f"POST {WS}/jobs/{SWEEP_JOB}/cancel?"],
     },
     {
+        "step": "registry_refused",
+        "args": {"name": "Phi-4", "version": "1", "registry": REGISTRY},
+        "source": "registry_discovery_refused.json",
+        "proves": "the harness's registry client asks the live discovery endpoint where the "
+        "registry lives, and a 403 there (UnAuthorizedRegistryAccess) becomes the harness's "
+        "access error naming the registry and the fix, before any model GET",
+        "stops_at": [],
+    },
+    {
         "step": "create_compute",
         "args": {"name": CLUSTER, "size": "Standard_DS2_v2"},
         "source": "aml_compute_create_and_delete.json",
@@ -148,7 +163,7 @@ STEPS: list[dict[str, Any]] = [
 
 def arm_url(url: str) -> str:
     parts = urlsplit(url)
-    host = ARM_HOST if parts.netloc == SANITIZED_HOST else parts.netloc
+    host = SANITIZED_HOSTS.get(parts.netloc, parts.netloc)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     kept = urlencode([(k, v) for k, v in query if k not in SIGNING_PARAMS], safe=":")
     return urlunsplit((parts.scheme, host, parts.path, kept, ""))

@@ -15,6 +15,7 @@ Two kinds, and they prove different things (each cassette's metadata says which 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 
 from harness import config, replay
 from harness.backends.azure import AzureBackend
-from harness.errors import DeploymentError
+from harness.errors import DeploymentError, HarnessError
 from tests.unit.test_azure_suite import imported_before_the_snapshot
 from tests.unit.test_record_replay import replayed
 
@@ -39,6 +40,7 @@ STEP_CALLS: dict[str, Callable[[AzureBackend, dict[str, Any]], bool]] = {
     "delete_endpoint": lambda b, a: _deleted(b.delete_endpoint, a["name"]),
     "get_job": lambda b, a: b.get_job(a["name"]).status == a["status"],
     "delete_job": lambda b, a: _deleted(b.delete_job, a["name"]),
+    "registry_refused": lambda b, a: "HTTP 403" in _registry_refused(b, a),
     "create_compute": lambda b, a: _created(b, a["name"], a["size"]) == (a["size"], "Succeeded"),
     "existing_compute": lambda b, a: _cluster(b, a["name"]) == ("Standard_DS2_v2", "Succeeded"),
     "delete_compute": lambda b, a: _deleted(b.delete_compute, a["name"]),
@@ -60,6 +62,16 @@ def _key_refused(backend: AzureBackend, name: str) -> str:
     """An AMLToken endpoint's get_keys answers a token: a clear error, never a traceback."""
     with pytest.raises(DeploymentError) as refused:
         backend.endpoint_key(backend.get_endpoint(name))
+    return str(refused.value)
+
+
+def _registry_refused(backend: AzureBackend, args: dict[str, Any]) -> str:
+    """The registry's discovery refused: the access error, naming the registry."""
+    backend.config = dataclasses.replace(backend.config, azure_model_registry=args["registry"])
+    backend.clients.config = backend.config
+    with pytest.raises(HarnessError) as refused:
+        backend.get_foundation_model(args["name"], args["version"])
+    assert f"registry {args['registry']} refused" in str(refused.value), refused.value
     return str(refused.value)
 
 
