@@ -105,6 +105,24 @@ STEPS: list[dict[str, Any]] = [
         "stops_at": [],
     },
     {
+        "step": "deploy",
+        "args": {
+            "endpoint": "online-ept-5ce3da3806e04e3",
+            "name": "online-dpm-1a5183914317445",
+            "instance_type": "Standard_DS3_v2",
+            "model": f"{WS[len('https://management.azure.com'):]}/models/"
+            "1498425f064ef007b4f000a85a5f4645/versions/1",
+        },
+        "source": "online_deployment_traffic.json",
+        "proves": "the harness's deployment: the SDK's endpoint check, the workspace GET, the "
+        "deployment PUT 201 and its real polls to Succeeded, the final GET it reads the state "
+        "from, then the traffic update (endpoint GET with its deployments list, PUT, polls, "
+        "GET) that it reads 100% back from. The endpoint GET the harness sends before its "
+        "traffic PUT has no counterpart in the recording (the SDK's test changed the traffic "
+        "of its local object): it is answered by the recording's next GET of that endpoint",
+        "stops_at": [],
+    },
+    {
         "step": "get_job",
         "args": {"name": SWEEP_JOB, "status": "Running"},
         "source": "sweep_job_running.json",

@@ -38,6 +38,7 @@ STEP_CALLS: dict[str, Callable[[AzureBackend, dict[str, Any]], bool]] = {
     "wait_for_endpoint": lambda b, a: _scoring_uri(b, a["name"]).endswith("/score"),
     "endpoint_key": lambda b, a: "authenticates with tokens" in _key_refused(b, a["name"]),
     "delete_endpoint": lambda b, a: _deleted(b.delete_endpoint, a["name"]),
+    "deploy": lambda b, a: _deployed(b, a) == ("Succeeded", 100),
     "get_job": lambda b, a: b.get_job(a["name"]).status == a["status"],
     "delete_job": lambda b, a: _deleted(b.delete_job, a["name"]),
     "registry_refused": lambda b, a: "HTTP 403" in _registry_refused(b, a),
@@ -63,6 +64,16 @@ def _key_refused(backend: AzureBackend, name: str) -> str:
     with pytest.raises(DeploymentError) as refused:
         backend.endpoint_key(backend.get_endpoint(name))
     return str(refused.value)
+
+
+def _deployed(backend: AzureBackend, args: dict[str, Any]) -> tuple[str, int]:
+    """``deploy`` on the recorded endpoint, with the recorded model's id."""
+    from harness.backends.base import Endpoint, RegisteredModel
+
+    endpoint = Endpoint(args["endpoint"], "", "key", "Succeeded")
+    model = RegisteredModel("model", "1", args["model"], job_name="")
+    made = backend.deploy(endpoint, model, args["name"], args["instance_type"], {}, 60.0)
+    return made.provisioning_state, made.traffic_percent
 
 
 def _registry_refused(backend: AzureBackend, args: dict[str, Any]) -> str:
