@@ -89,7 +89,7 @@ STEPS: list[dict[str, Any]] = [
         "stops_at": [],
     },
     {
-        "step": "endpoint_key",
+        "step": "endpoint_key_refused",
         "args": {"name": LIFECYCLE},
         "source": "online_endpoint_lifecycle.json",
         "proves": "get_keys on an AMLToken endpoint answers a token (POST .../token), not "
@@ -120,6 +120,15 @@ STEPS: list[dict[str, Any]] = [
         "GET) that it reads 100% back from. The endpoint GET the harness sends before its "
         "traffic PUT has no counterpart in the recording (the SDK's test changed the traffic "
         "of its local object): it is answered by the recording's next GET of that endpoint",
+        "stops_at": [],
+    },
+    {
+        "step": "endpoint_key",
+        "args": {"name": "online-ept-5ce3da3806e04e3", "key": "scrubbed"},
+        "source": "online_deployment_traffic.json",
+        "proves": "on a key endpoint the harness's key comes from the real listKeys answer "
+        "(POST .../listKeys after the endpoint's GET), its primaryKey read; the value is the "
+        "placeholder the SDK's test proxy and this converter's scrubber left",
         "stops_at": [],
     },
     {

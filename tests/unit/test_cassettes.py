@@ -36,7 +36,8 @@ DIRECTORIES = sorted({path.parent for path in CASSETTES.rglob("*.yaml")})
 STEP_CALLS: dict[str, Callable[[AzureBackend, dict[str, Any]], bool]] = {
     "begin_create_endpoint": lambda b, a: bool(b.begin_create_endpoint(a["name"], {"x": "y"})),
     "wait_for_endpoint": lambda b, a: _scoring_uri(b, a["name"]).endswith("/score"),
-    "endpoint_key": lambda b, a: "authenticates with tokens" in _key_refused(b, a["name"]),
+    "endpoint_key_refused": lambda b, a: "authenticates with tokens" in _key_refused(b, a["name"]),
+    "endpoint_key": lambda b, a: b.endpoint_key(b.get_endpoint(a["name"])).reveal() == a["key"],
     "delete_endpoint": lambda b, a: _deleted(b.delete_endpoint, a["name"]),
     "deploy": lambda b, a: _deployed(b, a) == ("Succeeded", 100),
     "get_job": lambda b, a: b.get_job(a["name"]).status == a["status"],
