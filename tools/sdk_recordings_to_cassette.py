@@ -158,6 +158,16 @@ STEPS: list[dict[str, Any]] = [
         "stops_at": [],
     },
     {
+        "step": "registry_model",
+        "args": {"name": "test_267902544371", "version": "2", "registry": "testFeed"},
+        "source": "registry_model_get.json",
+        "proves": "the harness's foundation-model read of a pinned version: the registry "
+        "client's discovery and the raw version GET at the region the discovery answer names "
+        "(the SDK's own get_registry_versioned_asset), and the card built from the real body "
+        "(its tags; the id the registry gives)",
+        "stops_at": [],
+    },
+    {
         "step": "create_compute",
         "args": {"name": CLUSTER, "size": "Standard_DS2_v2"},
         "source": "aml_compute_create_and_delete.json",

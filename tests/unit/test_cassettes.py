@@ -43,6 +43,7 @@ STEP_CALLS: dict[str, Callable[[AzureBackend, dict[str, Any]], bool]] = {
     "get_job": lambda b, a: b.get_job(a["name"]).status == a["status"],
     "delete_job": lambda b, a: _deleted(b.delete_job, a["name"]),
     "registry_refused": lambda b, a: "HTTP 403" in _registry_refused(b, a),
+    "registry_model": lambda b, a: _registry_card(b, a) == ("2", {"foo": "bar", "abc": "123"}),
     "create_compute": lambda b, a: _created(b, a["name"], a["size"]) == (a["size"], "Succeeded"),
     "existing_compute": lambda b, a: _cluster(b, a["name"]) == ("Standard_DS2_v2", "Succeeded"),
     "delete_compute": lambda b, a: _deleted(b.delete_compute, a["name"]),
@@ -77,10 +78,22 @@ def _deployed(backend: AzureBackend, args: dict[str, Any]) -> tuple[str, int]:
     return made.provisioning_state, made.traffic_percent
 
 
+def _in_registry(backend: AzureBackend, registry: str) -> None:
+    """The model registry of the recording, on a fresh registry client."""
+    backend.config = dataclasses.replace(backend.config, azure_model_registry=registry)
+    backend.clients.config = backend.config
+    backend.clients.__dict__.pop("model_registry", None)
+
+
+def _registry_card(backend: AzureBackend, args: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    _in_registry(backend, args["registry"])
+    card = backend.get_foundation_model(args["name"], args["version"])
+    return card.version, dict(card.tags)
+
+
 def _registry_refused(backend: AzureBackend, args: dict[str, Any]) -> str:
     """The registry's discovery refused: the access error, naming the registry."""
-    backend.config = dataclasses.replace(backend.config, azure_model_registry=args["registry"])
-    backend.clients.config = backend.config
+    _in_registry(backend, args["registry"])
     with pytest.raises(HarnessError) as refused:
         backend.get_foundation_model(args["name"], args["version"])
     assert f"registry {args['registry']} refused" in str(refused.value), refused.value
