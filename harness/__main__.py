@@ -100,6 +100,11 @@ def _sweep_parser(sub: Any) -> None:
         help="also delete owned resources created longer ago than this (6h, 2d)",
     )
     sweep.add_argument("--dry-run", action="store_true", help="only print what would go")
+    sweep.add_argument(
+        "--json",
+        action="store_true",
+        help="what was found, deleted and kept (and why), and the errors, as JSON for scripts",
+    )
     config.add_argparse_options(sweep)
 
 
@@ -247,7 +252,7 @@ def check(args: argparse.Namespace) -> int:
 
 def sweep(args: argparse.Namespace) -> int:
     older_than_h = None if args.older_than is None else parse_duration_h(args.older_than)
-    return janitor.sweep(config.from_namespace(args), older_than_h, args.dry_run)
+    return janitor.sweep(config.from_namespace(args), older_than_h, args.dry_run, args.json)
 
 
 def register_model(args: argparse.Namespace) -> int:

@@ -582,3 +582,64 @@ def test_plan_with_azure_reads_the_named_models_card_from_the_registry(
     assert result["model"]["name"] == "Phi-tiny" and result["compute_sku"] == "Fake_GPU_1"
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [e for e in events if e["event"] == "create"] == []  # read-only
+
+
+def sweep_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code, out, _ = run(capsys, "sweep", "--json", *argv)
+    return code, json.loads(out)  # stdout is the JSON object and nothing else
+
+
+def test_sweep_json_says_what_was_deleted_and_kept_and_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """On the local backend: a killed run's expired job goes, a fresh one stays, each with
+    its reason; a dry run after it lists only what is left."""
+    from harness.backends.local.registry import TAG_KIND
+    from harness.backends.local.workspace import Workspace
+
+    ws = Workspace.at(tmp_path / "ws")
+    client = ws.client()
+    experiment = ws.experiment_id("chat_completion_tiny")
+    ran = {}
+    for run_id, hours_ago in (("hexpired1", 8.0), ("hfresh01", 1.0)):
+        tags = naming.ownership_tags(run_id, 6.0, now=NOW - timedelta(hours=hours_ago))
+        ran[run_id] = client.create_run(experiment, tags={**tags, TAG_KIND: "job"}).info.run_id
+    workspace = f"--workspace={ws.root}"
+    code, found = sweep_json(capsys, workspace)
+    assert code == 0
+    assert found["dry_run"] is False and found["backend"] == "local" and found["clean"]
+    by_run = {r["run_id"]: r for r in found["resources"]}
+    assert by_run["hexpired1"]["action"] == "deleted"
+    assert by_run["hexpired1"]["name"] == ran["hexpired1"] and by_run["hexpired1"]["kind"] == "job"
+    assert by_run["hexpired1"]["reason"].startswith("expired at ")
+    assert (by_run["hfresh01"]["action"], by_run["hfresh01"]["reason"]) == ("kept", "not expired")
+    assert found["counts"] == {"deleted": 1, "would delete": 0, "failed": 0, "kept": 1}
+    assert found["errors"] == [] and found["model_cache_builds"] == []
+    code, left = sweep_json(capsys, workspace, "--dry-run", "--older-than=30m")
+    assert code == 0 and left["dry_run"] is True and left["older_than_h"] == 0.5
+    assert [(r["run_id"], r["action"]) for r in left["resources"]] == [("hfresh01", "would delete")]
+    assert "longer ago than --older-than" in left["resources"][0]["reason"]
+
+
+def test_sweep_json_lists_each_failure_and_exits_1(
+    capsys: pytest.CaptureFixture[str], fake: dict[str, Any]
+) -> None:
+    fake["failing"].add("expired")
+    code, out, err = run(capsys, "sweep", "--json")
+    assert code == 1
+    found = json.loads(out)
+    assert found["clean"] is False
+    assert found["errors"] == [
+        {
+            "kind": "endpoint",
+            "name": "expired",
+            "error": "could not delete endpoint expired: CleanupError: cannot delete expired: "
+            "still in use",
+        }
+    ]
+    actions = {r["name"]: (r["action"], r["reason"]) for r in found["resources"]}
+    assert actions["expired"][0] == "failed"
+    assert actions["untagged"] == ("kept", "not the harness's: no harness-run-id tag")
+    assert actions["foreign"] == ("kept", "not the harness's: no harness-run-id tag")
+    assert actions["fresh"] == actions["old-long-ttl"] == ("kept", "not expired")
+    assert "deleting" not in err and "error:" not in err  # the JSON says it all
