@@ -643,3 +643,39 @@ def test_sweep_json_lists_each_failure_and_exits_1(
     assert actions["foreign"] == ("kept", "not the harness's: no harness-run-id tag")
     assert actions["fresh"] == actions["old-long-ttl"] == ("kept", "not expired")
     assert "deleting" not in err and "error:" not in err  # the JSON says it all
+
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["plan"], 141),  # more than a pipe's buffer: the write itself fails
+        (["model-cache"], 141),  # two short lines: the flush at exit fails
+        (["sweep", "--json"], 141),
+        (["plan", "--help"], 0),  # argparse ignores a failed write of the help
+    ],
+)
+def test_a_reader_that_went_away_ends_the_command_quietly(
+    tmp_path: Path, argv: list[str], code: int
+) -> None:
+    """`python -m harness ... | head -1`, with head gone before the first write: no BrokenPipe
+    traceback, no "Exception ignored" at exit, and the shell's 128 + SIGPIPE."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "AZURE_"))}
+    env.update(HARNESS_WORKSPACE=str(tmp_path / "ws"), XDG_CACHE_HOME=str(tmp_path))
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert "BrokenPipe" not in proc.stderr
