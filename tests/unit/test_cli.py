@@ -271,7 +271,7 @@ def test_plan_custom_component_inputs(capsys: pytest.CaptureFixture[str], tmp_pa
         (["plan", "--compute-sku", "Standard_ND40rs_v2"], "allowed: Standard_NC24ads_A100_v4"),
         (["plan", "--instance-type", "Standard_DS3_v2"], "--instance-type"),
         (["plan", "--instance-type", "Standard_NC6s_v3"], "retired on 2025-09-30"),
-        (["plan", "--compute-name", "gpu-1"], "not a valid Azure compute name"),
+        (["check", "--compute-name", "gpu-1"], "not a valid Azure compute name"),
         (["plan", "--workspace-sizes", "/nonexistent/sizes.json"], "cannot read workspace sizes"),
         (["plan", "--finetune-param", "deepspeed_stage=4"], "one of 2, 3"),
         (["plan", "--finetune-param", "train_file_path=x.jsonl"], "wires itself"),
