@@ -31,15 +31,80 @@ from harness.plan import SHIPPED_MODEL_CARD, plan, plan_card
 from harness.sweep import parse_duration_h
 from harness.trend import DEFAULT_LAST
 
-__all__ = ["build_parser", "main", "parse_duration_h"]
+__all__ = ["COMMAND_SETTINGS", "build_parser", "main", "parse_args", "parse_duration_h"]
 
 EXIT_REFUSED = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 EXIT_CHECK_FAILED = 1
 
 
+# The harness settings each command reads: its --help lists these and no other, and the pytest
+# run has them all. A command that creates a backend reads what that backend's code reads
+# (tests/unit/test_cli_options.py records the reads of every command's code paths).
+_AZURE_BACKEND = ("finetune_route", "serverless", "interactive_login")  # and its credential
+_AZURE_WORKSPACE = (
+    "azure_subscription_id",
+    "azure_resource_group",
+    "azure_workspace",
+    "azure_config_file",
+)
+_AZURE_REGISTRIES = ("azure_model_registry", "azure_component_registry")
+_MODEL_CARD = ("model_name", "model_version", "strict_deprecation", "compute_sku", "instance_type")
+COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
+    "plan": (
+        "backend",
+        *_MODEL_CARD,
+        "dataset",
+        "dataset_percent",
+        "finetune_params",
+        "allow_dropped_params",
+        "run_id",
+        "resource_ttl_h",
+        *_AZURE_BACKEND,
+        *_AZURE_REGISTRIES,
+    ),
+    "check": (
+        "backend",
+        *_MODEL_CARD,
+        "compute_name",
+        *_AZURE_BACKEND,
+        *_AZURE_WORKSPACE,
+        *_AZURE_REGISTRIES,
+    ),
+    "sweep": (
+        "backend",
+        "workspace_dir",
+        "model_cache_dir",
+        "resource_ttl_h",
+        "delete_timeout_s",
+        *_AZURE_BACKEND,
+        *_AZURE_WORKSPACE,
+    ),
+    "register-model": ("workspace_dir",),
+    "versions": (
+        "backend",
+        "workspace_dir",
+        "history_dir",
+        "model_name",
+        *_AZURE_BACKEND,
+        "azure_model_registry",
+    ),
+    "compare": (),
+    "trend": ("backend", "workspace_dir", "history_dir", "model_name", "tolerances"),
+    "replay": (),
+    "model-cache": ("model_cache_dir",),
+}
+
+
 class _Parser(argparse.ArgumentParser):
-    """Turns argparse's usage errors into ConfigError, printed like every other refusal."""
+    """Turns argparse's usage errors into ConfigError, printed like every other refusal.
+
+    No abbreviations: ``plan --workspace=DIR`` (a setting plan does not read) would
+    otherwise be taken for plan's ``--workspace-sizes``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise ConfigError(f"{message}; see {self.prog} --help")
@@ -73,7 +138,7 @@ def _plan_parser(sub: Any) -> None:
         default=None,
         help="GPUs per fine-tune node (default: from --workspace-sizes, else 1)",
     )
-    config.add_argparse_options(plan)
+    config.add_argparse_options(plan, COMMAND_SETTINGS["plan"])
 
 
 def _check_parser(sub: Any) -> None:
@@ -89,7 +154,7 @@ def _check_parser(sub: Any) -> None:
         help="online endpoints the subscription may hold per region (default: the documented 50)",
     )
     check.add_argument("--json", action="store_true", help="the findings as JSON, for scripts")
-    config.add_argparse_options(check)
+    config.add_argparse_options(check, COMMAND_SETTINGS["check"])
 
 
 def _sweep_parser(sub: Any) -> None:
@@ -100,7 +165,12 @@ def _sweep_parser(sub: Any) -> None:
         help="also delete owned resources created longer ago than this (6h, 2d)",
     )
     sweep.add_argument("--dry-run", action="store_true", help="only print what would go")
-    config.add_argparse_options(sweep)
+    sweep.add_argument(
+        "--json",
+        action="store_true",
+        help="what was found, deleted and kept (and why), and the errors, as JSON for scripts",
+    )
+    config.add_argparse_options(sweep, COMMAND_SETTINGS["sweep"])
 
 
 def _register_parser(sub: Any) -> None:
@@ -116,7 +186,7 @@ def _register_parser(sub: Any) -> None:
         type=Path,
         help="JSON object of tags (registry format), over the local defaults",
     )
-    config.add_argparse_options(register)
+    config.add_argparse_options(register, COMMAND_SETTINGS["register-model"])
 
 
 def _versions_parser(sub: Any) -> None:
@@ -133,7 +203,7 @@ def _versions_parser(sub: Any) -> None:
         "--include-archived", action="store_true", help="with --unvalidated: archived versions too"
     )
     versions.add_argument("--json", action="store_true", help="JSON for a CI matrix")
-    config.add_argparse_options(versions)
+    config.add_argparse_options(versions, COMMAND_SETTINGS["versions"])
 
 
 def _compare_parser(sub: Any) -> None:
@@ -161,7 +231,7 @@ def _trend_parser(sub: Any) -> None:
     )
     trend.add_argument("--last", type=int, default=DEFAULT_LAST, help="how many runs (14)")
     trend.add_argument("--json", action="store_true", help="the trend as JSON")
-    config.add_argparse_options(trend)
+    config.add_argparse_options(trend, COMMAND_SETTINGS["trend"])
 
 
 def _replay_parser(sub: Any) -> None:
@@ -182,7 +252,7 @@ def _model_cache_parser(sub: Any) -> None:
         help="print the local backend's model cache directory and its key, as path=... and "
         "key=... lines (append them to $GITHUB_OUTPUT for actions/cache)",
     )
-    config.add_argparse_options(cache)
+    config.add_argparse_options(cache, COMMAND_SETTINGS["model-cache"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,7 +317,7 @@ def check(args: argparse.Namespace) -> int:
 
 def sweep(args: argparse.Namespace) -> int:
     older_than_h = None if args.older_than is None else parse_duration_h(args.older_than)
-    return janitor.sweep(config.from_namespace(args), older_than_h, args.dry_run)
+    return janitor.sweep(config.from_namespace(args), older_than_h, args.dry_run, args.json)
 
 
 def register_model(args: argparse.Namespace) -> int:
@@ -352,10 +422,37 @@ COMMANDS = {
 }
 
 
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """argparse's parse, with what a command does not take refused naming that command's
+    --help (argparse names the top level's) and the commands that read a harness setting."""
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:
+        raise ConfigError(_unrecognized(args.command, extra))
+    return args
+
+
+def _unrecognized(command: str, extra: Sequence[str]) -> str:
+    by_flag = {option.cli: option.name for option in config.OPTIONS}
+    settings = [f for f in dict.fromkeys(a.partition("=")[0] for a in extra) if f in by_flag]
+    notes = [
+        f"{command} does not read the setting {flag} (read by the pytest run"
+        + "".join(f", {c}" for c, names in COMMAND_SETTINGS.items() if by_flag[flag] in names)
+        + ")"
+        for flag in settings
+    ]
+    return "; ".join(
+        [
+            f"unrecognized arguments: {' '.join(extra)}",
+            *notes,
+            f"see python -m harness {command} --help",
+        ]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; a refusal prints ``error: <message>`` and returns 2, no traceback."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         return COMMANDS[args.command](args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -585,14 +585,24 @@ def check_record_traffic(cfg: HarnessConfig) -> None:
         )
 
 
-def add_argparse_options(parser: argparse.ArgumentParser) -> None:
-    """The same options as the pytest plugin, for ``python -m harness``."""
-    _add_options(parser.add_argument_group("harness").add_argument, lambda o: o.name)
+SETTINGS_GROUP = "harness settings (also HARNESS_* variables and pytest options)"
+
+
+def add_argparse_options(parser: argparse.ArgumentParser, only: Iterable[str]) -> None:
+    """The pytest plugin's options named in ``only`` (the settings a ``python -m harness``
+    command reads), so that its --help lists those and no setting it would ignore."""
+    wanted = set(only)
+    unknown = wanted - set(BY_NAME)
+    if unknown:
+        raise ValueError(f"no such settings: {sorted(unknown)}")
+    group = parser.add_argument_group(SETTINGS_GROUP)
+    _add_options(group.add_argument, lambda o: o.name, [o for o in OPTIONS if o.name in wanted])
 
 
 def add_pytest_options(parser: Any) -> None:
     """Register every option as a pytest CLI option and ini value (``harness_<name>``)."""
-    _add_options(parser.getgroup("harness", "fine-tuning acceptance harness").addoption, _dest)
+    group = parser.getgroup("harness", "fine-tuning acceptance harness")
+    _add_options(group.addoption, _dest, OPTIONS)
     for option in OPTIONS:
         parser.addini(option.ini, option.help, type="linelist" if option.repeat else "string")
 
@@ -601,9 +611,11 @@ def _dest(option: Option) -> str:
     return f"harness_{option.name}"
 
 
-def _add_options(add: Callable[..., Any], dest: Callable[[Option], str]) -> None:
+def _add_options(
+    add: Callable[..., Any], dest: Callable[[Option], str], options: Iterable[Option]
+) -> None:
     """One flag per option; None when not given, so that env, ini and default fall through."""
-    for option in OPTIONS:
+    for option in options:
         add(option.cli, dest=dest(option), action=option.action, default=None, help=option.help)
 
 

@@ -230,3 +230,66 @@ def test_missing_training_split_is_a_data_error(azure: AzureRig, tmp_path: Path)
     data = dataclasses.replace(data, files={"train_sft": data.files["train_sft"]})
     with pytest.raises(DataError, match="lacks test_sft"):
         azure.backend.submit_finetune(card, Compute("gpu", "x", 1), data, {}, "display", {})
+
+
+def _step_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
+
+
+def test_the_wait_says_each_training_step_of_max_steps(
+    azure: AzureRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The trainer logged max_steps=4 (its TrainingArguments, as run parameters): each new
+    loss point is said once, as step N/4, while the job still runs."""
+    azure.fake.mlflow.params["max_steps"] = "4"
+    azure.fake.mlflow.growing = True  # one more point per poll of the job
+    azure.backend.progress_interval_s = 0.0
+    with caplog.at_level(logging.INFO, logger="harness"):
+        azure.backend.wait_for_job(_job(azure), timeout_s=5)
+    said = _step_lines(caplog)
+    assert [line for line in said if ": loss" in line] == [
+        "job brave_job_1 step 0/4: loss 2.4000",
+        "job brave_job_1 step 1/4: loss 2.1000",
+        "job brave_job_1 step 2/4: loss 1.9000",
+        "job brave_job_1 step 3/4: loss 1.7000",
+    ]
+    assert [line for line in said if ": eval_loss" in line] == [
+        "job brave_job_1 step 0/4: eval_loss 1.9000",
+        "job brave_job_1 step 1/4: eval_loss 1.6000",
+    ]
+    assert len(said) == 6
+    lines = [r.getMessage() for r in caplog.records]
+    running = [n for n, line in enumerate(lines) if "brave_job_1 Running" in line]
+    assert lines.index("job brave_job_1 step 0/4: loss 2.4000") < running[-1]
+
+
+def test_without_max_steps_the_steps_have_no_total(
+    azure: AzureRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """max_steps -1 (the default): the trainer counts its steps from the epochs and the data,
+    which the run does not say; no total is made up."""
+    azure.backend.progress_interval_s = 0.0
+    with caplog.at_level(logging.INFO, logger="harness"):
+        azure.backend.wait_for_job(_job(azure), timeout_s=5)
+    said = _step_lines(caplog)
+    assert "job brave_job_1 step 3: loss 1.7000" in said
+    assert "job brave_job_1 step 1: eval_loss 1.6000" in said
+    assert len(said) == 6 and not [line for line in said if "/" in line.split(":")[0]]
+
+
+def test_a_job_over_before_the_interval_costs_no_metrics_query(azure: AzureRig) -> None:
+    azure.backend.wait_for_job(_job(azure), timeout_s=5)  # the 120 s interval never passed
+    assert not azure.fake.calls("mlflow.search") and not azure.fake.calls("mlflow.history")
+
+
+def test_progress_that_cannot_be_read_is_said_once_and_the_wait_goes_on(
+    azure: AzureRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    azure.fake.router.inject("mlflow.history", 403, times=100)
+    azure.backend.progress_interval_s = 0.0
+    with caplog.at_level(logging.INFO, logger="harness"):
+        done = azure.backend.wait_for_job(_job(azure), timeout_s=5)
+    assert done.status == "Completed"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "training progress cannot be read" in warnings[0]
+    assert len(azure.fake.calls("mlflow.history")) == 1

@@ -271,7 +271,7 @@ def test_plan_custom_component_inputs(capsys: pytest.CaptureFixture[str], tmp_pa
         (["plan", "--compute-sku", "Standard_ND40rs_v2"], "allowed: Standard_NC24ads_A100_v4"),
         (["plan", "--instance-type", "Standard_DS3_v2"], "--instance-type"),
         (["plan", "--instance-type", "Standard_NC6s_v3"], "retired on 2025-09-30"),
-        (["plan", "--compute-name", "gpu-1"], "not a valid Azure compute name"),
+        (["check", "--compute-name", "gpu-1"], "not a valid Azure compute name"),
         (["plan", "--workspace-sizes", "/nonexistent/sizes.json"], "cannot read workspace sizes"),
         (["plan", "--finetune-param", "deepspeed_stage=4"], "one of 2, 3"),
         (["plan", "--finetune-param", "train_file_path=x.jsonl"], "wires itself"),
@@ -582,3 +582,100 @@ def test_plan_with_azure_reads_the_named_models_card_from_the_registry(
     assert result["model"]["name"] == "Phi-tiny" and result["compute_sku"] == "Fake_GPU_1"
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [e for e in events if e["event"] == "create"] == []  # read-only
+
+
+def sweep_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code, out, _ = run(capsys, "sweep", "--json", *argv)
+    return code, json.loads(out)  # stdout is the JSON object and nothing else
+
+
+def test_sweep_json_says_what_was_deleted_and_kept_and_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """On the local backend: a killed run's expired job goes, a fresh one stays, each with
+    its reason; a dry run after it lists only what is left."""
+    from harness.backends.local.registry import TAG_KIND
+    from harness.backends.local.workspace import Workspace
+
+    ws = Workspace.at(tmp_path / "ws")
+    client = ws.client()
+    experiment = ws.experiment_id("chat_completion_tiny")
+    ran = {}
+    for run_id, hours_ago in (("hexpired1", 8.0), ("hfresh01", 1.0)):
+        tags = naming.ownership_tags(run_id, 6.0, now=NOW - timedelta(hours=hours_ago))
+        ran[run_id] = client.create_run(experiment, tags={**tags, TAG_KIND: "job"}).info.run_id
+    workspace = f"--workspace={ws.root}"
+    code, found = sweep_json(capsys, workspace)
+    assert code == 0
+    assert found["dry_run"] is False and found["backend"] == "local" and found["clean"]
+    by_run = {r["run_id"]: r for r in found["resources"]}
+    assert by_run["hexpired1"]["action"] == "deleted"
+    assert by_run["hexpired1"]["name"] == ran["hexpired1"] and by_run["hexpired1"]["kind"] == "job"
+    assert by_run["hexpired1"]["reason"].startswith("expired at ")
+    assert (by_run["hfresh01"]["action"], by_run["hfresh01"]["reason"]) == ("kept", "not expired")
+    assert found["counts"] == {"deleted": 1, "would delete": 0, "failed": 0, "kept": 1}
+    assert found["errors"] == [] and found["model_cache_builds"] == []
+    code, left = sweep_json(capsys, workspace, "--dry-run", "--older-than=30m")
+    assert code == 0 and left["dry_run"] is True and left["older_than_h"] == 0.5
+    assert [(r["run_id"], r["action"]) for r in left["resources"]] == [("hfresh01", "would delete")]
+    assert "longer ago than --older-than" in left["resources"][0]["reason"]
+
+
+def test_sweep_json_lists_each_failure_and_exits_1(
+    capsys: pytest.CaptureFixture[str], fake: dict[str, Any]
+) -> None:
+    fake["failing"].add("expired")
+    code, out, err = run(capsys, "sweep", "--json")
+    assert code == 1
+    found = json.loads(out)
+    assert found["clean"] is False
+    assert found["errors"] == [
+        {
+            "kind": "endpoint",
+            "name": "expired",
+            "error": "could not delete endpoint expired: CleanupError: cannot delete expired: "
+            "still in use",
+        }
+    ]
+    actions = {r["name"]: (r["action"], r["reason"]) for r in found["resources"]}
+    assert actions["expired"][0] == "failed"
+    assert actions["untagged"] == ("kept", "not the harness's: no harness-run-id tag")
+    assert actions["foreign"] == ("kept", "not the harness's: no harness-run-id tag")
+    assert actions["fresh"] == actions["old-long-ttl"] == ("kept", "not expired")
+    assert "deleting" not in err and "error:" not in err  # the JSON says it all
+
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["plan"], 141),  # more than a pipe's buffer: the write itself fails
+        (["model-cache"], 141),  # two short lines: the flush at exit fails
+        (["sweep", "--json"], 141),
+        (["plan", "--help"], 0),  # argparse ignores a failed write of the help
+    ],
+)
+def test_a_reader_that_went_away_ends_the_command_quietly(
+    tmp_path: Path, argv: list[str], code: int
+) -> None:
+    """`python -m harness ... | head -1`, with head gone before the first write: no BrokenPipe
+    traceback, no "Exception ignored" at exit, and the shell's 128 + SIGPIPE."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "AZURE_"))}
+    env.update(HARNESS_WORKSPACE=str(tmp_path / "ws"), XDG_CACHE_HOME=str(tmp_path))
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert "BrokenPipe" not in proc.stderr

@@ -123,7 +123,7 @@ def test_the_dataclass_and_both_front_ends_are_built_from_one_declaration() -> N
     declared = [f.name for f in dataclasses.fields(HarnessConfig) if f.name != "sources"]
     assert [option.name for option in OPTIONS] == declared
     parser = argparse.ArgumentParser()
-    add_argparse_options(parser)
+    add_argparse_options(parser, BY_NAME)
     flags = {a.dest: a.option_strings for a in parser._actions if a.dest != "help"}
     assert flags == {option.name: [option.cli] for option in OPTIONS}
     parsed = parser.parse_args(["--workspace=/tmp/w", "--tolerance", "a=1", "--keep-resources"])

@@ -69,6 +69,7 @@ class AzureBackend:
         self.config = config
         self.clients = AzureClients(config, credential, retry_total)
         self.poll_interval_s = 30.0  # between jobs.get calls; tests set 0
+        self.progress_interval_s = 120.0  # between reads of the training's steps (MLflow)
         self._endpoint_pollers: dict[str, Any] = {}  # creations this process started
         self.finetuning_job = config.finetune_route == FINETUNING_JOB
         self.serverless = self.finetuning_job and config.serverless
@@ -135,12 +136,19 @@ class AzureBackend:
         return jobs.submit(self.workspace, job, self.config.experiment_name)
 
     def wait_for_job(self, job: JobRun, timeout_s: float) -> JobRun:
+        progress = metrics.TrainingProgress(
+            self._metrics_store,
+            job.experiment or self.config.experiment_name,
+            job,
+            self.progress_interval_s,
+        )
         return jobs.wait_for_job(
             self.workspace,
             job,
             timeout_s,
             self.poll_interval_s,
             self.config.job_not_responding_grace_s,
+            progress,
         )
 
     def get_job(self, name: str) -> JobRun:
@@ -148,8 +156,12 @@ class AzureBackend:
 
     def job_metrics(self, job: JobRun) -> TrainingMetrics:
         """Both routes' trainer logs to MLflow under the job's root run (``metrics``)."""
-        store = metrics.rest_store(metrics.tracking_uri(self.workspace), self.clients.token)
-        return metrics.job_metrics(store, job.experiment or self.config.experiment_name, job)
+        return metrics.job_metrics(
+            self._metrics_store(), job.experiment or self.config.experiment_name, job
+        )
+
+    def _metrics_store(self) -> Any:
+        return metrics.rest_store(metrics.tracking_uri(self.workspace), self.clients.token)
 
     def register_model(
         self, card: ModelCard, job: JobRun, tags: Mapping[str, str]

@@ -23,6 +23,7 @@ from harness.waiting import Deadline, Heartbeat, short_duration, wait_poller
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
+    from harness.backends.azure.metrics import TrainingProgress
     from harness.backends.base import Compute, JobRun
     from harness.data import PreparedData
     from harness.model_card import ModelCard
@@ -163,9 +164,11 @@ def wait_for_job(
     timeout_s: float,
     poll_interval_s: float,
     not_responding_grace_s: float,
+    progress: TrainingProgress | None = None,
 ) -> JobRun:
     """Poll until Completed, Failed or Canceled; cancel the job at the deadline, or when it
-    stays NotResponding longer than the grace period; only Completed passes."""
+    stays NotResponding longer than the grace period; only Completed passes. ``progress``
+    says the training's steps meanwhile."""
     from harness.backends.base import JOB_FINAL
 
     deadline = Deadline(timeout_s)
@@ -174,6 +177,8 @@ def wait_for_job(
     current = _get(workspace, job.name)
     while (status := status_text(current.status)) not in JOB_FINAL:
         heartbeat.beat(status)
+        if progress is not None:
+            progress.say()
         silent_since = (silent_since or time.monotonic()) if status == NOT_RESPONDING else None
         if silent_since is not None and time.monotonic() - silent_since > not_responding_grace_s:
             _cancel_not_responding(
@@ -183,6 +188,8 @@ def wait_for_job(
             _cancel_at_deadline(workspace, job, timeout_s, status)
         deadline.sleep(poll_interval_s)
         current = _get(workspace, job.name)
+    if progress is not None:
+        progress.say(final=True)  # the points logged since the last poll
     heartbeat.beat(status)
     done = dataclasses.replace(job, status=status, url=str(current.studio_url or job.url))
     if status != "Completed":

@@ -14,7 +14,9 @@ asks the credential for a fresh token on every request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from harness.backends.base import JobRun, TrainingMetrics
 
 TRAINING_MARKER = "epoch"  # only the finetune step's HF Trainer logs it
+WATCHED = ("loss", "eval_loss")  # said while the job runs (TrainingProgress)
+MAX_STEPS = "max_steps"  # a TrainingArguments field, logged as a run parameter
+log = logging.getLogger("harness")
 MAX_RUNS = 1000
 V1, V2 = "/mlflow/v1.0/", "/mlflow/v2.0/"
 
@@ -88,19 +93,30 @@ def job_metrics(store: Any, experiment: str, job: JobRun) -> TrainingMetrics:
     )
 
 
-def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
+def _job_runs(store: Any, experiment: str, job: JobRun) -> list[Any] | None:
+    """Every run under the job's root run, the training run first; None without the
+    experiment."""
     from mlflow.entities import ViewType
 
     found = store.get_experiment_by_name(experiment)
     if found is None:
-        raise JobError(f"MLflow experiment {experiment} of job {job.name} not found; see {job.url}")
+        return None
     runs = list(
         store.search_runs(
             [found.experiment_id], f"tags.mlflow.rootRunId='{job.name}'", ViewType.ALL, MAX_RUNS
         )
     )
+    # the training run is the one that logged ``epoch``; a step's run before the root's copy
+    return sorted(
+        runs, key=lambda r: (TRAINING_MARKER not in r.data.metrics, r.info.run_id == job.name)
+    )
+
+
+def _training_run(store: Any, experiment: str, job: JobRun) -> Any:
+    runs = _job_runs(store, experiment, job)
+    if runs is None:
+        raise JobError(f"MLflow experiment {experiment} of job {job.name} not found; see {job.url}")
     training = [r for r in runs if TRAINING_MARKER in r.data.metrics]
-    training.sort(key=lambda r: r.info.run_id == job.name)  # a step run before the root's copy
     if not training:
         names = ", ".join(sorted(str(r.info.run_name or r.info.run_id) for r in runs)) or "none"
         raise JobError(
@@ -116,3 +132,70 @@ def _history(store: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     return [
         (int(m.step), float(m.value)) for m in sorted(metrics, key=lambda m: (m.step, m.timestamp))
     ]
+
+
+class TrainingProgress:
+    """Says each new point of the training run's loss while the job runs, as the local backend
+    does: ``job NAME step N/TOTAL: loss 1.2345``, or ``step N`` when the run gives no total.
+
+    N is the point's MLflow step, which Hugging Face's ``MLflowCallback.on_log`` sets to the
+    trainer's ``global_step``. TOTAL is the run's ``max_steps`` parameter: ``MLflowCallback.setup``
+    logs the ``TrainingArguments`` as run parameters (transformers
+    ``integrations/integration_utils.py``), and ``max_steps`` bounds the training when it is
+    positive (``--finetune-param max_steps=N``); at its default -1 the trainer counts steps from
+    the epochs and the data, which the run does not log, so no total is shown. The store is
+    asked at most every ``every_s``; a failed read is said once and never fails the wait."""
+
+    def __init__(
+        self, open_store: Callable[[], Any], experiment: str, job: JobRun, every_s: float
+    ) -> None:
+        self.open_store, self.experiment, self.job = open_store, experiment, job
+        self.every_s = every_s
+        self.said: dict[str, int] = dict.fromkeys(WATCHED, -1)
+        self.asked_at, self.asked = time.monotonic(), False
+        self.store: Any = None
+        self.failed = False
+
+    def say(self, final: bool = False) -> None:
+        """Log the points logged since the last time. Not before ``every_s`` has passed: a job
+        over within it costs no query (nor does a replayed one); ``final`` flushes a job that
+        was watched, whatever the interval."""
+        from azure.core.exceptions import AzureError
+        from mlflow.exceptions import MlflowException
+
+        now = time.monotonic()
+        due = now - self.asked_at >= self.every_s or (final and self.asked)
+        if self.failed or not due:
+            return
+        self.asked_at, self.asked = now, True
+        try:
+            self._say_new_points()
+        except (AzureError, MlflowException, JobError) as exc:
+            self.failed = True
+            log.warning(
+                "job %s: its training progress cannot be read (%s); waiting on", self.job.name, exc
+            )
+
+    def _say_new_points(self) -> None:
+        self.store = self.store or self.open_store()
+        runs = _job_runs(self.store, self.experiment, self.job) or []
+        training = [r for r in runs if TRAINING_MARKER in r.data.metrics]
+        if not training:
+            return  # the finetune step has not logged yet
+        run = training[0]
+        total = _total_steps(run.data.params)
+        for key in WATCHED:
+            for step, value in _history(self.store, run.info.run_id, key):
+                if step > self.said[key]:
+                    shown = f"{step}/{total}" if total else str(step)
+                    log.info("job %s step %s: %s %.4f", self.job.name, shown, key, value)
+                    self.said[key] = step
+
+
+def _total_steps(params: Mapping[str, str]) -> int | None:
+    """``max_steps`` when the run logged a positive one (see ``TrainingProgress``)."""
+    try:
+        total = int(params.get(MAX_STEPS, ""))
+    except ValueError:
+        return None
+    return total if total > 0 else None

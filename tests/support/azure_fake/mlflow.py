@@ -4,8 +4,8 @@ The workspace reports ``azureml://{region}.api.azureml.ms/mlflow/v1.0/...``; azu
 1.62 (``azureml/mlflow/__init__.py``) rewrites it to ``/mlflow/v2.0`` for MLflow 2 and 3
 clients, so that is the only path served here: a client still on v1.0 gets no answer. Bodies
 are MLflow's REST API 2.0 (mlflow.org/docs/latest/rest-api.html: experiments/get-by-name,
-runs/search, metrics/get-history). Only the finetune step's Hugging Face Trainer logs metrics;
-the pipeline root shows a copy of them.
+runs/search, metrics/get-history). Only the finetune step's Hugging Face Trainer logs metrics
+(and its arguments as parameters); the pipeline root shows a copy of the metrics.
 """
 
 from __future__ import annotations
@@ -29,11 +29,23 @@ def default_metrics() -> dict[str, list[float]]:
     }
 
 
+def default_params() -> dict[str, str]:
+    """Two of the run parameters the trainer logs: transformers' ``MLflowCallback.setup``
+    (``integrations/integration_utils.py``) logs ``TrainingArguments.to_dict()``, values as
+    text, on the run it logs metrics to; ``max_steps`` is -1 unless the job was given one."""
+    return {"max_steps": "-1", "num_train_epochs": "1"}
+
+
 @dataclass
 class Mlflow:
     scope: Scope
     jobs: Jobs
     metrics: dict[str, list[float]] = field(default_factory=default_metrics)
+    params: dict[str, str] = field(default_factory=default_params)
+    growing: bool = False  # a training still logging: one point more per GET of its job
+
+    def _visible(self, job: str, values: list[float]) -> list[float]:
+        return values[: self.jobs.polls.get(job, 0)] if self.growing else values
 
     def routes(self) -> list[Route]:
         mlf = re.escape(f"{self.scope.region_host}/mlflow/v2.0{self.scope.ws_path}/api/2.0/mlflow")
@@ -66,9 +78,10 @@ class Mlflow:
         for job in self.jobs.jobs:
             ids = [job, *(f"{job}-chat_completion_pipeline-{step}" for step in STEPS)]
             for run_id in ids:
+                shown = {k: self._visible(job, v) for k, v in self._metrics_of(run_id, job).items()}
                 latest = [
                     {"key": k, "value": v[-1], "timestamp": 0, "step": len(v) - 1}
-                    for k, v in self._metrics_of(run_id, job).items()
+                    for k, v in shown.items()
                     if v
                 ]
                 runs.append(
@@ -82,7 +95,11 @@ class Mlflow:
                         },
                         "data": {
                             "metrics": latest,
-                            "params": [],
+                            "params": [
+                                {"key": k, "value": v}
+                                for k, v in self.params.items()
+                                if run_id == self.jobs.training_run_id(job)
+                            ],
                             "tags": [{"key": "mlflow.rootRunId", "value": job}],
                         },
                     }
@@ -103,7 +120,7 @@ class Mlflow:
     def _history(self, call: Call, m: re.Match[str]) -> Reply:
         run_id, key = call.query["run_id"][0], call.query["metric_key"][0]
         job = next((j for j in self.jobs.jobs if run_id == j or run_id.startswith(f"{j}-")), "")
-        values = self._metrics_of(run_id, job).get(key, [])
+        values = self._visible(job, self._metrics_of(run_id, job).get(key, []))
         return json_reply(
             200,
             {
