@@ -18,10 +18,17 @@ the format ``--record-traffic`` writes and ``harness.replay`` reads:
   of test_online_deployment, never excerpted);
 - the excerpts come in the order the steps first use them, each once.
 
+One step has no recording: the SDK's recorded tests never cancel a job when played back, so no
+public recording answers a cancel. Its POST and poll come from the REST API spec's example of
+Jobs_Cancel (tools/rest_api_examples/, in the same entry format; its ``source.kind`` says it is
+a REST API example, and so does every interaction taken from it): the documented answer, not
+recorded traffic.
+
     python tools/sdk_recordings_to_cassette.py [--out tests/cassettes/azure-sdk-assets]
 
 To add a step: copy the recording's entries (from a checkout of azure-sdk-assets) into an
-excerpt next to the others, add the step to STEPS, run this script, and check the replay.
+excerpt next to the others, add the step to STEPS (its ``source``: the excerpt's path under
+tools/, or a list of them), run this script, and check the replay.
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ import yaml
 from harness.backends.azure.scrubbing import Scrubber
 
 TOOLS = Path(__file__).resolve().parent
-EXCERPTS = TOOLS / "sdk_recordings"
 DEFAULT_OUT = TOOLS.parent / "tests" / "cassettes" / "azure-sdk-assets"
 # The test proxy's sanitized hosts, as azure-ai-ml addresses them in the public cloud: ARM, and
 # the registry discovery endpoint (eastus; the recorded answer names its environment eastus).
@@ -68,7 +74,7 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "begin_create_endpoint",
         "args": {"name": "online-ept-6696557f8dec409"},
-        "source": "online_endpoint_e2e.json",
+        "source": "sdk_recordings/online_endpoint_e2e.json",
         "proves": "the harness's workspace GET and endpoint PUT are the routes the live service "
         "answered (200, 201) to azure-ai-ml 1.32, and the harness reads the real 201 body",
         "stops_at": [
@@ -79,7 +85,7 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "begin_create_endpoint",
         "args": {"name": LIFECYCLE},
-        "source": "online_endpoint_lifecycle.json",
+        "source": "sdk_recordings/online_endpoint_lifecycle.json",
         "proves": "endpoint creation: workspace GET, PUT 201 with Azure-AsyncOperation, the "
         "endpoint's GET and its deployments list, as the live service answered them",
         "stops_at": [],
@@ -87,7 +93,7 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "wait_for_endpoint",
         "args": {"name": LIFECYCLE},
-        "source": "online_endpoint_lifecycle.json",
+        "source": "sdk_recordings/online_endpoint_lifecycle.json",
         "proves": "the SDK poller the harness waits on follows the real mfeOperationsStatus "
         "polls (Updating, Updating, Succeeded) and the harness reads the scoring URI",
         "stops_at": [],
@@ -95,7 +101,7 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "endpoint_key_refused",
         "args": {"name": LIFECYCLE},
-        "source": "online_endpoint_lifecycle.json",
+        "source": "sdk_recordings/online_endpoint_lifecycle.json",
         "proves": "get_keys on an AMLToken endpoint answers a token (POST .../token), not "
         "listKeys: the harness says so instead of failing on a missing primary_key",
         "stops_at": [],
@@ -103,7 +109,7 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "delete_endpoint",
         "args": {"name": LIFECYCLE},
-        "source": "online_endpoint_lifecycle.json",
+        "source": "sdk_recordings/online_endpoint_lifecycle.json",
         "proves": "the live DELETE answers 202 with Azure-AsyncOperation and Location, and "
         "the harness's deletion waits through the real polls to Succeeded",
         "stops_at": [],
@@ -117,7 +123,7 @@ STEPS: list[dict[str, Any]] = [
             "model": WS.removeprefix("https://management.azure.com")
             + "/models/1498425f064ef007b4f000a85a5f4645/versions/1",
         },
-        "source": "online_deployment_traffic.json",
+        "source": "sdk_recordings/online_deployment_traffic.json",
         "proves": "the harness's deployment: the SDK's endpoint check, the workspace GET, the "
         "deployment PUT 201 and its real polls to Succeeded, the final GET it reads the state "
         "from, then the traffic update (endpoint GET with its deployments list, PUT, polls, "
@@ -129,7 +135,7 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "endpoint_key",
         "args": {"name": "online-ept-5ce3da3806e04e3", "key": "scrubbed"},
-        "source": "online_deployment_traffic.json",
+        "source": "sdk_recordings/online_deployment_traffic.json",
         "proves": "on a key endpoint the harness's key comes from the real listKeys answer "
         "(POST .../listKeys after the endpoint's GET), its primaryKey read; the value is the "
         "placeholder the SDK's test proxy and this converter's scrubber left",
@@ -138,7 +144,7 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "get_job",
         "args": {"name": SWEEP_JOB, "status": "Running"},
-        "source": "sweep_job_running.json",
+        "source": "sdk_recordings/sweep_job_running.json",
         "proves": "the harness's job GET is the route the live service answered, and it reads "
         "a real job's status and studio URL",
         "stops_at": [],
@@ -146,16 +152,18 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "delete_job",
         "args": {"name": SWEEP_JOB},
-        "source": "sweep_job_running.json",
-        "proves": "teardown reads the job's real status (Running, not final) and asks to cancel "
-        "it; the SDK's tests cancel only when run live, so no public recording answers the "
-        "cancel POST: the step stops at it",
-        "stops_at": [f"POST {WS}/jobs/{SWEEP_JOB}/cancel?"],
+        "source": ["sdk_recordings/sweep_job_running.json", "rest_api_examples/job_cancel.json"],
+        "proves": "teardown reads the job's real status (Running, not final) and cancels it: "
+        "the cancel POST and the poll of its Location are answered by the REST API spec's "
+        "example of Jobs_Cancel (202 with Location), NOT by recorded traffic (the SDK's tests "
+        "cancel only when run live, so no public recording answers a cancel); the harness "
+        "sends the documented POST and waits through the poll",
+        "stops_at": [],
     },
     {
         "step": "registry_refused",
         "args": {"name": "Phi-4", "version": "1", "registry": REGISTRY},
-        "source": "registry_discovery_refused.json",
+        "source": "sdk_recordings/registry_discovery_refused.json",
         "proves": "the harness's registry client asks the live discovery endpoint where the "
         "registry lives, and a 403 there (UnAuthorizedRegistryAccess) becomes the harness's "
         "access error naming the registry and the fix, before any model GET",
@@ -164,7 +172,7 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "registry_model",
         "args": {"name": "test_267902544371", "version": "2", "registry": "testFeed"},
-        "source": "registry_model_get.json",
+        "source": "sdk_recordings/registry_model_get.json",
         "proves": "the harness's foundation-model read of a pinned version: the registry "
         "client's discovery and the raw version GET at the region the discovery answer names "
         "(the SDK's own get_registry_versioned_asset), and the card built from the real body "
@@ -174,7 +182,7 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "create_compute",
         "args": {"name": CLUSTER, "size": "Standard_DS2_v2"},
-        "source": "aml_compute_create_and_delete.json",
+        "source": "sdk_recordings/aml_compute_create_and_delete.json",
         "proves": "the harness's cluster PUT, the computeOperationsStatus polls (InProgress, "
         "Succeeded) and the final GET the harness reads its cluster from. The SDK asks the "
         "workspace's location first (the SDK's own test passed one): that GET is answered by "
@@ -185,14 +193,14 @@ STEPS: list[dict[str, Any]] = [
     {
         "step": "existing_compute",
         "args": {"name": CLUSTER},
-        "source": "aml_compute_create_and_delete.json",
+        "source": "sdk_recordings/aml_compute_create_and_delete.json",
         "proves": "the harness reads a live cluster's GET (size, state) as it is",
         "stops_at": [],
     },
     {
         "step": "delete_compute",
         "args": {"name": CLUSTER},
-        "source": "aml_compute_create_and_delete.json",
+        "source": "sdk_recordings/aml_compute_create_and_delete.json",
         "proves": "the harness's compute DELETE (underlyingResourceAction=Delete) is the one the "
         "live service answered 202 with Azure-AsyncOperation only",
         "stops_at": [  # the SDK's test did not wait for the deletion; the harness does
@@ -255,22 +263,34 @@ def scrubbed(entry: dict[str, Any], scrubber: Scrubber) -> dict[str, Any]:
     return {"request": request, "response": response}
 
 
-def build(excerpts: Path = EXCERPTS) -> dict[str, Any]:
+def _excerpt_names() -> list[str]:
+    """Every excerpt the steps name (a step's ``source`` is one path or a list), once each."""
+    names = [step["source"] for step in STEPS]
+    return list(
+        dict.fromkeys(n for name in names for n in ([name] if isinstance(name, str) else name))
+    )
+
+
+def _where(source: dict[str, Any], index: int) -> str:
+    kind = f"{source['kind']}, not recorded traffic; " if source.get("kind") else ""
+    return f"{source['path']}@{source['commit'][:12]} ({kind}excerpt entry {index})"
+
+
+def build(excerpts: Path = TOOLS) -> dict[str, Any]:
     """The cassette: each excerpt's entries once, in the order the steps first use them."""
     interactions, sources = [], []
     scrubber = Scrubber()
-    for name in dict.fromkeys(step["source"] for step in STEPS):
+    for name in _excerpt_names():
         data = json.loads((excerpts / name).read_text(encoding="utf-8"))
         sources.append(data["source"])
         for index, entry in enumerate(data["Entries"]):
-            where = (
-                f"{data['source']['path']}@{data['source']['commit'][:12]} (excerpt entry {index})"
-            )
+            where = _where(data["source"], index)
             interactions.append(scrubbed(interaction(entry, where, len(interactions)), scrubber))
     meta = {
         "format": 1,
         "kind": "steps",
-        "source": "the Azure SDK team's public recordings of the live service (real traffic)",
+        "source": "the Azure SDK team's public recordings of the live service (real traffic), "
+        "and for a job's cancel the REST API spec's example (the documented answer)",
         "sources": sources,
         "run_id": "sdkassets",
         "model_name": None,
@@ -295,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sdk-recordings.yaml"
     path.write_text(yaml.safe_dump(build(), sort_keys=False, width=100), encoding="utf-8")
-    print(f"wrote {path} from {', '.join(dict.fromkeys(s['source'] for s in STEPS))}")
+    print(f"wrote {path} from {', '.join(_excerpt_names())}")
     return 0
 
 

@@ -5,7 +5,9 @@ Two kinds, and they prove different things (each cassette's metadata says which 
 - ``steps`` (tests/cassettes/azure-sdk-assets/, built by tools/sdk_recordings_to_cassette.py
   from the Azure SDK team's public recordings): REAL traffic of the live service. The harness's
   own steps are replayed against it; the requests they send must be the recorded ones and the
-  real answers must parse. This is what proves the backend.
+  real answers must parse. This is what proves the backend. No recording answers a job cancel:
+  that step's answers are the REST API spec's example (tools/rest_api_examples/), which the
+  interactions' ``source`` says.
 - ``run`` (a whole e2e run, as ``--record-traffic`` writes it; a nightly's cassette committed
   after a human look): the e2e suite is replayed against it. A cassette recorded from the
   project's Azure fake (tests/cassettes/fake-azure-*/) proves only the recorder and replayer,
@@ -144,13 +146,8 @@ def replay_steps(recording: replay.Recording) -> None:
     and the requests left unanswered are exactly the ones the manifest says the recording
     never sent (a background poller may ask after its step returned: they are checked
     together)."""
-    cfg = config.resolve(
-        cli={"backend": "azure", "run_id": recording.meta["run_id"], **recording.meta["settings"]},
-        env={},
-        ini={},
-    )
     player = replay.Player(recording, bool(recording.meta.get("match_api_version", True)))
-    backend = replay.replay_backend(cfg)
+    backend = replay.replay_backend(_settings(recording))
     with replay.playing(player):
         for step in recording.meta["steps"]:
             try:
@@ -169,6 +166,30 @@ def replay_steps(recording: replay.Recording) -> None:
         where for i, (_, _, where) in enumerate(recording.exchanges) if i not in player.played
     ]
     assert not unplayed, f"recorded exchanges no step asked for: {unplayed}"
+
+
+def _settings(recording: replay.Recording) -> config.HarnessConfig:
+    return config.resolve(
+        cli={"backend": "azure", "run_id": recording.meta["run_id"], **recording.meta["settings"]},
+        env={},
+        ini={},
+    )
+
+
+@pytest.mark.usefixtures("imported_before_the_snapshot")
+def test_the_job_cancel_sends_the_request_its_rest_example_answers() -> None:
+    """The SDK-recordings cassette matches across api-versions (older azure-ai-ml recorded it),
+    but the cancel's answers are the REST API spec's example of one api-version
+    (tools/rest_api_examples/job_cancel.json): teardown's cancel must send exactly that POST,
+    and poll the Location the example answers, with api-versions matched this time."""
+    recording = replay.load(CASSETTES / "azure-sdk-assets")
+    step = next(s for s in recording.meta["steps"] if s["step"] == "delete_job")
+    player = replay.Player(recording, match_api_version=True)
+    with replay.playing(player):
+        replay.replay_backend(_settings(recording)).delete_job(step["args"]["name"], 60.0)
+    played = [recording.exchanges[i][1]["harness"]["source"] for i in sorted(player.played)]
+    assert sum("REST API example" in source for source in played) == 2, played
+    assert not player.unanswered, player.unanswered
 
 
 @pytest.mark.parametrize("directory", DIRECTORIES, ids=[d.name for d in DIRECTORIES])

@@ -230,7 +230,9 @@ def _cancel_at_deadline(workspace: MLClient, job: JobRun, timeout_s: float, stat
 
 
 def cancel(workspace: MLClient, name: str, timeout_s: float = CANCEL_WAIT_S) -> None:
-    """Request cancellation and wait briefly for the service to accept it."""
+    """Request cancellation and wait briefly for the service to accept it: the service answers
+    200, or 202 with a ``Location`` the SDK's poller follows (the REST spec's example
+    Job/cancel.json, replayed by tests/cassettes/azure-sdk-assets/)."""
     from azure.core.exceptions import AzureError
 
     deadline = Deadline(min(timeout_s, CANCEL_WAIT_S))

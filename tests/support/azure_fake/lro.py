@@ -15,8 +15,10 @@ them (Azure/azure-sdk-assets python/sdk/ml/azure-ai-ml/tests/recordings/):
 Where no recording exists the shape is authored from the rest-api-specs (stable/2024-04-01) and
 the SDK's generated code (azure-ai-ml ``_restclient/arm_ml_service/operations/_operations.py``,
 the headers each ``_*_initial`` reads): job cancel answers 202 with ``Location`` only (its
-``_cancel_initial`` reads only ``Location`` and ``Retry-After``), that URL answering 202 while
-the work goes on, then 200; a failed operation's status carries ``error: {code, message}``.
+``_cancel_initial`` reads only ``Location`` and ``Retry-After``; the spec's example
+preview/2023-04-01-preview/examples/Job/cancel.json gives 202 with ``Location`` too), that URL
+answering 202 while the work goes on, then 200; a failed operation's status carries
+``error: {code, message}``.
 
 Polling delays come as ``retry-after-ms`` (honoured by azure-core's ``get_retry_after``) rather
 than ARM's ``Retry-After`` seconds, so that tests do not sleep. An operation ends when it is not
