@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def test_the_experimental_check_answers_as_the_sdks_own_without_reading_sources(
 
     monkeypatch.setattr(_experimental, "_should_skip_warning", sdk_rule)
     assert azure.backend.clients.workspace is not None  # building a client installs the walk
-    walk = _experimental._should_skip_warning
+    walk: Callable[[], bool] = _experimental._should_skip_warning
     assert walk is not sdk_rule
 
     def _from_rest_object() -> tuple[bool, bool]:

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Mapping
 from functools import cached_property
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from harness.config import BY_NAME
@@ -59,7 +60,7 @@ def _in_rest_conversion() -> bool:
     The SDK asks ``inspect.stack()``, which reads the source file of every frame, for every
     experimental class built and method called: a twentieth of a second each under pytest's
     deep stacks, most of the unit suite's Azure time."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_name == "_from_rest_object":
             return True
