@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness import data, scoring  # noqa: E402
 from harness.backends.base import JobRun  # noqa: E402
-from harness.backends.local import LocalBackend  # noqa: E402
+from harness.backends.local import LocalBackend, deployments  # noqa: E402
 from harness.backends.local.compute import local_compute  # noqa: E402
 from harness.backends.local.job_files import JobSpec, read_status  # noqa: E402
 from harness.compute import choose_instance_type  # noqa: E402
@@ -328,6 +328,13 @@ JOB_STEPS = (  # the job's own start-up marks, in order (training/__main__.py, f
     ("train_begin", "trainer set-up", False),
     ("first_step", "first optimizer step", False),
 )
+SERVER_STEPS = (  # the server's own start-up marks, in order (server/__main__.py, score.py)
+    ("main", "spawn, Python and the launcher's imports", True),
+    ("server_imported", "azureml-inference-server-http import", False),
+    ("init_started", "gunicorn worker forked, scoring script loaded", False),
+    ("libraries_imported", "torch and transformers imports", False),
+    ("model_loaded", "model and tokenizer loaded", False),
+)
 JOB_MODULES = (
     "harness.backends.local.training.__main__",
     "harness.backends.local.training.finetune",
@@ -363,9 +370,13 @@ def job_startup(backend: LocalBackend, found: dict[str, Any]) -> list[tuple[str,
 
 
 def server_startup(backend: LocalBackend, found: dict[str, Any]) -> list[tuple[str, float, bool]]:
-    """(step, seconds, the harness's own) from "deployment started" to the server answering;
-    the server's own steps are not marked yet: its imports are timed apart (``print_startup``)."""
-    moments = [("spawn, server start, model load, health answer", found["answering"], False)]
+    """(step, seconds, the harness's own) from "deployment started" to the server answering,
+    from the server's own marks (``harness.backends.local.server.mark``); read before the
+    endpoint goes, since the marks live in its temp dir."""
+    path = deployments.startup_marks(backend.ws, found["endpoint"].name)
+    marks = json.loads(path.read_text()) if path.is_file() else {}
+    moments = [(label, float(marks[key]), own) for key, label, own in SERVER_STEPS if key in marks]
+    moments.append(("first health answer (GET / polled every 0.2 s)", found["answering"], False))
     return _steps(found["deploy_started"], moments)
 
 

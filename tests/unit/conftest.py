@@ -128,9 +128,11 @@ PNG_STAND_IN = b"\x89PNG\r\n\x1a\n plot drawn by test_report.py"
 
 @pytest.fixture
 def plots_drawn_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    """For tests of wiring that writes a report (the plugin, a suite against the fake): the two
-    plots, which test_report.py checks, would cost matplotlib a fifth of a second per run."""
+    """For tests of wiring that writes a report (the plugin, a suite against the fake): the
+    plots, which test_report.py and test_history.py check, would cost matplotlib half a second
+    per run."""
     from harness.report import plots
 
     monkeypatch.setattr(plots, "loss_png", lambda report: PNG_STAND_IN)
     monkeypatch.setattr(plots, "timeline_png", lambda report: PNG_STAND_IN)
+    monkeypatch.setattr(plots, "trend_png", lambda report: PNG_STAND_IN)

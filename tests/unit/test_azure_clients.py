@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,30 @@ def test_a_registry_that_cannot_be_discovered_says_what_the_service_said(azure: 
     message = str(failure.value)
     assert "where the registry lives (discovery)" in message and "HTTP 404" in message
     assert "credential" not in message
+
+
+def test_the_experimental_check_answers_as_the_sdks_own_without_reading_sources(
+    azure: AzureRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inspect
+
+    from azure.ai.ml._utils import _experimental
+
+    def sdk_rule() -> bool:  # azure-ai-ml 1.x _experimental.py _should_skip_warning
+        return any(frame.function == "_from_rest_object" for frame in inspect.stack())
+
+    monkeypatch.setattr(_experimental, "_should_skip_warning", sdk_rule)
+    assert azure.backend.clients.workspace is not None  # building a client installs the walk
+    walk: Callable[[], bool] = _experimental._should_skip_warning
+    assert walk is not sdk_rule
+
+    def _from_rest_object() -> tuple[bool, bool]:
+        return walk(), sdk_rule()
+
+    def elsewhere() -> tuple[bool, bool]:
+        return walk(), sdk_rule()
+
+    assert _from_rest_object() == (True, True)
+    assert elsewhere() == (False, False)
+    monkeypatch.setattr(inspect, "stack", lambda *a: pytest.fail("the walk read the stack"))
+    assert walk() is False

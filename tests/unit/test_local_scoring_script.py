@@ -227,3 +227,34 @@ def test_the_launcher_binds_the_unchanged_server_to_loopback(
     )
     assert launcher.main(["--port", "5123"]) == 0
     assert seen == {"host": "127.0.0.1", "argv": ["azmlinfsrv", "--port", "5123"]}
+
+
+def test_the_start_up_marks_come_in_order_and_only_when_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from azureml_inference_server_http import amlserver
+
+    from harness.backends.local.server import KEYS_ENV, STARTUP_ENV, score
+    from harness.backends.local.server import __main__ as launcher
+
+    marks = tmp_path / "startup.json"
+    monkeypatch.setattr(amlserver, "run", lambda: 0)
+    monkeypatch.delenv(STARTUP_ENV, raising=False)
+    assert launcher.main([]) == 0
+    assert not list(tmp_path.iterdir())  # no file unless the deployment asked for one
+    monkeypatch.setenv(STARTUP_ENV, str(marks))
+    monkeypatch.setenv(KEYS_ENV, KEY)
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(tmp_path))
+    monkeypatch.setattr("harness.backends.local.server.generator.Generator", FakeGenerator)
+    monkeypatch.setattr(score, "_state", {})
+    assert launcher.main([]) == 0
+    score.init()
+    steps = json.loads(marks.read_text())
+    assert list(steps) == ["main", "server_imported", "init_started", "model_loaded"]
+    assert list(steps.values()) == sorted(steps.values())
+    assert [p.name for p in tmp_path.iterdir()] == ["startup.json"]
+
+
+class FakeGenerator:
+    def __init__(self, model_dir: Path, device: str) -> None:
+        self.model_dir = model_dir

@@ -34,7 +34,13 @@ from harness.backends.local.processes import (
     spawn,
 )
 from harness.backends.local.processes import stop as stop_process
-from harness.backends.local.server import BIND_HOST, DEVICE_ENV, EXIT_INIT_FAILED, KEYS_ENV
+from harness.backends.local.server import (
+    BIND_HOST,
+    DEVICE_ENV,
+    EXIT_INIT_FAILED,
+    KEYS_ENV,
+    STARTUP_ENV,
+)
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
 from harness.waiting import Deadline, Heartbeat
@@ -77,6 +83,7 @@ def start(
     stop(state)  # one deployment per local endpoint: a new one replaces it
     log = log_path(ws, endpoint)
     scratch = scratch_env(tmp_dir(ws, endpoint), ws.caches)
+    scratch[STARTUP_ENV] = str(startup_marks(ws, endpoint))
     proc = start_server(state, model_dir, device, log, REQUEST_TIMEOUT_MS, scratch)
     record = {
         **fields,
@@ -217,6 +224,11 @@ def log_path(ws: Workspace, endpoint: str) -> Path:
 def tmp_dir(ws: Workspace, endpoint: str) -> Path:
     """The server's temp dir (TMPDIR), deleted with the endpoint."""
     return ws.endpoints / f"{endpoint}.tmp"
+
+
+def startup_marks(ws: Workspace, endpoint: str) -> Path:
+    """The server's start-up moments (``server.mark``), in its temp dir: gone with it."""
+    return tmp_dir(ws, endpoint) / "startup.json"
 
 
 def server_gone(ws: Workspace, endpoint: str, proc: Child | None) -> str | None:

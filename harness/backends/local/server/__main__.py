@@ -10,11 +10,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from harness.backends.local.server import BIND_HOST
+from harness.backends.local.server import BIND_HOST, mark
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    mark("main")
     from azureml_inference_server_http import amlserver
+
+    mark("server_imported")
 
     amlserver.DEFAULT_HOST = BIND_HOST  # type: ignore[attr-defined]
     sys.argv = ["azmlinfsrv", *(sys.argv[1:] if argv is None else argv)]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.local.mlflow_model import hf_paths
+from harness.backends.local.server import mark
 from harness.backends.local.server.contract import ChatRequest, Generation
 
 
@@ -20,6 +21,7 @@ class Generator:
         import torch
         import transformers
 
+        mark("libraries_imported")
         hf: Any = transformers  # partly typed; the model classes are dynamic
 
         model_path, tokenizer_path = hf_paths(model_dir)

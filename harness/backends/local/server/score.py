@@ -14,12 +14,13 @@ from typing import Any
 from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
 
-from harness.backends.local.server import DEVICE_ENV, KEYS_ENV, contract
+from harness.backends.local.server import DEVICE_ENV, KEYS_ENV, contract, mark
 
 _state: dict[str, Any] = {}
 
 
 def init() -> None:
+    mark("init_started")
     from harness.backends.local.server.generator import Generator
 
     keys = [key for key in os.environ.get(KEYS_ENV, "").split(",") if key]
@@ -31,6 +32,7 @@ def init() -> None:
     _state["generate"] = Generator(
         Path(os.environ["AZUREML_MODEL_DIR"]), os.environ.get(DEVICE_ENV, "cpu")
     )
+    mark("model_loaded")
 
 
 @rawhttp  # type: ignore[untyped-decorator]
