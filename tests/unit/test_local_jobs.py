@@ -314,9 +314,14 @@ def test_a_child_forked_while_its_parent_is_stopped_is_asked_to_stop_too(tmp_pat
     deadline = time.monotonic() + 30
     while b"ready" not in (tmp_path / "log").read_bytes() and time.monotonic() < deadline:
         time.sleep(0.01)
+    started = time.monotonic()
     assert stop(proc.record, grace_s=30)  # returns once all are gone; SIGKILL only after 30 s
-    proc.wait()
-    assert (tmp_path / "child.txt").exists() and (tmp_path / "term.txt").exists()
+    stopped_s, code = time.monotonic() - started, proc.wait()
+    seen = sorted(p.name for p in tmp_path.iterdir())
+    why = f"stop took {stopped_s:.1f} s, leader exit {code}, files {seen}, log:\n" + (
+        tmp_path / "log"
+    ).read_text(errors="replace")
+    assert (tmp_path / "child.txt").exists() and (tmp_path / "term.txt").exists(), why
     assert not group_members(proc.pid)
 
 
