@@ -11,13 +11,20 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Generator
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.backends.base import dead_parts
 from harness.lifecycle import ResourceTracker
+
+if TYPE_CHECKING:
+    from harness.backends.base import Backend
+
+WATCH_S = 0.5  # how often the xdist controller looks for a dead job or server
 
 
 class Signals:
@@ -31,7 +38,8 @@ class Signals:
     end of that teardown. A second signal starts no more deletions and names what is left
     for the sweep. The xdist controller passes the first signal on to its workers, which
     are its child processes, so that they stop now instead of when the controller's
-    shutdown gives up waiting for them.
+    shutdown gives up waiting for them. A dead worker, job or server ends an xdist run the
+    same way (``end_run``).
     """
 
     def __init__(
@@ -45,6 +53,8 @@ class Signals:
         self.coordinator, self.delete_recorded = coordinator, delete_recorded
         self.previous: dict[int, Any] = {}
         self.signalled = False
+        self.ended = False  # something the run needs died (see end_run)
+        self.ended_by = ""  # what died, for the report's reason
         self.safe = True  # raising now unwinds into pytest's handling of Ctrl-C
         self.finishing = False  # pytest_sessionfinish and after: never raise
         self.deferred = False  # to raise at the end of the test phase under way
@@ -61,7 +71,7 @@ class Signals:
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-        if not self.signalled:  # e.g. a pytester run inside another pytest
+        if not (self.signalled or self.ended):  # e.g. a pytester run inside another pytest
             atexit.unregister(self._exit_now)
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
@@ -106,17 +116,14 @@ class Signals:
         recorded meanwhile is deleted once they are gone."""
         self.finishing = True
         yield
-        if self.signalled:
+        if self.signalled or self.ended:
             self.delete_recorded()
         self.exitstatus = int(session.exitstatus)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
         """xdist, in the controller: a worker that died (SIGKILL, the OOM killer, a crash) ends
-        the run now, as an interruption does, instead of leaving the others to wait for what it
-        would have made: its tests are reported as crashed, the others are stopped, no worker
-        replaces it (it could only fail on what the dead one left half-made), and what the run
-        created is deleted. ``keyboard-interrupt`` is a worker ending on our own signal."""
+        the run. ``keyboard-interrupt`` is a worker ending on our own signal."""
         if error is None or error == "keyboard-interrupt" or self.signalled:
             return
         if not (self.coordinator and self.tracker.progress.used):
@@ -124,9 +131,37 @@ class Signals:
         from harness.fixtures import CONFIG
 
         log = self.config.stash[CONFIG].report_dir / "harness.log"
+        what = f"pytest-xdist worker {node.gateway.id} died ({error})"
+        self.end_run(what, f"its log lines are in {log}")
+
+    def watch_parts(self, backend: Backend) -> None:
+        """The controller's thread, once its workers use the harness and until the session
+        ends: a job or a deployed server of the run that dies on its own ends the run as a
+        dead worker does (``backend.dead_parts``), instead of each worker finding out one
+        test at a time while the other goes on with work that can no longer count."""
+        while not (self.finishing or self.signalled or self.ended):
+            try:
+                dead = dead_parts(backend)
+            except Exception as exc:  # a thread: say why it stopped watching, no traceback
+                logging.getLogger("harness").warning("stopped watching the run's parts: %s", exc)
+                return
+            if dead:
+                self.end_run(dead[0])
+                return
+            time.sleep(WATCH_S)
+
+    def end_run(self, what: str, where: str = "") -> None:
+        """Something the run needs died: end the run now, as an interruption does. Its tests
+        are reported as failed or interrupted, the workers are stopped (SIGTERM), no worker
+        replaces a dead one (it could only fail on what the dead one left half-made), what
+        the run created is deleted, and every process exits without Python's finalization."""
+        if self.ended or self.finishing or self.signalled:
+            return
+        self.ended = True
+        self.ended_by = what
         text = (
-            f"pytest-xdist worker {node.gateway.id} died ({error}); ending the run: the other "
-            f"workers are stopped and what the run created is deleted; its log lines are in {log}"
+            f"{what}; ending the run: the workers are stopped and what the run created is "
+            "deleted" + (f"; {where}" if where else "")
         )
         self._say(f"harness: {text}")
         self.tracker.progress.record_if_used("note", level="error", text=text)
@@ -135,12 +170,13 @@ class Signals:
         _signal_children(signal.SIGTERM)
 
     def _exit_now(self) -> None:
-        """atexit, in an interrupted run: exit without Python's finalization, which takes
-        seconds once mlflow and datasets are loaded, while CI's SIGKILL is on its way (and
-        the xdist controller waits for its workers). Everything was written and deleted.
+        """atexit, in an interrupted run or one that something dead ended (``end_run``): exit
+        without Python's finalization, which takes seconds once mlflow and datasets are
+        loaded, while CI's SIGKILL is on its way (and the xdist controller waits for its
+        workers). Everything was written and deleted.
         A session that never used the harness exits as Python does (other plugins' atexit
         work, coverage data say, must not be skipped on its account)."""
-        if self.signalled and self.tracker.progress.used:
+        if (self.signalled or self.ended) and self.tracker.progress.used:
             logging.shutdown()
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()

@@ -61,6 +61,27 @@ def test_under_xdist_resources_are_created_once_and_deleted_once(
     assert len(workers) == 3  # two workers used the backend; the coordinator cleaned up
 
 
+def test_a_part_that_dies_ends_an_xdist_run_without_waiting_for_the_workers(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job dies while a worker waits for it (30 s here): the controller, watching the
+    run's parts, names what died and ends the run at once; the worker never gets to the
+    model, everything created is deleted, and the report says why the run ended."""
+    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30")
+    monkeypatch.setenv("HARNESS_FAKE_DIES", "wait_for_job")
+    result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
+    died = "fake job died in wait_for_job (exit code -9: killed by SIGKILL); log fake://job"
+    result.stdout.fnmatch_lines(
+        [f"harness: {died}; ending the run: the workers are stopped and what the run created *"]
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert created(events)["model"] == 0  # the waiting worker was stopped, not waited for
+    assert set(balance(events).values()) == {0}, read_events(events)
+    written = report(pytester)
+    assert written["run"]["verdict"] == "interrupted" and written["run"]["reason"] == died
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_still_tears_down(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
