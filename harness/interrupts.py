@@ -25,18 +25,24 @@ if TYPE_CHECKING:
     from harness.backends.base import Backend
 
 WATCH_S = 0.5  # how often the xdist controller looks for a dead job or server
+RETRY_S = 0.05  # a signal that came during a finalizer is handled again this much later
 
 
 class Signals:
     """Ctrl-C and SIGTERM end the run as Ctrl-C does, and its teardown still runs.
 
     CI cancels a job with SIGINT, SIGTERM about 7.5 s later, then SIGKILL. The first signal
-    raises KeyboardInterrupt where that is safe (collection, a test's setup or call), so
-    pytest's teardown runs and hurries (see ResourceTracker.delete); where an exception would
-    break a deletion half-way or escape pytest as a traceback (a deletion, a teardown,
-    ``pytest_sessionfinish`` and after), it only makes the rest hurry and is raised at the
-    end of that teardown. A second signal starts no more deletions and names what is left
-    for the sweep. The xdist controller passes the first signal on to its workers, which
+    raises KeyboardInterrupt where that is safe (a test's setup or call, where the fixtures
+    wait), so pytest's teardown runs and hurries (see ResourceTracker.delete). Anywhere else
+    an exception would break a deletion half-way or escape as a traceback: in a teardown, it
+    only makes the rest hurry and is raised at the end of that teardown; in pytest's own work
+    between phases (collection, writing a test's report: an exception inside its ``ast``
+    calls is a SystemError, an INTERNALERROR), it is raised at the start of the next setup
+    or call; in a finalizer (where Python would print it as "Exception ignored" and drop it),
+    it is handled again a moment later; from ``pytest_sessionfinish`` on, never. (The xdist
+    controller runs no test and only waits for its workers: it is interrupted at once.)
+    A second signal starts no more deletions and names what is left for the sweep. The
+    xdist controller passes the first signal on to its workers, which
     are its child processes, so that they stop now instead of when the controller's
     shutdown gives up waiting for them. A dead worker, job or server ends an xdist run the
     same way (``end_run``).
@@ -55,9 +61,10 @@ class Signals:
         self.signalled = False
         self.ended = False  # something the run needs died (see end_run)
         self.ended_by = ""  # what died, for the report's reason
-        self.safe = True  # raising now unwinds into pytest's handling of Ctrl-C
+        self.safe = coordinator  # raising now unwinds into pytest's handling of Ctrl-C
         self.finishing = False  # pytest_sessionfinish and after: never raise
         self.deferred = False  # to raise at the end of the test phase under way
+        self.retrying = False  # the first signal, sent again (it came during a finalizer)
         self.exitstatus = int(pytest.ExitCode.INTERRUPTED)
 
     def install(self) -> None:
@@ -75,27 +82,35 @@ class Signals:
             atexit.unregister(self._exit_now)
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signalled:
+        if self.signalled and not self.retrying:
             self.tracker.abandon()
             return
-        self.signalled = self.tracker.interrupted = True
-        if self.coordinator:
+        if not self.signalled and self.coordinator:
             _signal_children(signal.SIGTERM)
+        self.signalled = self.tracker.interrupted = True
+        self.retrying = False
         if self.finishing:
             return
         if self.safe and not self.tracker.deleting:
-            raise KeyboardInterrupt(f"signal {signum}")
+            if not _in_finalizer(frame):
+                raise KeyboardInterrupt(f"signal {signum}")
+            self.retrying = True  # the same signal again in a moment, out of the finalizer
+            threading.Timer(RETRY_S, os.kill, (os.getpid(), signum)).start()
+            return
         self.deferred = True
 
     def _phase(self, safe: bool) -> Generator[None, Any, Any]:
+        if safe and self.deferred:  # a signal came while pytest worked between phases
+            self.deferred = False
+            raise KeyboardInterrupt("signal between tests")
         self.safe = safe
         try:
             return (yield)
         finally:
-            self.safe = True
+            self.safe = self.coordinator
             if self.deferred:
                 self.deferred = False
-                raise KeyboardInterrupt("signal during a deletion or teardown")
+                raise KeyboardInterrupt("signal during a deletion, a teardown or a finalizer")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self) -> Generator[None, Any, Any]:
@@ -191,6 +206,19 @@ class Signals:
                 writer.line()
             writer.line(line, yellow=True)
             writer.flush()
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    """Whether the signal came while a finalizer ran (``__del__``, a ``weakref.finalize``
+    callback): an exception raised there is printed as "Exception ignored" and lost."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (
+            code.co_name == "__call__" and code.co_filename.endswith("weakref.py")
+        ):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _no_replacement(config: pytest.Config) -> None:
