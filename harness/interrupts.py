@@ -33,19 +33,18 @@ class Signals:
 
     CI cancels a job with SIGINT, SIGTERM about 7.5 s later, then SIGKILL. The first signal
     raises KeyboardInterrupt where that is safe (a test's setup or call, where the fixtures
-    wait), so pytest's teardown runs and hurries (see ResourceTracker.delete). Anywhere else
-    an exception would break a deletion half-way or escape as a traceback: in a teardown, it
-    only makes the rest hurry and is raised at the end of that teardown; in pytest's own work
-    between phases (collection, writing a test's report: an exception inside its ``ast``
-    calls is a SystemError, an INTERNALERROR), it is raised at the start of the next setup
-    or call; in a finalizer (where Python would print it as "Exception ignored" and drop it),
-    it is handled again a moment later; from ``pytest_sessionfinish`` on, never. (The xdist
-    controller runs no test and only waits for its workers: it is interrupted at once.)
-    A second signal starts no more deletions and names what is left for the sweep. The
-    xdist controller passes the first signal on to its workers, which
-    are its child processes, so that they stop now instead of when the controller's
-    shutdown gives up waiting for them. A dead worker, job or server ends an xdist run the
-    same way (``end_run``).
+    wait), so pytest's teardown runs and hurries (see ResourceTracker.delete). Elsewhere an
+    exception would break a deletion half-way or escape as a traceback, so it is raised
+    later: at the end of a teardown (which only hurries meanwhile); at the start of the next
+    setup or call when pytest was writing a report (an exception inside its ``ast`` calls is
+    a SystemError, an INTERNALERROR); at the end of collection (which rewrites modules with
+    ``ast`` too); a moment later when a finalizer ran (Python would print the exception as
+    "Exception ignored" and drop it); from ``pytest_sessionfinish`` on, never. The xdist
+    controller runs no test and only waits for its workers: it is interrupted at once. A
+    second signal starts no more deletions and names what is left for the sweep. The xdist
+    controller passes the first signal on to its workers, which are its child processes, so
+    that they stop now instead of when the controller's shutdown gives up waiting for them.
+    A dead worker, job or server ends an xdist run the same way (``end_run``).
     """
 
     def __init__(
@@ -111,6 +110,12 @@ class Signals:
             if self.deferred:
                 self.deferred = False
                 raise KeyboardInterrupt("signal during a deletion, a teardown or a finalizer")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection(self) -> Generator[None, Any, Any]:
+        """Collection imports and rewrites test modules (``ast``): a signal takes effect when
+        it ends."""
+        return (yield from self._phase(safe=False))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self) -> Generator[None, Any, Any]:
