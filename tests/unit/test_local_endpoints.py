@@ -201,3 +201,24 @@ def test_a_deployed_server_of_the_run_that_died_is_a_dead_part(ws: Workspace) ->
     live.kill()
     live.wait()
     assert len(deployments.dead_servers(ws, "run1")) == 2
+
+
+def test_the_local_backend_names_its_runs_dead_parts_and_other_backends_have_none(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the xdist controller asks (``base.dead_parts``): the local backend's dead server of
+    its own run; a backend without the step (Azure, a user's) answers nothing."""
+    from harness import config
+    from harness.backends.base import dead_parts
+    from harness.backends.local import LocalBackend
+
+    monkeypatch.setattr(Workspace, "warm_up", lambda self: None)  # seconds of CPU, unused
+    cli = {"workspace_dir": str(ws.root), "run_id": "hrun1"}
+    backend = LocalBackend(config.resolve(cli=cli, env={}, ini={}))
+    state = endpoints.create(ws, "ep-dead", ownership_tags("hrun1", 1.0))
+    deployment = {"process": dead_process(), "provisioning_state": "Succeeded"}
+    endpoints.save(ws, replace(state, deployment=deployment))
+    assert dead_parts(backend) == deployments.dead_servers(ws, "hrun1")
+    assert len(dead_parts(backend)) == 1
+    assert dead_parts(object()) == []  # type: ignore[arg-type]
+    backend.close(stop_owned=False)
