@@ -67,10 +67,11 @@ def pytest_configure(config: pytest.Config) -> None:
         keep_on_failure=cfg.keep_resources,
         progress=progress,
     )
-    config.pluginmanager.register(_RunWatch(config, tracker, progress), "harness-run-watch")
     signals = config.stash[SIGNALS] = Signals(
         config, tracker, _is_coordinator(config), lambda: _delete_recorded(config)
     )
+    watch = _RunWatch(config, tracker, progress, signals)
+    config.pluginmanager.register(watch, "harness-run-watch")
     config.pluginmanager.register(signals, "harness-signals")
     signals.install()
     if cfg.record_traffic is not None:
@@ -155,8 +156,10 @@ class _RunWatch:
     exists; under xdist the controller sees every worker's reports). Every test's outcome
     goes into the run record, from the process that sees them all."""
 
-    def __init__(self, config: pytest.Config, tracker: ResourceTracker, progress: Progress) -> None:
-        self.config, self.tracker, self.progress = config, tracker, progress
+    def __init__(
+        self, config: pytest.Config, tracker: ResourceTracker, progress: Progress, signals: Signals
+    ) -> None:
+        self.config, self.tracker, self.progress, self.signals = config, tracker, progress, signals
         self.worker, self.joined = is_xdist_worker(config), threading.Event()
 
     def pytest_sessionstart(self) -> None:
@@ -165,11 +168,14 @@ class _RunWatch:
 
     def _watch(self) -> None:
         """The xdist controller learns that its workers use the harness from the run's record
-        (the first step of a worker writes it), long before the first test report."""
+        (the first step of a worker writes it), long before the first test report; from then
+        on it watches the run's jobs and servers (a dead one ends the run)."""
         while not self.joined.is_set():
             if self.progress.used:
                 self._join_run()
             self.joined.wait(WATCH_S)
+        if self.tracker.backend is not None:
+            self.signals.watch_parts(self.tracker.backend)
 
     def pytest_keyboard_interrupt(self) -> None:
         self.tracker.interrupted = True
@@ -278,8 +284,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def _finish(session: pytest.Session, interrupted: bool) -> None:
     """Write the report whatever happened; a failure here is said, never raised."""
     config, cfg = session.config, session.config.stash[CONFIG]
+    ended_by = config.stash[SIGNALS].ended_by  # a dead worker, job or server ended the run
     config.stash[PROGRESS].record(
-        "run_ended", exit_status=int(session.exitstatus), interrupted=interrupted
+        "run_ended",
+        exit_status=int(session.exitstatus),
+        interrupted=interrupted,
+        **({"reason": ended_by} if ended_by else {}),
     )
     try:
         finished = config.stash[FINISHED] = verdict.finish(cfg, interrupted)

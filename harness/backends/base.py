@@ -348,3 +348,12 @@ def delete_resource(backend: Backend, kind: ResourceKind, name: str, timeout_s: 
         ResourceKind.ENDPOINT: backend.delete_endpoint,
     }
     deleters[ResourceKind(kind)](name, timeout_s)
+
+
+def dead_parts(backend: Backend) -> list[str]:
+    """What ``backend.dead_parts()`` finds of the run's processes that died on their own, each
+    in a line naming it, how it ended and its log; an optional step, for a backend that runs
+    them itself (local). Elsewhere nothing: Azure reports a failed job or deployment in its
+    own states, and a user's backend need not have the step."""
+    probe = getattr(backend, "dead_parts", None)
+    return list(probe()) if callable(probe) else []

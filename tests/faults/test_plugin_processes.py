@@ -61,6 +61,27 @@ def test_under_xdist_resources_are_created_once_and_deleted_once(
     assert len(workers) == 3  # two workers used the backend; the coordinator cleaned up
 
 
+def test_a_part_that_dies_ends_an_xdist_run_without_waiting_for_the_workers(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job dies while a worker waits for it (30 s here): the controller, watching the
+    run's parts, names what died and ends the run at once; the worker never gets to the
+    model, everything created is deleted, and the report says why the run ended."""
+    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30")
+    monkeypatch.setenv("HARNESS_FAKE_DIES", "wait_for_job")
+    result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
+    died = "fake job died in wait_for_job (exit code -9: killed by SIGKILL); log fake://job"
+    result.stdout.fnmatch_lines(
+        [f"harness: {died}; ending the run: the workers are stopped and what the run created *"]
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert created(events)["model"] == 0  # the waiting worker was stopped, not waited for
+    assert set(balance(events).values()) == {0}, read_events(events)
+    written = report(pytester)
+    assert written["run"]["verdict"] == "interrupted" and written["run"]["reason"] == died
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_still_tears_down(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
@@ -100,6 +121,65 @@ def test_sigint_then_sigterm_during_teardown_names_what_is_left(
     assert deleted == {"job", "endpoint"}  # the endpoint's was under way
     left = "harness: left for `python -m harness sweep` after a second signal:"
     assert f"{left} endpoint ep-" in output and f"{left} compute local" in output
+
+
+# SIGINT at a moment no timer can hit on purpose, made deterministic: while pytest writes the
+# report of a failed test (its traceback formatting calls ``ast``: an exception raised there
+# by a signal handler was an INTERNALERROR, the report lost), and while a finalizer runs in
+# a test (Python prints an exception raised there as "Exception ignored" and drops it)
+SIGNAL_AT_MOMENT = """
+import os, signal, time, weakref
+import pytest
+
+FAILING = "test_eval_loss_after_finetuning_is_lower_than_before"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    if "{moment}" == "report" and item.name == FAILING and call.when == "call":
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs here, before pytest formats the report
+    return (yield)
+
+
+class Held:
+    pass
+
+
+def _in_finalizer():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.01)  # the handler runs here, inside the finalizer
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    if "{moment}" == "finalizer" and item.name == FAILING:
+        held = Held()
+        weakref.finalize(held, _in_finalizer)
+        del held
+    return (yield)
+"""
+
+
+@pytest.mark.parametrize("moment", ["report", "finalizer"])
+def test_a_signal_while_pytest_reports_or_a_finalizer_runs_interrupts_cleanly(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    """The signal is not lost and breaks nothing: the failed test is reported whole, the run
+    is interrupted at the next test, with no traceback, and its resources are deleted."""
+    monkeypatch.setenv("HARNESS_FAKE_EVAL_LOSS", "9.9")  # the quality gate fails
+    pytester.makepyfile(signal_at_moment=SIGNAL_AT_MOMENT.format(moment=moment))
+    argv = [sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "signal_at_moment"]
+    process = pytester.popen([*argv, "-rf"], stdin=-1)
+    out, _ = process.communicate(timeout=120)
+    output = out.decode()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output and "INTERNALERROR" not in output, output
+    assert "Exception ignored" not in output, output
+    if moment == "report":
+        assert "FAILED e2e/test_acceptance_copy.py::test_eval_loss_after_finetuning" in output
+    assert report(pytester)["run"]["verdict"] == "interrupted"
+    assert set(balance(events).values()) == {0}, read_events(events)
 
 
 SIGNAL_AT_END = """

@@ -5,7 +5,9 @@ them across processes (xdist workers, a signalled subprocess). ``HARNESS_FAKE_FA
 makes that step raise after its resource exists (a half-created resource; `invoke_timeout`:
 no scoring request is answered);
 ``HARNESS_FAKE_SLEEP=<step>:<seconds>[,<step>:<seconds>]`` makes steps slow, to signal the
-run meanwhile (a slow deletion: a signal during teardown).
+run meanwhile (a slow deletion: a signal during teardown);
+``HARNESS_FAKE_DIES=<step>`` makes ``dead_parts`` report the job dead once any process sleeps
+in that step (the local backend's job killed while its worker waits for it).
 """
 
 from __future__ import annotations
@@ -213,6 +215,14 @@ class FakeBackend:
         self._event("delete", "compute", name, timeout_s)
 
     def list_owned_resources(self) -> Sequence[OwnedResource]:
+        return []
+
+    def dead_parts(self) -> list[str]:
+        """The job, once any process (a worker) sleeps in step ``HARNESS_FAKE_DIES``."""
+        step = os.environ.get("HARNESS_FAKE_DIES")
+        events = read_events(self.events)
+        if step and any(e["event"] == "sleeping" and e["kind"] == step for e in events):
+            return [f"fake job died in {step} (exit code -9: killed by SIGKILL); log fake://job"]
         return []
 
     def close(self, stop_owned: bool) -> None:

@@ -177,3 +177,48 @@ def test_scoring_a_server_that_died_says_it_exited_with_its_log(
         backend.invoke(state.handle(), deployment, {"input_data": {}})
     assert "CUDA error: out of memory" in str(raised.value)
     backend.close(stop_owned=True)
+
+
+def test_a_deployed_server_of_the_run_that_died_is_a_dead_part(ws: Workspace) -> None:
+    """Only a server whose deployment succeeded and that no longer runs: one still loading
+    fails its own deployment, another run's is not this run's, a live one serves."""
+    tags, theirs = ownership_tags("run1", 1.0), ownership_tags("run2", 1.0)
+    live = spawn(["sleep", "30"], ws.root / "live.log", {}, ws.root)
+    for name, owner, process, state in (
+        ("ep-dead", tags, dead_process(), "Succeeded"),
+        ("ep-loading", tags, dead_process(), "Creating"),
+        ("ep-theirs", theirs, dead_process(), "Succeeded"),
+        ("ep-live", tags, live.record.to_dict(), "Succeeded"),
+    ):
+        made = endpoints.create(ws, name, owner)
+        deployment = {"process": process, "provisioning_state": state}
+        endpoints.save(ws, replace(made, deployment=deployment))
+    log = deployments.log_path(ws, "ep-dead")
+    assert deployments.dead_servers(ws, "run1") == [
+        "inference server of endpoint ep-dead is not running: it exited (exit code unknown: "
+        f"another process started it); log {log}"
+    ]
+    live.kill()
+    live.wait()
+    assert len(deployments.dead_servers(ws, "run1")) == 2
+
+
+def test_the_local_backend_names_its_runs_dead_parts_and_other_backends_have_none(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the xdist controller asks (``base.dead_parts``): the local backend's dead server of
+    its own run; a backend without the step (Azure, a user's) answers nothing."""
+    from harness import config
+    from harness.backends.base import dead_parts
+    from harness.backends.local import LocalBackend
+
+    monkeypatch.setattr(Workspace, "warm_up", lambda self: None)  # seconds of CPU, unused
+    cli = {"workspace_dir": str(ws.root), "run_id": "hrun1"}
+    backend = LocalBackend(config.resolve(cli=cli, env={}, ini={}))
+    state = endpoints.create(ws, "ep-dead", ownership_tags("hrun1", 1.0))
+    deployment = {"process": dead_process(), "provisioning_state": "Succeeded"}
+    endpoints.save(ws, replace(state, deployment=deployment))
+    assert dead_parts(backend) == deployments.dead_servers(ws, "hrun1")
+    assert len(dead_parts(backend)) == 1
+    assert dead_parts(object()) == []  # type: ignore[arg-type]
+    backend.close(stop_owned=False)

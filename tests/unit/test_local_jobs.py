@@ -23,6 +23,7 @@ from harness.backends.local.jobs import Jobs
 from harness.backends.local.processes import group_members, pid_alive, spawn, stop
 from harness.backends.local.workspace import Workspace
 from harness.errors import JobError
+from harness.naming import ownership_tags
 
 
 class RecordingJobs(Jobs):
@@ -379,3 +380,35 @@ def test_the_job_marks_when_training_began_and_its_first_step_ended() -> None:
     callback.on_step_end(None, None, None)
     assert set(marks) == {"train_begin", "first_step"} and marks == first
     assert marks["train_begin"] <= marks["first_step"]
+
+
+def test_a_killed_job_of_the_run_is_found_dead_by_its_waiter_and_by_any_other_process(
+    jobs: RecordingJobs,
+) -> None:
+    """SIGKILL of a running job: another process (the xdist controller, which did not start
+    it) finds it dead without marking it; its waiter marks it with the exit code, which every
+    process then reports. A job of another run, a finished one and one the harness is
+    stopping are not dead parts of this run."""
+    tags = {"tags": ownership_tags("run1", 1.0), "display_name": "tiny-job"}
+    other = {"tags": ownership_tags("run2", 1.0)}
+    for name, info in (("killed", tags), ("other", other), ("done", tags), ("stopping", tags)):
+        jobs.start(spec(jobs.ws, name), info, argv=["sleep", "30"])
+    write_status(jobs.ws.jobs / "done", "Completed")
+    write_status(jobs.ws.jobs / "stopping", "CancelRequested")
+    watcher = Jobs(jobs.ws)
+    assert watcher.died("run1") == []
+    for proc in jobs.procs.values():
+        proc.kill()
+        proc.wait()
+    log = jobs.ws.jobs / "killed" / "job.log"
+    unknown = "exited (exit code unknown: another process started it) without reporting a result"
+    assert watcher.died("run1") == [
+        f"fine-tune job killed (tiny-job) died: the job process {unknown}; log {log}"
+    ]
+    assert "died" not in read_status(jobs.ws.jobs / "killed")  # only looked
+    with pytest.raises(JobError, match=r"exited \(exit code -9: killed by SIGKILL\)"):
+        jobs.wait(jobs.get("killed"), 10)
+    assert watcher.died("run1") == [
+        "fine-tune job killed (tiny-job) died: the job process exited (exit code -9: killed "
+        f"by SIGKILL) without reporting a result; log {log}"
+    ]

@@ -204,6 +204,12 @@ class LocalBackend:
     def list_owned_resources(self) -> Sequence[OwnedResource]:
         return sweep.owned(self.ws)
 
+    def dead_parts(self) -> list[str]:
+        """This run's jobs and deployed servers that died on their own (see
+        ``harness.backends.base.dead_parts``): the xdist controller ends the run on one."""
+        run_id = self.config.run_id
+        return [*self.jobs.died(run_id), *deployments.dead_servers(self.ws, run_id)]
+
     def close(self, stop_owned: bool) -> None:
         """With ``stop_owned``, stop every job and server this instance started (idempotent).
 

@@ -12,7 +12,6 @@ during the wait leaves a server that the sweep finds.
 from __future__ import annotations
 
 import shutil
-import signal
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from harness.backends.local.processes import (
     Child,
     alive,
     child_env,
+    exit_description,
     log_tail,
     python,
     scratch_env,
@@ -43,6 +43,7 @@ from harness.backends.local.server import (
 )
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
+from harness.naming import TAG_RUN_ID
 from harness.waiting import Deadline, Heartbeat
 
 PROBE_TIMEOUT_S = 1.0
@@ -237,17 +238,32 @@ def server_gone(ws: Workspace, endpoint: str, proc: Child | None) -> str | None:
     state = endpoints.load(ws, endpoint)
     if state is None or state.process is None or alive(state.process):
         return None
-    code = proc.poll() if proc is not None else None
-    if code is None:
-        how = "exit code unknown: another process started it"
-    elif code < 0:
-        how = f"exit code {code}: killed by {signal.Signals(-code).name}"
-    else:
-        how = f"exit code {code}"
     log = log_path(ws, endpoint)
+    code = proc.poll() if proc is not None else None
     return (
-        f"the inference server of endpoint {endpoint} is not running: it exited ({how}); "
-        f"log {log}:\n{log_tail(log)}\nfix the cause shown in the log and deploy again"
+        f"the {_not_running(endpoint, code)}; log {log}:\n{log_tail(log)}\n"
+        "fix the cause shown in the log and deploy again"
+    )
+
+
+def dead_servers(ws: Workspace, run_id: str) -> list[str]:
+    """The servers of run ``run_id`` that stopped on their own (SIGKILL, the OOM killer, a
+    crash) after their deployment succeeded, each named with its log: nothing of the run
+    stops a deployed server before its teardown, so any other process can tell."""
+    return [
+        f"{_not_running(state.name, None)}; log {log_path(ws, state.name)}"
+        for state in endpoints.all_states(ws)
+        if state.tags.get(TAG_RUN_ID) == run_id
+        and state.deployment.get("provisioning_state") == "Succeeded"
+        and state.process is not None
+        and not alive(state.process)
+    ]
+
+
+def _not_running(endpoint: str, code: int | None) -> str:
+    return (
+        f"inference server of endpoint {endpoint} is not running: it exited "
+        f"({exit_description(code)})"
     )
 
 

@@ -39,6 +39,7 @@ from harness.backends.local.processes import (
     ProcessRecord,
     alive,
     child_env,
+    exit_description,
     log_tail,
     python,
     scratch_env,
@@ -50,6 +51,7 @@ from harness.backends.local.training.parameters import resolve
 from harness.backends.local.workspace import Workspace
 from harness.errors import JobError
 from harness.files import read_state, write_json
+from harness.naming import TAG_RUN_ID
 from harness.waiting import Deadline, Heartbeat
 
 if TYPE_CHECKING:
@@ -102,6 +104,10 @@ def failed_rank(job_dir: Path) -> int:
     if found:
         return int(found.group(1))
     return int(read_status(job_dir).get("failed_rank") or 0)
+
+
+def _died(code: int | None) -> str:
+    return f"the job process exited ({exit_description(code)}) without reporting a result"
 
 
 def _in_use(ws: Workspace, run_dir: Path) -> bool:
@@ -181,9 +187,36 @@ class Jobs:
             return state
         if read_status(job_dir)["status"] not in JOB_FINAL:  # it may have just finished
             code = self.procs[name].returncode if name in self.procs else None
-            error = f"the job process exited (code {code}) without reporting a result"
-            self._finish(name, "Failed", error)
+            self._finish(name, "Failed", _died(code), died=True)
         return {**read_status(job_dir), **read_state(job_dir / PROCESS_FILE)}
+
+    def died(self, run_id: str) -> list[str]:
+        """The jobs of run ``run_id`` whose process ended without reporting a result (SIGKILL,
+        the OOM killer, a crash), each named with how it ended and its log. Read-only, for a
+        process that watches the run (the xdist controller): the job's own waiter marks it."""
+        found = []
+        for job_dir in sorted(self.ws.jobs.glob("*")) if self.ws.jobs.is_dir() else []:
+            state = read_status(job_dir)
+            if state.get("tags", {}).get(TAG_RUN_ID) == run_id:
+                error = state.get("error") if state.get("died") else self._silent_death(job_dir)
+                if error:
+                    what = f"fine-tune job {job_dir.name} ({state.get('display_name', '')})"
+                    found.append(f"{what} died: {error}; log {job_dir / LOG_FILE}")
+        return found
+
+    def _silent_death(self, job_dir: Path) -> str | None:
+        """Why a job that no one has marked yet is dead, or None: not started yet (no process
+        recorded), finished, being stopped by the harness, or still running."""
+        state = read_status(job_dir)
+        if state.get("status") in {*JOB_FINAL, "CancelRequested"}:
+            return None
+        record = ProcessRecord.from_dict(read_state(job_dir / PROCESS_FILE))
+        if record is None or alive(record):
+            return None
+        if read_status(job_dir).get("status") in JOB_FINAL:  # it may have just finished
+            return None
+        proc = self.procs.get(job_dir.name)
+        return _died(proc.returncode if proc is not None else None)
 
     def _exited(self, name: str, state: Mapping[str, Any]) -> bool:
         proc = self.procs.get(name)
@@ -191,8 +224,10 @@ class Jobs:
             return proc.poll() is not None
         return not alive(ProcessRecord.from_dict(state))
 
-    def _finish(self, name: str, status: str, error: str = "") -> None:
-        write_status(self.ws.jobs / name, status, error=error, ended=time.time())
+    def _finish(self, name: str, status: str, error: str = "", died: bool = False) -> None:
+        """``died``: its process ended without reporting (see ``died``)."""
+        extra = {"died": True} if died else {}
+        write_status(self.ws.jobs / name, status, error=error, ended=time.time(), **extra)
         self.end_run(name, status)
 
     def end_run(self, name: str, status: str) -> None:

@@ -331,6 +331,17 @@ def _signal_all(processes: Sequence[psutil.Process], sig: signal.Signals) -> Non
             proc.send_signal(sig)
 
 
+def exit_description(code: int | None) -> str:
+    """How a process ended, as messages say it: ``exit code 3``, ``exit code -9: killed by
+    SIGKILL``; only its parent can tell (None: another process started it)."""
+    if code is None:
+        return "exit code unknown: another process started it"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"exit code {code}: killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
 def log_tail(path: Path, lines: int = 40) -> str:
     """The last ``lines`` lines of a log file, for error messages; '' when there is none."""
     try:
