@@ -6,8 +6,10 @@ Each round runs ``pytest -m unit -n 2`` (two xdist workers, as on the 2-core CI 
 ``--hogs`` processes spin at full speed; when pytest-randomly is installed, each round
 runs in its own random order (``--randomly-seed`` = the round).
 
-Run: ``.venv/bin/python benchmarks/unit_under_load.py [--rounds 20] [--hogs 2]``; exit 1 when
-any round failed.
+Run: ``.venv/bin/python benchmarks/unit_under_load.py [--rounds 20] [--hogs 2]
+[--failures=DIR]``; exit 1 when any round failed. A failed round's whole pytest output is kept
+in ``DIR/round-N.log`` (default ``harness-report/unit-under-load``): a flake's traceback is
+the only evidence of its cause.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def _spin() -> None:
         pass
 
 
-def _round(number: int, workspace: Path) -> tuple[bool, list[str], float]:
+def _round(number: int, workspace: Path, failures: Path) -> tuple[bool, list[str], float]:
     command = [sys.executable, "-m", "pytest", "-m", "unit", "-q", "-p", "no:cacheprovider"]
     command += ["-n", "2"]
     if importlib.util.find_spec("pytest_randomly") is not None:
@@ -42,6 +44,9 @@ def _round(number: int, workspace: Path) -> tuple[bool, list[str], float]:
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     took = time.perf_counter() - start
+    if done.returncode:
+        failures.mkdir(parents=True, exist_ok=True)
+        (failures / f"round-{number}.log").write_text(done.stdout + done.stderr)
     return done.returncode == 0, FAILED.findall(done.stdout), took
 
 
@@ -49,6 +54,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=20, help="runs of the unit suite")
     parser.add_argument("--hogs", type=int, default=2, help="busy-loop processes beside it")
+    parser.add_argument(
+        "--failures",
+        type=Path,
+        default=ROOT / "harness-report" / "unit-under-load",
+        help="where a failed round's pytest output goes (round-N.log)",
+    )
     args = parser.parse_args()
     hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.hogs)]
     for hog in hogs:
@@ -58,10 +69,11 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="unit-under-load-") as scratch:
             for number in range(1, args.rounds + 1):
-                ok, failed, took = _round(number, Path(scratch) / "workspace")
+                ok, failed, took = _round(number, Path(scratch) / "workspace", args.failures)
                 green += ok
                 failures.update(failed)
-                status = "green" if ok else f"FAILED {', '.join(failed) or '(see pytest)'}"
+                where = args.failures / f"round-{number}.log"
+                status = "green" if ok else f"FAILED {', '.join(failed) or '(see pytest)'}; {where}"
                 print(f"round {number}/{args.rounds}: {status} in {took:.0f} s", flush=True)
     finally:
         for hog in hogs:
