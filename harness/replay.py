@@ -11,7 +11,12 @@ first one not played yet that comes after the last exchange its own thread was a
 a thread that polled less often than last night (MLflow metrics are read at most every 2 s, and
 a replay runs in seconds) skips the answers it no longer asks for instead of reading stale ones.
 A GET asked more often than recorded (a timing-dependent poll) gets the latest answer again; a
-PUT, POST or DELETE is answered at most as often as it was recorded.
+PUT, POST or DELETE is answered at most as often as it was recorded. Threads interleave
+differently in a replay (more so on a loaded machine), so a thread may find the copy it had last
+night taken by another thread and get a later one: its clock then moves only to where its own
+copy was, not past its other later answers (a job's status polls among them). A request whose
+recorded answers are all the same (the workspace, a datastore) tells nothing of when it came:
+it gets the first copy not played yet and leaves the clock where it was.
 
 Names line up because the replay reuses the run id, the seed of Python's ``random`` (azure-ai-ml
 draws job names from it) and the harness's recorded name suffixes (``harness.naming``); the
@@ -206,11 +211,15 @@ class Player:
     _clock: dict[int, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _index: dict[str, list[int]] = field(default_factory=dict)
+    _timeless: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        for index, (request, _, _) in enumerate(self.recording.exchanges):
+        answers: dict[str, set[str]] = {}
+        for index, (request, response, _) in enumerate(self.recording.exchanges):
             key = request_key(request.method, request.uri, self.match_api_version)
             self._index.setdefault(key, []).append(index)
+            answers.setdefault(key, set()).add(_answer_text(response))
+        self._timeless = {key for key, texts in answers.items() if len(texts) == 1}
 
     def answer(self, method: str, uri: str) -> dict[str, Any]:
         key = request_key(method, uri, self.match_api_version)
@@ -218,12 +227,15 @@ class Player:
         with self._lock:
             candidates = self._index.get(key, [])
             clock = self._clock.get(thread, -1)
-            index = self._choose(method, candidates, clock)
+            timeless = key in self._timeless
+            index = self._choose(method, candidates, -1 if timeless else clock)
             if index is None:
                 self._unanswered(method, uri, candidates)
             assert index is not None
             self.played[index] = self.played.get(index, 0) + 1
-            self._clock[thread] = max(clock, index)
+            if not timeless:  # to this thread's own copy: the first one after its clock
+                own = next((i for i in candidates if i > clock), index)
+                self._clock[thread] = max(clock, min(own, index))
             self.answered += 1
         return _undelayed(self.recording.exchanges[index][1])
 
@@ -259,6 +271,13 @@ class Player:
         if self.first_unanswered is None:
             self.first_unanswered = unanswered
         raise ReplayError(unanswered.message(str(self.recording.directory)))
+
+
+def _answer_text(response: dict[str, Any]) -> str:
+    """What a recorded answer says: its status and body (headers carry dates and ids)."""
+    body = response.get("body", {})
+    text = body.get("string", "") if isinstance(body, dict) else body
+    return f"{response.get('status', {}).get('code')} {text!r}"
 
 
 def _undelayed(response: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from harness import replay
+from harness.replay import request_key
 from tests.support.azure_fake import FakeAzureML
 from tests.unit.test_azure_suite import E2E, imported_before_the_snapshot, run_suite
 
@@ -125,7 +126,22 @@ def replayed(recorded: Path, pytester: pytest.Pytester, run_id: str = "hrec0001"
     )
     assert result.ret == pytest.ExitCode.OK, plugin.summary()
     assert plugin.player.first_unanswered is None
-    assert len(plugin.player.played) == len(recording.exchanges), "every answer was asked for"
+    assert not extra_polls_aside(plugin.player), "every answer was asked for"
     outcome = json.loads((report / "report.json").read_text())
     assert outcome["run"]["verdict"] == "passed"
     assert outcome["run"]["id"] == run_id, "the recorded run id is reused"
+
+
+def extra_polls_aside(player: replay.Player) -> list[str]:
+    """The recorded exchanges the replay never asked for, but for extra copies of a GET it did
+    ask for: a run recorded on a loaded machine polls an LRO or an endpoint once more than a
+    replay, which answers at once (a timing-dependent poll count, which must not break it)."""
+    exchanges = player.recording.exchanges
+    keys = [request_key(r.method, r.uri) for r, _, _ in exchanges]
+    asked = {keys[i] for i in player.played}
+    return [
+        where
+        for i, (request, _, where) in enumerate(exchanges)
+        if i not in player.played
+        and not (request.method.upper() in replay.SAFE_METHODS and keys[i] in asked)
+    ]

@@ -100,6 +100,45 @@ def test_each_thread_keeps_its_own_place_in_the_recording(tmp_path: Path) -> Non
     assert "early" in seen[0], "a new thread starts at the beginning of the recording"
 
 
+def test_a_thread_whose_copy_another_took_does_not_jump_past_its_own_later_answers(
+    tmp_path: Path,
+) -> None:
+    """Last night thread A read the endpoint (0), submitted and polled the job; thread B read the
+    endpoint later (3). Tonight B reads it first: A gets B's copy, and still its job polls."""
+    endpoint, job = f"{ARM}/onlineEndpoints/e?api-version=1", f"{ARM}/jobs/j?api-version=1"
+    recorded = [
+        exchange("GET", endpoint, '{"state": "Creating"}', 0),
+        exchange("PUT", job, "{}", 1),
+        exchange("GET", job, '{"status": "Running"}', 2),
+        exchange("GET", endpoint, '{"state": "Succeeded"}', 3),
+        exchange("GET", job, '{"status": "Completed"}', 4),
+    ]
+    player = replay.Player(replay.load(cassette(tmp_path, recorded)))
+    other = threading.Thread(target=lambda: player.answer("GET", endpoint))
+    other.start()
+    other.join()
+    assert "Succeeded" in body(player.answer("GET", endpoint))  # the copy left
+    player.answer("PUT", job)
+    answers = [body(player.answer("GET", job)) for _ in range(2)]
+    assert ["Completed" in a for a in answers] == [False, True], "no poll skipped"
+    assert sorted(player.played) == [0, 1, 2, 3, 4]
+
+
+def test_answers_that_never_change_leave_the_thread_where_it_was(tmp_path: Path) -> None:
+    workspace, job = f"{ARM}?api-version=1", f"{ARM}/jobs/j?api-version=1"
+    recorded = [
+        exchange("GET", workspace, '{"name": "w"}', 0),
+        exchange("GET", job, '{"status": "Running"}', 1),
+        exchange("GET", workspace, '{"name": "w"}', 2),
+        exchange("GET", job, '{"status": "Completed"}', 3),
+    ]
+    player = replay.Player(replay.load(cassette(tmp_path, recorded)))
+    player.answer("GET", workspace)
+    player.answer("GET", workspace)  # the second copy, recorded after the first poll
+    assert "Running" in body(player.answer("GET", job))
+    assert "Completed" in body(player.answer("GET", job))
+
+
 def test_a_replay_never_waits_for_a_recorded_retry_after(tmp_path: Path) -> None:
     player = polls(tmp_path)
     headers = player.answer("GET", f"{ARM}/jobs/j?api-version=1")["headers"]
