@@ -365,8 +365,7 @@ def job_startup(backend: LocalBackend, found: dict[str, Any]) -> list[tuple[str,
     The process's start time (psutil's, in clock ticks since boot) is off by up to a second
     against ``time.time()``, so the first step runs from the submission to the job's first mark."""
     marks = read_status(backend.ws.jobs / found["job"].name).get("startup", {})
-    moments = [(label, float(marks[key]), own) for key, label, own in JOB_STEPS if key in marks]
-    return _steps(found["submitted"], moments)
+    return _steps(found["submitted"], _marked(marks, JOB_STEPS))
 
 
 def server_startup(backend: LocalBackend, found: dict[str, Any]) -> list[tuple[str, float, bool]]:
@@ -375,9 +374,16 @@ def server_startup(backend: LocalBackend, found: dict[str, Any]) -> list[tuple[s
     endpoint goes, since the marks live in its temp dir."""
     path = deployments.startup_marks(backend.ws, found["endpoint"].name)
     marks = json.loads(path.read_text()) if path.is_file() else {}
-    moments = [(label, float(marks[key]), own) for key, label, own in SERVER_STEPS if key in marks]
+    moments = _marked(marks, SERVER_STEPS)
     moments.append(("first health answer (GET / polled every 0.2 s)", found["answering"], False))
     return _steps(found["deploy_started"], moments)
+
+
+def _marked(
+    marks: dict[str, Any], steps: tuple[tuple[str, str, bool], ...]
+) -> list[tuple[str, float, bool]]:
+    """(label, moment, the harness's own) of each step a process marked, in ``steps``' order."""
+    return [(label, float(marks[key]), own) for key, label, own in steps if key in marks]
 
 
 def _steps(start: float, moments: list[tuple[str, float, bool]]) -> list[tuple[str, float, bool]]:

@@ -137,7 +137,7 @@ def extra_polls_aside(player: replay.Player) -> list[str]:
     ask for: a run recorded on a loaded machine polls an LRO or an endpoint once more than a
     replay, which answers at once (a timing-dependent poll count, which must not break it)."""
     exchanges = player.recording.exchanges
-    keys = [request_key(r.method, r.uri) for r, _, _ in exchanges]
+    keys = [request_key(r.method, r.uri, player.match_api_version) for r, _, _ in exchanges]
     asked = {keys[i] for i in player.played}
     return [
         where
