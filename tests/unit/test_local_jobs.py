@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from harness.backends.local import jobs as job_module
+from harness.backends.local import processes
 from harness.backends.local.job_files import (
     JobSpec,
     rank_log,
@@ -20,7 +22,13 @@ from harness.backends.local.job_files import (
     write_status,
 )
 from harness.backends.local.jobs import Jobs
-from harness.backends.local.processes import group_members, pid_alive, spawn, stop
+from harness.backends.local.processes import (
+    ProcessRecord,
+    group_members,
+    pid_alive,
+    spawn,
+    stop,
+)
 from harness.backends.local.workspace import Workspace
 from harness.errors import JobError
 from harness.naming import ownership_tags
@@ -284,10 +292,19 @@ def test_removing_a_job_whose_launcher_was_killed_stops_its_ranks_first(
     assert not job_dir.exists()
 
 
-def test_a_child_forked_while_its_parent_is_stopped_is_asked_to_stop_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stalled_look", [False, True], ids=["quiet", "stalled-look"])
+def test_a_child_forked_while_its_parent_is_stopped_is_asked_to_stop_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stalled_look: bool
+) -> None:
     """A process that forks as it gets SIGTERM (a shell starting a background job, a
     launcher starting its last worker): the new child is signalled too, found on the next
-    look at the group, instead of outliving ``stop`` or waiting out the grace for SIGKILL."""
+    look at the group, instead of outliving ``stop`` or waiting out the grace for SIGKILL.
+
+    ``stalled-look``: the first look after the SIGTERM is as slow as on a loaded machine (it
+    lists the group, then stalls until the leader has forked and exited), so it returns the
+    leader alone. ``stop`` once took that look's word and returned with the child running."""
+    if stalled_look:
+        monkeypatch.setattr(processes, "owned_members", _stalled_second_look())
     # The child inherits SIGTERM blocked and unblocks it once its handler is in place, so a
     # SIGTERM sent at any moment after the fork reaches the handler (and none is missed).
     (tmp_path / "child.py").write_text(
@@ -322,8 +339,34 @@ def test_a_child_forked_while_its_parent_is_stopped_is_asked_to_stop_too(tmp_pat
     why = f"stop took {stopped_s:.1f} s, leader exit {code}, files {seen}, log:\n" + (
         tmp_path / "log"
     ).read_text(errors="replace")
-    assert (tmp_path / "child.txt").exists() and (tmp_path / "term.txt").exists(), why
-    assert not group_members(proc.pid)
+    try:
+        assert (tmp_path / "child.txt").exists() and (tmp_path / "term.txt").exists(), why
+        assert not group_members(proc.pid)
+    finally:
+        for left in group_members(proc.pid):
+            left.kill()
+
+
+def _stalled_second_look() -> Callable[[ProcessRecord], list[psutil.Process]]:
+    """``owned_members`` whose second call answers what the group held at the first call,
+    after that group's leader has exited (the look that was listed, then descheduled)."""
+    real = processes.owned_members
+    calls: list[ProcessRecord] = []
+    first: list[psutil.Process] = []
+
+    def look(record: ProcessRecord) -> list[psutil.Process]:
+        calls.append(record)
+        members = real(record)
+        if len(calls) == 1:
+            first.extend(members)
+        if len(calls) != 2:
+            return members
+        deadline = time.monotonic() + 20
+        while pid_alive(record.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)  # a zombie counts as gone: the test reaps the leader itself
+        return first
+
+    return look
 
 
 def test_job_inputs_are_checked_before_the_registry_or_a_process_is_touched(

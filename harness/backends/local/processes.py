@@ -275,10 +275,13 @@ def stop(record: ProcessRecord | None, grace_s: float = STOP_GRACE_S, what: str 
         signalled.extend(fresh)
 
     def gone() -> bool:
-        """No signalled process runs, and no member of the group is still to be told apart
-        (a child in the middle of its exec shows no environment for a moment)."""
+        """No signalled process runs, and then a fresh look finds no member of the group that
+        is ours or still to be told apart (a child in the middle of its exec shows no
+        environment for a moment). The look comes after the check: a child forked after
+        ``signal_new`` looked, by a parent that has exited since, is found here and signalled
+        on the next round (a loaded machine can stall a look over /proc for a second)."""
         signal_new(signal.SIGTERM)
-        return not _running(signalled) and not _undecided(record)
+        return not _running(signalled) and not _not_strangers(record)
 
     signal_new(signal.SIGTERM)
     if not signalled:
@@ -296,9 +299,9 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _undecided(record: ProcessRecord) -> list[psutil.Process]:
-    """Live members of the record's group that cannot be told ours or not right now."""
-    return [proc for proc in group_members(record.pgid) if is_ours(proc, record) is None]
+def _not_strangers(record: ProcessRecord) -> list[psutil.Process]:
+    """Live members of the record's group that are ours, or cannot be told ours or not yet."""
+    return [proc for proc in group_members(record.pgid) if is_ours(proc, record) is not False]
 
 
 def _running(processes: Sequence[psutil.Process]) -> list[psutil.Process]:
