@@ -357,7 +357,7 @@ def versions(args: argparse.Namespace) -> int:
     from harness.versions import versions_command
 
     cfg = config.from_namespace(args)
-    backend = create_backend(cfg)
+    backend = create_backend(cfg, warm_up=False)
     try:
         found = backend.list_model_versions(cfg.model_name)
     finally:

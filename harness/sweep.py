@@ -132,7 +132,7 @@ class SweepRecord:
 def _sweep(cfg: HarnessConfig, record: SweepRecord) -> None:
     from harness.backends import create_backend
 
-    backend = create_backend(cfg)
+    backend = create_backend(cfg, warm_up=False)
     try:
         _delete_all(backend, backend.list_owned_resources(), record, cfg)
     finally:

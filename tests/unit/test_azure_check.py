@@ -42,7 +42,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzureML]:
             monkeypatch.delenv(name)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake = FakeAzureML(rsps, metadata_key="system_metadata")
-        monkeypatch.setattr(harness.backends, "create_backend", lambda cfg: make_backend(cfg))
+        monkeypatch.setattr(harness.backends, "create_backend", lambda cfg, **_: make_backend(cfg))
         yield fake
         fake.settle()
 

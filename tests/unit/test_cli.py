@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -385,7 +386,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A fake backend behind ``create_backend``; records the config it was made from."""
     made: dict[str, Any] = {"failing": set()}
 
-    def create(config: HarnessConfig) -> FakeBackend:
+    def create(config: HarnessConfig, **_: object) -> FakeBackend:
         backend = FakeBackend(RESOURCES, made["failing"])
         made.update(config=config, backend=backend)
         return backend
@@ -577,7 +578,7 @@ def test_plan_with_azure_reads_the_named_models_card_from_the_registry(
     from tests.support.fake_backend import FakeBackend
 
     fake = FakeBackend(tmp_path / "events.jsonl")
-    monkeypatch.setattr(harness.backends, "create_backend", lambda cfg: fake)
+    monkeypatch.setattr(harness.backends, "create_backend", lambda cfg, **_: fake)
     result = plan(capsys, "--backend=azure", "--model-name=Phi-tiny", "--model-version=1")
     assert result["model"]["name"] == "Phi-tiny" and result["compute_sku"] == "Fake_GPU_1"
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
@@ -619,6 +620,20 @@ def test_sweep_json_says_what_was_deleted_and_kept_and_why(
     assert code == 0 and left["dry_run"] is True and left["older_than_h"] == 0.5
     assert [(r["run_id"], r["action"]) for r in left["resources"]] == [("hfresh01", "would delete")]
     assert "longer ago than --older-than" in left["resources"][0]["reason"]
+
+
+def test_sweeping_a_workspace_that_never_ran_creates_no_mlflow_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Nothing ran or was registered where the store does not exist: the sweep opens no
+    MLflow (seconds) and leaves the workspace as it was, the background warm-up included."""
+    workspace = tmp_path / "ws"
+    code, found = sweep_json(capsys, f"--workspace={workspace}")
+    for thread in threading.enumerate():
+        if thread.name == "harness-open-mlflow":
+            thread.join(timeout=60)  # a warm-up that was started would create the store
+    assert code == 0 and found["resources"] == [] and found["clean"]
+    assert not (workspace / "mlflow.db").exists()
 
 
 def test_sweep_json_lists_each_failure_and_exits_1(

@@ -99,7 +99,7 @@ def azure_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzureML]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake = FakeAzureML(rsps, metadata_key="system_metadata")
         with monkeypatch.context() as patch:
-            patch.setattr(harness.backends, "create_backend", fake_backend)
+            patch.setattr(harness.backends, "create_backend", lambda cfg, **_: fake_backend(cfg))
             yield fake
         fake.settle()
 

@@ -215,7 +215,7 @@ def test_the_sweep_skips_the_resources_of_a_live_run(
     from harness.__main__ import main
 
     backend = Lister()
-    monkeypatch.setattr(harness.backends, "create_backend", lambda cfg: backend)
+    monkeypatch.setattr(harness.backends, "create_backend", lambda cfg, **_: backend)
     mark = RunMark(runs_root(tmp_path) / "live").hold()
     (runs_root(tmp_path) / "dead").mkdir()
     assert main(["sweep", "--older-than", "0h", "--workspace", str(tmp_path)]) == 0

@@ -58,7 +58,7 @@ __all__ = ["DEFAULT_MODEL_NAME", "LOCAL_CPU", "LOCAL_GPU", "LocalBackend"]
 class LocalBackend:
     name = "local"
 
-    def __init__(self, config: HarnessConfig) -> None:
+    def __init__(self, config: HarnessConfig, *, warm_up: bool = True) -> None:
         self.config = config
         self.ws = Workspace.at(config.workspace_dir)
         use_compiler_caches(self.ws.caches)
@@ -68,8 +68,13 @@ class LocalBackend:
         atexit.register(lambda: self.close(self._stop_owned_at_exit))
         # every step, deletions included, needs the MLflow store, which takes seconds to
         # open: the xdist controller (its backend made at session start) can then delete an
-        # interrupted run's job at once, before CI's SIGKILL
-        threading.Thread(target=self.ws.warm_up, name="harness-open-mlflow", daemon=True).start()
+        # interrupted run's job at once, before CI's SIGKILL. A one-shot command does not:
+        # its first call opens the store anyway, and the sweep of a workspace without one
+        # must not create it
+        if warm_up:
+            threading.Thread(
+                target=self.ws.warm_up, name="harness-open-mlflow", daemon=True
+            ).start()
 
     def get_foundation_model(self, name: str, version_or_label: str) -> ModelCard:
         tags = ownership_tags(self.config.run_id, self.config.resource_ttl_h)

@@ -46,6 +46,8 @@ def owned_endpoints(ws: Workspace) -> list[OwnedResource]:
 
 def owned_jobs(ws: Workspace) -> list[OwnedResource]:
     """Jobs and unfinished builds: MLflow runs, deleted the same way (``Jobs.delete``)."""
+    if not ws.has_store:
+        return []
     client = ws.client()
     ids = [e.experiment_id for e in client.search_experiments(max_results=PAGE)]
     runs = [
@@ -67,6 +69,8 @@ def owned_jobs(ws: Workspace) -> list[OwnedResource]:
 
 
 def owned_models(ws: Workspace) -> list[OwnedResource]:
+    if not ws.has_store:
+        return []
     return [
         OwnedResource(ResourceKind.MODEL, f"{v.name}:{v.version}", dict(v.tags), str(v.source))
         for v in registry.all_versions(ws)

@@ -96,8 +96,18 @@ class Workspace:
         return cls(root)
 
     @property
+    def store(self) -> Path:
+        """The MLflow tracking and registry store, one SQLite file."""
+        return self.root / "mlflow.db"
+
+    @property
     def tracking_uri(self) -> str:
-        return f"sqlite:///{self.root / 'mlflow.db'}"
+        return f"sqlite:///{self.store}"
+
+    @property
+    def has_store(self) -> bool:
+        """Whether the MLflow store exists: without it, nothing was ever run or registered."""
+        return self.store.exists()
 
     @property
     def artifacts(self) -> Path:
