@@ -95,3 +95,21 @@ def test_a_server_imports_nothing_of_the_harness_process() -> None:
     found, psutil = harness_modules_after(*own)
     assert {m for m in found if not m.startswith(package)} == SERVER
     assert not psutil
+
+
+def test_an_azure_job_poll_that_asks_no_training_progress_imports_no_mlflow() -> None:
+    """Importing MLflow takes seconds (10 s on a loaded machine): inside a job's wait, a poll
+    before the progress is due must not pay it, or a short deadline is gone at the first poll."""
+    probe = (
+        "import json, sys\n"
+        "from harness.backends.azure.metrics import TrainingProgress\n"
+        "from harness.backends.base import JobRun\n"
+        "job = JobRun('j', 'd', 'Running', 'https://ml.azure.com/runs/j')\n"
+        "progress = TrainingProgress(lambda: None, 'exp', job, every_s=120)\n"
+        "progress.say(); progress.say(final=True)\n"
+        "print(json.dumps('mlflow' in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) is False

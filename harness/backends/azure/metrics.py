@@ -160,13 +160,15 @@ class TrainingProgress:
         """Log the points logged since the last time. Not before ``every_s`` has passed: a job
         over within it costs no query (nor does a replayed one); ``final`` flushes a job that
         was watched, whatever the interval."""
-        from azure.core.exceptions import AzureError
-        from mlflow.exceptions import MlflowException
-
         now = time.monotonic()
         due = now - self.asked_at >= self.every_s or (final and self.asked)
         if self.failed or not due:
             return
+        # only now: importing MLflow takes seconds (10 s on a loaded machine), spent inside
+        # the job's wait; a poll that asks nothing must not pay it
+        from azure.core.exceptions import AzureError
+        from mlflow.exceptions import MlflowException
+
         self.asked_at, self.asked = now, True
         try:
             self._say_new_points()
