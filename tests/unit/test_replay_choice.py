@@ -60,6 +60,11 @@ def polls(folder: Path) -> replay.Player:
         exchange("POST", metrics, '{"runs": ["final"]}', 5),
         exchange("PUT", f"{ARM}/onlineEndpoints/e?api-version=1", "{}", 6),
     ]
+    return played_from(folder, recorded)
+
+
+def played_from(folder: Path, recorded: list[dict[str, Any]]) -> replay.Player:
+    """A player of ``recorded``, saved as a cassette in ``folder`` and loaded back."""
     return replay.Player(replay.load(cassette(folder, recorded)))
 
 
@@ -113,7 +118,7 @@ def test_a_thread_whose_copy_another_took_does_not_jump_past_its_own_later_answe
         exchange("GET", endpoint, '{"state": "Succeeded"}', 3),
         exchange("GET", job, '{"status": "Completed"}', 4),
     ]
-    player = replay.Player(replay.load(cassette(tmp_path, recorded)))
+    player = played_from(tmp_path, recorded)
     other = threading.Thread(target=lambda: player.answer("GET", endpoint))
     other.start()
     other.join()
@@ -132,7 +137,7 @@ def test_answers_that_never_change_leave_the_thread_where_it_was(tmp_path: Path)
         exchange("GET", workspace, '{"name": "w"}', 2),
         exchange("GET", job, '{"status": "Completed"}', 3),
     ]
-    player = replay.Player(replay.load(cassette(tmp_path, recorded)))
+    player = played_from(tmp_path, recorded)
     player.answer("GET", workspace)
     player.answer("GET", workspace)  # the second copy, recorded after the first poll
     assert "Running" in body(player.answer("GET", job))

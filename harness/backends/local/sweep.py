@@ -26,8 +26,11 @@ PAGE = 1000
 
 def owned(ws: Workspace) -> list[OwnedResource]:
     """In the teardown's order: a model before the job it came from, so that deleting the job
-    also removes its run's directory, which the model's files kept."""
-    found = [*owned_endpoints(ws), *owned_jobs(ws), *owned_models(ws)]
+    also removes its run's directory, which the model's files kept. Where the MLflow store
+    does not exist, nothing was ever run or registered: it is not opened (nor created)."""
+    found = owned_endpoints(ws)
+    if ws.has_store:
+        found += [*owned_jobs(ws), *owned_models(ws)]
     return sorted(found, key=lambda r: DELETE_ORDER.index(ResourceKind(r.kind)))
 
 
@@ -46,8 +49,6 @@ def owned_endpoints(ws: Workspace) -> list[OwnedResource]:
 
 def owned_jobs(ws: Workspace) -> list[OwnedResource]:
     """Jobs and unfinished builds: MLflow runs, deleted the same way (``Jobs.delete``)."""
-    if not ws.has_store:
-        return []
     client = ws.client()
     ids = [e.experiment_id for e in client.search_experiments(max_results=PAGE)]
     runs = [
@@ -69,8 +70,6 @@ def owned_jobs(ws: Workspace) -> list[OwnedResource]:
 
 
 def owned_models(ws: Workspace) -> list[OwnedResource]:
-    if not ws.has_store:
-        return []
     return [
         OwnedResource(ResourceKind.MODEL, f"{v.name}:{v.version}", dict(v.tags), str(v.source))
         for v in registry.all_versions(ws)
