@@ -10,8 +10,14 @@ cd "$(dirname "$0")/.."
 stamp=.venv/.harness-installed
 want=$(sha256sum constraints.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    -c constraints.txt -e ".[local,dev]"
+  pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
+  # First the lock's pip: Python 3.11's bundled pip (23.2) needs about twice as long to pick
+  # the files out of the index pages (benchmarks/setup_time.py prints both).
+  "${pip[@]}" pip
+  # --no-compile: pip byte-compiles every module of every package (19,000 files, about a
+  # minute of one core); Python compiles the fifth that the harness imports on first use
+  # and keeps the result, so the first run pays a few seconds once instead.
+  "${pip[@]}" --no-compile -e ".[local,dev]"
   .venv/bin/python -m pip check
   echo "$want" > "$stamp"
 fi
