@@ -29,10 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PIP = ("-m", "pip", "--disable-pip-version-check")
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+def timed(argv: list[str], cwd: Path, env: dict[str, str], *, failing: bool = False) -> float:
+    """Seconds ``argv`` took; it must succeed unless ``failing`` (compileall exits 1 on the
+    few modules written for a newer Python, which pip's own compile step skips)."""
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode:
+    if done.returncode and not failing:
         raise SystemExit(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return time.perf_counter() - started
 
@@ -62,7 +64,9 @@ def parts(checkout: Path, scratch: Path, env: dict[str, str]) -> dict[str, float
     out["  the same import again (compiled)"] = timed(imports, checkout, env)
     site = next((checkout / ".venv" / "lib").glob("python3*/site-packages"))
     compile_all = [python, "-m", "compileall", "-q", "-f", str(site)]
-    out["  byte-compiling the whole venv, one core"] = timed(compile_all, checkout, env)
+    out["  byte-compiling the whole venv, one core"] = timed(
+        compile_all, checkout, env, failing=True
+    )
     return out
 
 
