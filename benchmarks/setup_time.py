@@ -4,12 +4,13 @@ A fresh clone of this checkout's HEAD goes to a temporary directory (``--keep`` 
 the whole ``scripts/setup.sh`` (the README's first command); a second ``scripts/setup.sh`` with
 nothing changed; and, in the venv it made, its parts again, each alone: ``python -m venv``,
 pip's resolution against the lock (``--dry-run``) side by side with the same resolution by the
-pip that Python bundles (what ``setup.sh`` upgrades first, and why), and ``pip check``. What
-``--no-compile`` leaves for later is shown too: the first import of the job's libraries in the
-fresh venv (Python compiles and keeps them) against the second, and what byte-compiling the
-whole venv would have cost. pip's download cache is the user's: pass ``--no-cache`` for the
-figure of a machine that never downloaded the wheels (downloads included). Targets: at most
-2 minutes fresh, at most 5 s for the second run.
+pip that Python bundles (what ``setup.sh`` upgrades first, and why), and ``pip check``; then
+why ``setup.sh`` compiles the venv itself: the job's libraries imported with the setup's
+``.pyc`` files and with none (what ``--no-compile`` alone leaves a machine that sets
+``PYTHONDONTWRITEBYTECODE``, every process, every time), and byte-compiling the venv on one
+core (pip's way) and on every core (``compileall -j 0``, the setup's way). pip's download
+cache is the user's: pass ``--no-cache`` for the figure of a machine that never downloaded the
+wheels (downloads included). Targets: at most 2 minutes fresh, at most 5 s for the second run.
 
 Run: ``.venv/bin/python benchmarks/setup_time.py [--no-cache] [--keep]``.
 """
@@ -55,18 +56,14 @@ def parts(checkout: Path, scratch: Path, env: dict[str, str]) -> dict[str, float
         [str(bundled / "bin" / "python"), *resolve], checkout, env
     )
     out[f"{lead} pip check"] = timed([python, *PIP, "check"], checkout, env)
-    imports = [
-        python,
-        "-c",
-        "import torch, transformers, peft, mlflow, datasets, trl.trainer.sft_trainer",
-    ]
-    out["left by --no-compile: job libraries, first import"] = timed(imports, checkout, env)
-    out["  the same import again (compiled)"] = timed(imports, checkout, env)
-    site = next((checkout / ".venv" / "lib").glob("python3*/site-packages"))
-    compile_all = [python, "-m", "compileall", "-q", "-f", str(site)]
-    out["  byte-compiling the whole venv, one core"] = timed(
-        compile_all, checkout, env, failing=True
-    )
+    imports = [python, "-c", "import torch, transformers, peft, mlflow, datasets, trl"]
+    out["the job's libraries, first import (compiled by setup)"] = timed(imports, checkout, env)
+    bare = {**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(scratch / "none")}
+    out["  the same with no .pyc, nothing kept"] = timed(imports, checkout, bare)
+    site = str(next((checkout / ".venv" / "lib").glob("python3*/site-packages")))
+    for cores, label in (("1", "one core, as pip does"), ("0", "every core, as setup.sh does")):
+        compile_all = [python, "-m", "compileall", "-qq", "-f", "-j", cores, site]
+        out[f"byte-compiling the venv, {label}"] = timed(compile_all, checkout, env, failing=True)
     return out
 
 
