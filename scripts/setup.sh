@@ -19,7 +19,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # (this project's machine sets it) nothing would ever be kept, and each process would compile torch
   # and transformers again (20 s instead of 9 s). Like pip, it skips the few modules written
   # for a newer Python (torch's py312 test helpers), so its exit status is not the setup's.
-  "${pip[@]}" --no-compile -e ".[local,dev]"
+  # -qq: pip 26 echoes setuptools' notes on editable installs; errors still show, and pip
+  # check below reports any broken requirement.
+  "${pip[@]}" --quiet --no-compile -e ".[local,dev]"
   .venv/bin/python -m compileall -qq -j 0 .venv/lib/python3*/site-packages || true
   .venv/bin/python -m pip check
   echo "$want" > "$stamp"
