@@ -8,4 +8,4 @@ export HARNESS_WORKSPACE="${HARNESS_WORKSPACE:-$PWD/.harness/workspace}"
 .venv/bin/ruff check harness tests benchmarks tools
 .venv/bin/ruff format --check harness tests benchmarks tools
 scripts/typecheck.sh
-.venv/bin/python -m pytest -m unit -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -m unit -n 2 -q -p no:cacheprovider "$@"

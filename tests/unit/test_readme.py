@@ -16,7 +16,7 @@ def readme_commands() -> list[str]:
 def test_readme_opens_with_the_main_job_then_the_tests() -> None:
     main_job, tests = readme_commands()
     assert main_job.startswith("scripts/setup.sh && ") and main_job.endswith("pytest -m e2e")
-    assert tests.startswith("scripts/setup.sh && ") and tests.endswith("pytest -m unit")
+    assert tests.startswith("scripts/setup.sh && ") and tests.endswith("pytest -m unit -n 2")
 
 
 def test_ci_runs_the_readme_commands() -> None:
