@@ -318,9 +318,10 @@ def compare_training(
 
 JOB_STEPS = (  # the job's own start-up marks, in order (training/__main__.py, finetune.py)
     ("main", "spawn, Python and the job module's imports", True),
+    ("job_modules_imported", "torch and transformers imports (callback's base)", False),
     ("mlflow_opened", "MLflow import and client", False),
     ("settings_logged", "settings, device probe, parameters to MLflow", False),
-    ("libraries_imported", "torch, transformers, peft and TRL imports", False),
+    ("libraries_imported", "peft and TRL imports", False),
     ("model_loaded", "model and tokenizer loaded", False),
     ("data_tokenised", "conversations tokenised (chat_data)", True),
     ("trainer_built", "SFTTrainer built", False),

@@ -63,8 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train(spec: JobSpec, rank: int, marks: dict[str, float]) -> dict[str, float]:
-    from harness.backends.local.training import finetune
+    from harness.backends.local.training import finetune  # with torch and transformers
 
+    marks["job_modules_imported"] = time.time()
     if rank:
         return finetune.run(spec, None, marks)
     from mlflow.tracking import MlflowClient
