@@ -14,14 +14,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # First the lock's pip: Python 3.11's bundled pip (23.2) needs about twice as long to pick
   # the files out of the index pages (benchmarks/setup_time.py prints both).
   "${pip[@]}" pip
-  # pip byte-compiles the 19,000 modules one at a time (about a minute); compileall does it on
-  # every core instead. Compiled here, not on first import: with PYTHONDONTWRITEBYTECODE set
-  # (this project's machine sets it) nothing would ever be kept, and each process would compile torch
-  # and transformers again (20 s instead of 9 s). Like pip, it skips the few modules written
-  # for a newer Python (torch's py312 test helpers), so its exit status is not the setup's.
   # -qq: pip 26 echoes setuptools' notes on editable installs; errors still show, and pip
   # check below reports any broken requirement.
   "${pip[@]}" --quiet --no-compile -e ".[local,dev]"
+  # pip byte-compiles the 19,000 modules one at a time (about a minute); compileall does it on
+  # every core instead. Compiled here, not on first import: where PYTHONDONTWRITEBYTECODE is
+  # set (this project's machine sets it) nothing would ever be kept, and each process would
+  # compile torch and transformers again (20 s instead of 9 s). Like pip, it skips the few
+  # modules written for a newer Python (torch's py312 test helpers), so its exit status is
+  # not the setup's.
   .venv/bin/python -m compileall -qq -j 0 .venv/lib/python3*/site-packages || true
   .venv/bin/python -m pip check
   echo "$want" > "$stamp"
