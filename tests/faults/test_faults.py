@@ -45,6 +45,9 @@ CI_SIGTERM_AFTER_S = 7.5  # GitHub Actions: SIGINT, SIGTERM 7.5 s later, SIGKILL
 CI_SIGKILL_AFTER_S = 2.5
 LEFT = "left for `python -m harness sweep` after a second signal: "
 DEAD_PART_ENDS_RUN_S = 15.0
+# execnet ends a worker whose controller is gone: KeyboardInterrupt after 5 s, os._exit 10 s
+# later (execnet.gateway_base.WorkerGateway._terminate_execution); twice that, for a loaded machine
+ORPHANED_WORKERS_END_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -146,13 +149,19 @@ def test_sigkill_leaves_what_the_sweep_then_removes(
     workspace: Path, moment: str, args: tuple[str, ...]
 ) -> None:
     """SIGKILL of pytest (the xdist controller) while the job trains or the endpoint serves
-    (a registered model then exists): after the sweep, nothing of the run is left in the
-    workspace (job directories, model artifacts, state) or in the temp dir, and no process."""
+    (a registered model then exists): the orphaned xdist workers end on their own, and after
+    the sweep nothing of the run is left in the workspace (job directories, model artifacts,
+    state) or in the temp dir, and no process."""
     run = LocalRun.start(workspace, *args)
     run.until(lambda: MOMENTS[moment](workspace), f"the run {moment}", timeout_s=900)
+    workers = psutil.Process(run.process.pid).children() if args else []  # xdist's, if any
     run.signal(signal.SIGKILL)
     assert run.wait() == -signal.SIGKILL
     assert leftovers(workspace), "a killed run left nothing: the test proves nothing"
+    # the orphaned workers hold the run's mark until they end, and the sweep rightly skips a
+    # live run: a nightly sweep comes hours later, this one once they have ended on their own
+    _, alive = psutil.wait_procs(workers, timeout=ORPHANED_WORKERS_END_S)
+    assert not alive, f"xdist workers outlived their killed controller: {alive}"
     swept = sweep(workspace, "--older-than", "0h")
     assert swept.returncode == 0, swept.stdout + swept.stderr
     assert not python_tracebacks(swept.stdout + swept.stderr)
