@@ -60,6 +60,7 @@ class Signals:
         self.signalled = False
         self.ended = False  # something the run needs died (see end_run)
         self.ended_by = ""  # what died, for the report's reason
+        self.ending = threading.Lock()  # end_run's check and mark, from either thread
         self.safe = coordinator  # raising now unwinds into pytest's handling of Ctrl-C
         self.finishing = False  # pytest_sessionfinish and after: never raise
         self.deferred = False  # to raise at the end of the test phase under way
@@ -170,14 +171,32 @@ class Signals:
                 return
             time.sleep(WATCH_S)
 
-    def end_run(self, what: str, where: str = "") -> None:
+    def last_look(self, backend: Backend) -> None:
+        """The controller, as its session finishes: a part that died since the watcher's last
+        look ends the run just the same. The tests that needed it may fail within that
+        half-second and finish the run (a killed server fails the scoring tests at once),
+        and the same death must give the same verdict, reason and history whatever the
+        timing. xdist's loop is over and xdist stops the workers next: none is signalled."""
+        if self.ended or self.signalled:
+            return
+        try:
+            dead = dead_parts(backend)
+        except Exception as exc:  # the run's outcome stands; say why it was not looked at
+            logging.getLogger("harness").warning("could not look at the run's parts: %s", exc)
+            return
+        if dead:
+            self.end_run(dead[0], workers_running=False)
+
+    def end_run(self, what: str, where: str = "", workers_running: bool = True) -> None:
         """Something the run needs died: end the run now, as an interruption does. Its tests
         are reported as failed or interrupted, the workers are stopped (SIGTERM), no worker
         replaces a dead one (it could only fail on what the dead one left half-made), what
-        the run created is deleted, and every process exits without Python's finalization."""
-        if self.ended or self.finishing or self.signalled:
-            return
-        self.ended = True
+        the run created is deleted, and every process exits without Python's finalization.
+        Called from the watcher's thread and from the main thread (``last_look``): once."""
+        with self.ending:
+            if self.ended or self.finishing or self.signalled:
+                return
+            self.ended = True
         self.ended_by = what
         text = (
             f"{what}; ending the run: the workers are stopped and what the run created is "
@@ -186,8 +205,9 @@ class Signals:
         self._say(f"harness: {text}")
         self.tracker.progress.record_if_used("note", level="error", text=text)
         self.tracker.interrupted = True  # the deletions hurry, the run is not history
-        _no_replacement(self.config)
-        _signal_children(signal.SIGTERM)
+        if workers_running:
+            _no_replacement(self.config)
+            _signal_children(signal.SIGTERM)
 
     def _exit_now(self) -> None:
         """atexit, in an interrupted run or one that something dead ended (``end_run``): exit

@@ -161,6 +161,7 @@ class _RunWatch:
     ) -> None:
         self.config, self.tracker, self.progress, self.signals = config, tracker, progress, signals
         self.worker, self.joined = is_xdist_worker(config), threading.Event()
+        self.making = threading.Lock()  # the controller's backend, made by one thread only
 
     def pytest_sessionstart(self) -> None:
         if _is_coordinator(self.config):
@@ -185,6 +186,7 @@ class _RunWatch:
         """Around every other ``pytest_sessionfinish``: once pytest has torn down what a
         stopped run left and the controller has deleted what its workers left, the report
         is written again if anything happened after it (its teardown section)."""
+        self._last_look()
         result = yield
         finished = self.config.stash.get(FINISHED, None)
         if finished is not None:
@@ -223,9 +225,24 @@ class _RunWatch:
         self.joined.set()
         try:
             self.tracker.hold_run()
-            _coordinator_backend(self.config)
+            with self.making:
+                _coordinator_backend(self.config)
         except Exception as exc:  # a thread: the workers report what is wrong, no traceback
             logging.getLogger("harness").debug("the controller could not join the run: %s", exc)
+
+    def _last_look(self) -> None:
+        """The controller, before anything of its session's end: once more what the watcher
+        looks for (``Signals.last_look``), with the backend made now if the run was too short
+        for the watcher to make it."""
+        if not (_is_coordinator(self.config) and self.progress.used):
+            return
+        try:
+            with self.making:
+                backend = _coordinator_backend(self.config)
+        except Exception as exc:  # the deletions that follow say what is wrong
+            logging.getLogger("harness").debug("no last look at the run's parts: %s", exc)
+            return
+        self.signals.last_look(backend)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -82,6 +82,26 @@ def test_a_part_that_dies_ends_an_xdist_run_without_waiting_for_the_workers(
     assert written["run"]["verdict"] == "interrupted" and written["run"]["reason"] == died
 
 
+def test_a_part_that_dies_as_the_last_tests_run_ends_the_run_just_the_same(
+    pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job dies as scoring starts, and the fake's remaining tests finish within the
+    watcher's half-second (as a killed server's scoring tests fail at once): the controller's
+    last look, as its session finishes, names what died and the run ends as if the watcher
+    had seen it, with the same line, verdict and reason (CI, 2026-12-04: it did not)."""
+    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "invoke:0")
+    monkeypatch.setenv("HARNESS_FAKE_DIES", "invoke")
+    result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
+    died = "fake job died in invoke (exit code -9: killed by SIGKILL); log fake://job"
+    result.stdout.fnmatch_lines(
+        [f"harness: {died}; ending the run: the workers are stopped and what the run created *"]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert set(balance(events).values()) == {0}, read_events(events)
+    written = report(pytester)
+    assert written["run"]["verdict"] == "interrupted" and written["run"]["reason"] == died
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_still_tears_down(
     pytester: pytest.Pytester, events: Path, monkeypatch: pytest.MonkeyPatch, signum: int
