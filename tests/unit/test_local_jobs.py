@@ -317,12 +317,16 @@ def test_a_child_forked_while_its_parent_is_stopped_is_asked_to_stop_too(
         "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})\n"
         "time.sleep(30)\n"
     )
+    # The leader exits once its child is running (not after a fixed second): ``stop`` must
+    # find the child after the leader is gone as well as while it lives.
     (tmp_path / "leader.py").write_text(
-        "import signal, subprocess, sys, time\n"
+        "import pathlib, signal, subprocess, sys, time\n"
         "def forks(*args):\n"
         "    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
         "    subprocess.Popen([sys.executable, 'child.py'])\n"
-        "    time.sleep(1)\n"
+        "    deadline = time.monotonic() + 30\n"
+        "    while not pathlib.Path('child.txt').exists() and time.monotonic() < deadline:\n"
+        "        time.sleep(0.01)\n"
         "    sys.exit(0)\n"
         "signal.signal(signal.SIGTERM, forks)\n"
         "print('ready', flush=True)\n"
