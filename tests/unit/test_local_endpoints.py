@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from harness.backends.local import deployments, endpoints, sweep
+from harness.backends.local import deployments, endpoints, processes, sweep
 from harness.backends.local.processes import group_members, owned_members, spawn, stop
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
@@ -151,6 +151,34 @@ def test_an_orphaned_child_of_a_server_is_still_proven_and_stopped(tmp_path: Pat
     assert owned_members(server.record)
     assert stop(server.record, grace_s=2)
     assert not group_members(server.pid)
+
+
+def test_a_child_in_the_middle_of_its_exec_at_the_first_look_is_still_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leader died; its child, between fork and exec, cannot be read at ``stop``'s first
+    look (no environment: neither ours nor a stranger yet). ``stop`` once answered "nothing
+    was running" and left it alive (seen on a loaded machine, 1 round of 5); it looks again
+    until the child can be told, then stops it."""
+    server = spawn(["sh", "-c", "sleep 30 & wait"], tmp_path / "log", {}, tmp_path)
+    deadline = time.monotonic() + 5
+    while len(group_members(server.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.kill()
+    server.wait()
+    real, looks = processes.is_ours, []
+
+    def mid_exec_at_first(proc: psutil.Process, record: processes.ProcessRecord) -> bool | None:
+        looks.append(proc.pid)
+        return None if len(looks) <= 3 else real(proc, record)
+
+    monkeypatch.setattr(processes, "is_ours", mid_exec_at_first)
+    try:
+        assert stop(server.record, grace_s=2)
+        assert not group_members(server.pid)
+    finally:
+        for left in group_members(server.pid):
+            left.kill()
 
 
 def test_scoring_a_server_that_died_says_it_exited_with_its_log(

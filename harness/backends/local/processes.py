@@ -36,6 +36,7 @@ PROJECT_ROOT = Path(harness.__file__).resolve().parent.parent
 STOP_GRACE_S = 10.0  # between SIGTERM and SIGKILL, unless the caller has less time
 TOKEN_ENV = "HARNESS_PROCESS_TOKEN"  # in every spawned process's environment, inherited
 START_TOLERANCE_S = 0.05  # psutil's start times are rounded to the clock tick
+UNTOLD_S = 2.0  # how long stop's first look waits for a member in the middle of its exec
 log = logging.getLogger("harness")
 
 
@@ -283,7 +284,14 @@ def stop(record: ProcessRecord | None, grace_s: float = STOP_GRACE_S, what: str 
         signal_new(signal.SIGTERM)
         return not _running(signalled) and not _not_strangers(record)
 
-    signal_new(signal.SIGTERM)
+    def told() -> bool:
+        """The first SIGTERM went out, or no member is left to tell apart. A child between
+        fork and exec (its leader killed) shows no environment for a moment: neither ours
+        nor a stranger yet, so the look is repeated instead of answering "none running"."""
+        signal_new(signal.SIGTERM)
+        return bool(signalled) or not _not_strangers(record)
+
+    Deadline(UNTOLD_S).until(told, 0.01)
     if not signalled:
         return False
     if not Deadline(grace_s).until(gone, 0.05):
