@@ -189,10 +189,11 @@ class Signals:
 
     def end_run(self, what: str, where: str = "", workers_running: bool = True) -> None:
         """Something the run needs died: end the run now, as an interruption does. Its tests
-        are reported as failed or interrupted, the workers are stopped (SIGTERM), no worker
-        replaces a dead one (it could only fail on what the dead one left half-made), what
-        the run created is deleted, and every process exits without Python's finalization.
-        Called from the watcher's thread and from the main thread (``last_look``): once."""
+        are reported as failed or interrupted, the workers are stopped (SIGTERM, while
+        ``workers_running``), no worker replaces a dead one (it could only fail on what the
+        dead one left half-made), what the run created is deleted, and every process exits
+        without Python's finalization. Called from the watcher's thread and from the main
+        thread (``last_look``): once."""
         with self.ending:
             if self.ended or self.finishing or self.signalled:
                 return

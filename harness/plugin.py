@@ -183,9 +183,10 @@ class _RunWatch:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self) -> Generator[None, None, None]:
-        """Around every other ``pytest_sessionfinish``: once pytest has torn down what a
-        stopped run left and the controller has deleted what its workers left, the report
-        is written again if anything happened after it (its teardown section)."""
+        """Around every other ``pytest_sessionfinish``: first the controller's last look at
+        the run's parts; then, once pytest has torn down what a stopped run left and the
+        controller has deleted what its workers left, the report is written again if
+        anything happened after it (its teardown section)."""
         self._last_look()
         result = yield
         finished = self.config.stash.get(FINISHED, None)
