@@ -67,19 +67,9 @@ def test_a_part_that_dies_ends_an_xdist_run_without_waiting_for_the_workers(
     """The job dies while a worker waits for it (30 s here): the controller, watching the
     run's parts, names what died and ends the run at once; the worker never gets to the
     model, everything created is deleted, and the report says why the run ended."""
-    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "wait_for_job:30")
-    monkeypatch.setenv("HARNESS_FAKE_DIES", "wait_for_job")
-    result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
-    died = "fake job died in wait_for_job (exit code -9: killed by SIGKILL); log fake://job"
-    result.stdout.fnmatch_lines(
-        [f"harness: {died}; ending the run: the workers are stopped and what the run created *"]
-    )
+    result = ended_by_a_dead_job(pytester, events, monkeypatch, "wait_for_job", sleep_s=30)
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert created(events)["model"] == 0  # the waiting worker was stopped, not waited for
-    assert set(balance(events).values()) == {0}, read_events(events)
-    written = report(pytester)
-    assert written["run"]["verdict"] == "interrupted" and written["run"]["reason"] == died
 
 
 def test_a_part_that_dies_as_the_last_tests_run_ends_the_run_just_the_same(
@@ -89,10 +79,23 @@ def test_a_part_that_dies_as_the_last_tests_run_ends_the_run_just_the_same(
     watcher's half-second (as a killed server's scoring tests fail at once): the controller's
     last look, as its session finishes, names what died and the run ends as if the watcher
     had seen it, with the same line, verdict and reason (CI, 2026-12-04: it did not)."""
-    monkeypatch.setenv("HARNESS_FAKE_SLEEP", "invoke:0")
-    monkeypatch.setenv("HARNESS_FAKE_DIES", "invoke")
+    ended_by_a_dead_job(pytester, events, monkeypatch, "invoke", sleep_s=0)
+
+
+def ended_by_a_dead_job(
+    pytester: pytest.Pytester,
+    events: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    sleep_s: float,
+) -> pytest.RunResult:
+    """An ``-n 2`` run whose fake job dies once a worker reaches ``step``: the run names what
+    died, ends without a traceback, deletes everything it created, and its report is
+    "interrupted" with what died as the reason."""
+    monkeypatch.setenv("HARNESS_FAKE_SLEEP", f"{step}:{sleep_s:g}")
+    monkeypatch.setenv("HARNESS_FAKE_DIES", step)
     result = pytester.runpytest_subprocess("-p", "harness.plugin", "-p", "xdist", "-n", "2")
-    died = "fake job died in invoke (exit code -9: killed by SIGKILL); log fake://job"
+    died = f"fake job died in {step} (exit code -9: killed by SIGKILL); log fake://job"
     result.stdout.fnmatch_lines(
         [f"harness: {died}; ending the run: the workers are stopped and what the run created *"]
     )
@@ -100,6 +103,7 @@ def test_a_part_that_dies_as_the_last_tests_run_ends_the_run_just_the_same(
     assert set(balance(events).values()) == {0}, read_events(events)
     written = report(pytester)
     assert written["run"]["verdict"] == "interrupted" and written["run"]["reason"] == died
+    return result
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

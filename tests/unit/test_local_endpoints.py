@@ -15,7 +15,13 @@ import psutil
 import pytest
 
 from harness.backends.local import deployments, endpoints, processes, sweep
-from harness.backends.local.processes import group_members, owned_members, spawn, stop
+from harness.backends.local.processes import (
+    Child,
+    group_members,
+    owned_members,
+    spawn,
+    stop,
+)
 from harness.backends.local.workspace import Workspace
 from harness.errors import DeploymentError
 from harness.naming import ownership_tags
@@ -140,14 +146,20 @@ class RecordingJobs:
         return jobs
 
 
-def test_an_orphaned_child_of_a_server_is_still_proven_and_stopped(tmp_path: Path) -> None:
-    """The leader died (SIGKILL); its child carries the token and is stopped by the record."""
+def orphaned_child(tmp_path: Path) -> Child:
+    """A server-like group whose leader was SIGKILLed once it had forked its child."""
     server = spawn(["sh", "-c", "sleep 30 & wait"], tmp_path / "log", {}, tmp_path)
     deadline = time.monotonic() + 5
     while len(group_members(server.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     server.kill()
     server.wait()
+    return server
+
+
+def test_an_orphaned_child_of_a_server_is_still_proven_and_stopped(tmp_path: Path) -> None:
+    """The leader died (SIGKILL); its child carries the token and is stopped by the record."""
+    server = orphaned_child(tmp_path)
     assert owned_members(server.record)
     assert stop(server.record, grace_s=2)
     assert not group_members(server.pid)
@@ -160,12 +172,7 @@ def test_a_child_in_the_middle_of_its_exec_at_the_first_look_is_still_stopped(
     look (no environment: neither ours nor a stranger yet). ``stop`` once answered "nothing
     was running" and left it alive (seen on a loaded machine, 1 round of 5); it looks again
     until the child can be told, then stops it."""
-    server = spawn(["sh", "-c", "sleep 30 & wait"], tmp_path / "log", {}, tmp_path)
-    deadline = time.monotonic() + 5
-    while len(group_members(server.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    server.kill()
-    server.wait()
+    server = orphaned_child(tmp_path)
     real, looks = processes.is_ours, []
 
     def mid_exec_at_first(proc: psutil.Process, record: processes.ProcessRecord) -> bool | None:
