@@ -636,6 +636,17 @@ def test_sweeping_a_workspace_that_never_ran_creates_no_mlflow_store(
     assert not (workspace / "mlflow.db").exists()
 
 
+def test_listing_versions_of_a_workspace_that_never_ran_creates_no_mlflow_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Nothing was registered where the store does not exist: ``versions`` says so without
+    creating it (a second of MLflow's migrations, and a database the user never asked for)."""
+    workspace = tmp_path / "ws"
+    code = main(["versions", f"--workspace={workspace}", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out) == []
+    assert not (workspace / "mlflow.db").exists()
+
+
 def test_sweep_json_lists_each_failure_and_exits_1(
     capsys: pytest.CaptureFixture[str], fake: dict[str, Any]
 ) -> None:

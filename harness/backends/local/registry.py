@@ -57,16 +57,22 @@ def name_filter(name: str) -> str:
 def versions_of(ws: Workspace, name: str) -> list[ModelVersion]:
     where = name_filter(name)
     return _all(
-        lambda token: ws.client().search_model_versions(where, max_results=PAGE, page_token=token)
+        ws,
+        lambda token: ws.client().search_model_versions(where, max_results=PAGE, page_token=token),
     )
 
 
 def all_versions(ws: Workspace) -> list[ModelVersion]:
-    return _all(lambda token: ws.client().search_model_versions(max_results=PAGE, page_token=token))
+    return _all(
+        ws, lambda token: ws.client().search_model_versions(max_results=PAGE, page_token=token)
+    )
 
 
-def _all(search: Callable[[str | None], Any]) -> list[Any]:
-    """Every item of a paged MLflow search."""
+def _all(ws: Workspace, search: Callable[[str | None], Any]) -> list[Any]:
+    """Every item of a paged MLflow search. A workspace without its store has registered
+    nothing: the store is not created (a second of MLflow's migrations) only to say so."""
+    if not ws.has_store:
+        return []
     items: list[Any] = []
     token: str | None = None
     while True:
