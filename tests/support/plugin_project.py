@@ -74,7 +74,7 @@ def make_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """In-process run with only the plugins it needs and one-line tracebacks (fast)."""
-    return pytester.runpytest("-p", "harness.plugin", "--tb=line", *args)
+    return pytester.runpytest("-p", "harness.plugin", "-p", "no:cacheprovider", "--tb=line", *args)
 
 
 def leftovers(workspace: Path) -> list[Path]:
