@@ -3,7 +3,10 @@
 Targets on the 2-core CI machine: the README's test command (the unit suite on two xdist
 workers) under 15 s, ``import harness.plugin`` under 0.3 s.
 Run: ``.venv/bin/python benchmarks/unit_suite.py [--repeat 5] [--suite-repeat 3]``; the suite is
-timed serially and with two xdist workers, the two alternated.
+timed serially and with two xdist workers, the two alternated. Run ``scripts/setup.sh`` first,
+as the README's command does: it compiles the tests, which a machine that sets
+``PYTHONDONTWRITEBYTECODE`` would otherwise rewrite and compile in every process (about 1 s of
+each xdist worker's start).
 """
 
 from __future__ import annotations
