@@ -59,6 +59,15 @@ def imported_before_the_snapshot(report_modules_loaded: None) -> None:
     import mlflow.store.tracking.rest_store  # noqa: F401
 
 
+def isolated(pytester: pytest.Pytester) -> list[str]:
+    """An inner run that sees only its own directory: not this repository's ini, and no
+    conftest.py above it. With ``-c /dev/null`` alone pytest's conftest boundary is /dev, so
+    each run listed every directory from / down (/tmp's hundreds of entries) and would have
+    loaded a conftest.py found in any of them."""
+    path = str(pytester.path)
+    return ["--rootdir", path, "-c", os.devnull, f"--confcutdir={path}"]
+
+
 def run_suite(
     pytester: pytest.Pytester,
     *args: str,
@@ -69,8 +78,7 @@ def run_suite(
     shutil.copy(E2E / "conftest.py", pytester.path / "e2e" / "conftest.py")
     shutil.copy(E2E / "test_workflow.py", pytester.path / "e2e" / "test_azure_copy.py")
     plugin = AzureFakePlugin(script, metadata_key=metadata_key)
-    isolated = ["--rootdir", str(pytester.path), "-c", os.devnull]  # not this repo's ini
-    return pytester.runpytest_inprocess(*isolated, *ARGS, *args, plugins=[plugin]), plugin
+    return pytester.runpytest_inprocess(*isolated(pytester), *ARGS, *args, plugins=[plugin]), plugin
 
 
 def test_the_e2e_suite_passes_against_the_fake_service(pytester: pytest.Pytester) -> None:

@@ -8,7 +8,6 @@ real traffic (tests/unit/test_cassettes.py).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 from pathlib import Path
@@ -19,7 +18,7 @@ import yaml
 from harness import replay
 from harness.replay import request_key
 from tests.support.azure_fake import FakeAzureML
-from tests.unit.test_azure_suite import E2E, imported_before_the_snapshot, run_suite
+from tests.unit.test_azure_suite import E2E, imported_before_the_snapshot, isolated, run_suite
 
 __all__ = ["imported_before_the_snapshot"]
 pytestmark = pytest.mark.usefixtures("imported_before_the_snapshot", "plots_drawn_elsewhere")
@@ -121,9 +120,7 @@ def replayed(recorded: Path, pytester: pytest.Pytester, run_id: str = "hrec0001"
     plugin = replay.ReplayPlugin(recording)
     report = pytester.path / "replay-report"
     args = replay.pytest_args(recording, pytester.path / "e2e", report)
-    result = pytester.runpytest_inprocess(
-        "--rootdir", str(pytester.path), "-c", os.devnull, *args, plugins=[plugin]
-    )
+    result = pytester.runpytest_inprocess(*isolated(pytester), *args, plugins=[plugin])
     assert result.ret == pytest.ExitCode.OK, plugin.summary()
     assert plugin.player.first_unanswered is None
     assert not extra_polls_aside(plugin.player), "every answer was asked for"
