@@ -35,6 +35,7 @@ ARGS = [
     "100",
     "-p",
     "no:cacheprovider",
+    "--tb=line",  # each failure's message, without parsing its files' source for long tracebacks
 ]
 CREATING = ("PUT", "POST", "PATCH", "DELETE")
 
