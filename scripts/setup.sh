@@ -32,6 +32,9 @@ fi
 # processes, and the tests as pytest's assertion rewriting leaves them, which only pytest
 # writes, while collecting. Where PYTHONDONTWRITEBYTECODE is set each pytest process would
 # otherwise rewrite and compile all 130 test modules again: 1 s of each xdist worker's start.
+# The collection runs in a clean environment: the user's HARNESS_* settings are the test
+# run's to judge, not the setup's (and it writes bytecode, whatever the caller's setting).
 .venv/bin/python -m compileall -qq -j 0 harness benchmarks tools conftest.py
-PYTHONDONTWRITEBYTECODE= .venv/bin/python -m pytest --collect-only -qq -p no:cacheprovider >/dev/null ||
+env -i HOME="$HOME" PATH="$PATH" .venv/bin/python -m pytest --collect-only -qq \
+  -p no:cacheprovider >/dev/null ||
   echo "setup: collecting the tests failed (the test run says why); they run uncompiled" >&2
