@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shlex
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,11 @@ def hands_out_whole_modules(config: pytest.Config) -> bool:
     """A unit run under pytest-xdist gives each worker whole modules (``--dist loadscope``)
     unless ``--dist`` was chosen: twelve unit modules have module-scoped fixtures (the report
     page's browser, a sweep test's MLflow store, ...), which ``load``, handing out one test
-    at a time, set up in both workers. 0.6 s less a run, 6 of 7 alternated pairs (2026-12-04)."""
-    chosen = any(a == "-d" or a.startswith("--dist") for a in config.invocation_params.args)
+    at a time, set up in both workers. 0.6 s less a run, 6 of 7 alternated pairs (2026-12-04).
+    ``--dist`` counts as chosen on the command line and in ``PYTEST_ADDOPTS`` (a CI job's
+    usual place), where pytest reads it too."""
+    given = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    chosen = any(a == "-d" or a.startswith("--dist") for a in given)
     return config.stash.get(_UNIT_RUN, False) and not chosen
 
 
