@@ -2,9 +2,10 @@
 check that a directory can hold it (run at start-up, before anything is created).
 
 The tracking store and the model registry share one SQLite database, as the registry and the
-job history share one workspace on Azure. Creating the database takes about two seconds and
-must happen once, even when several pytest-xdist workers start at the same moment, hence the
-file lock around first-time initialisation.
+job history share one workspace on Azure. Creating the database (from the shipped schema, see
+mlflow_store; by MLflow's migrations, seconds, without one) must happen once, even when several
+pytest-xdist workers start at the same moment, hence the file lock around first-time
+initialisation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
+from harness.backends.local import mlflow_store
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -165,15 +167,19 @@ class Workspace:
 
 @functools.cache
 def _client(root: Path, uri: str) -> MlflowClient:
-    """One client per workspace and process. Building the first one creates (migrates) the
-    database, so on a fresh workspace the lock is taken before the client is built: parallel
-    workers would otherwise race on MLflow's migration (``_alembic_tmp_*`` already exists)."""
+    """One client per workspace and process. On a fresh workspace the database is created
+    (from the shipped schema, see mlflow_store, or by MLflow's migrations) and the first
+    client built under the lock: parallel workers would otherwise race on its creation
+    (``_alembic_tmp_*`` already exists)."""
     from mlflow.tracking import MlflowClient
 
     marker = root / ".mlflow-initialised"
     if marker.exists():
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
     with Workspace(root).lock("init"):
+        store = Workspace(root).store
+        if not store.exists():
+            mlflow_store.create_from_schema(store)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_experiments(max_results=1)
         client.search_registered_models(max_results=1)
