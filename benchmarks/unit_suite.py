@@ -29,6 +29,21 @@ def wall(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def python_speed() -> float:
+    """Seconds one core takes for a fixed pure-Python loop, best of 3 (the suite is mostly
+    interpreted Python): the machine's speed that day, so that figures taken on different
+    machines of the same kind can be set side by side."""
+    probe = (
+        "import time\nt = time.perf_counter()\ntotal = 0\n"
+        "for i in range(10_000_000):\n    total += i\nprint(time.perf_counter() - t)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+        for _ in range(3)
+    ]
+    return min(float(run.stdout) for run in runs)
+
+
 def heavy_modules_loaded_by_plugin() -> list[str]:
     probe = (
         "import json, sys, harness.plugin; "
@@ -49,6 +64,7 @@ def main() -> None:
     baseline = [wall([sys.executable, "-c", "pass"]) for _ in range(repeat)]
     imports = [wall([sys.executable, "-c", "import harness.plugin"]) for _ in range(repeat)]
     net = statistics.median(imports) - statistics.median(baseline)
+    print(f"python loop (speed ref.) best {python_speed():.2f} s")
     print(f"python startup           median {statistics.median(baseline):.3f} s")
     print(
         f"import harness.plugin    median {statistics.median(imports):.3f} s "
