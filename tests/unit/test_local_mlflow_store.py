@@ -106,3 +106,16 @@ def test_a_schema_that_does_not_load_leaves_nothing_and_says_so(
     assert mlflow_store.create_from_schema(store) is False
     assert list(store.parent.iterdir()) == []
     assert "0123456789ab.sql failed" in caplog.text and "MLflow creates it" in caplog.text
+
+
+def test_what_a_killed_creation_left_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A creation killed (SIGKILL) before its rename leaves only its scratch file; the next
+    creation, under the same lock, removes it and makes the store."""
+    store = tmp_path / "mlflow.db"
+    left = tmp_path / ".mlflow.db.0badf00d.creating"
+    left.write_bytes(b"SQLite format 3\0 cut short")
+    assert mlflow_store.create_from_schema(store) is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert revision == mlflow_store.installed_revision()

@@ -47,8 +47,11 @@ def create_from_schema(store: Path) -> bool:
     revision; False, with nothing created, when there is none (MLflow then migrates).
 
     The caller holds the workspace's init lock. The database is written beside ``store`` and
-    renamed into place, so a crash leaves no half-made store for MLflow to trip over.
+    renamed into place, so a crash leaves no half-made store for MLflow to trip over; what a
+    killed creation left beside it is removed here (under the lock, no other is running).
     """
+    for stale in store.parent.glob(f".{store.name}.*.creating"):
+        stale.unlink(missing_ok=True)
     schema = shipped_schema(installed_revision())
     if schema is None:
         logger.info("no shipped MLflow schema for this MLflow; MLflow creates the store")
