@@ -31,8 +31,9 @@ def wall(command: list[str]) -> float:
 
 def python_speed() -> float:
     """Seconds one core takes for a fixed pure-Python loop, best of 3 (the suite is mostly
-    interpreted Python): the machine's speed that day, so that figures taken on different
-    machines of the same kind can be set side by side."""
+    interpreted Python): a rough figure of the machine's speed that day, to set figures of
+    different machines side by side. Rough: on 2026-12-04 it stayed at 0.52-0.54 s while the
+    suite's own time on that machine drifted from 19 to 34 s."""
     probe = (
         "import time\nt = time.perf_counter()\ntotal = 0\n"
         "for i in range(10_000_000):\n    total += i\nprint(time.perf_counter() - t)"
