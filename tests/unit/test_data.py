@@ -7,7 +7,6 @@ ultrachat_200k layout that the tests write; only the hub id is expected to fail.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from harness import data
 from harness.errors import DataError
+from tests.support.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -164,11 +164,7 @@ def test_shipped_dataset_is_valid_ultrachat() -> None:
 def test_generator_reproduces_the_shipped_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = importlib.util.spec_from_file_location("make_dataset", REPO / "tools/make_dataset.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "make_dataset", module)  # dataclasses look themselves up
-    spec.loader.exec_module(module)
+    module = load_tool("make_dataset", monkeypatch)
     import pyarrow.parquet as pq
 
     module.main(["--out", str(tmp_path)])

@@ -4,29 +4,17 @@ migrations make for the installed MLflow; without a schema for it, MLflow migrat
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import sqlite3
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from harness.backends.local import mlflow_store
 from harness.backends.local.workspace import Workspace
+from tests.support.tools import load_tool
 
-REPO = Path(__file__).resolve().parents[2]
 REGENERATE = "run python tools/make_mlflow_schema.py"
-
-
-def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_mlflow_schema", REPO / "tools/make_mlflow_schema.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def canonical(sql: str) -> list[tuple[str, ...]]:
@@ -54,8 +42,10 @@ def test_a_schema_is_shipped_for_the_installed_mlflow_and_no_other() -> None:
     assert [p.name for p in mlflow_store.SCHEMAS.glob("*.sql")] == [f"{revision}.sql"]
 
 
-def test_the_shipped_schema_is_what_mlflows_migrations_make() -> None:
-    revision, made = generator().migrated_schema()
+def test_the_shipped_schema_is_what_mlflows_migrations_make(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    revision, made = load_tool("make_mlflow_schema", monkeypatch).migrated_schema()
     shipped = mlflow_store.shipped_schema(revision)
     assert shipped is not None, f"no MLflow schema is shipped for revision {revision}: {REGENERATE}"
     assert canonical(shipped.read_text()) == canonical(made), f"{shipped} is stale: {REGENERATE}"
