@@ -176,10 +176,10 @@ def _client(root: Path, uri: str) -> MlflowClient:
     marker = root / ".mlflow-initialised"
     if marker.exists():
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
-    with Workspace(root).lock("init"):
-        store = Workspace(root).store
-        if not store.exists():
-            mlflow_store.create_from_schema(store)
+    ws = Workspace(root)
+    with ws.lock("init"):
+        if not ws.has_store:
+            mlflow_store.create_from_schema(ws.store)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_experiments(max_results=1)
         client.search_registered_models(max_results=1)
